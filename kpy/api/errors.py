@@ -1,0 +1,134 @@
+"""The one hierarchy of API errors.
+
+Every failure that a user or a component can act on is a `StatusError` with a
+`reason` (Kubernetes' StatusReason), an HTTP-like `code`, and for Invalid the
+list of field causes. Storage raises them, the API server maps each reason to
+one gRPC status code, and the client SDK raises the same classes again, so a
+caller catches `NotFound` or `Conflict` the same way on either side of the
+wire.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field: `path` is the field path
+    (`spec.template.spec.containers[0].image`), `reason` is Kubernetes'
+    cause type (FieldValueRequired, FieldValueInvalid, ...), `detail` says why."""
+
+    path: str
+    reason: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.detail}" if self.path else self.detail
+
+
+# Kubernetes' field error types (CauseType), used as FieldError.reason.
+REQUIRED = "FieldValueRequired"
+INVALID = "FieldValueInvalid"
+NOT_SUPPORTED = "FieldValueNotSupported"
+DUPLICATE = "FieldValueDuplicate"
+FORBIDDEN = "FieldValueForbidden"
+TOO_LONG = "FieldValueTooLong"
+UNKNOWN_FIELD = "FieldValueUnknown"  # strict decoding: a field the schema lacks
+
+
+class StatusError(Exception):
+    """Base of every API error. `reason` and `code` follow Kubernetes' Status."""
+
+    reason: ClassVar[str] = "InternalError"
+    code: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, kind: str = "", name: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.kind = kind
+        self.name = name
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class BadRequest(StatusError):
+    reason = "BadRequest"
+    code = 400
+
+
+class NotFound(StatusError):
+    reason = "NotFound"
+    code = 404
+
+
+class AlreadyExists(StatusError):
+    reason = "AlreadyExists"
+    code = 409
+
+
+class Conflict(StatusError):
+    """An update carried a stale resourceVersion (or a precondition failed):
+    read the object again, apply the change to it, and retry."""
+
+    reason = "Conflict"
+    code = 409
+
+
+class Forbidden(StatusError):
+    reason = "Forbidden"
+    code = 403
+
+
+class Expired(StatusError):
+    """The requested resourceVersion has been compacted away: relist."""
+
+    reason = "Expired"
+    code = 410
+
+
+class Timeout(StatusError):
+    reason = "Timeout"
+    code = 504
+
+
+class TooLarge(StatusError):
+    reason = "RequestEntityTooLarge"
+    code = 413
+
+
+class Unavailable(StatusError):
+    """The storage or server behind the request cannot be reached right now."""
+
+    reason = "ServiceUnavailable"
+    code = 503
+
+
+class Invalid(StatusError):
+    """The object failed decoding, defaulting or validation; `causes` lists
+    every problem with its field path."""
+
+    reason = "Invalid"
+    code = 422
+
+    def __init__(self, causes: list[FieldError], *, kind: str = "", name: str = "") -> None:
+        self.causes = list(causes)
+        what = f'{kind} "{name}"' if kind and name else (kind or "object")
+        lines = "; ".join(str(c) for c in self.causes)
+        super().__init__(f"{what} is invalid: {lines}", kind=kind, name=name)
+
+
+def not_found(kind: str, name: str) -> NotFound:
+    return NotFound(f'{kind} "{name}" not found', kind=kind, name=name)
+
+
+def already_exists(kind: str, name: str) -> AlreadyExists:
+    return AlreadyExists(f'{kind} "{name}" already exists', kind=kind, name=name)
+
+
+def conflict(kind: str, name: str, why: str) -> Conflict:
+    return Conflict(
+        f'Operation cannot be fulfilled on {kind} "{name}": {why}', kind=kind, name=name
+    )
