@@ -1,0 +1,3 @@
+"""autoscaling/v1: Scale, the body of the scale subresource."""
+
+from kpy.api.autoscaling.v1.generated_pb2 import *
