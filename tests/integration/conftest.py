@@ -1,0 +1,55 @@
+"""Fixtures for tests against a real etcd.
+
+One etcd runs for the whole session (fast progress notifications, no fsync),
+and is stopped by its pid at the end. Tests share it, so each one works in
+its own namespace (the `namespace` fixture) and never assumes an empty
+keyspace or a particular revision.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kpy.storage import EtcdServer, Store, new_client
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    import aetcd
+
+PROGRESS_NOTIFY_INTERVAL = 0.2  # seconds between etcd's watch progress notifications
+
+
+@pytest.fixture(scope="session")
+def etcd_server() -> Iterator[EtcdServer]:
+    server = EtcdServer(progress_notify_interval=PROGRESS_NOTIFY_INTERVAL, unsafe_no_fsync=True)
+    server.start()
+    pid = server.pid
+    yield server
+    server.stop()
+    assert not Path(f"/proc/{pid}").exists(), f"etcd (pid {pid}) is still running after stop()"
+
+
+@pytest.fixture(scope="session")
+async def etcd_client(etcd_server: EtcdServer) -> AsyncIterator[aetcd.Client]:
+    client = new_client(etcd_server.endpoint)
+    await client.connect()
+    yield client
+    await client.close()
+
+
+@pytest.fixture
+def store(etcd_client: aetcd.Client) -> Store:
+    return Store(etcd_client)
+
+
+@pytest.fixture
+def namespace(request: pytest.FixtureRequest) -> str:
+    """A namespace name no other test uses."""
+    base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
+    return f"{base}-{uuid.uuid4().hex[:6]}"
