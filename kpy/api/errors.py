@@ -115,9 +115,11 @@ class Invalid(StatusError):
 
     def __init__(self, causes: list[FieldError], *, kind: str = "", name: str = "") -> None:
         self.causes = list(causes)
-        what = f'{kind} "{name}"' if kind and name else (kind or "object")
         lines = "; ".join(str(c) for c in self.causes)
-        super().__init__(f"{what} is invalid: {lines}", kind=kind, name=name)
+        if kind:
+            what = f'{kind} "{name}"' if name else kind
+            lines = f"{what} is invalid: {lines}"
+        super().__init__(lines, kind=kind, name=name)
 
 
 def not_found(kind: str, name: str) -> NotFound:

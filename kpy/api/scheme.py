@@ -45,3 +45,147 @@ class ResourceInfo:
     def group_resource(self) -> str:
         """`deployments.apps`, or just `pods` for the core group."""
         return f"{self.plural}.{self.group}" if self.group else self.plural
+
+
+class Scheme:
+    """The registry of kinds. Lookups are by (apiVersion, kind), by message
+    type, or by any name a user may type for a resource (plural, singular,
+    short name, `plural.group`)."""
+
+    def __init__(self) -> None:
+        self._by_kind: dict[tuple[str, str], ResourceInfo] = {}
+        self._by_message: dict[type[Message], ResourceInfo] = {}
+        self._by_name: dict[str, list[ResourceInfo]] = {}
+
+    def register(self, info: ResourceInfo) -> None:
+        key = (info.api_version, info.kind)
+        if key in self._by_kind:
+            raise ValueError(f"{info.kind} in {info.api_version} is registered twice")
+        self._by_kind[key] = info
+        self._by_message.setdefault(info.message, info)
+        names = {info.plural, info.singular, info.group_resource, *info.short_names}
+        for name in names:
+            self._by_name.setdefault(name.lower(), []).append(info)
+
+    def lookup(self, api_version: str, kind: str) -> ResourceInfo | None:
+        return self._by_kind.get((api_version, kind))
+
+    def versions_of(self, kind: str) -> list[str]:
+        """Every apiVersion that serves `kind` (to explain a wrong apiVersion)."""
+        return [api for (api, k) in self._by_kind if k == kind]
+
+    def for_message(self, message: type[Message]) -> ResourceInfo:
+        try:
+            return self._by_message[message]
+        except KeyError:
+            raise KeyError(f"{message.__name__} is not a registered kind") from None
+
+    def resolve(self, name: str) -> ResourceInfo:
+        """The resource a user means by `pods`, `pod`, `po`, `deployments.apps`
+        or `Deployment`; raises KeyError with a hint when it is unknown or
+        ambiguous."""
+        found = self._by_name.get(name.lower(), [])
+        if not found:
+            raise KeyError(f'the server doesn\'t have a resource type "{name}"')
+        return found[0]
+
+    def all(self) -> list[ResourceInfo]:
+        return list(self._by_kind.values())
+
+
+def _build_default() -> Scheme:
+    from kpy.api.apiextensions import v1 as apiextensions_v1
+    from kpy.api.apps import v1 as apps_v1
+    from kpy.api.autoscaling import v2 as autoscaling_v2
+    from kpy.api.batch import v1 as batch_v1
+    from kpy.api.coordination import v1 as coordination_v1
+    from kpy.api.core import v1 as core_v1
+    from kpy.api.storage import v1 as storage_v1
+
+    s = Scheme()
+    R = ResourceInfo
+    for info in (
+        R("", "v1", "Namespace", "namespaces", False, core_v1.Namespace, ("ns",)),
+        R("", "v1", "Pod", "pods", True, core_v1.Pod, ("po",)),
+        R("", "v1", "Node", "nodes", False, core_v1.Node, ("no",)),
+        R("", "v1", "Service", "services", True, core_v1.Service, ("svc",)),
+        R("", "v1", "Endpoints", "endpoints", True, core_v1.Endpoints, ("ep",)),
+        R("", "v1", "ConfigMap", "configmaps", True, core_v1.ConfigMap, ("cm",)),
+        R("", "v1", "Secret", "secrets", True, core_v1.Secret),
+        R("", "v1", "Event", "events", True, core_v1.Event, ("ev",)),
+        R(
+            "",
+            "v1",
+            "PersistentVolume",
+            "persistentvolumes",
+            False,
+            core_v1.PersistentVolume,
+            ("pv",),
+        ),
+        R(
+            "",
+            "v1",
+            "PersistentVolumeClaim",
+            "persistentvolumeclaims",
+            True,
+            core_v1.PersistentVolumeClaim,
+            ("pvc",),
+        ),
+        R(
+            "",
+            "v1",
+            "ReplicationController",
+            "replicationcontrollers",
+            True,
+            core_v1.ReplicationController,
+            ("rc",),
+        ),
+        R(
+            "storage.k8s.io",
+            "v1",
+            "StorageClass",
+            "storageclasses",
+            False,
+            storage_v1.StorageClass,
+            ("sc",),
+        ),
+        R("apps", "v1", "ReplicaSet", "replicasets", True, apps_v1.ReplicaSet, ("rs",)),
+        R("apps", "v1", "Deployment", "deployments", True, apps_v1.Deployment, ("deploy",)),
+        R("apps", "v1", "StatefulSet", "statefulsets", True, apps_v1.StatefulSet, ("sts",)),
+        R("apps", "v1", "DaemonSet", "daemonsets", True, apps_v1.DaemonSet, ("ds",)),
+        R(
+            "apps",
+            "v1",
+            "ControllerRevision",
+            "controllerrevisions",
+            True,
+            apps_v1.ControllerRevision,
+        ),
+        R("batch", "v1", "Job", "jobs", True, batch_v1.Job),
+        R("batch", "v1", "CronJob", "cronjobs", True, batch_v1.CronJob, ("cj",)),
+        R(
+            "autoscaling",
+            "v2",
+            "HorizontalPodAutoscaler",
+            "horizontalpodautoscalers",
+            True,
+            autoscaling_v2.HorizontalPodAutoscaler,
+            ("hpa",),
+        ),
+        R("coordination.k8s.io", "v1", "Lease", "leases", True, coordination_v1.Lease),
+        R(
+            "apiextensions.k8s.io",
+            "v1",
+            "CustomResourceDefinition",
+            "customresourcedefinitions",
+            False,
+            apiextensions_v1.CustomResourceDefinition,
+            ("crd", "crds"),
+        ),
+    ):
+        s.register(info)
+    return s
+
+
+scheme = _build_default()
+"""The kinds kpy serves. Custom resources are added at run time."""
