@@ -278,7 +278,9 @@ def _job_spec(spec: Any) -> None:
     _default(spec, "backoff_limit", 6)
     _default(spec, "completion_mode", "NonIndexed")
     _default(spec, "suspend", False)
-    _default(spec, "pod_replacement_policy", "TerminatingOrFailed")
+    # With a podFailurePolicy, a pod is replaced only once it has fully failed.
+    policy = "Failed" if spec.HasField("pod_failure_policy") else "TerminatingOrFailed"
+    _default(spec, "pod_replacement_policy", policy)
 
 
 @_defaults_for("kpy.api.batch.v1.CronJob")
