@@ -1,0 +1,1 @@
+"""kpyctl: kubectl's verbs, flags and output shapes, for kpy."""

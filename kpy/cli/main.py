@@ -1,0 +1,30 @@
+"""kpyctl's entry: parses the command line and runs one verb."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kpy.cli import apply
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kpyctl", description="kpyctl controls the kpy cluster manager."
+    )
+    sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    apply.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "run", None):
+        parser.print_help(sys.stderr)
+        return 1
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        return 130
+    return code
