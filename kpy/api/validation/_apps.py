@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kpy.api import names
+from kpy.api import intstr, names
 from kpy.api.labels import labels_to_string, selector_from_label_selector
 from kpy.api.validation._core import validate_pod_template_spec, validate_pvc_spec
 from kpy.api.validation._field import (
@@ -148,11 +148,6 @@ def int_or_percent(value: Any, path: str) -> tuple[int | None, Errors]:
     return number, non_negative(path, number)
 
 
-def _shown(value: Any) -> int | str:
-    shown: int | str = value.str_val if value.WhichOneof("value") == "str_val" else value.int_val
-    return shown
-
-
 def _not_over_100_percent(value: Any, number: int | None, path: str) -> Errors:
     if value.WhichOneof("value") == "str_val" and number is not None and number > 100:
         return [invalid(path, value.str_val, "must not be greater than 100%")]
@@ -250,7 +245,7 @@ def _rolling_update_deployment(rolling: Any, path: str) -> Errors:
         errs.append(
             invalid(
                 f"{path}.maxUnavailable",
-                _shown(rolling.max_unavailable),
+                intstr.to_python(rolling.max_unavailable),
                 "may not be 0 when `maxSurge` is 0",
             )
         )
@@ -312,7 +307,7 @@ def _stateful_set_strategy(strategy: Any, path: str) -> Errors:
         number, num_errs = int_or_percent(value, upath)
         errs += num_errs
         if number == 0:
-            errs.append(invalid(upath, _shown(value), "cannot be 0"))
+            errs.append(invalid(upath, intstr.to_python(value), "cannot be 0"))
         errs += _not_over_100_percent(value, number, upath)
     return errs
 
@@ -404,7 +399,7 @@ def _daemon_set_strategy(strategy: Any, path: str) -> Errors:
         errs.append(
             invalid(
                 f"{rpath}.maxSurge",
-                _shown(rolling.max_surge),
+                intstr.to_python(rolling.max_surge),
                 "may not be set when maxUnavailable is non-zero",
             )
         )
