@@ -99,6 +99,25 @@ class TooLarge(StatusError):
     code = 413
 
 
+class TooManyRequests(StatusError):
+    """The server shed this request or closed this watch because the client
+    could not keep up; retry (a watch resumes from the last version it saw)."""
+
+    reason = "TooManyRequests"
+    code = 429
+
+
+class MethodNotAllowed(StatusError):
+    """The verb or subresource is not served for this resource."""
+
+    reason = "MethodNotAllowed"
+    code = 405
+
+
+class Internal(StatusError):
+    """The server failed in a way the request did not cause."""
+
+
 class Unavailable(StatusError):
     """The storage or server behind the request cannot be reached right now."""
 
