@@ -86,6 +86,12 @@ class Watch:
         try:
             async with asyncio.timeout(self._open_timeout):
                 await self._create()
+        except TimeoutError:
+            self._call.cancel()
+            raise Unavailable(
+                f"{self._what}: etcd did not confirm the watch within {self._open_timeout:g} s; "
+                "check that etcd is up and re-open the watch"
+            ) from None
         except BaseException:
             self._call.cancel()
             raise

@@ -58,14 +58,25 @@ _KEEPALIVE_OPTIONS = {
 }
 
 
-def new_client(endpoint: str, *, timeout: float | None = None) -> aetcd.Client:
-    """An aetcd client for `endpoint` ("host:port") with the channel options the
-    store needs: no receive-size cap (a page of large objects exceeds gRPC's
-    4 MiB default) and keepalives that notice a dead connection. Not yet
-    connected; `Store` connects it on first use, the caller closes it."""
-    host, _, port = endpoint.rpartition(":")
-    if not host or not port.isdigit():
-        raise ValueError(f'etcd endpoint "{endpoint}" is not of the form host:port')
+def new_client(endpoints: str, *, timeout: float | None = None) -> aetcd.Client:
+    """An aetcd client for `endpoints` ("host:port", or several separated by
+    commas: the members of one etcd cluster, tried in turn when one fails),
+    with the channel options the store needs: no receive-size cap (a page of
+    large objects exceeds gRPC's 4 MiB default) and keepalives that notice a
+    dead connection. Not yet connected; `Store` connects it on first use, the
+    caller closes it."""
+    addresses = [e.strip() for e in endpoints.split(",") if e.strip()]
+    if not addresses:
+        raise ValueError("no etcd endpoint given; pass host:port")
+    for address in addresses:
+        host, _, port = address.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f'etcd endpoint "{address}" is not of the form host:port')
+    host, _, port = addresses[-1].rpartition(":")
+    if len(addresses) > 1:
+        # aetcd dials f"{host}:{port}"; gRPC's ipv4: scheme takes a list of
+        # addresses and fails over between them (pick_first).
+        host = "ipv4:" + ",".join([*addresses[:-1], host])
     return aetcd.Client(host=host, port=int(port), timeout=timeout, options=_KEEPALIVE_OPTIONS)
 
 
