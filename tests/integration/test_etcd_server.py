@@ -65,3 +65,34 @@ def test_a_failed_start_explains_itself_and_leaves_no_process() -> None:
     assert not server.running
     with pytest.raises(RuntimeError, match="not running"):
         _ = server.pid
+
+
+async def test_a_client_of_several_endpoints_uses_the_one_that_answers(
+    etcd_server: EtcdServer, unused_port: int
+) -> None:
+    from kpy.storage import Store
+
+    client = new_client(f"127.0.0.1:{unused_port},{etcd_server.endpoint}", timeout=10)
+    try:
+        assert await Store(client).current_revision() > 0
+    finally:
+        await client.close()
+
+
+@pytest.mark.parametrize(
+    "endpoints",
+    ["", "127.0.0.1", "127.0.0.1:x", "127.0.0.1:2379,nohost"],
+    ids=["empty", "no port", "bad port", "one bad of two"],
+)
+def test_malformed_endpoints_are_refused(endpoints: str) -> None:
+    with pytest.raises(ValueError, match="etcd endpoint"):
+        new_client(endpoints)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
