@@ -9,7 +9,7 @@ wheel. This package imports only `kpy.api` and aetcd.
 from kpy.storage._codec import MAX_OBJECT_BYTES
 from kpy.storage._watch import EventType, Watch, WatchEvent
 from kpy.storage.etcd_server import EtcdServer, EtcdStartError, find_etcd_binary
-from kpy.storage.store import ListResult, Store, TryUpdate, new_client
+from kpy.storage.store import ListResult, ResourceStat, Store, TryUpdate, new_client
 
 __all__ = [
     "MAX_OBJECT_BYTES",
@@ -17,6 +17,7 @@ __all__ = [
     "EtcdStartError",
     "EventType",
     "ListResult",
+    "ResourceStat",
     "Store",
     "TryUpdate",
     "Watch",

@@ -93,6 +93,17 @@ class ListResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ResourceStat:
+    """The shape of a resource at `revision`: two states of it with the same
+    count and the same newest version are the same state (any surviving
+    write would show as a newer version, any delete alone as a lower count)."""
+
+    count: int
+    newest: int
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
 class _Written:
     """The outcome of a guarded write: the new revision when it succeeded,
     else the key's current value (None when the key is gone)."""
@@ -162,6 +173,22 @@ class Store:
         last = response.kvs[-1].key
         token = ContinueToken(read_at, last[len(prefix) :] + b"\0")
         return ListResult(items, read_at, token.encode(), response.count - len(items))
+
+    async def stat(self, info: ResourceInfo) -> ResourceStat:
+        """How many objects of the resource exist and the highest version
+        among them, read at the latest revision (one small etcd request)."""
+        prefix = self._keys.resource_prefix(info, None)
+        request = rpc.RangeRequest(
+            key=prefix,
+            range_end=prefix_end(prefix),
+            limit=1,
+            keys_only=True,
+            sort_target=rpc.RangeRequest.MOD,
+            sort_order=rpc.RangeRequest.DESCEND,
+        )
+        response = await self._range(request, _what("stat", info, prefix))
+        newest = response.kvs[0].mod_revision if response.kvs else 0
+        return ResourceStat(int(response.count), int(newest), int(response.header.revision))
 
     async def current_revision(self) -> int:
         """The latest revision of the whole etcd keyspace."""
