@@ -1,0 +1,108 @@
+"""`kpy-apiserver`: the API server as a process.
+
+Prints `kpy-apiserver serving on HOST:PORT` on stdout once it accepts calls
+(so a launcher can wait for that line), and stops cleanly on SIGTERM or
+SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+import anyio
+
+from kpy import logs
+from kpy.apiserver.server import APIServer, ServerConfig
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kpy-apiserver", description="Serve the kpy API over gRPC, backed by etcd."
+    )
+    p.add_argument(
+        "--etcd-servers",
+        default="127.0.0.1:2379",
+        help="comma-separated etcd endpoints host:port (default %(default)s)",
+    )
+    p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--port", type=int, default=6443, help="port to listen on; 0 picks a free one")
+    p.add_argument("--etcd-prefix", default="/registry", help="key prefix of every object")
+    p.add_argument("--watch-cache-size", type=int, default=20_000, help="events kept per resource")
+    p.add_argument(
+        "--watch-queue-size",
+        type=int,
+        default=1_000,
+        help="events a watch may fall behind by before it is closed (default %(default)s)",
+    )
+    p.add_argument(
+        "--bookmark-interval", type=float, default=5.0, help="seconds between watch bookmarks"
+    )
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+async def _serve(config: ServerConfig) -> None:
+    server = APIServer(config)
+    async with anyio.create_task_group() as tg:
+
+        async def stop_on_signal() -> None:
+            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                async for _ in signals:
+                    tg.cancel_scope.cancel()
+                    return
+
+        tg.start_soon(stop_on_signal)
+        port = await tg.start(server.run)
+        print(f"kpy-apiserver serving on {config.address}:{port}", flush=True)
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Rejects values the server cannot run with, naming the flag (exit 2)."""
+    positive = {
+        "--watch-cache-size": args.watch_cache_size,
+        "--watch-queue-size": args.watch_queue_size,
+        "--bookmark-interval": args.bookmark_interval,
+    }
+    for flag, value in positive.items():
+        if not value > 0:
+            parser.error(f"{flag} must be positive, got {value}")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 and 65535, got {args.port}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _check(parser, args)
+    logs.configure(args.log_level)
+    endpoints = tuple(e.strip() for e in args.etcd_servers.split(",") if e.strip())
+    config = ServerConfig(
+        etcd_endpoints=endpoints,
+        address=args.bind_address,
+        port=args.port,
+        prefix=args.etcd_prefix,
+        watch_cache_capacity=args.watch_cache_size,
+        watcher_queue_size=args.watch_queue_size,
+        bookmark_interval=args.bookmark_interval,
+    )
+    failed: list[OSError] = []
+    try:
+        anyio.run(_serve, config)
+    except* OSError as group:  # raised inside the server's task group
+        failed = _leaves(group)
+    for e in failed:
+        print(f"kpy-apiserver: {e}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _leaves(group: BaseExceptionGroup[OSError]) -> list[OSError]:
+    out: list[OSError] = []
+    for e in group.exceptions:
+        out.extend(_leaves(e) if isinstance(e, BaseExceptionGroup) else [e])
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The API server process: etcd client, watch caches, registries, gRPC.
+
+`APIServer.run` owns everything it starts: one watch cache per resource (each
+one etcd watch), the gRPC server, and the etcd client. It reports the bound
+port through `task_status` once the caches are loaded, the namespaces
+`default` and `kube-system` exist, and the port accepts calls; cancelling
+`run` stops the gRPC server (in-flight calls get a short grace), closes every
+client watch and the etcd connection. Several API servers may run against
+one etcd: they share nothing but etcd.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import anyio
+import grpc.aio
+
+from kpy.api import errors
+from kpy.api.core.v1 import Namespace
+from kpy.api.scheme import Scheme, scheme
+from kpy.apiserver.proxy import NoAgents, NodeConnector
+from kpy.apiserver.registry import Registry
+from kpy.apiserver.service import APIService, serve_on
+from kpy.apiserver.watch_cache import WatchCache
+from kpy.storage import MAX_OBJECT_BYTES, Store, new_client
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+log = logging.getLogger("kpy.apiserver")
+
+INITIAL_NAMESPACES = ("default", "kube-system")
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    etcd_endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    address: str = "127.0.0.1"
+    port: int = 6443  # 0: any free port
+    prefix: str = "/registry"
+    watch_cache_capacity: int = 20_000
+    watch_history_revisions: int = 10_000
+    watcher_queue_size: int = 1_000  # undelivered events a watch may hold before it is closed
+    bookmark_interval: float = 5.0
+    watch_timeout: tuple[float, float] = (300.0, 600.0)
+    extra_grpc_options: tuple[tuple[str, int], ...] = field(default=())
+
+
+class APIServer:
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        using: Scheme = scheme,
+        connector: NodeConnector | None = None,
+    ) -> None:
+        self.config = config
+        self._scheme = using
+        self._connector = connector or NoAgents()
+        self.port = 0
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        cfg = self.config
+        client = new_client(",".join(cfg.etcd_endpoints))
+        try:
+            store = Store(client, prefix=cfg.prefix)
+            async with anyio.create_task_group() as tg:
+                registries = await self._start_caches(store, tg)
+                await self._ensure_namespaces(registries[("", "v1", "namespaces")])
+                server = self._grpc_server(registries)
+                self.port = _listen(server, cfg.address, cfg.port)
+                await server.start()
+                log.info("serving", extra={"address": f"{cfg.address}:{self.port}"})
+                task_status.started(self.port)
+                try:
+                    await anyio.sleep_forever()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await server.stop(grace=1.0)
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await client.close()
+
+    async def _start_caches(
+        self, store: Store, tg: anyio.abc.TaskGroup
+    ) -> dict[tuple[str, str, str], Registry]:
+        cfg = self.config
+        registries: dict[tuple[str, str, str], Registry] = {}
+        namespace_cache: list[WatchCache] = []
+
+        async def lookup_namespace(name: str) -> Message | None:
+            cached = namespace_cache[0].get("", name)
+            if cached is not None:
+                return cached
+            try:  # the cache may not have seen a namespace created just now
+                return await store.get(namespaces_info, "", name)
+            except errors.NotFound:
+                return None
+
+        namespaces_info = self._scheme.resolve("namespaces")
+        for info in self._scheme.all():
+            cache = WatchCache(
+                store,
+                info,
+                capacity=cfg.watch_cache_capacity,
+                history_revisions=cfg.watch_history_revisions,
+                bookmark_interval=cfg.bookmark_interval,
+                watcher_queue_size=cfg.watcher_queue_size,
+            )
+            if info is namespaces_info:
+                namespace_cache.append(cache)
+            registries[(info.group, info.version, info.plural)] = Registry(
+                store, info, cache=cache, namespaces=lookup_namespace
+            )
+        async with anyio.create_task_group() as starting:
+            for registry in registries.values():
+                starting.start_soon(tg.start, registry.cache.run)
+        return registries
+
+    async def _ensure_namespaces(self, namespaces: Registry) -> None:
+        for name in INITIAL_NAMESPACES:
+            ns = Namespace()
+            ns.metadata.name = name
+            with contextlib.suppress(errors.AlreadyExists):
+                await namespaces.create(ns, namespace="")
+
+    def _grpc_server(self, registries: dict[tuple[str, str, str], Registry]) -> grpc.aio.Server:
+        cfg = self.config
+        options = [
+            # Room for an object at the size limit plus the request around it,
+            # so an oversized object gets TooLarge from us, not a transport error.
+            ("grpc.max_receive_message_length", 4 * MAX_OBJECT_BYTES),
+            ("grpc.max_send_message_length", -1),
+            ("grpc.keepalive_time_ms", 30_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.keepalive_permit_without_calls", 1),
+            # gRPC's default SO_REUSEPORT would let a second server share a
+            # busy port and split the clients between the two, silently.
+            ("grpc.so_reuseport", 0),
+            *cfg.extra_grpc_options,
+        ]
+        server = grpc.aio.server(options=options)
+        service = APIService(
+            registries, self._scheme, self._connector, watch_timeout=cfg.watch_timeout
+        )
+        serve_on(server, service)
+        return server
+
+
+def _listen(server: grpc.aio.Server, address: str, port: int) -> int:
+    """Binds `server` to address:port and returns the port bound; OSError
+    when it cannot (the port is taken, the address is not local)."""
+    try:
+        bound = server.add_insecure_port(f"{address}:{port}")
+    except RuntimeError:  # grpc raises it when no address could be bound
+        bound = 0
+    if not bound:
+        raise OSError(
+            f"cannot listen on {address}:{port}; is another server using the port? "
+            "pick another with --port (0: any free port)"
+        )
+    return bound

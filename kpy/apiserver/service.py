@@ -1,0 +1,449 @@
+"""The gRPC face of the API server: requests in, registry calls, responses out.
+
+Each handler resolves the request's ResourceRef to a `Registry`, decodes the
+object bytes as the kind's message, calls the verb and encodes the answer.
+Every `StatusError` ends the call with its gRPC code and a Status in the
+trailing metadata (`kpy.rpc.status`); anything else is logged with its
+traceback and reported as an internal error, never a hang. A request, or an
+object inside one, that does not parse is BadRequest like any other bad input
+(see `serve_on`).
+
+Watches end normally after their timeout (5 to 10 minutes unless the client
+asks for less) so that no stream lives forever; clients resume from the last
+resource version they received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import grpc
+import grpc.aio
+from google.protobuf.message import DecodeError
+
+from kpy.api import errors
+from kpy.api.autoscaling.v1 import Scale
+from kpy.api.core.v1 import Binding, Node, Pod
+from kpy.api.meta.v1 import DeleteOptions
+from kpy.api.selection import parse_predicate
+from kpy.apiserver.proxy import NodeConnector, resolve_container
+from kpy.apiserver.registry import decode_body
+from kpy.rpc import status
+from kpy.rpc.apiserver import v1 as api
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Mapping
+
+    from kpy.api.scheme import ResourceInfo, Scheme
+    from kpy.apiserver.registry import Registry
+
+log = logging.getLogger("kpy.apiserver")
+
+Context = Any  # grpc.aio.ServicerContext[request, response]; stubs are not generic-friendly
+
+_VERBS = ["create", "get", "list", "watch", "update", "patch", "delete", "deletecollection"]
+
+
+class APIService(api.APIServicer):
+    def __init__(
+        self,
+        registries: Mapping[tuple[str, str, str], Registry],
+        scheme: Scheme,
+        connector: NodeConnector,
+        *,
+        watch_timeout: tuple[float, float] = (300.0, 600.0),
+    ) -> None:
+        self._registries = registries
+        self._scheme = scheme
+        self._connector = connector
+        self._watch_timeout = watch_timeout
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def _registry(self, ref: api.ResourceRef) -> Registry:
+        registry = self._registries.get((ref.group, ref.version, ref.resource))
+        if registry is None:
+            gv = f"{ref.group}/{ref.version}" if ref.group else ref.version
+            raise errors.NotFound(
+                f'the server could not find the requested resource "{ref.resource}" in {gv}; '
+                "list what it serves with `kpyctl api-resources`"
+            )
+        return registry
+
+    def _namespace(self, registry: Registry, ref: api.ResourceRef, *, listing: bool) -> str:
+        if registry.info.namespaced:
+            return ref.namespace if (listing or ref.namespace) else "default"
+        if ref.namespace:
+            raise errors.BadRequest(
+                f"{registry.info.group_resource} are cluster-scoped: give no namespace"
+            )
+        return ""
+
+    def _name(self, ref: api.ResourceRef) -> str:
+        if not ref.name:
+            raise errors.BadRequest(f"{ref.resource}: a resource name is required")
+        return ref.name
+
+    async def _fail(self, context: Context, error: BaseException) -> NoReturn:
+        if not isinstance(error, errors.StatusError):
+            log.exception("internal error serving a request", exc_info=error)
+            error = errors.Internal(f"internal error: {error!r}; see the API server's log")
+        await _abort(context, error)
+
+    # -- verbs ------------------------------------------------------------------
+
+    async def Create(self, request: api.CreateRequest, context: Context) -> api.ObjectResponse:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=False)
+            if ref.subresource == "binding":
+                binding = decode_body(Binding, request.object, "Binding")
+                pod = await registry.bind(
+                    binding, namespace=namespace, name=self._name(ref), dry_run=request.dry_run
+                )
+                return api.ObjectResponse(object=pod.SerializeToString())
+            if ref.subresource:
+                raise errors.MethodNotAllowed(
+                    f"create is not supported on {ref.resource}/{ref.subresource}"
+                )
+            obj = registry.decode(request.object)
+            created = await registry.create(obj, namespace=namespace, dry_run=request.dry_run)
+            return api.ObjectResponse(object=created.SerializeToString())
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def Get(self, request: api.GetRequest, context: Context) -> api.ObjectResponse:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=False)
+            name = self._name(ref)
+            if ref.subresource == "scale":
+                scale = await registry.get_scale(namespace, name)
+                return api.ObjectResponse(object=scale.SerializeToString())
+            readable = ("", "status") if "status" in registry.subresources() else ("",)
+            if ref.subresource not in readable:
+                raise errors.MethodNotAllowed(
+                    f"get is not supported on {ref.resource}/{ref.subresource}"
+                )
+            obj = await registry.get(namespace, name)
+            return api.ObjectResponse(object=obj.SerializeToString())
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def List(self, request: api.ListRequest, context: Context) -> api.ListResponse:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=True) or None
+            predicate = parse_predicate(
+                registry.info.kind, request.label_selector, request.field_selector
+            )
+            if request.limit < 0:
+                raise errors.BadRequest("limit must not be negative")
+            result = await registry.list(
+                namespace,
+                predicate,
+                limit=request.limit,
+                continue_token=getattr(request, "continue") or None,
+                resource_version=request.resource_version,
+            )
+            return api.ListResponse(
+                items=[obj.SerializeToString() for obj in result.items],
+                resource_version=str(result.resource_version),
+                remaining_item_count=result.remaining,
+                **{"continue": result.continue_token or ""},
+            )
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def Watch(
+        self, request: api.WatchRequest, context: Context
+    ) -> AsyncIterator[api.WatchResponse]:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=True) or None
+            predicate = parse_predicate(
+                registry.info.kind, request.label_selector, request.field_selector
+            )
+            watcher = await registry.watch(
+                namespace,
+                predicate,
+                resource_version=request.resource_version,
+                bookmarks=request.allow_watch_bookmarks,
+            )
+        except Exception as e:
+            await self._fail(context, e)
+        timeout = float(request.timeout_seconds) or random.uniform(*self._watch_timeout)
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        batch = await anext(watcher)
+                except (TimeoutError, StopAsyncIteration):
+                    return
+                except Exception as e:
+                    await self._fail(context, e)
+                yield api.WatchResponse(
+                    events=[
+                        api.WatchEvent(
+                            type=event.type,
+                            object=event.encoded(),
+                            resource_version=str(event.resource_version),
+                        )
+                        for event in batch
+                    ]
+                )
+        finally:
+            watcher.close()
+
+    async def Update(self, request: api.UpdateRequest, context: Context) -> api.ObjectResponse:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=False)
+            name = self._name(ref)
+            if ref.subresource == "scale":
+                scale = await registry.update_scale(
+                    decode_body(Scale, request.object, "autoscaling/v1 Scale"),
+                    namespace=namespace,
+                    name=name,
+                    dry_run=request.dry_run,
+                )
+                return api.ObjectResponse(object=scale.SerializeToString())
+            updated = await registry.update(
+                registry.decode(request.object),
+                namespace=namespace,
+                name=name,
+                subresource=ref.subresource,
+                dry_run=request.dry_run,
+            )
+            return api.ObjectResponse(object=updated.SerializeToString())
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def Patch(self, request: api.PatchRequest, context: Context) -> api.ObjectResponse:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=False)
+            name = self._name(ref)
+            patched = await registry.patch(
+                namespace=namespace,
+                name=name,
+                patch_type=request.patch_type,
+                body=request.patch,
+                subresource=ref.subresource,
+                dry_run=request.dry_run,
+            )
+            if ref.subresource == "scale":
+                patched = registry.scale_of(patched)
+            return api.ObjectResponse(object=patched.SerializeToString())
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def Delete(self, request: api.DeleteRequest, context: Context) -> api.DeleteResponse:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=False)
+            if ref.subresource:
+                raise errors.MethodNotAllowed(
+                    f"delete is not supported on {ref.resource}/{ref.subresource}"
+                )
+            result = await registry.delete(namespace, self._name(ref), request.options)
+            return api.DeleteResponse(
+                object=result.object.SerializeToString(), deleted=result.deleted
+            )
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def DeleteCollection(
+        self, request: api.DeleteCollectionRequest, context: Context
+    ) -> api.DeleteCollectionResponse:
+        try:
+            ref = request.ref
+            registry = self._registry(ref)
+            namespace = self._namespace(registry, ref, listing=True) or None
+            predicate = parse_predicate(
+                registry.info.kind, request.label_selector, request.field_selector
+            )
+            options = request.options if request.HasField("options") else DeleteOptions()
+            deleted = await registry.delete_collection(namespace, predicate, options)
+            return api.DeleteCollectionResponse(items=[o.SerializeToString() for o in deleted])
+        except Exception as e:
+            await self._fail(context, e)
+
+    # -- pods/log and pods/exec -------------------------------------------------------
+
+    async def _pod_and_node(self, ref: api.ResourceRef, container: str) -> tuple[Pod, Node]:
+        pods = self._registry(api.ResourceRef(version="v1", resource="pods"))
+        pod = await pods.get(ref.namespace or "default", self._name(ref))
+        assert isinstance(pod, Pod)
+        resolve_container(pod, container)
+        nodes = self._registry(api.ResourceRef(version="v1", resource="nodes"))
+        node = await nodes.get("", pod.spec.node_name)
+        assert isinstance(node, Node)
+        return pod, node
+
+    async def Logs(self, request: api.LogRequest, context: Context) -> AsyncIterator[api.LogChunk]:
+        try:
+            pod, node = await self._pod_and_node(request.ref, request.container)
+            chunks = self._connector.logs(node, pod, request)
+        except Exception as e:
+            await self._fail(context, e)
+        try:
+            async for data in chunks:
+                yield api.LogChunk(data=data)
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def Exec(
+        self, request_iterator: AsyncIterator[api.ExecRequest], context: Context
+    ) -> AsyncIterator[api.ExecResponse]:
+        try:
+            first = await anext(request_iterator)
+            pod, node = await self._pod_and_node(first.ref, first.container)
+            if not first.command:
+                raise errors.BadRequest("exec needs a command to run")
+            responses = self._connector.exec(node, pod, first, request_iterator)
+        except Exception as e:
+            await self._fail(context, e)
+        try:
+            async for response in responses:
+                yield response
+        except Exception as e:
+            await self._fail(context, e)
+
+    # -- discovery ----------------------------------------------------------------
+
+    async def Resources(
+        self, request: api.ResourcesRequest, context: Context
+    ) -> api.ResourcesResponse:
+        return api.ResourcesResponse(
+            resources=[_describe(registry) for registry in self._registries.values()]
+        )
+
+
+def _describe(registry: Registry) -> api.APIResource:
+    info: ResourceInfo = registry.info
+    return api.APIResource(
+        group=info.group,
+        version=info.version,
+        kind=info.kind,
+        resource=info.plural,
+        namespaced=info.namespaced,
+        short_names=list(info.short_names),
+        verbs=_VERBS,
+        subresources=registry.subresources(),
+    )
+
+
+def serve_on(server: grpc.aio.Server, service: APIService) -> None:
+    """Registers `service` on `server`, every method guarded by `_guard`."""
+    recorder = _Recorder()
+    api.add_APIServicer_to_server(service, recorder)  # type: ignore[arg-type]
+    if not recorder.handlers:
+        raise RuntimeError("the generated gRPC code registered no method handlers")
+    guarded = {method: _guard(method, handler) for method, handler in recorder.handlers.items()}
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(recorder.service, guarded),)
+    )
+    server.add_registered_method_handlers(recorder.service, guarded)
+
+
+# -- requests that do not parse -------------------------------------------------------
+#
+# gRPC decodes a request before any handler runs, and answers one that does not
+# parse with UNKNOWN and no Status: to the SDK, an internal error. Malformed
+# input is the caller's fault, so every method decodes leniently instead and
+# its handler answers BadRequest (INVALID_ARGUMENT with a Status) like any
+# other bad request.
+
+
+class _Recorder:
+    """Stands in for a server to collect what the generated code registers."""
+
+    def __init__(self) -> None:
+        self.service = ""
+        self.handlers: dict[str, Any] = {}
+
+    def add_generic_rpc_handlers(self, handlers: Any) -> None:
+        pass  # the same handlers arrive through add_registered_method_handlers
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
+        self.service = service
+        self.handlers = dict(handlers)
+
+
+@dataclass(frozen=True, slots=True)
+class _Malformed:
+    """What a request that does not parse decodes to."""
+
+    error: errors.BadRequest
+
+
+def _lenient(method: str, decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except DecodeError as e:
+            return _Malformed(
+                errors.BadRequest(f"the {method} request is not a valid message: {e}")
+            )
+
+    return parse
+
+
+async def _abort(context: Context, error: errors.StatusError) -> NoReturn:
+    await context.abort(status.code_for(error), error.message, status.trailing_metadata(error))
+    raise AssertionError("unreachable")  # abort raises
+
+
+def _guard(method: str, handler: Any) -> Any:
+    """`handler` (a grpc.RpcMethodHandler) decoding leniently: a malformed
+    request, or a malformed message of a request stream, is BadRequest."""
+    parse = _lenient(method, handler.request_deserializer)
+    if handler.unary_unary is not None:
+        unary = handler.unary_unary
+
+        async def unary_unary(request: Any, context: Context) -> Any:
+            if isinstance(request, _Malformed):
+                await _abort(context, request.error)
+            return await unary(request, context)
+
+        return handler._replace(request_deserializer=parse, unary_unary=unary_unary)
+    if handler.unary_stream is not None:
+        stream = handler.unary_stream
+
+        async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            if isinstance(request, _Malformed):
+                await _abort(context, request.error)
+            async for response in stream(request, context):
+                yield response
+
+        return handler._replace(request_deserializer=parse, unary_stream=unary_stream)
+    if handler.stream_stream is not None:
+        bidi = handler.stream_stream
+
+        async def checked(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+            async for request in requests:
+                if isinstance(request, _Malformed):
+                    raise request.error
+                yield request
+
+        async def stream_stream(
+            requests: AsyncIterator[Any], context: Context
+        ) -> AsyncIterator[Any]:
+            async for response in bidi(checked(requests), context):
+                yield response
+
+        return handler._replace(request_deserializer=parse, stream_stream=stream_stream)
+    raise TypeError(f"{method}: client-streaming methods are not served")
