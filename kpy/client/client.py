@@ -1,0 +1,621 @@
+"""The async, typed client of the kpy API.
+
+One `Client` talks to one cluster: every kind, every namespace, every verb.
+Objects are the protobuf messages of `kpy.api` (a `Pod` in, a `Pod` out); the
+kind is taken from the message type, so `client.get(Deployment, "web")`
+returns a `Deployment`.
+
+Failures raise the `kpy.api.errors` hierarchy (`NotFound`, `Conflict`,
+`Invalid` with its field causes, `Expired`, ...), the same classes the
+server raised. When a server cannot be reached the client moves on to the
+next address of its configuration and retries with jittered exponential
+back-off (0.1 s doubling to 5 s) for up to `retry_timeout` seconds; answers
+of a reachable server are never retried, except Unavailable ones.
+
+`watch` is an async context manager yielding events; it resumes by itself
+from the last resource version it delivered when a stream ends, falls
+behind, or its server goes away, so a caller sees every change exactly
+once. Only Expired (the version is compacted: relist) ends it with an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Self, TypeVar
+
+import grpc
+import grpc.aio
+from google.protobuf.message import Message
+
+from kpy.api import errors
+from kpy.api.autoscaling.v1 import Scale
+from kpy.api.core.v1 import Binding
+from kpy.api.meta.v1 import DeleteOptions, Preconditions
+from kpy.api.scheme import ResourceInfo, Scheme, scheme
+from kpy.client.config import ClientConfig, load_config
+from kpy.rpc import status
+from kpy.rpc.apiserver import v1 as api
+
+if TYPE_CHECKING:
+    import builtins
+    from collections.abc import AsyncIterator
+    from types import TracebackType
+
+log = logging.getLogger("kpy.client")
+
+M = TypeVar("M", bound=Message)
+EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
+PatchType = Literal["strategic", "merge", "json"]
+
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+    ("grpc.keepalive_time_ms", 30_000),
+    ("grpc.keepalive_timeout_ms", 10_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Reconnect to a restarted server on the client's own schedule (0.1 s
+    # doubling to 5 s): gRPC's default grows to 120 s, longer than a whole
+    # `retry_timeout`, so a client could give up on a server that is back.
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 5_000),
+]
+
+_INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
+"""The annotation on the bookmark that ends a watch's initial ADDED events."""
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectList(Generic[M]):
+    """One page of a list: `continue_token` fetches the next (None at the end)."""
+
+    items: list[M]
+    resource_version: str
+    continue_token: str | None = None
+    remaining_item_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class WatchEvent(Generic[M]):
+    type: EventType
+    object: M
+    resource_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Deleted(Generic[M]):
+    """The object's last state; `deleted` is False while it waits for
+    finalizers or its node agent (it then shows a deletionTimestamp)."""
+
+    object: M
+    deleted: bool
+
+
+def _ref(info: ResourceInfo, namespace: str = "", name: str = "", subresource: str = "") -> Any:
+    return api.ResourceRef(
+        group=info.group,
+        version=info.version,
+        resource=info.plural,
+        namespace=namespace if info.namespaced else "",
+        name=name,
+        subresource=subresource,
+    )
+
+
+class Client:
+    """See the module docstring. Use as `async with Client(...) as client:`
+    or call `close()`; one Client may be shared by any number of tasks."""
+
+    def __init__(
+        self,
+        servers: str | list[str] | tuple[str, ...] | ClientConfig | None = None,
+        *,
+        retry_timeout: float = 30.0,
+        using: Scheme = scheme,
+    ) -> None:
+        if isinstance(servers, ClientConfig):
+            self.config = servers
+        else:
+            self.config = load_config(servers=servers) if servers else load_config()
+        self.retry_timeout = retry_timeout
+        self._scheme = using
+        self._channels: list[grpc.aio.Channel | None] = [None] * len(self.config.servers)
+        self._current = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        channels, self._channels = self._channels, [None] * len(self._channels)
+        for channel in channels:
+            if channel is not None:
+                await channel.close()
+
+    @property
+    def namespace(self) -> str:
+        """The default namespace of the configuration."""
+        return self.config.namespace
+
+    # -- transport ----------------------------------------------------------------
+
+    def _stub(self) -> api.APIAsyncStub:
+        index = self._current
+        channel = self._channels[index]
+        if channel is None:
+            channel = grpc.aio.insecure_channel(
+                self.config.servers[index], options=_CHANNEL_OPTIONS
+            )
+            self._channels[index] = channel
+        return api.APIStub(channel)
+
+    def _fail_over(self) -> None:
+        if len(self._channels) > 1:
+            self._current = (self._current + 1) % len(self._channels)
+            log.info("switching API server", extra={"server": self.config.servers[self._current]})
+
+    async def _call(self, method: str, request: Any) -> Any:
+        backoff = _Backoff(self.retry_timeout)
+        while True:
+            try:
+                rpc = getattr(self._stub(), method)
+                return await rpc(request, timeout=self.config.timeout)
+            except grpc.aio.AioRpcError as e:
+                error = await self._retry_or_raise(e, backoff)
+                if error is not None:
+                    raise error from None
+
+    async def _retry_or_raise(
+        self, e: grpc.aio.AioRpcError, backoff: _Backoff
+    ) -> errors.StatusError | None:
+        """None when the call should be tried again (after sleeping), else the
+        error to raise."""
+        error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
+        if e.code() != grpc.StatusCode.UNAVAILABLE:
+            return error
+        if not _from_server(e):
+            self._fail_over()
+        if not await backoff.sleep():
+            return error
+        return None
+
+    # -- verbs ----------------------------------------------------------------------
+
+    def info(self, kind: type[Message]) -> ResourceInfo:
+        return self._scheme.for_message(kind)
+
+    async def create(self, obj: M, *, namespace: str | None = None, dry_run: bool = False) -> M:
+        info = self.info(type(obj))
+        ns = namespace or obj.metadata.namespace or self.namespace  # type: ignore[attr-defined]
+        request = api.CreateRequest(
+            ref=_ref(info, ns), object=obj.SerializeToString(), dry_run=dry_run
+        )
+        response = await self._call("Create", request)
+        return type(obj).FromString(response.object)
+
+    async def get(self, kind: type[M], name: str, *, namespace: str | None = None) -> M:
+        info = self.info(kind)
+        request = api.GetRequest(ref=_ref(info, namespace or self.namespace, name))
+        response = await self._call("Get", request)
+        return kind.FromString(response.object)
+
+    async def list(
+        self,
+        kind: type[M],
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        limit: int = 0,
+        continue_token: str | None = None,
+        resource_version: str = "",
+    ) -> ObjectList[M]:
+        """Objects of `kind` in `namespace` (None: every namespace)."""
+        info = self.info(kind)
+        request = api.ListRequest(
+            ref=_ref(info, namespace or ""),
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=limit,
+            resource_version=resource_version,
+            **{"continue": continue_token or ""},
+        )
+        response = await self._call("List", request)
+        return ObjectList(
+            [kind.FromString(item) for item in response.items],
+            response.resource_version,
+            getattr(response, "continue") or None,
+            response.remaining_item_count,
+        )
+
+    async def update(self, obj: M, *, subresource: str = "", dry_run: bool = False) -> M:
+        """Replaces the object; Conflict when its resourceVersion is stale
+        (an object without one overwrites unconditionally)."""
+        info = self.info(type(obj))
+        m = obj.metadata  # type: ignore[attr-defined]
+        request = api.UpdateRequest(
+            ref=_ref(info, m.namespace or self.namespace, m.name, subresource),
+            object=obj.SerializeToString(),
+            dry_run=dry_run,
+        )
+        response = await self._call("Update", request)
+        return type(obj).FromString(response.object)
+
+    async def update_status(self, obj: M, *, dry_run: bool = False) -> M:
+        return await self.update(obj, subresource="status", dry_run=dry_run)
+
+    async def patch(
+        self,
+        kind: type[M],
+        name: str,
+        patch: dict[str, Any] | builtins.list[Any] | str | bytes,
+        *,
+        namespace: str | None = None,
+        patch_type: PatchType = "strategic",
+        subresource: str = "",
+        dry_run: bool = False,
+    ) -> M:
+        body = patch if isinstance(patch, bytes) else _json(patch)
+        request = api.PatchRequest(
+            ref=_ref(self.info(kind), namespace or self.namespace, name, subresource),
+            patch_type=patch_type,
+            patch=body,
+            dry_run=dry_run,
+        )
+        response = await self._call("Patch", request)
+        return kind.FromString(response.object)
+
+    async def delete(
+        self,
+        kind: type[M],
+        name: str,
+        *,
+        namespace: str | None = None,
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+        preconditions: Preconditions | None = None,
+        dry_run: bool = False,
+    ) -> Deleted[M]:
+        options = _delete_options(grace_period_seconds, propagation_policy, preconditions, dry_run)
+        request = api.DeleteRequest(
+            ref=_ref(self.info(kind), namespace or self.namespace, name), options=options
+        )
+        response = await self._call("Delete", request)
+        return Deleted(kind.FromString(response.object), response.deleted)
+
+    async def delete_collection(
+        self,
+        kind: type[M],
+        *,
+        namespace: str | None = None,
+        label_selector: str = "",
+        field_selector: str = "",
+        grace_period_seconds: int | None = None,
+        propagation_policy: str | None = None,
+    ) -> builtins.list[M]:
+        options = _delete_options(grace_period_seconds, propagation_policy, None, False)
+        request = api.DeleteCollectionRequest(
+            ref=_ref(self.info(kind), namespace or ""),
+            label_selector=label_selector,
+            field_selector=field_selector,
+            options=options,
+        )
+        response = await self._call("DeleteCollection", request)
+        return [kind.FromString(item) for item in response.items]
+
+    # -- subresources ---------------------------------------------------------------
+
+    async def get_scale(
+        self, kind: type[Message], name: str, *, namespace: str | None = None
+    ) -> Scale:
+        request = api.GetRequest(
+            ref=_ref(self.info(kind), namespace or self.namespace, name, "scale")
+        )
+        return Scale.FromString((await self._call("Get", request)).object)
+
+    async def update_scale(
+        self, kind: type[Message], scale: Scale, *, namespace: str | None = None
+    ) -> Scale:
+        ns = namespace or scale.metadata.namespace or self.namespace
+        request = api.UpdateRequest(
+            ref=_ref(self.info(kind), ns, scale.metadata.name, "scale"),
+            object=scale.SerializeToString(),
+        )
+        return Scale.FromString((await self._call("Update", request)).object)
+
+    async def scale(
+        self, kind: type[Message], name: str, replicas: int, *, namespace: str | None = None
+    ) -> Scale:
+        """Sets the replicas of a Deployment, ReplicaSet or StatefulSet."""
+        body = _json({"spec": {"replicas": replicas}})
+        request = api.PatchRequest(
+            ref=_ref(self.info(kind), namespace or self.namespace, name, "scale"),
+            patch_type="merge",
+            patch=body,
+        )
+        return Scale.FromString((await self._call("Patch", request)).object)
+
+    async def bind(
+        self, name: str, node: str, *, namespace: str | None = None, resource_version: str = ""
+    ) -> Any:
+        """Assigns a pod to a node (the scheduler's pods/binding); Conflict if
+        the pod is already assigned. Returns the updated Pod."""
+        from kpy.api.core.v1 import Pod
+
+        binding = Binding()
+        binding.metadata.name = name
+        binding.metadata.resource_version = resource_version
+        binding.target.kind = "Node"
+        binding.target.name = node
+        request = api.CreateRequest(
+            ref=_ref(self.info(Pod), namespace or self.namespace, name, "binding"),
+            object=binding.SerializeToString(),
+        )
+        return Pod.FromString((await self._call("Create", request)).object)
+
+    async def resources(self) -> builtins.list[api.APIResource]:
+        response = await self._call("Resources", api.ResourcesRequest())
+        return list(response.resources)
+
+    async def logs(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        container: str = "",
+        follow: bool = False,
+        previous: bool = False,
+        tail_lines: int = 0,
+    ) -> AsyncIterator[bytes]:
+        from kpy.api.core.v1 import Pod
+
+        request = api.LogRequest(
+            ref=_ref(self.info(Pod), namespace or self.namespace, name, "log"),
+            container=container,
+            follow=follow,
+            previous=previous,
+            tail_lines=tail_lines,
+        )
+        call = self._stub().Logs(request)
+        try:
+            async for chunk in call:
+                yield chunk.data
+        except grpc.aio.AioRpcError as e:
+            raise status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ()) from None
+        finally:
+            call.cancel()
+
+    # -- watch ------------------------------------------------------------------------
+
+    def watch(
+        self,
+        kind: type[M],
+        *,
+        namespace: str | None = None,
+        resource_version: str = "",
+        label_selector: str = "",
+        field_selector: str = "",
+        bookmarks: bool = True,
+        timeout_seconds: int = 0,
+    ) -> Watch[M]:
+        """Changes to objects of `kind` in `namespace` (None: every namespace)
+        after `resource_version` ("": an ADDED event per current object
+        first). Use as `async with client.watch(Pod) as events: async for
+        event in events:`; see `Watch` for what it guarantees.
+        `timeout_seconds` bounds each stream (0: the server's 5 to 10
+        minutes); the watch resumes after it, so it never ends by itself."""
+        request = api.WatchRequest(
+            ref=_ref(self.info(kind), namespace or ""),
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            allow_watch_bookmarks=bookmarks,
+            timeout_seconds=timeout_seconds,
+        )
+        return Watch(self, kind, request)
+
+
+class Watch(Generic[M]):
+    """A resuming watch; see `Client.watch`. Read it from one task.
+
+    Contract: every change after the starting version arrives once, in
+    resource-version order. `resource_version` is the resume point: the
+    version of the last event or bookmark received. A watch from "" (or "0")
+    holds its initial ADDED events back until the server marks their end
+    (a bookmark annotated `k8s.io/initial-events-end`), so a stream that
+    breaks during them is restarted without delivering any twice; only then
+    does the resume point move. A stream that ends, is shed because the
+    reader fell behind (TooManyRequests) or loses its server (Unavailable;
+    a server that cannot be reached is left for the next configured one) is
+    re-opened from the resume point with back-off; one outage may last
+    `retry_timeout` seconds before its error is raised. Expired (the version
+    is compacted: list, then watch from the list's version) and errors about
+    the request itself end the watch. A cancelled read loses nothing: the
+    next read re-opens the stream. Bookmarks are delivered only if asked
+    for, but always advance the resume point."""
+
+    def __init__(self, client: Client, kind: type[M], request: Any) -> None:
+        self._client = client
+        self._kind = kind
+        self._request = request
+        self._bookmarks = request.allow_watch_bookmarks
+        self._request.allow_watch_bookmarks = True
+        self._call: Any = None
+        self._pending: deque[WatchEvent[M]] = deque()
+        # the initial ADDED events, until their end; None once they are delivered
+        self._initial: list[WatchEvent[M]] | None = (
+            [] if request.resource_version in ("", "0") else None
+        )
+        self._closed = False
+        self.resource_version: str = request.resource_version
+        self.reconnects = 0
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Ends the watch; idempotent. Iteration then stops."""
+        self._closed = True
+        self._drop_call()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> WatchEvent[M]:
+        while not self._pending:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._receive()
+        return self._pending.popleft()
+
+    async def _receive(self) -> None:
+        """Reads until there is an event to deliver or the watch is closed."""
+        backoff = _Backoff(self._client.retry_timeout)
+        while not self._pending and not self._closed:
+            if self._call is None:
+                self._open()
+            try:
+                response = await self._call.read()
+            except asyncio.CancelledError:
+                # grpc cancels the call with the read: re-open on the next read
+                self._drop_call()
+                task = asyncio.current_task()
+                if self._closed and task is not None and not task.cancelling():
+                    return  # close() from another task, not a cancellation of ours
+                raise
+            except grpc.aio.AioRpcError as e:
+                self._drop_call()
+                await self._recover(e, backoff)
+                continue
+            if response is grpc.aio.EOF:  # the server's timeout: resume
+                self._drop_call()
+                self.reconnects += 1
+                continue
+            backoff = _Backoff(self._client.retry_timeout)  # each outage gets the budget
+            self._accept(response)
+
+    def _open(self) -> None:
+        self._request.resource_version = self.resource_version
+        if self._initial is not None:
+            self._initial = []  # the new stream sends them all again
+        self._call = self._client._stub().Watch(self._request)
+
+    def _drop_call(self) -> None:
+        call, self._call = self._call, None
+        if call is not None:
+            call.cancel()
+
+    async def _recover(self, e: grpc.aio.AioRpcError, backoff: _Backoff) -> None:
+        """Returns when the stream should be re-opened (after a back-off);
+        raises the error that ends the watch."""
+        error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
+        answered = _from_server(e)
+        code = e.code()
+        resumable = (
+            code == grpc.StatusCode.UNAVAILABLE  # TooManyRequests, Unavailable, no server
+            # the server's cache has not reached our version yet
+            or (answered and isinstance(error, errors.Timeout))
+            # the server went away mid-stream (a local cancel raises CancelledError)
+            or (code == grpc.StatusCode.CANCELLED and not answered)
+        )
+        if not resumable:
+            raise error from None
+        if not answered:
+            self._client._fail_over()
+        if not await backoff.sleep():
+            raise error from None
+        self.reconnects += 1
+        log.debug(
+            "resuming a watch",
+            extra={"resource": self._request.ref.resource, "from": self.resource_version},
+        )
+
+    def _accept(self, response: Any) -> None:
+        for event in response.events:
+            if self._initial is not None:
+                self._accept_initial(event)
+                continue
+            self.resource_version = event.resource_version
+            if event.type == "BOOKMARK" and not self._bookmarks:
+                continue
+            obj = self._kind.FromString(event.object)
+            self._pending.append(WatchEvent(event.type, obj, event.resource_version))
+
+    def _accept_initial(self, event: Any) -> None:
+        assert self._initial is not None
+        obj = self._kind.FromString(event.object)
+        if event.type != "BOOKMARK":
+            self._initial.append(WatchEvent(event.type, obj, event.resource_version))
+            return
+        annotations = obj.metadata.annotations  # type: ignore[attr-defined]
+        if annotations.get(_INITIAL_EVENTS_END) != "true":
+            return
+        self._pending.extend(self._initial)
+        self._initial = None
+        self.resource_version = event.resource_version
+        if self._bookmarks:
+            self._pending.append(WatchEvent("BOOKMARK", obj, event.resource_version))
+
+
+class _Backoff:
+    """Jittered exponential back-off, 0.1 s doubling to 5 s, within a budget."""
+
+    def __init__(self, budget: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + budget
+        self._delay = 0.1
+
+    async def sleep(self) -> bool:
+        """Sleeps before the next try; False when the budget is spent."""
+        loop = asyncio.get_running_loop()
+        delay = self._delay * random.uniform(0.5, 1.0)
+        if loop.time() + delay > self._deadline:
+            return False
+        await asyncio.sleep(delay)
+        self._delay = min(self._delay * 2, 5.0)
+        return True
+
+
+def _from_server(e: grpc.aio.AioRpcError) -> bool:
+    """Whether the failure was answered by an API server (it carries a Status)."""
+    return any(key == status.STATUS_KEY for key, _ in (e.trailing_metadata() or ()))
+
+
+def _json(value: Any) -> bytes:
+    if isinstance(value, str):
+        return value.encode()
+    return json.dumps(value).encode()
+
+
+def _delete_options(
+    grace: int | None, policy: str | None, preconditions: Preconditions | None, dry_run: bool
+) -> DeleteOptions:
+    options = DeleteOptions()
+    if grace is not None:
+        options.grace_period_seconds = grace
+    if policy:
+        options.propagation_policy = policy
+    if preconditions is not None:
+        options.preconditions.CopyFrom(preconditions)
+    if dry_run:
+        options.dry_run.append("All")
+    return options
