@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kpy.api.core.v1 import Namespace
+from kpy.apiserver.process import APIServerProcess
+from kpy.client import Client
 from kpy.storage import EtcdServer, Store, new_client
 
 if TYPE_CHECKING:
@@ -53,3 +56,34 @@ def namespace(request: pytest.FixtureRequest) -> str:
     """A namespace name no other test uses."""
     base = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40]
     return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+# -- the API server, as a real process -----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def apiserver(etcd_server: EtcdServer) -> Iterator[APIServerProcess]:
+    """One kpy-apiserver process for the session (fast bookmarks), stopped by pid."""
+    server = APIServerProcess(etcd_server.endpoint, bookmark_interval=0.5)
+    server.start()
+    pid = server.pid
+    yield server
+    server.stop()
+    assert not Path(f"/proc/{pid}").exists(), f"kpy-apiserver (pid {pid}) still runs after stop()"
+
+
+@pytest.fixture
+async def client(apiserver: APIServerProcess) -> AsyncIterator[Client]:
+    async with Client(apiserver.address, retry_timeout=10.0) as c:
+        yield c
+
+
+@pytest.fixture
+async def api_namespace(client: Client, namespace: str) -> str:
+    """A fresh namespace created through the API server for this test. It is
+    left behind: deleting it would only mark it Terminating until a namespace
+    controller exists, and no other test uses its name."""
+    ns = Namespace()
+    ns.metadata.name = namespace
+    await client.create(ns)
+    return namespace
