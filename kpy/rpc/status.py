@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from kpy.api import errors
 from kpy.api.meta.v1 import Status, StatusCause, StatusDetails
@@ -71,6 +72,13 @@ _CLASS_BY_CODE: Final[dict[grpc.StatusCode, type[errors.StatusError]]] = {
     grpc.StatusCode.UNIMPLEMENTED: errors.MethodNotAllowed,
 }
 
+# What to do about a transport failure, appended to its message.
+_HINTS: Final[dict[type[errors.StatusError], str]] = {
+    errors.Unavailable: "the API server cannot be reached; check that it runs and retry",
+    errors.Timeout: "no answer within the client's timeout; retry, or raise `timeout` "
+    "in the kpy config",
+}
+
 
 def code_for(error: errors.StatusError) -> grpc.StatusCode:
     """The gRPC code an error travels with."""
@@ -118,9 +126,11 @@ def from_grpc(
     one, else from the gRPC code (a transport failure)."""
     for key, value in metadata or ():
         if key == STATUS_KEY and isinstance(value, bytes):
-            return from_status(Status.FromString(value))
+            try:
+                return from_status(Status.FromString(value))
+            except DecodeError:  # not our server's Status: judge by the code
+                break
     cls = _CLASS_BY_CODE.get(code, errors.Internal)
     text = details or code.name.lower().replace("_", " ")
-    if cls is errors.Unavailable:
-        text = f"{text}: the API server cannot be reached; check that it runs and retry"
-    return cls(text)
+    hint = _HINTS.get(cls)
+    return cls(f"{text}: {hint}" if hint else text)
