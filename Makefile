@@ -7,7 +7,7 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 # Only files that declare a service get gRPC stubs.
 GRPC_PROTOS := $(shell grep -l '^service ' $(PROTOS) 2>/dev/null)
 
-.PHONY: install proto proto-check lint test test-unit test-integration clean
+.PHONY: install proto proto-check lint test test-unit test-integration clean bench
 
 install: $(BIN)/kpyctl
 
@@ -30,8 +30,8 @@ proto-check: proto
 		(echo "generated code in kpy/ differs from proto/: run 'make proto' and commit the result" && exit 1)
 
 lint: install
-	$(BIN)/ruff check kpy cmd tests
-	$(BIN)/ruff format --check kpy cmd tests
+	$(BIN)/ruff check kpy cmd tests bench
+	$(BIN)/ruff format --check kpy cmd tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -44,6 +44,11 @@ test-unit: install
 
 test-integration: install
 	$(BIN)/pytest tests/integration
+
+# kpy against raw etcd, every figure measured in the same run (under a minute);
+# writes bench/results/<UTC time>.json and latest.json. BENCH_FLAGS=--quick: a smoke run.
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,121 @@
+"""create: pods created through the API vs raw etcd puts of the same bytes.
+
+Measured:
+- sequential latency: one call at a time, a kpy create and a raw put in
+  turn (interleaved, so both see the same moments of a noisy machine);
+  p50 and p99 over `Sizes.sequential` calls each;
+- throughput: `Sizes.in_flight` tasks calling at once until
+  `Sizes.total` calls or `Sizes.seconds`, in two alternating rounds per
+  side (kpy, raw, kpy, raw); ops/s and the p50/p99 latency under that load.
+
+kpy side: `Client.create` of a realistic Pod (`_context.realistic_pod`),
+through the API server process: admission, defaulting, validation, a
+guarded etcd transaction, the answer decoded by the SDK. Baseline: aetcd
+`put` of the exact value kpy stored for one of these pods (read back from
+etcd, so the same size and content) under `/bench-raw/core/v1/pods/<ns>/`,
+from the same process, with the same concurrency. Ratio = kpy / raw.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bench._context import Context, create_namespace, kpy_key, raw_key, realistic_pod, renamed
+from bench._load import alternating, concurrent, interleaved
+from bench._report import Aim, Result, latency_rows, throughput_row
+from kpy.client import Client
+from kpy.storage import new_client
+
+if TYPE_CHECKING:
+    import aetcd
+
+NAME = "create"
+THROUGHPUT_AIM = 0.5  # the issue's aim: API creates at least half of raw etcd puts
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    sequential: int
+    total: int
+    seconds: float
+    in_flight: int = 32
+    warmup: int = 50
+
+
+NORMAL = Sizes(sequential=300, total=3_000, seconds=10.0)
+QUICK = Sizes(sequential=40, total=400, seconds=2.0, warmup=10)
+
+
+async def run(ctx: Context) -> Result:
+    sizes = QUICK if ctx.quick else NORMAL
+    namespace = ctx.namespace(NAME)
+    etcd = new_client(ctx.etcd_endpoint)
+    async with Client(ctx.api_address, retry_timeout=10.0) as client:
+        try:
+            await etcd.connect()
+            return await _measure(ctx, sizes, client, etcd, namespace)
+        finally:
+            await etcd.close()
+
+
+async def _measure(
+    ctx: Context, sizes: Sizes, client: Client, etcd: aetcd.Client, namespace: str
+) -> Result:
+    await create_namespace(client, namespace)
+    template = realistic_pod(namespace, "template")
+    names = itertools.count()
+
+    async def kpy_create() -> None:
+        await client.create(renamed(template, f"pod-{next(names)}"))
+
+    ctx.progress.phase(NAME, f"warm-up ({sizes.warmup} creates each)")
+    await concurrent(kpy_create, count=sizes.warmup, seconds=10.0, in_flight=4)
+    stored = await etcd.get(kpy_key(namespace, "pod-0"))
+    value: bytes = stored.value
+
+    async def raw_put() -> None:
+        await etcd.put(raw_key(namespace, f"pod-{next(names)}"), value)
+
+    await concurrent(raw_put, count=sizes.warmup, seconds=10.0, in_flight=4)
+
+    ctx.progress.phase(NAME, f"sequential latency ({sizes.sequential} calls each, interleaved)")
+    kpy_seq, raw_seq = await interleaved(
+        [kpy_create, raw_put], count=sizes.sequential, seconds=sizes.seconds
+    )
+    ctx.progress.phase(
+        NAME,
+        f"throughput ({sizes.in_flight} in flight, <= {sizes.total} calls or "
+        f"{sizes.seconds:g}s per side, 2 alternating rounds)",
+    )
+    kpy_tp, raw_tp = await alternating(
+        [kpy_create, raw_put],
+        rounds=2,
+        count=sizes.total,
+        seconds=sizes.seconds,
+        in_flight=sizes.in_flight,
+    )
+    ctx.progress.done(f"kpy {kpy_tp.per_second:,.0f}/s, raw {raw_tp.per_second:,.0f}/s")
+
+    result = Result()
+    result.rows += latency_rows(NAME, "sequential", kpy_seq, raw_seq)
+    result.rows.append(throughput_row(NAME, f"throughput x{sizes.in_flight}", kpy_tp, raw_tp))
+    result.rows += latency_rows(
+        NAME, f"latency x{sizes.in_flight}", kpy_tp.latencies, raw_tp.latencies
+    )
+    ratio = kpy_tp.per_second / raw_tp.per_second if raw_tp.per_second else 0.0
+    result.aims.append(
+        Aim(
+            f"create throughput >= {THROUGHPUT_AIM:g} x raw etcd puts",
+            ratio >= THROUGHPUT_AIM,
+            f"{ratio:.2f}x ({kpy_tp.per_second:,.0f} vs {raw_tp.per_second:,.0f} ops/s)",
+        )
+    )
+    result.details = {
+        "value_bytes": len(value),
+        "sequential_calls": [len(kpy_seq), len(raw_seq)],
+        "throughput_calls": [kpy_tp.ops, raw_tp.ops],
+        "in_flight": sizes.in_flight,
+    }
+    return result

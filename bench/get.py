@@ -1,0 +1,119 @@
+"""get: one pod read through the API vs a raw etcd get of the same value.
+
+Setup: `Sizes.objects` realistic pods created through the API; each one's
+stored value is copied to the same name under `/bench-raw/...`.
+
+Measured, reading pods picked at random (the same seeded sequence on both
+sides):
+- sequential latency: one call at a time, kpy and raw in turn; p50/p99;
+- throughput: `Sizes.in_flight` tasks at once until `Sizes.total` calls or
+  `Sizes.seconds`, two alternating rounds per side; ops/s and p50/p99.
+
+kpy side: `Client.get(Pod, name)`; the API server reads etcd (a get is not
+served from the watch cache) and the SDK decodes the Pod. Baseline: aetcd
+`get` of the raw key plus `Pod.FromString` of its value, so decoding is
+included on both sides. Ratio = kpy / raw.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bench._context import Context, raw_key
+from bench._fixtures import populate
+from bench._load import alternating, concurrent, interleaved
+from bench._report import Result, latency_rows, throughput_row
+from kpy.api.core.v1 import Pod
+from kpy.client import Client
+from kpy.storage import new_client
+
+if TYPE_CHECKING:
+    import aetcd
+
+NAME = "get"
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    objects: int
+    sequential: int
+    total: int
+    seconds: float
+    in_flight: int = 32
+    warmup: int = 50
+
+
+NORMAL = Sizes(objects=200, sequential=300, total=4_000, seconds=6.0)
+QUICK = Sizes(objects=50, sequential=40, total=400, seconds=2.0, warmup=10)
+
+
+async def run(ctx: Context) -> Result:
+    sizes = QUICK if ctx.quick else NORMAL
+    namespace = ctx.namespace(NAME)
+    etcd = new_client(ctx.etcd_endpoint)
+    async with Client(ctx.api_address, retry_timeout=10.0) as client:
+        try:
+            await etcd.connect()
+            ctx.progress.phase(NAME, f"setup ({sizes.objects} pods via the API, mirrored raw)")
+            names = await populate(client, etcd, namespace, sizes.objects)
+            return await _measure(ctx, sizes, client, etcd, namespace, names)
+        finally:
+            await etcd.close()
+
+
+async def _measure(
+    ctx: Context,
+    sizes: Sizes,
+    client: Client,
+    etcd: aetcd.Client,
+    namespace: str,
+    names: list[str],
+) -> Result:
+    kpy_picks, raw_picks = random.Random(1), random.Random(1)
+
+    async def kpy_get() -> None:
+        pod = await client.get(Pod, kpy_picks.choice(names), namespace=namespace)
+        assert pod.metadata.name
+
+    async def raw_get() -> None:
+        got = await etcd.get(raw_key(namespace, raw_picks.choice(names)))
+        pod = Pod.FromString(got.value)
+        assert pod.metadata.name
+
+    ctx.progress.phase(NAME, f"warm-up ({sizes.warmup} gets each)")
+    for op in (kpy_get, raw_get):
+        await concurrent(op, count=sizes.warmup, seconds=10.0, in_flight=4)
+    ctx.progress.phase(NAME, f"sequential latency ({sizes.sequential} calls each, interleaved)")
+    kpy_seq, raw_seq = await interleaved(
+        [kpy_get, raw_get], count=sizes.sequential, seconds=sizes.seconds
+    )
+    ctx.progress.phase(
+        NAME,
+        f"throughput ({sizes.in_flight} in flight, <= {sizes.total} calls or "
+        f"{sizes.seconds:g}s per side, 2 alternating rounds)",
+    )
+    kpy_tp, raw_tp = await alternating(
+        [kpy_get, raw_get],
+        rounds=2,
+        count=sizes.total,
+        seconds=sizes.seconds,
+        in_flight=sizes.in_flight,
+    )
+    ctx.progress.done(f"kpy {kpy_tp.per_second:,.0f}/s, raw {raw_tp.per_second:,.0f}/s")
+
+    result = Result()
+    result.rows += latency_rows(NAME, "sequential", kpy_seq, raw_seq)
+    result.rows.append(throughput_row(NAME, f"throughput x{sizes.in_flight}", kpy_tp, raw_tp))
+    result.rows += latency_rows(
+        NAME, f"latency x{sizes.in_flight}", kpy_tp.latencies, raw_tp.latencies
+    )
+    result.details = {
+        "objects": sizes.objects,
+        "sequential_calls": [len(kpy_seq), len(raw_seq)],
+        "throughput_calls": [kpy_tp.ops, raw_tp.ops],
+        "in_flight": sizes.in_flight,
+        "decode": "included on both sides",
+    }
+    return result
