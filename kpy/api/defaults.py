@@ -13,13 +13,17 @@ API server's admission, not here.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from google.protobuf.message import Message
 
 from kpy.api import intstr
 from kpy.api._descriptors import is_map, is_message, map_value
+
+if TYPE_CHECKING:
+    from google.protobuf.descriptor import Descriptor
 
 M = TypeVar("M", bound=Message)
 _Defaulter = Callable[[Any], None]
@@ -49,7 +53,7 @@ def _walk(msg: Message) -> None:
     if defaulter is not None:
         defaulter(msg)
     for field, value in msg.ListFields():
-        if not is_message(field):
+        if not is_message(field) or not _reaches_defaulter(field.message_type):
             continue
         if is_map(field):
             if is_message(map_value(field)):
@@ -60,6 +64,24 @@ def _walk(msg: Message) -> None:
                 _walk(item)
         else:
             _walk(value)
+
+
+@functools.cache
+def _reaches_defaulter(descriptor: Descriptor) -> bool:
+    """Whether a message of this type can contain (or be) a message that has
+    defaults; the walk skips the subtrees that cannot (most of an object)."""
+    seen = {descriptor}
+    todo = [descriptor]
+    while todo:
+        current = todo.pop()
+        if current.full_name in _DEFAULTERS:
+            return True
+        for field in current.fields:
+            child = field.message_type
+            if child is not None and child not in seen:
+                seen.add(child)
+                todo.append(child)
+    return False
 
 
 def _default(msg: Any, field: str, value: Any) -> None:

@@ -28,6 +28,7 @@ Contract (Kubernetes' resource.Quantity, apimachinery `api/resource`):
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from decimal import Decimal
@@ -461,6 +462,7 @@ def _interpret(suffix: str) -> tuple[int, int, Format]:
     raise ValueError(ERR_SUFFIX)
 
 
+@functools.lru_cache(maxsize=4096)  # quantities are immutable; manifests repeat a few
 def _parse(s: str) -> Quantity:
     if not s:
         raise ValueError(ERR_FORMAT_WRONG)
