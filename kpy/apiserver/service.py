@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
     from kpy.api.scheme import ResourceInfo, Scheme
     from kpy.apiserver.registry import Registry
+    from kpy.apiserver.watch_cache import CacheEvent, CacheWatcher
 
 log = logging.getLogger("kpy.apiserver")
 
@@ -56,7 +57,9 @@ class APIService(api.APIServicer):
         connector: NodeConnector,
         *,
         watch_timeout: tuple[float, float] = (300.0, 600.0),
+        watch_linger: float = 0.005,
     ) -> None:
+        self._watch_linger = watch_linger
         self._registries = registries
         self._scheme = scheme
         self._connector = connector
@@ -181,13 +184,16 @@ class APIService(api.APIServicer):
         except Exception as e:
             await self._fail(context, e)
         timeout = float(request.timeout_seconds) or random.uniform(*self._watch_timeout)
-        deadline = asyncio.get_running_loop().time() + timeout
+        # One timer per stream (not per read): closing the watcher ends the
+        # loop below normally, and the client resumes from its last version.
+        expiry = asyncio.get_running_loop().call_later(timeout, watcher.close)
         try:
             while True:
                 try:
-                    async with asyncio.timeout_at(deadline):
-                        batch = await anext(watcher)
-                except (TimeoutError, StopAsyncIteration):
+                    batch = await anext(watcher)
+                    if self._watch_linger and len(batch) < _BATCH:
+                        batch += await _more(watcher, self._watch_linger)
+                except StopAsyncIteration:
                     return
                 except Exception as e:
                     await self._fail(context, e)
@@ -202,6 +208,7 @@ class APIService(api.APIServicer):
                     ]
                 )
         finally:
+            expiry.cancel()
             watcher.close()
 
     async def Update(self, request: api.UpdateRequest, context: Context) -> api.ObjectResponse:
@@ -330,6 +337,23 @@ class APIService(api.APIServicer):
         return api.ResourcesResponse(
             resources=[_describe(registry) for registry in self._registries.values()]
         )
+
+
+_BATCH = 256  # events worth waiting for; a batch this big goes at once
+
+
+async def _more(watcher: CacheWatcher, linger: float) -> list[CacheEvent]:
+    """Events that arrive within `linger` seconds of a small batch, so that a
+    busy watch sends one message per few events instead of one per event
+    (each message costs far more than each event in it)."""
+    await asyncio.sleep(linger)
+    more: list[CacheEvent] = []
+    while watcher.ready() and len(more) < _BATCH:
+        try:
+            more += await anext(watcher)
+        except (StopAsyncIteration, errors.StatusError):
+            break  # the next read reports the end
+    return more
 
 
 def _describe(registry: Registry) -> api.APIResource:

@@ -214,6 +214,10 @@ class CacheWatcher:
             self._wakeup.clear()
             await self._wakeup.wait()
 
+    def ready(self) -> bool:
+        """Whether a read would return at once (events queued, or the end)."""
+        return bool(self._queue or self._initial or self._closed or self._error is not None)
+
     def _take_initial(self) -> list[CacheEvent]:
         initial = self._initial
         count = min(len(initial), self._size)

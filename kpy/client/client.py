@@ -124,6 +124,7 @@ class Client:
         self.retry_timeout = retry_timeout
         self._scheme = using
         self._channels: list[grpc.aio.Channel | None] = [None] * len(self.config.servers)
+        self._stubs: list[api.APIAsyncStub | None] = [None] * len(self.config.servers)
         self._current = 0
 
     async def __aenter__(self) -> Self:
@@ -139,6 +140,7 @@ class Client:
 
     async def close(self) -> None:
         channels, self._channels = self._channels, [None] * len(self._channels)
+        self._stubs = [None] * len(self._stubs)
         for channel in channels:
             if channel is not None:
                 await channel.close()
@@ -152,13 +154,14 @@ class Client:
 
     def _stub(self) -> api.APIAsyncStub:
         index = self._current
-        channel = self._channels[index]
-        if channel is None:
+        stub = self._stubs[index]
+        if stub is None:
             channel = grpc.aio.insecure_channel(
                 self.config.servers[index], options=_CHANNEL_OPTIONS
             )
             self._channels[index] = channel
-        return api.APIStub(channel)
+            stub = self._stubs[index] = api.APIStub(channel)
+        return stub
 
     def _fail_over(self) -> None:
         if len(self._channels) > 1:
