@@ -522,3 +522,37 @@ def test_immutable_configmap_data_cannot_change() -> None:
     new = copy.deepcopy(old)
     new["data"]["a"] = "2"
     assert any(e.startswith("data: Forbidden") for e in _update_errors(old, new))
+
+
+@pytest.mark.parametrize(
+    ("deleting", "old_finalizers", "new_finalizers", "refused"),
+    [
+        (False, ["a"], ["a", "b"], False),
+        (True, ["a"], ["a"], False),
+        (True, ["a", "b"], ["a"], False),
+        (True, ["a"], ["a", "b"], True),
+        (True, [], ["b"], True),
+    ],
+    ids=[
+        "add while alive",
+        "keep while deleting",
+        "remove while deleting",
+        "add while deleting",
+        "add to none while deleting",
+    ],
+)
+def test_no_new_finalizers_once_deletion_started(
+    deleting: bool, old_finalizers: list[str], new_finalizers: list[str], refused: bool
+) -> None:
+    old = _pod()
+    old["metadata"]["finalizers"] = old_finalizers
+    if deleting:
+        old["metadata"]["deletionTimestamp"] = "2026-11-23T10:00:00Z"
+    new = copy.deepcopy(old)
+    new["metadata"]["finalizers"] = new_finalizers
+    found = [e for e in _update_errors(old, new) if e.startswith("metadata.finalizers")]
+    want = [
+        "metadata.finalizers: Forbidden: no new finalizers can be added "
+        "if the object is being deleted"
+    ]
+    assert [e.split(", found")[0] for e in found] == (want if refused else [])

@@ -142,4 +142,14 @@ def validate_object_meta_update(new: Any, old: Any) -> Errors:
         errs.append(immutable("metadata.creationTimestamp"))
     if old.HasField("deletion_timestamp") and new.deletion_timestamp != old.deletion_timestamp:
         errs.append(immutable("metadata.deletionTimestamp"))
+    if old.HasField("deletion_timestamp"):
+        added = [f for f in new.finalizers if f not in old.finalizers]
+        if added:
+            errs.append(
+                forbidden(
+                    "metadata.finalizers",
+                    "no new finalizers can be added if the object is being deleted, "
+                    f"found new finalizers {added}",
+                )
+            )
     return errs
