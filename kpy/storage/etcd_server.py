@@ -71,8 +71,10 @@ def _free_port() -> int:
 class EtcdServer:
     """A single-member etcd on 127.0.0.1. Ports default to free ones picked at
     `start()`; `data_dir` defaults to a temporary directory removed by `stop()`
-    (a given one is kept). `progress_notify_interval` (seconds) shortens etcd's
-    watch progress notifications, for tests; `unsafe_no_fsync` trades
+    (a given one is kept). `progress_notify_interval` (seconds; etcd's own
+    default is 10 minutes) is how often an idle watch learns the current
+    revision: the API server's watch caches need it to serve a watch from a
+    version newer than their resource's last change; `unsafe_no_fsync` trades
     durability for speed, for tests only. Auto-compaction is off unless
     `auto_compaction_retention` says otherwise (etcd's syntax: "1h", "0")."""
 
@@ -84,7 +86,7 @@ class EtcdServer:
         peer_port: int = 0,
         name: str = "kpy",
         auto_compaction_retention: str = "0",
-        progress_notify_interval: float | None = None,
+        progress_notify_interval: float | None = 1.0,
         unsafe_no_fsync: bool = False,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         start_timeout: float = 30.0,
