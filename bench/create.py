@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from bench._context import Context, create_namespace, kpy_key, raw_key, realistic_pod, renamed
-from bench._load import alternating, concurrent, interleaved
-from bench._report import Aim, Result, latency_rows, throughput_row
+from bench._load import concurrent
+from bench._pair import measure_pair
+from bench._report import Aim, Result
 from kpy.client import Client
 from kpy.storage import new_client
 
@@ -80,29 +81,21 @@ async def _measure(
 
     await concurrent(raw_put, count=sizes.warmup, seconds=10.0, in_flight=4)
 
-    ctx.progress.phase(NAME, f"sequential latency ({sizes.sequential} calls each, interleaved)")
-    kpy_seq, raw_seq = await interleaved(
-        [kpy_create, raw_put], count=sizes.sequential, seconds=sizes.seconds
-    )
-    ctx.progress.phase(
+    pair = await measure_pair(
+        ctx,
         NAME,
-        f"throughput ({sizes.in_flight} in flight, <= {sizes.total} calls or "
-        f"{sizes.seconds:g}s per side, 2 alternating rounds)",
-    )
-    kpy_tp, raw_tp = await alternating(
-        [kpy_create, raw_put],
-        rounds=2,
-        count=sizes.total,
+        kpy_create,
+        raw_put,
+        sequential=sizes.sequential,
+        total=sizes.total,
         seconds=sizes.seconds,
         in_flight=sizes.in_flight,
     )
-    ctx.progress.done(f"kpy {kpy_tp.per_second:,.0f}/s, raw {raw_tp.per_second:,.0f}/s")
-
-    result = Result()
-    result.rows += latency_rows(NAME, "sequential", kpy_seq, raw_seq)
-    result.rows.append(throughput_row(NAME, f"throughput x{sizes.in_flight}", kpy_tp, raw_tp))
-    result.rows += latency_rows(
-        NAME, f"latency x{sizes.in_flight}", kpy_tp.latencies, raw_tp.latencies
+    result, (kpy_seq, raw_seq), kpy_tp, raw_tp = (
+        pair.result,
+        pair.sequential,
+        pair.kpy,
+        pair.raw,
     )
     ratio = kpy_tp.per_second / raw_tp.per_second if raw_tp.per_second else 0.0
     result.aims.append(

@@ -23,14 +23,16 @@ from typing import TYPE_CHECKING
 
 from bench._context import Context, raw_key
 from bench._fixtures import populate
-from bench._load import alternating, concurrent, interleaved
-from bench._report import Result, latency_rows, throughput_row
+from bench._load import concurrent
+from bench._pair import measure_pair
 from kpy.api.core.v1 import Pod
 from kpy.client import Client
 from kpy.storage import new_client
 
 if TYPE_CHECKING:
     import aetcd
+
+    from bench._report import Result
 
 NAME = "get"
 
@@ -85,29 +87,21 @@ async def _measure(
     ctx.progress.phase(NAME, f"warm-up ({sizes.warmup} gets each)")
     for op in (kpy_get, raw_get):
         await concurrent(op, count=sizes.warmup, seconds=10.0, in_flight=4)
-    ctx.progress.phase(NAME, f"sequential latency ({sizes.sequential} calls each, interleaved)")
-    kpy_seq, raw_seq = await interleaved(
-        [kpy_get, raw_get], count=sizes.sequential, seconds=sizes.seconds
-    )
-    ctx.progress.phase(
+    pair = await measure_pair(
+        ctx,
         NAME,
-        f"throughput ({sizes.in_flight} in flight, <= {sizes.total} calls or "
-        f"{sizes.seconds:g}s per side, 2 alternating rounds)",
-    )
-    kpy_tp, raw_tp = await alternating(
-        [kpy_get, raw_get],
-        rounds=2,
-        count=sizes.total,
+        kpy_get,
+        raw_get,
+        sequential=sizes.sequential,
+        total=sizes.total,
         seconds=sizes.seconds,
         in_flight=sizes.in_flight,
     )
-    ctx.progress.done(f"kpy {kpy_tp.per_second:,.0f}/s, raw {raw_tp.per_second:,.0f}/s")
-
-    result = Result()
-    result.rows += latency_rows(NAME, "sequential", kpy_seq, raw_seq)
-    result.rows.append(throughput_row(NAME, f"throughput x{sizes.in_flight}", kpy_tp, raw_tp))
-    result.rows += latency_rows(
-        NAME, f"latency x{sizes.in_flight}", kpy_tp.latencies, raw_tp.latencies
+    result, (kpy_seq, raw_seq), kpy_tp, raw_tp = (
+        pair.result,
+        pair.sequential,
+        pair.kpy,
+        pair.raw,
     )
     result.details = {
         "objects": sizes.objects,
