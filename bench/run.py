@@ -169,7 +169,7 @@ def _print(results: dict[str, Result], errors: dict[str, str], path: Path, durat
         print(format_aims(aims))
     for name, error in errors.items():
         print(f"[FAIL] {name}: {error}")
-    print(f"\nwrote {path} and latest.json in {duration:.0f}s")
+    print(f"\nwrote {path} in {duration:.0f}s (latest.json only for full runs)")
 
 
 def _json(
@@ -212,7 +212,10 @@ def _write(directory: Path, started: datetime.datetime, report: dict[str, Any]) 
     text = json.dumps(report, indent=1) + "\n"
     path = directory / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(text)
-    (directory / "latest.json").write_text(text)
+    # latest.json is the figure quoted in notes: partial (--quick, --only)
+    # runs never replace it.
+    if not report["quick"] and len(report["benchmarks"]) == len(BENCHMARKS):
+        (directory / "latest.json").write_text(text)
     return path
 
 
