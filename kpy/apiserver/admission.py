@@ -77,8 +77,10 @@ def _job(job: Any) -> None:
     labels = spec.template.metadata.labels
     for key, value in generated.items():
         labels.setdefault(key, value)
-    if not spec.HasField("selector"):
-        spec.selector.match_labels["batch.kubernetes.io/controller-uid"] = uid
+    # As Kubernetes' generateSelector: the uid label joins whatever selector
+    # was given, so a selector that does not select this Job's own pods (or a
+    # template that contradicts the generated labels) fails validation.
+    spec.selector.match_labels.setdefault("batch.kubernetes.io/controller-uid", uid)
 
 
 _ON_CREATE: Final[dict[str, _Admit]] = {"Pod": _pod, "Job": _job}

@@ -213,7 +213,12 @@ class Registry:
         self._strategy.prepare_for_create(obj)
         admission.admit(obj)
         set_defaults(obj)
-        self._check_valid(obj, None)
+        try:
+            self._check_valid(obj, None)
+        except errors.Invalid as e:
+            if not generate:
+                raise
+            raise self._invalid([_as_generate_name(c, m) for c in e.causes], m.name) from None
         await self._check_namespace(m.namespace)
         if dry_run:
             # A dry run answers what the create would: AlreadyExists included.
@@ -696,6 +701,15 @@ def decode_body(message_type: type[M], data: bytes, kind: str) -> M:
         return message_type.FromString(data)
     except DecodeError as e:
         raise errors.BadRequest(f"the request body is not a valid {kind} message: {e}") from None
+
+
+def _as_generate_name(cause: errors.FieldError, m: ObjectMeta) -> errors.FieldError:
+    """A problem with a generated name is a problem with the prefix the user
+    wrote: report it on metadata.generateName, quoting the prefix."""
+    if cause.path != "metadata.name":
+        return cause
+    detail = cause.detail.replace(f'"{m.name}"', f'"{m.generate_name}"')
+    return errors.FieldError("metadata.generateName", cause.reason, detail)
 
 
 def _parse_version(value: str) -> int:

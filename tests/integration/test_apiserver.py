@@ -937,6 +937,39 @@ async def test_job_admission_generates_selector(client: Client, api_namespace: s
     assert labels["job-name"] == "j"
 
 
+async def test_job_given_selector_gains_the_uid_label(client: Client, api_namespace: str) -> None:
+    body = job_body()
+    body["spec"]["selector"] = {"matchLabels": {"app": "batch"}}
+    body["spec"]["template"]["metadata"] = {"labels": {"app": "batch"}}
+    job = await client.create(make(Job, "j", body), namespace=api_namespace)
+    assert dict(job.spec.selector.match_labels) == {
+        "app": "batch",
+        CONTROLLER_UID: job.metadata.uid,
+    }
+
+
+async def test_job_template_contradicting_the_generated_labels_is_invalid(
+    client: Client, api_namespace: str, store: Store
+) -> None:
+    body = job_body()
+    body["spec"]["template"]["metadata"] = {"labels": {CONTROLLER_UID: "someone-else"}}
+    with pytest.raises(Invalid) as raised:
+        await client.create(make(Job, "j", body), namespace=api_namespace)
+    assert "spec.template.metadata.labels" in causes(raised.value)
+    assert await stored(store, Job, api_namespace) == []
+
+
+async def test_bad_generate_name_is_reported_on_generate_name(
+    client: Client, api_namespace: str
+) -> None:
+    cm = ConfigMap()
+    cm.metadata.generate_name = "Bad_"
+    with pytest.raises(Invalid) as raised:
+        await client.create(cm, namespace=api_namespace)
+    assert list(causes(raised.value)) == ["metadata.generateName"]
+    assert '"Bad_"' in raised.value.causes[0].detail
+
+
 async def test_admission_also_runs_on_dry_run(client: Client, api_namespace: str) -> None:
     pod = await client.create(make(Pod, "p", pod_body()), namespace=api_namespace, dry_run=True)
     assert {t.key for t in pod.spec.tolerations} == {NOT_READY, UNREACHABLE}
