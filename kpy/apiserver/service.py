@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
 
     from kpy.api.scheme import ResourceInfo, Scheme
+    from kpy.api.selection import Predicate
     from kpy.apiserver.registry import Registry
     from kpy.apiserver.watch_cache import CacheEvent, CacheWatcher
 
@@ -86,6 +87,21 @@ class APIService(api.APIServicer):
             )
         return ""
 
+    def _target(self, ref: api.ResourceRef) -> tuple[Registry, str]:
+        """The registry and namespace of a request about one object."""
+        registry = self._registry(ref)
+        return registry, self._namespace(registry, ref, listing=False)
+
+    def _selection(self, request: Any) -> tuple[Registry, str | None, Predicate]:
+        """The registry, namespace (None: all) and selectors of a list, watch
+        or deletecollection request."""
+        registry = self._registry(request.ref)
+        namespace = self._namespace(registry, request.ref, listing=True) or None
+        predicate = parse_predicate(
+            registry.info.kind, request.label_selector, request.field_selector
+        )
+        return registry, namespace, predicate
+
     def _name(self, ref: api.ResourceRef) -> str:
         if not ref.name:
             raise errors.BadRequest(f"{ref.resource}: a resource name is required")
@@ -102,8 +118,7 @@ class APIService(api.APIServicer):
     async def Create(self, request: api.CreateRequest, context: Context) -> api.ObjectResponse:
         try:
             ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=False)
+            registry, namespace = self._target(ref)
             if ref.subresource == "binding":
                 binding = decode_body(Binding, request.object, "Binding")
                 pod = await registry.bind(
@@ -123,8 +138,7 @@ class APIService(api.APIServicer):
     async def Get(self, request: api.GetRequest, context: Context) -> api.ObjectResponse:
         try:
             ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=False)
+            registry, namespace = self._target(ref)
             name = self._name(ref)
             if ref.subresource == "scale":
                 scale = await registry.get_scale(namespace, name)
@@ -141,12 +155,7 @@ class APIService(api.APIServicer):
 
     async def List(self, request: api.ListRequest, context: Context) -> api.ListResponse:
         try:
-            ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=True) or None
-            predicate = parse_predicate(
-                registry.info.kind, request.label_selector, request.field_selector
-            )
+            registry, namespace, predicate = self._selection(request)
             if request.limit < 0:
                 raise errors.BadRequest("limit must not be negative")
             result = await registry.list(
@@ -169,12 +178,7 @@ class APIService(api.APIServicer):
         self, request: api.WatchRequest, context: Context
     ) -> AsyncIterator[api.WatchResponse]:
         try:
-            ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=True) or None
-            predicate = parse_predicate(
-                registry.info.kind, request.label_selector, request.field_selector
-            )
+            registry, namespace, predicate = self._selection(request)
             watcher = await registry.watch(
                 namespace,
                 predicate,
@@ -214,8 +218,7 @@ class APIService(api.APIServicer):
     async def Update(self, request: api.UpdateRequest, context: Context) -> api.ObjectResponse:
         try:
             ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=False)
+            registry, namespace = self._target(ref)
             name = self._name(ref)
             if ref.subresource == "scale":
                 scale = await registry.update_scale(
@@ -239,8 +242,7 @@ class APIService(api.APIServicer):
     async def Patch(self, request: api.PatchRequest, context: Context) -> api.ObjectResponse:
         try:
             ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=False)
+            registry, namespace = self._target(ref)
             name = self._name(ref)
             patched = await registry.patch(
                 namespace=namespace,
@@ -259,8 +261,7 @@ class APIService(api.APIServicer):
     async def Delete(self, request: api.DeleteRequest, context: Context) -> api.DeleteResponse:
         try:
             ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=False)
+            registry, namespace = self._target(ref)
             if ref.subresource:
                 raise errors.MethodNotAllowed(
                     f"delete is not supported on {ref.resource}/{ref.subresource}"
@@ -276,12 +277,7 @@ class APIService(api.APIServicer):
         self, request: api.DeleteCollectionRequest, context: Context
     ) -> api.DeleteCollectionResponse:
         try:
-            ref = request.ref
-            registry = self._registry(ref)
-            namespace = self._namespace(registry, ref, listing=True) or None
-            predicate = parse_predicate(
-                registry.info.kind, request.label_selector, request.field_selector
-            )
+            registry, namespace, predicate = self._selection(request)
             options = request.options if request.HasField("options") else DeleteOptions()
             deleted = await registry.delete_collection(namespace, predicate, options)
             return api.DeleteCollectionResponse(items=[o.SerializeToString() for o in deleted])
