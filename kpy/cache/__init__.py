@@ -1,0 +1,1 @@
+"""The client-go machinery: stores, DeltaFIFO, informers, work queues, leader election."""
