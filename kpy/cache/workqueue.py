@@ -227,7 +227,35 @@ class Queue(Generic[T]):
 # --- Layer 2: delays ----------------------------------------------------------------------
 
 
-class DelayingQueue(Generic[T]):
+class _Layer(Generic[T]):
+    """A queue layer: what it does not add, it hands to the queue it wraps."""
+
+    _queue: WorkQueue[T]
+
+    def add(self, item: T) -> None:
+        self._queue.add(item)
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    async def get(self) -> T:
+        return await self._queue.get()
+
+    def done(self, item: T) -> None:
+        self._queue.done(item)
+
+    def shut_down(self) -> None:
+        self._queue.shut_down()
+
+    async def shut_down_with_drain(self) -> None:
+        await self._queue.shut_down_with_drain()
+
+    @property
+    def shutting_down(self) -> bool:
+        return self._queue.shutting_down
+
+
+class DelayingQueue(_Layer[T]):
     """A :class:`WorkQueue` plus ``add_after``; see the module docstring.
 
     Ownership: the queue owns one ``TimerHandle`` at a time, armed for the earliest
@@ -258,18 +286,6 @@ class DelayingQueue(Generic[T]):
         heapq.heappush(self._heap, (*entry, item))
         self._arm()
 
-    def add(self, item: T) -> None:
-        self._queue.add(item)
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    async def get(self) -> T:
-        return await self._queue.get()
-
-    def done(self, item: T) -> None:
-        self._queue.done(item)
-
     def shut_down(self) -> None:
         self._stop_timer()
         self._queue.shut_down()
@@ -277,10 +293,6 @@ class DelayingQueue(Generic[T]):
     async def shut_down_with_drain(self) -> None:
         self._stop_timer()
         await self._queue.shut_down_with_drain()
-
-    @property
-    def shutting_down(self) -> bool:
-        return self._queue.shutting_down
 
     def statistics(self) -> QueueStatistics:
         return dataclasses.replace(self._queue.statistics(), waiting=len(self._ready_at))
@@ -419,7 +431,7 @@ def default_controller_rate_limiter(
 # --- Layer 3: rate limiting ---------------------------------------------------------------
 
 
-class RateLimitingQueue(Generic[T]):
+class RateLimitingQueue(_Layer[T]):
     """A :class:`DelayingWorkQueue` plus rate-limited re-adds; see the module docstring."""
 
     def __init__(
@@ -451,28 +463,6 @@ class RateLimitingQueue(Generic[T]):
 
     def add_after(self, item: T, delay: float) -> None:
         self._queue.add_after(item, delay)
-
-    def add(self, item: T) -> None:
-        self._queue.add(item)
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    async def get(self) -> T:
-        return await self._queue.get()
-
-    def done(self, item: T) -> None:
-        self._queue.done(item)
-
-    def shut_down(self) -> None:
-        self._queue.shut_down()
-
-    async def shut_down_with_drain(self) -> None:
-        await self._queue.shut_down_with_drain()
-
-    @property
-    def shutting_down(self) -> bool:
-        return self._queue.shutting_down
 
     def statistics(self) -> QueueStatistics:
         return dataclasses.replace(self._queue.statistics(), retries=self._retries)
