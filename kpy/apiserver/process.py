@@ -10,7 +10,6 @@ quote it.
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import select
@@ -20,6 +19,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+PARENT_PID_ENV = "KPY_EXIT_WITH_PARENT"
 
 _SERVING = re.compile(r"kpy-apiserver serving on (\S+):(\d+)")
 
@@ -76,14 +77,16 @@ class APIServerProcess:
         if self._process is not None:
             raise RuntimeError(f"the API server already runs (pid {self._process.pid})")
         log = self.log_path.open("w")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # The server asks Linux to stop it when we die (see kpy.apiserver.main),
+        # so an interrupted run leaves nothing behind. Not a preexec_fn: code
+        # run between fork and exec can crash a child of a gRPC process.
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
         self._process = subprocess.Popen(
             self._args,
             stdout=subprocess.PIPE,
             stderr=log,
             text=True,
             env=env,
-            preexec_fn=_die_with_parent,
         )
         log.close()
         stdout = self._process.stdout
@@ -142,16 +145,3 @@ def _new_log_file() -> Path:
     fd, name = tempfile.mkstemp(prefix="kpy-apiserver-", suffix=".log")
     os.close(fd)  # start() opens it by name, once per run
     return Path(name)
-
-
-def _die_with_parent() -> None:
-    """In the child: ask Linux to SIGTERM it when the launching process dies,
-    so an interrupted test run or launcher leaves no server behind."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass  # not Linux: stop() is still the way out
-
-
-_PR_SET_PDEATHSIG = 1
