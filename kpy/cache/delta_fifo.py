@@ -125,6 +125,7 @@ class DeltaFIFO(Generic[T]):
         self._initial_population_count = 0
         self._closed = False
         self._changed = asyncio.Event()
+        self._synced = asyncio.Event()
         self._pop_lock = asyncio.Lock()
 
     # Producer side.
@@ -174,6 +175,7 @@ class DeltaFIFO(Generic[T]):
         if not self._populated:
             self._populated = True
             self._initial_population_count = len(listed) + queued_deletions
+        self._note_synced()  # an empty first list is synced at once
 
     def resync(self) -> None:
         """Sync for every known object with nothing queued."""
@@ -213,10 +215,20 @@ class DeltaFIFO(Generic[T]):
             except asyncio.CancelledError:
                 self._requeue(key, deltas)
                 raise
+            self._note_synced()
             return deltas
 
     def has_synced(self) -> bool:
         return self._populated and self._initial_population_count == 0
+
+    async def wait_synced(self) -> None:
+        """Returns once `has_synced()` holds and the pop that made it hold has
+        finished processing (at once after an empty first `replace`)."""
+        await self._synced.wait()
+
+    def _note_synced(self) -> None:
+        if not self._synced.is_set() and self.has_synced():
+            self._synced.set()
 
     # Inspection.
 
@@ -249,6 +261,7 @@ class DeltaFIFO(Generic[T]):
             self._queue.append(key)
         _append_deduped(deltas, Delta(type_, obj))
         self._changed.set()
+        self._note_synced()
 
     def _requeue(self, key: str, deltas: Deltas[T]) -> None:
         # client-go re-adds only if the key is absent, which it always is there

@@ -35,7 +35,7 @@ from kpy.cache.reflector import Reflector
 from kpy.cache.store import Indexer, IndexFunc, list_by_namespace
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable
 
     from kpy.api.labels import Selector
     from kpy.client import Client
@@ -83,7 +83,7 @@ class SharedInformer(Generic[M]):
         self.reflector = Reflector(
             client,
             kind,
-            _SyncSignal(self._fifo, self._check_synced),
+            self._fifo,
             namespace=namespace,
             label_selector=label_selector,
             field_selector=field_selector,
@@ -91,7 +91,6 @@ class SharedInformer(Generic[M]):
         self._resync_period = resync_period
         self._handlers: list[EventHandler[M]] = []
         self._started = False
-        self._synced = anyio.Event()
 
     # -- consumers ------------------------------------------------------------------
 
@@ -105,10 +104,10 @@ class SharedInformer(Generic[M]):
         return Lister(self.indexer)
 
     def has_synced(self) -> bool:
-        return self._synced.is_set()
+        return self._fifo.has_synced()
 
     async def wait_for_sync(self) -> None:
-        await self._synced.wait()
+        await self._fifo.wait_synced()
 
     @property
     def last_event_time(self) -> float:
@@ -140,13 +139,8 @@ class SharedInformer(Generic[M]):
                     tg.start_soon(self._resync)
                 while True:
                     await self._fifo.pop(self._process)
-                    self._check_synced()
         finally:
             self._fifo.close()
-
-    def _check_synced(self) -> None:
-        if not self._synced.is_set() and self._fifo.has_synced():
-            self._synced.set()
 
     async def _resync(self) -> None:
         while True:
@@ -175,28 +169,6 @@ class SharedInformer(Generic[M]):
             callback = getattr(handler, f"on_{what}")
             if callback is not None:
                 _call(callback, *args)
-
-
-class _SyncSignal(Generic[M]):
-    """The FIFO as the reflector fills it, noticing when an initial list left
-    nothing to pop (an empty resource is synced at once)."""
-
-    def __init__(self, fifo: DeltaFIFO[Any], check: Callable[[], None]) -> None:
-        self._fifo = fifo
-        self._check = check
-
-    def add(self, obj: M) -> None:
-        self._fifo.add(obj)
-
-    def update(self, obj: M) -> None:
-        self._fifo.update(obj)
-
-    def delete(self, obj: M) -> None:
-        self._fifo.delete(obj)
-
-    def replace(self, objects: Sequence[M], resource_version: str) -> None:
-        self._fifo.replace(objects, resource_version)
-        self._check()
 
 
 def _call(callback: Callable[..., None], *args: Any) -> None:

@@ -343,3 +343,26 @@ async def test_pop_waits_for_an_add() -> None:
     fifo.add(pod("a"))
     await asyncio.wait_for(waiter, 1)
     assert [list(d) for d in got] == [[Delta(ADDED, pod("a"))]]
+
+
+async def test_wait_synced_returns_once_the_first_list_is_processed() -> None:
+    empty: DeltaFIFO[Pod] = DeltaFIFO()
+    empty.replace([], "1")
+    await asyncio.wait_for(empty.wait_synced(), 1)  # nothing to pop: synced at once
+
+    fifo: DeltaFIFO[Pod] = DeltaFIFO()
+    fifo.replace([pod("a"), pod("b")], "1")
+    waiter = asyncio.ensure_future(fifo.wait_synced())
+    processed: list[str] = []
+
+    async def process(deltas: Deltas[Pod], initial: bool) -> None:
+        await asyncio.sleep(0)
+        assert not waiter.done(), "synced before the last item was processed"
+        processed.append(deltas[-1].object.metadata.name)
+
+    await fifo.pop(process)
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await fifo.pop(process)
+    await asyncio.wait_for(waiter, 1)
+    assert processed == ["a", "b"]
