@@ -5,7 +5,7 @@ with many calls in flight (alternating rounds, for throughput)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from bench._load import alternating, interleaved
 from bench._report import Result, latency_rows, throughput_row
@@ -25,17 +25,22 @@ class Pair:
     raw: Throughput
 
 
-async def measure_pair(
-    ctx: Context,
-    name: str,
-    kpy_op: Op,
-    raw_op: Op,
-    *,
-    sequential: int,
-    total: int,
-    seconds: float,
-    in_flight: int,
-) -> Pair:
+class PairSizes(Protocol):
+    """How much to measure (each benchmark's `Sizes` has these)."""
+
+    @property
+    def sequential(self) -> int: ...
+    @property
+    def total(self) -> int: ...
+    @property
+    def seconds(self) -> float: ...
+    @property
+    def in_flight(self) -> int: ...
+
+
+async def measure_pair(ctx: Context, name: str, kpy_op: Op, raw_op: Op, sizes: PairSizes) -> Pair:
+    sequential, total, seconds = sizes.sequential, sizes.total, sizes.seconds
+    in_flight = sizes.in_flight
     ctx.progress.phase(name, f"sequential latency ({sequential} calls each, interleaved)")
     kpy_seq, raw_seq = await interleaved([kpy_op, raw_op], count=sequential, seconds=seconds)
     ctx.progress.phase(

@@ -81,22 +81,8 @@ async def _measure(
 
     await concurrent(raw_put, count=sizes.warmup, seconds=10.0, in_flight=4)
 
-    pair = await measure_pair(
-        ctx,
-        NAME,
-        kpy_create,
-        raw_put,
-        sequential=sizes.sequential,
-        total=sizes.total,
-        seconds=sizes.seconds,
-        in_flight=sizes.in_flight,
-    )
-    result, (kpy_seq, raw_seq), kpy_tp, raw_tp = (
-        pair.result,
-        pair.sequential,
-        pair.kpy,
-        pair.raw,
-    )
+    pair = await measure_pair(ctx, NAME, kpy_create, raw_put, sizes)
+    result, (kpy_seq, raw_seq), kpy_tp, raw_tp = pair.result, pair.sequential, pair.kpy, pair.raw
     ratio = kpy_tp.per_second / raw_tp.per_second if raw_tp.per_second else 0.0
     result.aims.append(
         Aim(

@@ -87,22 +87,8 @@ async def _measure(
     ctx.progress.phase(NAME, f"warm-up ({sizes.warmup} gets each)")
     for op in (kpy_get, raw_get):
         await concurrent(op, count=sizes.warmup, seconds=10.0, in_flight=4)
-    pair = await measure_pair(
-        ctx,
-        NAME,
-        kpy_get,
-        raw_get,
-        sequential=sizes.sequential,
-        total=sizes.total,
-        seconds=sizes.seconds,
-        in_flight=sizes.in_flight,
-    )
-    result, (kpy_seq, raw_seq), kpy_tp, raw_tp = (
-        pair.result,
-        pair.sequential,
-        pair.kpy,
-        pair.raw,
-    )
+    pair = await measure_pair(ctx, NAME, kpy_get, raw_get, sizes)
+    result, (kpy_seq, raw_seq), kpy_tp, raw_tp = pair.result, pair.sequential, pair.kpy, pair.raw
     result.details = {
         "objects": sizes.objects,
         "sequential_calls": [len(kpy_seq), len(raw_seq)],
