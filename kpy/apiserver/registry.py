@@ -99,11 +99,6 @@ class NamespacesBeingDeleted:
         return uid in self._until
 
 
-# Shared by every registry of the process: the namespaces registry writes it,
-# all the others read it.
-_NAMESPACES_BEING_DELETED: Final = NamespacesBeingDeleted()
-
-
 @dataclass(frozen=True, slots=True)
 class Deleted:
     """The outcome of a delete: the object's last state, and whether it is
@@ -124,14 +119,14 @@ class Registry:
         cache: WatchCache,
         namespaces: NamespaceLookup,
         clock: Clock = time.time,
-        deleting: NamespacesBeingDeleted | None = None,
+        deleting: NamespacesBeingDeleted,
     ) -> None:
         self.info = info
         self.cache = cache
         self._store = store
         self._namespaces = namespaces
         self._clock = clock
-        self._deleting = deleting or _NAMESPACES_BEING_DELETED
+        self._deleting = deleting  # one per server: namespaces writes, all read
         self._strategy = strategy_for(info.kind)
         group = f".{info.group}" if info.group else ""
         self._qualified_kind = f"{info.kind}{group}"

@@ -23,7 +23,7 @@ from kpy.api import errors
 from kpy.api.core.v1 import Namespace
 from kpy.api.scheme import Scheme, scheme
 from kpy.apiserver.proxy import NoAgents, NodeConnector
-from kpy.apiserver.registry import Registry
+from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
 from kpy.apiserver.service import APIService, serve_on
 from kpy.apiserver.watch_cache import WatchCache
 from kpy.storage import MAX_OBJECT_BYTES, Store, new_client
@@ -105,6 +105,7 @@ class APIServer:
                 return None
 
         namespaces_info = self._scheme.resolve("namespaces")
+        deleting = NamespacesBeingDeleted()
         for info in self._scheme.all():
             cache = WatchCache(
                 store,
@@ -117,7 +118,7 @@ class APIServer:
             if info is namespaces_info:
                 namespace_cache.append(cache)
             registries[(info.group, info.version, info.plural)] = Registry(
-                store, info, cache=cache, namespaces=lookup_namespace
+                store, info, cache=cache, namespaces=lookup_namespace, deleting=deleting
             )
         async with anyio.create_task_group() as starting:
             for registry in registries.values():
