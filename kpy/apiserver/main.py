@@ -8,14 +8,13 @@ SIGINT.
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
 import signal
 import sys
 
 import anyio
 
 from kpy import logs
+from kpy._process import exit_with_parent
 from kpy.apiserver.server import APIServer, ServerConfig
 
 
@@ -74,24 +73,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
 
 
-def _exit_with_parent() -> None:
-    """When a launcher asked for it (KPY_EXIT_WITH_PARENT=<its pid>), have
-    Linux send us SIGTERM when that process dies, so an interrupted test run
-    or cluster launcher leaves no server behind."""
-    parent = os.environ.pop("KPY_EXIT_WITH_PARENT", "")
-    if not parent.isdigit():
-        return
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        return  # not Linux: the launcher's stop() is the way out
-    if os.getppid() != int(parent):  # it died before we asked
-        sys.exit(1)
-
-
 def main(argv: list[str] | None = None) -> int:
-    _exit_with_parent()
+    exit_with_parent()
     parser = _parser()
     args = parser.parse_args(argv)
     _check(parser, args)

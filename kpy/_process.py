@@ -1,0 +1,146 @@
+"""Run a kpy component (`kpy-apiserver`, `kpy-controller-manager`, ...) as
+a child process: for tests, benchmarks and the local cluster launcher.
+
+`ChildProcess.start()` spawns `python -m <module> <args>`, waits for the
+component's ready line on stdout (or for it to die, quoting its log), and
+`stop()` sends SIGTERM to that pid, then SIGKILL after a grace; nothing is
+ever looked up by name. The child's log (stderr) goes to a file, so a
+failure can quote it.
+
+The child is asked to die with its launcher: the launcher puts its pid in
+KPY_EXIT_WITH_PARENT and the component calls `exit_with_parent()` first
+thing, so an interrupted run leaves nothing behind. (Not a preexec_fn: code
+run between fork and exec can crash a child of a gRPC process.)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+PARENT_PID_ENV = "KPY_EXIT_WITH_PARENT"
+
+
+class StartError(RuntimeError):
+    """The component exited or did not get ready; the message quotes its log."""
+
+
+class ChildProcess:
+    """One run of a component; `ready` is a regex its stdout prints once
+    it serves (its match is kept in `ready_match`)."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        args: list[str],
+        *,
+        ready: str,
+        log_path: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.log_path = log_path or _new_log_file(name)
+        self.ready_match: re.Match[str] | None = None
+        self._args = [sys.executable, "-m", module, *args]
+        self._ready = re.compile(ready)
+        self._process: subprocess.Popen[str] | None = None
+
+    @property
+    def pid(self) -> int:
+        if self._process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        return self._process.pid
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout: float = 30.0) -> re.Match[str]:
+        """Spawns the component and returns its ready line's match once it
+        prints it; StartError (quoting its log) if it exits or is not ready
+        within `timeout` seconds. RuntimeError if it already runs."""
+        if self._process is not None:
+            raise RuntimeError(f"{self.name} already runs (pid {self._process.pid})")
+        with self.log_path.open("w") as log:
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
+            self._process = subprocess.Popen(
+                self._args, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+            )
+        stdout = self._process.stdout
+        assert stdout is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([stdout], [], [], 0.1)
+            if ready:
+                match = self._ready.search(stdout.readline())
+                if match:
+                    self.ready_match = match
+                    return match
+            if self._process.poll() is not None:
+                code = self._process.returncode
+                self.stop()
+                raise StartError(
+                    f"{self.name} exited with code {code} before it was ready; "
+                    f"its log ({self.log_path}):\n{self.tail()}"
+                )
+        self.stop()
+        raise StartError(
+            f"{self.name} was not ready within {timeout:.0f} s; "
+            f"its log ({self.log_path}):\n{self.tail()}"
+        )
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM to the child's pid, SIGKILL after `grace` seconds; idempotent."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def kill(self) -> None:
+        """Stops the child abruptly (SIGKILL), as a crash would."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+        self.stop()
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text().splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+def exit_with_parent() -> None:
+    """When a launcher asked for it (KPY_EXIT_WITH_PARENT=<its pid>), have
+    Linux send us SIGTERM when that process dies."""
+    parent = os.environ.pop(PARENT_PID_ENV, "")
+    if not parent.isdigit():
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        return  # not Linux: the launcher's stop() is the way out
+    if os.getppid() != int(parent):  # it died before we asked
+        sys.exit(1)
+
+
+def _new_log_file(name: str) -> Path:
+    fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+    os.close(fd)  # start() opens it by name, once per run
+    return Path(path)
