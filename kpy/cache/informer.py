@@ -100,6 +100,12 @@ class SharedInformer(Generic[M]):
                 _call(handler.on_add, obj, False)
         self._handlers.append(handler)
 
+    def add_indexers(self, indexers: dict[str, IndexFunc[Any]]) -> None:
+        """Adds indexes to the informer's store (client-go's AddIndexers);
+        ValueError if a name is taken. Controllers sharing an informer call
+        this with distinct names, or check `indexer.get_indexers()` first."""
+        self.indexer.add_indexers(indexers)
+
     def lister(self) -> Lister[M]:
         return Lister(self.indexer)
 

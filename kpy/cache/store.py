@@ -160,6 +160,25 @@ class ThreadSafeStore(Generic[T]):
     def get_indexers(self) -> dict[str, IndexFunc[T]]:
         return dict(self._indexers)
 
+    def add_indexers(self, indexers: Mapping[str, IndexFunc[T]]) -> None:
+        """Adds indexes (built over the objects already stored); ValueError
+        if a name is taken."""
+        taken = sorted(set(indexers) & set(self._indexers))
+        if taken:
+            raise ValueError(f"indexer {taken[0]!r} already exists")
+        built = {
+            key: {name: list(dict.fromkeys(fn(obj))) for name, fn in indexers.items()}
+            for key, obj in self._items.items()
+        }
+        self._indexers.update(indexers)
+        for name in indexers:
+            self._indices[name] = {}
+        for key, values in built.items():
+            self._values[key].update(values)
+            for name, index_values in values.items():
+                for value in index_values:
+                    self._indices[name].setdefault(value, {})[key] = None
+
     def _index(self, name: str) -> dict[str, dict[str, None]]:
         try:
             return self._indices[name]
@@ -239,6 +258,9 @@ class Indexer(Generic[T]):
 
     def get_indexers(self) -> dict[str, IndexFunc[T]]:
         return self._store.get_indexers()
+
+    def add_indexers(self, indexers: Mapping[str, IndexFunc[T]]) -> None:
+        self._store.add_indexers(indexers)
 
 
 def list_by_namespace(

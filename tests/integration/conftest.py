@@ -8,6 +8,7 @@ keyspace or a particular revision.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from pathlib import Path
@@ -80,10 +81,11 @@ async def client(apiserver: APIServerProcess) -> AsyncIterator[Client]:
 
 @pytest.fixture
 async def api_namespace(client: Client, namespace: str) -> str:
-    """A fresh namespace created through the API server for this test. It is
-    left behind: deleting it would only mark it Terminating until a namespace
-    controller exists, and no other test uses its name."""
+    """A fresh namespace created through the API server for this test, made
+    the `client`'s default namespace. It is left behind (no other test uses
+    its name), so a failed test's objects can be looked at afterwards."""
     ns = Namespace()
     ns.metadata.name = namespace
     await client.create(ns)
+    client.config = dataclasses.replace(client.config, namespace=namespace)
     return namespace

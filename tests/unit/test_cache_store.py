@@ -190,3 +190,15 @@ def test_list_by_namespace(case: ListCase) -> None:
     idx.add(pod("c", "other", app="web"))
     got = [meta_namespace_key(o) for o in list_by_namespace(idx, case.namespace, case.selector)]
     assert got == case.want, case.name
+
+
+def test_add_indexers_indexes_what_is_stored_and_what_comes() -> None:
+    idx: Indexer[Pod] = Indexer()
+    idx.add(pod("a", node="n1"))
+    idx.add_indexers({BY_NODE: by_node})
+    idx.add(pod("b", node="n1"))
+    assert idx.index_keys(BY_NODE, "n1") == ["default/a", "default/b"]
+    idx.delete(pod("a"))
+    assert idx.index_keys(BY_NODE, "n1") == ["default/b"]
+    with pytest.raises(ValueError, match="'node' already exists"):
+        idx.add_indexers({BY_NODE: by_node})

@@ -1,0 +1,158 @@
+"""The controller pattern, once (sample-controller's controller.go).
+
+A controller subclasses `Controller`:
+
+- its constructor wires informer handlers to `enqueue` (or to
+  `enqueue_key`), so every change ends as a key ("namespace/name") on one
+  rate-limited work queue;
+- `run(workers)` runs that many workers, each taking a key, calling
+  `sync(key)` and then, on success, `forget(key)` (its failure history is
+  dropped), or on an error `add_rate_limited(key)` (retried with per-key
+  exponential back-off under an overall token bucket). After `max_retries`
+  failures in a row a key is dropped and logged, as Kubernetes does for
+  controllers that set a limit; the next event for it brings it back.
+- `sync(key)` reads only from listers, looks at the whole current state of
+  that one object and what it owns, and writes through the client. It must
+  be idempotent: the queue guarantees one worker per key at a time, not
+  exactly-once delivery.
+
+The queue makes sure two workers never sync one key at once, and that a key
+changed while being synced is synced once more afterwards. Cancelling `run`
+shuts the queue down; workers finish the sync they are in.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+
+from kpy.api import errors
+from kpy.cache.delta_fifo import DeletedFinalStateUnknown
+from kpy.cache.informer import EventHandler
+from kpy.cache.store import meta_namespace_key
+from kpy.cache.workqueue import RateLimitingQueue, ShutDown
+
+if TYPE_CHECKING:
+    from kpy.cache._clock import Clock
+    from kpy.metrics import Metrics
+
+log = logging.getLogger("kpy.controllers")
+
+__all__ = ["Controller", "deleted_object", "key_of"]
+
+
+def key_of(obj: Any) -> str:
+    """The queue key of an object or of a DeletedFinalStateUnknown."""
+    if isinstance(obj, DeletedFinalStateUnknown):
+        return obj.key
+    return meta_namespace_key(obj)
+
+
+def deleted_object(obj: Any) -> Any:
+    """The object of a delete notification (unwrapping a
+    DeletedFinalStateUnknown); None when its last state is unknown."""
+    if isinstance(obj, DeletedFinalStateUnknown):
+        return obj.object
+    return obj
+
+
+class Controller(abc.ABC):
+    """See the module docstring. Subclasses set `name` and implement `sync`."""
+
+    name: str
+    #: failures in a row after which a key is dropped; None retries forever.
+    max_retries: ClassVar[int | None] = None
+
+    def __init__(self, *, metrics: Metrics | None = None, clock: Clock | None = None) -> None:
+        self.queue: RateLimitingQueue[str] = RateLimitingQueue(clock=clock)
+        self._metrics = metrics
+        if metrics is not None:
+            metrics.add_queue(self.name, self.queue)
+
+    # -- feeding the queue --------------------------------------------------------------
+
+    def enqueue(self, obj: Any) -> None:
+        self.queue.add(key_of(obj))
+
+    def enqueue_key(self, key: str) -> None:
+        self.queue.add(key)
+
+    def enqueue_after(self, obj_or_key: Any, delay: float) -> None:
+        key = obj_or_key if isinstance(obj_or_key, str) else key_of(obj_or_key)
+        self.queue.add_after(key, delay)
+
+    def enqueue_handler(self) -> EventHandler[Any]:
+        """A handler that enqueues every added, updated or deleted object itself."""
+        return EventHandler(
+            on_add=lambda obj, _initial: self.enqueue(obj),
+            on_update=lambda _old, new: self.enqueue(new),
+            on_delete=self.enqueue,
+        )
+
+    # -- running --------------------------------------------------------------------------
+
+    async def run(self, workers: int) -> None:
+        """Runs `workers` workers until cancelled, then shuts the queue down."""
+        log.info("starting workers", extra={"controller": self.name, "workers": workers})
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(workers):
+                    tg.start_soon(self._worker)
+        finally:
+            self.queue.shut_down()
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            try:
+                await self.process(key)
+            finally:
+                self.queue.done(key)
+
+    async def process(self, key: str) -> None:
+        """One sync of `key` with the queue's retry rules (see the module docstring)."""
+        started = time.perf_counter()
+        ok = False
+        try:
+            await self.sync(key)
+            ok = True
+        except anyio.get_cancelled_exc_class():
+            raise
+        except Exception as e:
+            self._retry(key, e)
+        else:
+            self.queue.forget(key)
+        finally:
+            if self._metrics is not None:
+                self._metrics.observe_sync(self.name, time.perf_counter() - started, ok)
+
+    def _retry(self, key: str, e: Exception) -> None:
+        failures = self.queue.num_requeues(key)
+        limit = self.max_retries
+        if limit is not None and failures >= limit:
+            log.warning(
+                "dropping key after repeated failures",
+                extra={"controller": self.name, "key": key, "failures": failures, "error": str(e)},
+            )
+            self.queue.forget(key)
+            return
+        # A conflict or a vanished object is routine: the next sync sees fresh state.
+        routine = isinstance(e, errors.Conflict | errors.NotFound | errors.AlreadyExists)
+        log.log(
+            logging.DEBUG if routine else logging.WARNING,
+            "sync failed; will retry",
+            exc_info=not routine and not isinstance(e, errors.StatusError),
+            extra={"controller": self.name, "key": key, "error": str(e)},
+        )
+        self.queue.add_rate_limited(key)
+
+    @abc.abstractmethod
+    async def sync(self, key: str) -> None:
+        """Make the world match the object named `key`; raise to be retried."""

@@ -1,0 +1,201 @@
+"""The controller manager: runs the chosen controllers in one process, with
+one shared informer factory, behind leader election.
+
+`ControllerManager.run()` serves metrics at once (every replica does, so a
+standby can be watched too), then, with leader election on, waits for the
+Lease; while it leads it starts the informers, waits for their caches to
+sync and runs each controller with its worker count. Losing the Lease ends
+`run` with `LeadershipLost`: the process exits (as Kubernetes' does) and its
+supervisor restarts it as a candidate, so no controller ever runs on a
+stale view after another replica took over.
+
+Controllers are named as Kubernetes names them (`replicaset`, `deployment`,
+`garbagecollector`, `namespace`, ...); `select_controllers` reads
+`--controllers` the same way: `*` for all, `name` to add, `-name` to leave
+out.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+import anyio
+import anyio.abc
+
+from kpy import metrics as metrics_server
+from kpy.cache.informer import SharedInformerFactory
+from kpy.cache.leader_election import LeaderElectionConfig, LeaderElector
+from kpy.controllers import replicaset
+from kpy.metrics import Metrics
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from kpy.client import Client
+
+log = logging.getLogger("kpy.controller_manager")
+
+__all__ = [
+    "ControllerContext",
+    "ControllerManager",
+    "ControllerSpec",
+    "LeadershipLost",
+    "ManagerConfig",
+    "RunnableController",
+    "known_controllers",
+    "select_controllers",
+]
+
+
+class RunnableController(Protocol):
+    name: str
+
+    async def run(self, workers: int) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerContext:
+    """What a controller is built from."""
+
+    client: Client
+    informers: SharedInformerFactory
+    metrics: Metrics
+    #: cluster-scoped informers (nodes, namespaces) when `informers` is
+    #: restricted to one namespace; the same factory otherwise.
+    cluster_informers: SharedInformerFactory
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerSpec:
+    name: str
+    new: Callable[[ControllerContext], RunnableController]
+    workers: int
+
+
+class LeadershipLost(RuntimeError):
+    """This replica could not renew its Lease; another may lead now."""
+
+
+def known_controllers() -> dict[str, ControllerSpec]:
+    """Every controller this manager can run, with Kubernetes' default
+    worker counts (--concurrent-*-syncs)."""
+    specs = [
+        ControllerSpec("replicaset", replicaset.new_replicaset_controller, 5),
+        ControllerSpec("replicationcontroller", replicaset.new_replication_controller, 5),
+    ]
+    return {s.name: s for s in specs}
+
+
+def select_controllers(requested: list[str], known: Mapping[str, ControllerSpec]) -> list[str]:
+    """Kubernetes' --controllers: `*` turns on all, `foo` one, `-foo` leaves
+    one out. ValueError naming an unknown controller."""
+    chosen: set[str] = set()
+    for item in requested:
+        name = item.strip()
+        if not name:
+            continue
+        if name == "*":
+            chosen |= set(known)
+            continue
+        bare = name.removeprefix("-")
+        if bare not in known:
+            raise ValueError(
+                f"--controllers: unknown controller {bare!r}; known: {', '.join(sorted(known))}"
+            )
+    for item in requested:
+        name = item.strip()
+        if name.startswith("-"):
+            chosen.discard(name[1:])
+        elif name and name != "*":
+            chosen.add(name)
+    return sorted(chosen)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerConfig:
+    controllers: tuple[str, ...] = ("*",)
+    #: workers per controller; a controller not named keeps its default.
+    workers: Mapping[str, int] = field(default_factory=dict)
+    #: watch namespaced objects in this namespace only (tests); None: all.
+    namespace: str | None = None
+    leader_elect: bool = True
+    lease_name: str = "kpy-controller-manager"
+    lease_namespace: str = "kube-system"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    identity: str = ""
+    metrics_host: str = "127.0.0.1"
+    #: 0 picks a free port; None serves no metrics.
+    metrics_port: int | None = 10257
+
+
+class ControllerManager:
+    def __init__(self, client: Client, config: ManagerConfig | None = None) -> None:
+        self.client = client
+        self.config = config or ManagerConfig()
+        self.metrics = Metrics()
+        known = known_controllers()
+        self.controllers = [
+            known[n] for n in select_controllers(list(self.config.controllers), known)
+        ]
+        self.identity = self.config.identity or f"{socket.gethostname()}_{os.getpid()}"
+        self.leading = anyio.Event()
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[int | None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Runs until cancelled (or LeadershipLost); reports the metrics port."""
+        cfg = self.config
+        async with anyio.create_task_group() as tg:
+            port = None
+            if cfg.metrics_port is not None:
+                port = await tg.start(
+                    metrics_server.serve, self.metrics, cfg.metrics_host, cfg.metrics_port
+                )
+            task_status.started(port)
+            if not cfg.leader_elect:
+                await self.run_controllers()
+                return
+            elector = LeaderElector(
+                self.client,
+                LeaderElectionConfig(
+                    name=cfg.lease_name,
+                    identity=self.identity,
+                    namespace=cfg.lease_namespace,
+                    lease_duration=cfg.lease_duration,
+                    renew_deadline=cfg.renew_deadline,
+                    retry_period=cfg.retry_period,
+                ),
+            )
+            log.info(
+                "waiting for the lease", extra={"lease": cfg.lease_name, "identity": self.identity}
+            )
+            await elector.run(self.run_controllers)
+            self.metrics.leader.labels("kube-controller-manager").set(0)
+            raise LeadershipLost(f"lost the lease {cfg.lease_namespace}/{cfg.lease_name}")
+
+    async def run_controllers(self) -> None:
+        """Starts informers and controllers; runs until cancelled."""
+        cfg = self.config
+        self.metrics.leader.labels("kube-controller-manager").set(1)
+        informers = SharedInformerFactory(self.client, namespace=cfg.namespace)
+        cluster = informers if cfg.namespace is None else SharedInformerFactory(self.client)
+        ctx = ControllerContext(self.client, informers, self.metrics, cluster)
+        running = [
+            (spec.new(ctx), cfg.workers.get(spec.name, spec.workers)) for spec in self.controllers
+        ]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(informers.run)
+            if cluster is not informers:
+                tg.start_soon(cluster.run)
+            await informers.wait_for_cache_sync()
+            await cluster.wait_for_cache_sync()
+            for controller, workers in running:
+                tg.start_soon(controller.run, workers)
+            log.info("controllers running", extra={"controllers": [c.name for c, _ in running]})
+            self.leading.set()
