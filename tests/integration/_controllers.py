@@ -55,7 +55,9 @@ async def running(
 
 
 async def eventually(
-    check: Callable[[], Awaitable[T]], timeout: float = 15.0, what: str = "condition"
+    check: Callable[[], Awaitable[T]],
+    timeout: float = 15.0,  # noqa: ASYNC109 (the failure message names what was awaited)
+    what: str = "condition",
 ) -> T:
     deadline = time.monotonic() + timeout
     last: Any = None
