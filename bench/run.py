@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import bench.controllers
 import bench.create
 import bench.get
 import bench.list
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "get": bench.get.run,
     "list": bench.list.run,
     "watch": bench.watch.run,
+    "controllers": bench.controllers.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress
