@@ -102,7 +102,7 @@ async def _through_controllers(ctx: Context, sizes: Sizes, client: Client) -> fl
     ctx.progress.phase(NAME, "starting kpy-controller-manager")
     manager.start()
     try:
-        await _wait_leading(manager)
+        manager.wait_leading()
         return await _time_rollout(ctx, sizes, client, namespace)
     except BaseException:
         print(f"kpy bench: the controller manager's log:\n{manager.tail()}")
@@ -110,13 +110,6 @@ async def _through_controllers(ctx: Context, sizes: Sizes, client: Client) -> fl
     finally:
         manager.stop()
         manager.log_path.unlink(missing_ok=True)
-
-
-async def _wait_leading(manager: ControllerManagerProcess) -> None:
-    """Until the manager's log says its controllers run (bounded)."""
-    with anyio.fail_after(60):
-        while "controllers running" not in manager.tail(200):
-            await anyio.sleep(0.1)
 
 
 async def _time_rollout(ctx: Context, sizes: Sizes, client: Client, namespace: str) -> float:

@@ -74,26 +74,37 @@ class ChildProcess:
             self._process = subprocess.Popen(
                 self._args, stdout=subprocess.PIPE, stderr=log, text=True, env=env
             )
-        stdout = self._process.stdout
-        assert stdout is not None
+        self.ready_match = self._await_line(self._ready, timeout)
+        return self.ready_match
+
+    def wait_for_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
+        """Blocks until the running child prints a line matching `pattern`;
+        StartError (quoting its log) if it exits or does not within `timeout`."""
+        return self._await_line(re.compile(pattern), timeout)
+
+    def _await_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        """The first stdout line matching `pattern`; on exit or timeout the
+        child is stopped, its log quoted in a StartError."""
+        process = self._process
+        if process is None or process.stdout is None:
+            raise RuntimeError(f"{self.name} is not running")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([stdout], [], [], 0.1)
+            ready, _, _ = select.select([process.stdout], [], [], 0.1)
             if ready:
-                match = self._ready.search(stdout.readline())
+                match = pattern.search(process.stdout.readline())
                 if match:
-                    self.ready_match = match
                     return match
-            if self._process.poll() is not None:
-                code = self._process.returncode
+            if process.poll() is not None:
+                code = process.returncode
                 self.stop()
                 raise StartError(
-                    f"{self.name} exited with code {code} before it was ready; "
+                    f"{self.name} exited with code {code}; "
                     f"its log ({self.log_path}):\n{self.tail()}"
                 )
         self.stop()
         raise StartError(
-            f"{self.name} was not ready within {timeout:.0f} s; "
+            f"{self.name} did not print {pattern.pattern!r} within {timeout:.0f} s; "
             f"its log ({self.log_path}):\n{self.tail()}"
         )
 

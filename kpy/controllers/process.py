@@ -42,3 +42,7 @@ class ControllerManagerProcess(ChildProcess):
         match = super().start(timeout)
         self.metrics_port = int(match.group(2))
         return match
+
+    def wait_leading(self, timeout: float = 60.0) -> None:
+        """Blocks until this replica holds the Lease and its controllers run."""
+        self.wait_for_line(r"kpy-controller-manager leading as ", timeout)
