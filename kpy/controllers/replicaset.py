@@ -251,12 +251,9 @@ class ReplicaSetController(Controller):
     async def _claim(self, rs: Any) -> list[Pod]:
         selector = self._kind.selector(rs)
         index = self._pods.indexer
-        candidates = [
-            p
-            for p in index.by_index(POD_OWNER_INDEX, rs.metadata.uid)
-            + index.by_index(POD_OWNER_INDEX, f"orphan/{rs.metadata.namespace}")
-            if is_pod_active(p)
-        ]
+        candidates = index.by_index(POD_OWNER_INDEX, rs.metadata.uid) + index.by_index(
+            POD_OWNER_INDEX, f"orphan/{rs.metadata.namespace}"
+        )
         ref = new_controller_ref(rs, self._kind.api_version, self._kind.kind)
 
         async def recheck() -> Any:
@@ -265,7 +262,8 @@ class ReplicaSetController(Controller):
             )
 
         manager = ControllerRefManager(self._client, rs, selector, ref, recheck)
-        return await manager.claim(candidates)
+        # Finished pods are claimed too (adopted, released), but only active ones count.
+        return [p for p in await manager.claim(candidates) if is_pod_active(p)]
 
     async def _manage_replicas(self, key: str, rs: Any, pods: list[Pod]) -> None:
         diff = len(pods) - rs.spec.replicas
