@@ -29,7 +29,7 @@ import anyio.abc
 from kpy import metrics as metrics_server
 from kpy.cache.informer import SharedInformerFactory
 from kpy.cache.leader_election import LeaderElectionConfig, LeaderElector
-from kpy.controllers import garbagecollector, namespace, replicaset
+from kpy.controllers import deployment, garbagecollector, namespace, replicaset
 from kpy.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -86,6 +86,7 @@ def known_controllers() -> dict[str, ControllerSpec]:
     specs = [
         ControllerSpec("replicaset", replicaset.new_replicaset_controller, 5),
         ControllerSpec("replicationcontroller", replicaset.new_replication_controller, 5),
+        ControllerSpec("deployment", deployment.new_deployment_controller, 5),
         ControllerSpec("garbagecollector", garbagecollector.new_garbage_collector, 20),
         ControllerSpec("namespace", namespace.new_namespace_controller, 10),
     ]
