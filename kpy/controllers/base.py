@@ -38,6 +38,7 @@ from kpy.cache.workqueue import RateLimitingQueue, ShutDown
 
 if TYPE_CHECKING:
     from kpy.cache._clock import Clock
+    from kpy.cache.events import EventRecorder
     from kpy.metrics import Metrics
 
 log = logging.getLogger("kpy.controllers")
@@ -67,8 +68,15 @@ class Controller(abc.ABC):
     #: failures in a row after which a key is dropped; None retries forever.
     max_retries: ClassVar[int | None] = None
 
-    def __init__(self, *, metrics: Metrics | None = None, clock: Clock | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        recorder: EventRecorder | None = None,
+    ) -> None:
         self.queue: RateLimitingQueue[str] = RateLimitingQueue(clock=clock)
+        self.recorder = recorder
         self._metrics = metrics
         if metrics is not None:
             metrics.add_queue(self.name, self.queue)
@@ -92,6 +100,11 @@ class Controller(abc.ABC):
             on_update=lambda _old, new: self.enqueue(new),
             on_delete=self.enqueue,
         )
+
+    def record(self, obj: Any, eventtype: str, reason: str, message: str) -> None:
+        """An Event about `obj` for `describe` (dropped when there is no recorder)."""
+        if self.recorder is not None:
+            self.recorder.event(obj, eventtype, reason, message)
 
     # -- running --------------------------------------------------------------------------
 

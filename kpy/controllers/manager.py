@@ -27,6 +27,7 @@ import anyio
 import anyio.abc
 
 from kpy import metrics as metrics_server
+from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import SharedInformerFactory
 from kpy.cache.leader_election import LeaderElectionConfig, LeaderElector
 from kpy.controllers import deployment, garbagecollector, namespace, replicaset
@@ -67,6 +68,7 @@ class ControllerContext:
     #: cluster-scoped informers (nodes, namespaces) when `informers` is
     #: restricted to one namespace; the same factory otherwise.
     cluster_informers: SharedInformerFactory
+    events: EventBroadcaster
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +190,13 @@ class ControllerManager:
         self.metrics.leader.labels("kube-controller-manager").set(1)
         informers = SharedInformerFactory(self.client, namespace=cfg.namespace)
         cluster = informers if cfg.namespace is None else SharedInformerFactory(self.client)
-        ctx = ControllerContext(self.client, informers, self.metrics, cluster)
+        events = EventBroadcaster(self.client)
+        ctx = ControllerContext(self.client, informers, self.metrics, cluster, events)
         running = [
             (spec.new(ctx), cfg.workers.get(spec.name, spec.workers)) for spec in self.controllers
         ]
         async with anyio.create_task_group() as tg:
+            tg.start_soon(events.run)
             tg.start_soon(informers.run)
             if cluster is not informers:
                 tg.start_soon(cluster.run)

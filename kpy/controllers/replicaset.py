@@ -37,6 +37,7 @@ from kpy.api import errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Pod, ReplicationController
 from kpy.api.labels import Selector, selector_from_label_selector, selector_from_set
+from kpy.cache.events import NORMAL, WARNING
 from kpy.cache.expectations import ControllerExpectations
 from kpy.cache.informer import EventHandler
 from kpy.cache.store import meta_namespace_key, split_key
@@ -55,6 +56,7 @@ from kpy.controllers.ownership import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from kpy.cache.events import EventRecorder
     from kpy.cache.informer import Lister, SharedInformer
     from kpy.client import Client
     from kpy.controllers.manager import ControllerContext
@@ -120,11 +122,12 @@ class ReplicaSetController(Controller):
         *,
         kind: _Kind = _REPLICA_SET,
         metrics: Metrics | None = None,
+        recorder: EventRecorder | None = None,
         burst_replicas: int = BURST_REPLICAS,
     ) -> None:
         if kind is _REPLICATION_CONTROLLER:
             self.name = "replicationcontroller"
-        super().__init__(metrics=metrics)
+        super().__init__(metrics=metrics, recorder=recorder)
         self._client = client
         self._kind = kind
         self._owners: Lister[Any] = owners.lister()
@@ -281,7 +284,7 @@ class ReplicaSetController(Controller):
         batch = 1
         while created < count and failure is None:
             size = min(batch, count - created)
-            failure = await _in_parallel(size, lambda: self._client.create(template))
+            failure = await _in_parallel(size, lambda: self._create_pod(rs, template))
             created += size
             batch *= 2
         if failure is not None:
@@ -295,6 +298,14 @@ class ReplicaSetController(Controller):
             raise failure.error
         log.info("created pods", extra={"controller": self.name, "key": key, "count": count})
 
+    async def _create_pod(self, rs: Any, template: Pod) -> None:
+        try:
+            pod = await self._client.create(template)
+        except errors.StatusError as e:
+            self.record(rs, WARNING, "FailedCreate", f"Error creating: {e}")
+            raise
+        self.record(rs, NORMAL, "SuccessfulCreate", f"Created pod: {pod.metadata.name}")
+
     async def _delete_pods(self, key: str, rs: Any, victims: Sequence[Pod]) -> None:
         pod_keys = [meta_namespace_key(p) for p in victims]
         self.expectations.expect_deletions(key, pod_keys)
@@ -307,7 +318,10 @@ class ReplicaSetController(Controller):
                 self.expectations.deletion_observed(key, meta_namespace_key(pod))
             except errors.StatusError as e:
                 self.expectations.deletion_observed(key, meta_namespace_key(pod))
+                self.record(rs, WARNING, "FailedDelete", f"Error deleting: {e}")
                 first_error.append(e)
+            else:
+                self.record(rs, NORMAL, "SuccessfulDelete", f"Deleted pod: {pod.metadata.name}")
 
         async with anyio.create_task_group() as tg:
             for pod in victims:
@@ -390,6 +404,7 @@ def new_replicaset_controller(ctx: ControllerContext) -> ReplicaSetController:
         ctx.informers.informer(ReplicaSet),
         pods_informer_with_owner_index(ctx),
         metrics=ctx.metrics,
+        recorder=ctx.events.new_recorder("replicaset-controller"),
     )
 
 
@@ -400,4 +415,5 @@ def new_replication_controller(ctx: ControllerContext) -> ReplicaSetController:
         pods_informer_with_owner_index(ctx),
         kind=_REPLICATION_CONTROLLER,
         metrics=ctx.metrics,
+        recorder=ctx.events.new_recorder("replication-controller"),
     )

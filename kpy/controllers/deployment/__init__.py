@@ -39,7 +39,6 @@ Differences from Kubernetes, and why:
 - kpy's status subresource writes only the status, so the Deployment's
   revision annotation goes through the main path (`SyncSteps.write_deployment`).
 - There is no spec.rollbackTo (apps/v1 dropped it); rollback is client-side.
-- No Events are recorded yet; what Kubernetes records as events is logged.
 - An error while scaling old ReplicaSets fails the sync (and retries it)
   rather than being dropped until the next event.
 - When scaling old ReplicaSets down for a rolling update, a ReplicaSet
@@ -70,4 +69,5 @@ def new_deployment_controller(ctx: ControllerContext) -> DeploymentController:
         ctx.informers.informer(ReplicaSet),
         pods_informer_with_owner_index(ctx),
         metrics=ctx.metrics,
+        recorder=ctx.events.new_recorder("deployment-controller"),
     )

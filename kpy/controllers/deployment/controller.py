@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     from kpy.api.core.v1 import Pod
     from kpy.api.meta.v1 import OwnerReference
+    from kpy.cache.events import EventRecorder
     from kpy.cache.informer import SharedInformer
     from kpy.client import Client
     from kpy.metrics import Metrics
@@ -62,9 +63,10 @@ class DeploymentController(RollingSteps, RecreateSteps):
         pods: SharedInformer[Pod],
         *,
         metrics: Metrics | None = None,
+        recorder: EventRecorder | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(metrics=metrics)
+        super().__init__(metrics=metrics, recorder=recorder)
         self.client = client
         self.now = now
         self.d_lister = deployments.lister()

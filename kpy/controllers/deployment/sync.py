@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, ClassVar
 from kpy.api import errors
 from kpy.api.apps.v1 import Deployment, DeploymentStatus, ReplicaSet
 from kpy.api.core.v1 import PodTemplateSpec
+from kpy.cache.events import NORMAL, WARNING
 from kpy.controllers.base import Controller
 from kpy.controllers.deployment import util
 from kpy.controllers.ownership import get_controller_of, new_controller_ref
@@ -138,6 +139,13 @@ class SyncSteps(Controller):
             await self._record_create_failure(d, rs, e)
             raise
         if not already_exists:
+            if created.spec.replicas > 0:
+                self.record(
+                    d,
+                    NORMAL,
+                    "ScalingReplicaSet",
+                    f"Scaled up replica set {created.metadata.name} to {created.spec.replicas}",
+                )
             log.info(
                 "created new replica set",
                 extra={
@@ -206,6 +214,7 @@ class SyncSteps(Controller):
         self, d: Deployment, rs: ReplicaSet, e: errors.StatusError
     ) -> None:
         message = f'Failed to create new replica set "{rs.metadata.name}": {e}'
+        self.record(d, WARNING, "FailedCreate", message)
         log.warning(
             "creating the new replica set failed",
             extra={
@@ -335,6 +344,13 @@ class SyncSteps(Controller):
         util.set_replicas_annotations(fresh, desired, max_replicas)
         updated = await self.client.update(fresh)
         if size_changes:
+            self.record(
+                deployment,
+                NORMAL,
+                "ScalingReplicaSet",
+                f"Scaled {scaling_operation} replica set {rs.metadata.name} "
+                f"to {new_scale} from {old_scale}",
+            )
             log.info(
                 "scaled replica set",
                 extra={
