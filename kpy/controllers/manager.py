@@ -18,18 +18,15 @@ out.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
 import anyio.abc
 
-from kpy import metrics as metrics_server
 from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import SharedInformerFactory
-from kpy.cache.leader_election import LeaderElectionConfig, LeaderElector
+from kpy.component import ElectionOptions, LeadershipLost, run_elected
 from kpy.controllers import deployment, garbagecollector, namespace, replicaset
 from kpy.metrics import Metrics
 
@@ -39,6 +36,9 @@ if TYPE_CHECKING:
     from kpy.client import Client
 
 log = logging.getLogger("kpy.controller_manager")
+
+COMPONENT: Final = "kpy-controller-manager"
+LEASE_NAME: Final = "kpy-controller-manager"
 
 __all__ = [
     "ControllerContext",
@@ -76,10 +76,6 @@ class ControllerSpec:
     name: str
     new: Callable[[ControllerContext], RunnableController]
     workers: int
-
-
-class LeadershipLost(RuntimeError):
-    """This replica could not renew its Lease; another may lead now."""
 
 
 def known_controllers() -> dict[str, ControllerSpec]:
@@ -127,13 +123,7 @@ class ManagerConfig:
     workers: Mapping[str, int] = field(default_factory=dict)
     #: watch namespaced objects in this namespace only (tests); None: all.
     namespace: str | None = None
-    leader_elect: bool = True
-    lease_name: str = "kpy-controller-manager"
-    lease_namespace: str = "kube-system"
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
-    identity: str = ""
+    election: ElectionOptions = field(default_factory=lambda: ElectionOptions(name=LEASE_NAME))
     metrics_host: str = "127.0.0.1"
     #: 0 picks a free port; None serves no metrics.
     metrics_port: int | None = 10257
@@ -148,7 +138,6 @@ class ControllerManager:
         self.controllers = [
             known[n] for n in select_controllers(list(self.config.controllers), known)
         ]
-        self.identity = self.config.identity or f"{socket.gethostname()}_{os.getpid()}"
         self.leading = anyio.Event()
 
     async def run(
@@ -156,38 +145,20 @@ class ControllerManager:
     ) -> None:
         """Runs until cancelled (or LeadershipLost); reports the metrics port."""
         cfg = self.config
-        async with anyio.create_task_group() as tg:
-            port = None
-            if cfg.metrics_port is not None:
-                port = await tg.start(
-                    metrics_server.serve, self.metrics, cfg.metrics_host, cfg.metrics_port
-                )
-            task_status.started(port)
-            if not cfg.leader_elect:
-                await self.run_controllers()
-                return
-            elector = LeaderElector(
-                self.client,
-                LeaderElectionConfig(
-                    name=cfg.lease_name,
-                    identity=self.identity,
-                    namespace=cfg.lease_namespace,
-                    lease_duration=cfg.lease_duration,
-                    renew_deadline=cfg.renew_deadline,
-                    retry_period=cfg.retry_period,
-                ),
-            )
-            log.info(
-                "waiting for the lease", extra={"lease": cfg.lease_name, "identity": self.identity}
-            )
-            await elector.run(self.run_controllers)
-            self.metrics.leader.labels("kube-controller-manager").set(0)
-            raise LeadershipLost(f"lost the lease {cfg.lease_namespace}/{cfg.lease_name}")
+        await run_elected(
+            COMPONENT,
+            self.client,
+            self.metrics,
+            cfg.election,
+            self.run_controllers,
+            metrics_host=cfg.metrics_host,
+            metrics_port=cfg.metrics_port,
+            task_status=task_status,
+        )
 
     async def run_controllers(self) -> None:
         """Starts informers and controllers; runs until cancelled."""
         cfg = self.config
-        self.metrics.leader.labels("kube-controller-manager").set(1)
         informers = SharedInformerFactory(self.client, namespace=cfg.namespace)
         cluster = informers if cfg.namespace is None else SharedInformerFactory(self.client)
         events = EventBroadcaster(self.client)

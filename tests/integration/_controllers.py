@@ -22,6 +22,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kpy.api import errors
 from kpy.api.core.v1 import Pod, PodCondition
+from kpy.component import ElectionOptions
 from kpy.controllers.manager import ControllerManager, ManagerConfig
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ async def running(
             controllers=controllers,
             workers=workers or {},
             namespace=namespace,
-            leader_elect=False,
+            election=ElectionOptions(enabled=False),
             metrics_port=None,
         ),
     )

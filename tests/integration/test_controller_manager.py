@@ -154,7 +154,7 @@ async def test_metrics_show_queues_and_syncs(
         'workqueue_adds_total{name="replicaset"}',
         'workqueue_retries_total{name="replicaset"}',
         'workqueue_work_duration_seconds_count{name="replicaset"}',
-        'kpy_leader{component="kube-controller-manager"} 1.0',
+        'kpy_leader{component="kpy-controller-manager"} 1.0',
     ):
         assert metric in body
     assert await http_get(a.metrics_port, "/healthz") == ("HTTP/1.0 200 OK", "ok\n")
