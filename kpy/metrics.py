@@ -28,7 +28,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator, Mapping
 
     from kpy.cache.workqueue import QueueStatistics
 
@@ -70,6 +70,24 @@ class Metrics:
             registry=self.registry,
         )
 
+    def counter(self, name: str, documentation: str, labels: list[str]) -> Counter:
+        return Counter(name, documentation, labels, registry=self.registry)
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        labels: list[str],
+        buckets: tuple[float, ...] = _SYNC_BUCKETS,
+    ) -> Histogram:
+        return Histogram(name, documentation, labels, buckets=buckets, registry=self.registry)
+
+    def add_gauge_source(
+        self, name: str, documentation: str, label: str, source: Callable[[], Mapping[str, float]]
+    ) -> None:
+        """A gauge read from `source()` at scrape time, one sample per key."""
+        self.registry.register(_GaugeSource(name, documentation, label, source))
+
     def add_queue(self, name: str, queue: _Measured) -> None:
         self._queues[name] = queue
 
@@ -79,6 +97,24 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _GaugeSource:
+    def __init__(
+        self, name: str, documentation: str, label: str, source: Callable[[], Mapping[str, float]]
+    ) -> None:
+        self._args = (name, documentation)
+        self._label = label
+        self._source = source
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(*self._args, labels=[self._label])
+        for key, value in sorted(self._source().items()):
+            family.add_metric([key], value)
+        yield family
 
 
 class _QueueCollector:

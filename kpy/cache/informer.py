@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import anyio
 from google.protobuf.message import Message
 
-from kpy.cache.delta_fifo import DeltaFIFO, Deltas, DeltaType
+from kpy.cache.delta_fifo import DeletedFinalStateUnknown, DeltaFIFO, Deltas, DeltaType
 from kpy.cache.reflector import Reflector
-from kpy.cache.store import Indexer, IndexFunc, list_by_namespace
+from kpy.cache.store import Indexer, IndexFunc, list_by_namespace, meta_namespace_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -175,6 +175,22 @@ class SharedInformer(Generic[M]):
             callback = getattr(handler, f"on_{what}")
             if callback is not None:
                 _call(callback, *args)
+
+
+def deleted_object(obj: Any) -> Any:
+    """The object of an `on_delete` notification, unwrapping a
+    DeletedFinalStateUnknown; None when its last state is unknown."""
+    if isinstance(obj, DeletedFinalStateUnknown):
+        return obj.object
+    return obj
+
+
+def deletion_key(obj: Any) -> str:
+    """The store key of an object or of a DeletedFinalStateUnknown
+    (client-go's DeletionHandlingMetaNamespaceKeyFunc)."""
+    if isinstance(obj, DeletedFinalStateUnknown):
+        return obj.key
+    return meta_namespace_key(obj)
 
 
 def _call(callback: Callable[..., None], *args: Any) -> None:

@@ -31,9 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import anyio
 
 from kpy.api import errors
-from kpy.cache.delta_fifo import DeletedFinalStateUnknown
-from kpy.cache.informer import EventHandler
-from kpy.cache.store import meta_namespace_key
+from kpy.cache.informer import EventHandler, deleted_object, deletion_key
 from kpy.cache.workqueue import RateLimitingQueue, ShutDown
 
 if TYPE_CHECKING:
@@ -46,19 +44,7 @@ log = logging.getLogger("kpy.controllers")
 __all__ = ["Controller", "deleted_object", "key_of"]
 
 
-def key_of(obj: Any) -> str:
-    """The queue key of an object or of a DeletedFinalStateUnknown."""
-    if isinstance(obj, DeletedFinalStateUnknown):
-        return obj.key
-    return meta_namespace_key(obj)
-
-
-def deleted_object(obj: Any) -> Any:
-    """The object of a delete notification (unwrapping a
-    DeletedFinalStateUnknown); None when its last state is unknown."""
-    if isinstance(obj, DeletedFinalStateUnknown):
-        return obj.object
-    return obj
+key_of = deletion_key
 
 
 class Controller(abc.ABC):

@@ -1,0 +1,1 @@
+"""The scheduler: assigns nodes to pending pods (kube-scheduler's shape)."""
