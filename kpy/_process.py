@@ -155,3 +155,42 @@ def _new_log_file(name: str) -> Path:
     fd, path = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
     os.close(fd)  # start() opens it by name, once per run
     return Path(path)
+
+
+class ElectedProcess(ChildProcess):
+    """A leader-elected component (see kpy.component) as a child process.
+    `start()` returns once its metrics endpoint is up (`metrics_port` is
+    then set); the replica may still be waiting for the Lease
+    (`wait_leading`)."""
+
+    def __init__(
+        self,
+        name: str,
+        module: str,
+        servers: str,
+        *,
+        identity: str = "",
+        metrics_port: int = 0,
+        log_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        args = ["--server", servers, "--metrics-bind-address", f"127.0.0.1:{metrics_port}"]
+        if identity:
+            args += ["--identity", identity]
+        super().__init__(
+            name,
+            module,
+            [*args, *extra_args],
+            ready=rf"{re.escape(name)} serving metrics on (\S+):(\d+)",
+            log_path=log_path,
+        )
+        self.metrics_port = metrics_port
+
+    def start(self, timeout: float = 30.0) -> re.Match[str]:
+        match = super().start(timeout)
+        self.metrics_port = int(match.group(2))
+        return match
+
+    def wait_leading(self, timeout: float = 60.0) -> None:
+        """Blocks until this replica holds the Lease and does its work."""
+        self.wait_for_line(rf"{re.escape(self.name)} leading as ", timeout)

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from kpy._process import ChildProcess
+from kpy._process import ElectedProcess
 
 if TYPE_CHECKING:
-    import re
     from pathlib import Path
 
 
-class ControllerManagerProcess(ChildProcess):
-    """`start()` returns once the metrics endpoint is up; the replica may
-    still be waiting for the Lease (see `wait_leading`)."""
-
+class ControllerManagerProcess(ElectedProcess):
     def __init__(
         self,
         servers: str,
@@ -26,23 +22,12 @@ class ControllerManagerProcess(ChildProcess):
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
     ) -> None:
-        args = ["--server", servers, "--metrics-bind-address", f"127.0.0.1:{metrics_port}"]
-        if identity:
-            args += ["--identity", identity]
         super().__init__(
             "kpy-controller-manager",
             "kpy.controllers.main",
-            [*args, *extra_args],
-            ready=r"serving metrics on (\S+):(\d+)",
+            servers,
+            identity=identity,
+            metrics_port=metrics_port,
             log_path=log_path,
+            extra_args=extra_args,
         )
-        self.metrics_port = metrics_port
-
-    def start(self, timeout: float = 30.0) -> re.Match[str]:
-        match = super().start(timeout)
-        self.metrics_port = int(match.group(2))
-        return match
-
-    def wait_leading(self, timeout: float = 60.0) -> None:
-        """Blocks until this replica holds the Lease and its controllers run."""
-        self.wait_for_line(r"kpy-controller-manager leading as ", timeout)
