@@ -49,6 +49,8 @@ class ChildProcess:
         self.name = name
         self.log_path = log_path or _new_log_file(name)
         self.ready_match: re.Match[str] | None = None
+        #: every stdout line read so far (launchers parse more than the ready line)
+        self.output: list[str] = []
         self._args = [sys.executable, "-m", module, *args]
         self._ready = re.compile(ready)
         self._process: subprocess.Popen[str] | None = None
@@ -92,7 +94,9 @@ class ChildProcess:
         while time.monotonic() < deadline:
             ready, _, _ = select.select([process.stdout], [], [], 0.1)
             if ready:
-                match = pattern.search(process.stdout.readline())
+                line = process.stdout.readline()
+                self.output.append(line)
+                match = pattern.search(line)
                 if match:
                     return match
             if process.poll() is not None:

@@ -9,9 +9,10 @@ Three places a pending pod can be:
   for the earliest expiry; nothing polls).
 - **unschedulable**: fits no node as the cluster is. It stays until
   something that could change that happens (`move_all_to_active_or_backoff`:
-  a node added or changed, a pod deleted or finished), then goes to active,
-  or to backoff if its back-off has not expired yet. As a safety net it is
-  retried after `max_unschedulable` (5 minutes) anyway.
+  a node added or changed, a pod deleted or finished), then goes to active
+  at once (kube-scheduler would wait out the rest of its back-off first;
+  kpy binds within a second of the change). As a safety net it is retried
+  after `max_unschedulable` (5 minutes) anyway.
 
 A pod that fails while a move request arrived during its own scheduling
 cycle goes to backoff, not unschedulable: the change it may have needed
@@ -141,7 +142,12 @@ class SchedulingQueue:
         moved = list(self._unschedulable.values())
         self._unschedulable.clear()
         for info in moved:
-            self._requeue(info)
+            # Straight to active, not through what is left of its back-off
+            # (as kube-scheduler would): the change may be the one it waited
+            # for, and users expect it bound within a second. A burst of
+            # events cannot make it spin: failing while a move happened during
+            # its own cycle sends it to back-off (below, add_unschedulable).
+            self._push_active(info)
 
     # -- the scheduler's side ---------------------------------------------------------
 

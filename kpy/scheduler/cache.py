@@ -1,0 +1,156 @@
+"""The scheduler's cache (kube-scheduler's internal/cache): every node with
+the pods that use it, including pods the scheduler has chosen a node for
+but whose binding has not come back through the watch yet ("assumed").
+
+Contract:
+- Assuming a pod counts it on its node at once, so the next pod scheduled a
+  millisecond later sees the resources as taken. Binding happens in the
+  background; when it fails the scheduler calls `forget_pod` and the node
+  gets the resources back. When the bound pod arrives from the informer
+  (`add_pod` with spec.nodeName set) the assumption is confirmed: the
+  pod's accounting moves to the real object, never counted twice.
+- Only pods that hold resources are counted: bound, not finished
+  (Succeeded / Failed pods are dropped, as they free their node).
+- A node removed takes its NodeInfo away; pods still recorded on it come
+  back with the node if it returns.
+- Everything happens on the event loop between awaits, so a scheduling
+  cycle (which does not await while filtering and scoring) sees a
+  consistent picture without the snapshot copy kube-scheduler needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kpy.scheduler.framework import NodeInfo
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from kpy.api.core.v1 import Node, Pod
+
+__all__ = ["Cache", "holds_resources", "pod_key"]
+
+
+def pod_key(pod: Pod) -> str:
+    return f"{pod.metadata.namespace}/{pod.metadata.name}"
+
+
+def holds_resources(pod: Pod) -> bool:
+    """Bound and not finished: the pod counts on its node."""
+    return bool(pod.spec.node_name) and pod.status.phase not in ("Succeeded", "Failed")
+
+
+@dataclass(slots=True)
+class _PodState:
+    pod: Pod
+    assumed: bool
+
+
+class Cache:
+    """See the module docstring."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, NodeInfo] = {}
+        self._pods: dict[str, _PodState] = {}
+        # Pods recorded on a node the cache does not (or no longer) know.
+        self._orphans: dict[str, dict[str, Pod]] = {}
+
+    # -- nodes ------------------------------------------------------------------------
+
+    def add_node(self, node: Node) -> None:
+        name = node.metadata.name
+        info = self._nodes.get(name)
+        if info is not None:
+            info.set_node(node)
+            return
+        info = self._nodes[name] = NodeInfo(node)
+        for pod in self._orphans.pop(name, {}).values():
+            info.add_pod(pod)
+
+    update_node = add_node
+
+    def remove_node(self, name: str) -> None:
+        info = self._nodes.pop(name, None)
+        if info is None:
+            return
+        kept = {pod_key(p): p for p in info.pods}
+        if kept:
+            self._orphans[name] = kept
+
+    def node(self, name: str) -> NodeInfo | None:
+        return self._nodes.get(name)
+
+    def node_infos(self) -> list[NodeInfo]:
+        return list(self._nodes.values())
+
+    def __len__(self) -> int:
+        return len(self._nodes)
+
+    # -- pods -------------------------------------------------------------------------
+
+    def add_pod(self, pod: Pod) -> None:
+        """A bound pod seen by the informer (confirming an assumption, if any)."""
+        key = pod_key(pod)
+        state = self._pods.get(key)
+        if state is not None:
+            self._unaccount(state.pod)
+        if not holds_resources(pod):
+            self._pods.pop(key, None)
+            return
+        self._pods[key] = _PodState(pod, assumed=False)
+        self._account(pod)
+
+    update_pod = add_pod
+
+    def remove_pod(self, pod: Pod) -> None:
+        state = self._pods.pop(pod_key(pod), None)
+        if state is not None:
+            self._unaccount(state.pod)
+
+    def assume_pod(self, pod: Pod) -> None:
+        """`pod` (a copy with spec.nodeName set to the chosen node) counts on
+        that node until confirmed or forgotten. ValueError if already known."""
+        key = pod_key(pod)
+        if key in self._pods:
+            raise ValueError(f"pod {key} is already in the scheduler cache")
+        self._pods[key] = _PodState(pod, assumed=True)
+        self._account(pod)
+
+    def forget_pod(self, key: str) -> None:
+        """Drops an assumption whose binding failed; a confirmed pod stays."""
+        state = self._pods.get(key)
+        if state is not None and state.assumed:
+            del self._pods[key]
+            self._unaccount(state.pod)
+
+    def is_assumed(self, key: str) -> bool:
+        state = self._pods.get(key)
+        return state is not None and state.assumed
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._pods
+
+    def pods(self) -> Iterator[Pod]:
+        return (s.pod for s in self._pods.values())
+
+    # -- internals --------------------------------------------------------------------
+
+    def _account(self, pod: Pod) -> None:
+        info = self._nodes.get(pod.spec.node_name)
+        if info is not None:
+            info.add_pod(pod)
+        else:
+            self._orphans.setdefault(pod.spec.node_name, {})[pod_key(pod)] = pod
+
+    def _unaccount(self, pod: Pod) -> None:
+        info = self._nodes.get(pod.spec.node_name)
+        if info is not None:
+            info.remove_pod(pod)
+            return
+        orphans = self._orphans.get(pod.spec.node_name)
+        if orphans is not None:
+            orphans.pop(pod_key(pod), None)
+            if not orphans:
+                del self._orphans[pod.spec.node_name]

@@ -1,0 +1,68 @@
+"""`kpy-scheduler`: the scheduler as a process.
+
+Prints `kpy-scheduler serving explain on HOST:PORT` (the Scheduler gRPC
+service), then `kpy-scheduler serving metrics on HOST:PORT`, then
+`kpy-scheduler leading as IDENTITY` once it holds the Lease and schedules.
+Stops cleanly on SIGTERM or SIGINT; exits with code 1 if it loses the
+Lease (see kpy.component).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from kpy import component
+from kpy.scheduler.scheduler import COMPONENT, DEFAULT_SCHEDULER_NAME, LEASE_NAME, Scheduler
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kpy-scheduler", description="Assign nodes to pending pods (kpy's kube-scheduler)."
+    )
+    p.add_argument(
+        "--scheduler-name",
+        default=DEFAULT_SCHEDULER_NAME,
+        help="take only pods whose spec.schedulerName is this (default %(default)s)",
+    )
+    p.add_argument("--bind-address", default="127.0.0.1", help="address of the explain service")
+    p.add_argument(
+        "--port", type=int, default=10251, help="port of the explain service; 0 picks a free one"
+    )
+    p.add_argument(
+        "--bind-concurrency",
+        type=int,
+        default=64,
+        metavar="N",
+        help="bindings in flight at once (default %(default)s)",
+    )
+    component.add_flags(p, lease_name=LEASE_NAME, metrics_port=10259)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.bind_concurrency < 1:
+        parser.error(f"--bind-concurrency must be at least 1, got {args.bind_concurrency}")
+    opts = component.options(parser, args)
+    return component.main(
+        COMPONENT,
+        opts,
+        lambda client: Scheduler(
+            client,
+            scheduler_name=args.scheduler_name,
+            election=opts.election,
+            metrics_host=opts.metrics_host,
+            metrics_port=opts.metrics_port,
+            explain_address=(args.bind_address, args.port),
+            bind_concurrency=args.bind_concurrency,
+            announce=lambda line: print(line, flush=True),
+        ),
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

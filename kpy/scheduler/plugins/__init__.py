@@ -1,0 +1,50 @@
+"""kpy's in-tree scheduler plugins, one per module, each a port of the
+kube-scheduler plugin of the same name (files under
+kubernetes/pkg/scheduler/framework/plugins/). Each module exports `NAME`
+(Kubernetes' plugin name, also the class's `name`) and its reasons, worded
+as Kubernetes words them, so that kube-scheduler's messages come out
+unchanged.
+
+- node_unschedulable: NodeUnschedulable; Filter.
+  Mirrors nodeunschedulable/node_unschedulable.go.
+- node_name: NodeName; Filter. Mirrors nodename/node_name.go.
+- taint_toleration: TaintToleration; Filter, PreScore, Score, NormalizeScore.
+  Mirrors tainttoleration/taint_toleration.go and v1 Toleration.ToleratesTaint.
+- node_affinity: NodeAffinity; PreFilter, Filter, PreScore, Score,
+  NormalizeScore. Mirrors nodeaffinity/node_affinity.go and
+  component-helpers/scheduling/corev1/nodeaffinity/nodeaffinity.go.
+- node_ports: NodePorts; PreFilter, Filter. Mirrors nodeports/node_ports.go
+  and the HostPortInfo of framework/types.go.
+- node_resources_fit: NodeResourcesFit with the LeastAllocated scoring
+  strategy; PreFilter, Filter, PreScore, Score. Mirrors noderesources/fit.go,
+  least_allocated.go and resource_allocation.go.
+- balanced_allocation: NodeResourcesBalancedAllocation; PreScore, Score.
+  Mirrors noderesources/balanced_allocation.go and resource_allocation.go.
+
+The plugin classes are re-exported here. Plugins keep no per-pod state
+between calls: what they derive from the pod lives in the CycleState
+(written by PreFilter/PreScore, recomputed by Filter/Score if those were not
+run, except where Kubernetes reports an error instead), and what they derive
+from a node lives in `NodeInfo.node_cache`. Score plugins also offer
+`score_nodes` (many nodes per call, same results), which the framework
+prefers. `kpy.scheduler.framework.default_profile()` lists them in
+kube-scheduler's order with its default score weights.
+"""
+
+from kpy.scheduler.plugins.balanced_allocation import BalancedAllocation
+from kpy.scheduler.plugins.node_affinity import NodeAffinity
+from kpy.scheduler.plugins.node_name import NodeName
+from kpy.scheduler.plugins.node_ports import NodePorts
+from kpy.scheduler.plugins.node_resources_fit import NodeResourcesFit
+from kpy.scheduler.plugins.node_unschedulable import NodeUnschedulable
+from kpy.scheduler.plugins.taint_toleration import TaintToleration
+
+__all__ = [
+    "BalancedAllocation",
+    "NodeAffinity",
+    "NodeName",
+    "NodePorts",
+    "NodeResourcesFit",
+    "NodeUnschedulable",
+    "TaintToleration",
+]

@@ -1,0 +1,285 @@
+"""The scheduler over the real API server: pods bound and spread, a pod that
+fits nowhere told why and bound as soon as a node fits, the explain
+service, and two replicas that never bind one pod twice.
+
+Nodes are cluster-wide, so each test labels its own nodes, gives its pods a
+scheduler name of its own (the scheduler ignores every other pod) and
+deletes its nodes when it ends."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import grpc
+import pytest
+
+from kpy.api import errors
+from kpy.api.codec import from_dict
+from kpy.api.core.v1 import Event, Node, Pod
+from kpy.component import ElectionOptions
+from kpy.rpc.scheduler import v1 as rpc
+from kpy.scheduler.process import SchedulerProcess
+from kpy.scheduler.scheduler import Scheduler
+from tests.integration._controllers import eventually
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from kpy.apiserver.process import APIServerProcess
+    from kpy.client import Client
+
+
+def node(name: str, *, cpu: str = "2", memory: str = "4Gi", **spec: Any) -> Node:
+    return from_dict(
+        Node,
+        {
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "spec": spec,
+            "status": {
+                "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+                "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
+            },
+        },
+    )
+
+
+def pod(name: str, scheduler: str, *, cpu: str = "500m", **spec: Any) -> Pod:
+    return from_dict(
+        Pod,
+        {
+            "metadata": {"name": name},
+            "spec": {
+                "schedulerName": scheduler,
+                "containers": [
+                    {"name": "c", "image": "busybox", "resources": {"requests": {"cpu": cpu}}}
+                ],
+                **spec,
+            },
+        },
+    )
+
+
+@contextlib.asynccontextmanager
+async def nodes(client: Client, *made: Node) -> AsyncIterator[list[str]]:
+    names = [n.metadata.name for n in made]
+    try:
+        for n in made:
+            await _put_node(client, n)
+        yield names
+    finally:
+        for name in names:
+            with contextlib.suppress(errors.NotFound):
+                await client.delete(Node, name)
+
+
+async def _put_node(client: Client, n: Node) -> None:
+    created = await client.create(n)
+    created.status.CopyFrom(n.status)
+    await client.update_status(created)
+
+
+@contextlib.asynccontextmanager
+async def scheduling(client: Client, name: str) -> AsyncIterator[Scheduler]:
+    scheduler = Scheduler(
+        client, scheduler_name=name, election=ElectionOptions(enabled=False), bind_concurrency=8
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(scheduler.run)
+        with anyio.fail_after(15):
+            await scheduler.leading.wait()
+        yield scheduler
+        tg.cancel_scope.cancel()
+
+
+async def node_of(client: Client, name: str) -> str:
+    return (await client.get(Pod, name)).spec.node_name
+
+
+async def scheduled_condition(client: Client, name: str) -> Any:
+    found = await client.get(Pod, name)
+    return next((c for c in found.status.conditions if c.type == "PodScheduled"), None)
+
+
+async def test_pods_are_bound_and_spread(client: Client, api_namespace: str) -> None:
+    sched = f"s-{api_namespace}"
+    names = [f"{api_namespace[:40]}-n{i}" for i in range(3)]
+    async with nodes(client, *(node(n) for n in names)), scheduling(client, sched):
+        for i in range(6):
+            await client.create(pod(f"p{i}", sched))
+
+        async def placed() -> dict[str, int] | None:
+            pods = (await client.list(Pod)).items
+            if not all(p.spec.node_name for p in pods) or len(pods) != 6:
+                return None
+            counts: dict[str, int] = {}
+            for p in pods:
+                counts[p.spec.node_name] = counts.get(p.spec.node_name, 0) + 1
+            return counts
+
+        counts = await eventually(placed, what="6 pods bound")
+        assert set(counts) == set(names)
+        assert counts == dict.fromkeys(names, 2)  # least allocated spreads evenly
+        condition = await scheduled_condition(client, "p0")
+        assert (condition.status, condition.type) == ("True", "PodScheduled")
+
+
+async def test_a_pod_that_fits_nowhere_is_told_why_and_bound_when_a_node_fits(
+    client: Client, api_namespace: str
+) -> None:
+    sched = f"s-{api_namespace}"
+    base = api_namespace[:40]
+    small = [node(f"{base}-small{i}") for i in range(2)]
+    tainted = node(
+        f"{base}-tainted", cpu="8", taints=[{"key": "k1", "value": "v1", "effect": "NoSchedule"}]
+    )
+    async with nodes(client, *small, tainted), scheduling(client, sched):
+        await client.create(pod("big", sched, cpu="4"))
+
+        async def refused() -> Any:
+            c = await scheduled_condition(client, "big")
+            return c if c is not None and c.status == "False" else None
+
+        condition = await eventually(refused, what="PodScheduled=False")
+        assert condition.reason == "Unschedulable"
+        assert condition.message == (
+            "0/3 nodes are available: 1 node(s) had untolerated taint {k1: v1}, 2 Insufficient cpu."
+        )
+
+        async def failed_event() -> list[Event]:
+            found = (await client.list(Event)).items
+            return [
+                e
+                for e in found
+                if e.reason == "FailedScheduling" and e.involved_object.name == "big"
+            ]
+
+        [event] = await eventually(failed_event, what="a FailedScheduling event")
+        assert event.type == "Warning"
+        assert event.message == condition.message
+
+        # Removing the taint is the cluster change that lets it fit.
+        fresh = await client.get(Node, tainted.metadata.name)
+        del fresh.spec.taints[:]
+        changed = time.monotonic()
+        await client.update(fresh)
+        bound_to = await eventually(lambda: node_of(client, "big"), what="bound after untaint")
+        assert bound_to == tainted.metadata.name
+        assert time.monotonic() - changed < 1.5
+
+
+async def test_a_new_node_and_an_uncordon_let_waiting_pods_in(
+    client: Client, api_namespace: str
+) -> None:
+    sched = f"s-{api_namespace}"
+    base = api_namespace[:40]
+    cordoned = node(f"{base}-cordoned", unschedulable=True)
+    async with nodes(client, cordoned), scheduling(client, sched):
+        await client.create(pod("a", sched))
+        await client.create(pod("b", sched, cpu="3"))
+
+        async def refused(name: str) -> bool:
+            c = await scheduled_condition(client, name)
+            return c is not None and c.status == "False"
+
+        await eventually(lambda: refused("a"), what="a refused")
+        await eventually(lambda: refused("b"), what="b refused")
+        condition = await scheduled_condition(client, "a")
+        assert condition.message == "0/1 nodes are available: 1 node(s) were unschedulable."
+
+        fresh = await client.get(Node, cordoned.metadata.name)
+        fresh.spec.unschedulable = False
+        started = time.monotonic()
+        await client.update(fresh)
+        assert await eventually(lambda: node_of(client, "a")) == cordoned.metadata.name
+        assert time.monotonic() - started < 1.5
+
+        async with nodes(client, node(f"{base}-large", cpu="4")) as [large]:
+            started = time.monotonic()
+            assert await eventually(lambda: node_of(client, "b")) == large
+            assert time.monotonic() - started < 1.5
+
+
+async def test_explain_lists_every_node_with_its_verdict(
+    client: Client, api_namespace: str
+) -> None:
+    sched = f"s-{api_namespace}"
+    base = api_namespace[:40]
+    async with (
+        nodes(client, node(f"{base}-fits", cpu="4"), node(f"{base}-tiny", cpu="100m")),
+        scheduling(client, sched) as scheduler,
+    ):
+        answer = scheduler.explain(pod("probe", sched, cpu="1"))
+    by_node = {n.node: n for n in answer.nodes}
+    fits, tiny = by_node[f"{base}-fits"], by_node[f"{base}-tiny"]
+    assert fits.feasible
+    assert fits.score > 0
+    assert set(fits.plugin_scores) >= {"NodeResourcesFit", "NodeResourcesBalancedAllocation"}
+    assert (tiny.feasible, tiny.plugin, list(tiny.reasons)) == (
+        False,
+        "NodeResourcesFit",
+        ["Insufficient cpu"],
+    )
+    assert answer.selected == f"{base}-fits"
+
+
+@pytest.fixture
+def schedulers(apiserver: APIServerProcess, namespace: str) -> Any:
+    started: dict[str, SchedulerProcess] = {}
+    flags = (
+        f"--scheduler-name=s-{namespace}",
+        f"--leader-elect-resource-name=s-{namespace}",
+        "--leader-elect-lease-duration=3",
+        "--leader-elect-renew-deadline=2",
+        "--leader-elect-retry-period=0.5",
+    )
+    for name in ("a", "b"):
+        started[name] = SchedulerProcess(apiserver.address, identity=name, extra_args=flags)
+    try:
+        yield started
+    finally:
+        for process in started.values():
+            pid = process.pid if process.running else None
+            process.stop()
+            if pid is not None:
+                assert not Path(f"/proc/{pid}").exists()
+            process.log_path.unlink(missing_ok=True)
+
+
+async def test_two_replicas_never_bind_a_pod_twice(
+    client: Client, api_namespace: str, schedulers: dict[str, SchedulerProcess]
+) -> None:
+    sched = f"s-{api_namespace}"
+    base = api_namespace[:40]
+    a, b = schedulers["a"], schedulers["b"]
+    async with nodes(client, *(node(f"{base}-n{i}", cpu="64") for i in range(3))):
+        a.start()
+        b.start()
+        await anyio.to_thread.run_sync(a.wait_leading)
+        for i in range(20):
+            await client.create(pod(f"first-{i}", sched, cpu="10m"))
+        a.kill()  # mid-flight: some pods bound, some assumed, some queued
+        for i in range(20):
+            await client.create(pod(f"second-{i}", sched, cpu="10m"))
+
+        async def all_bound() -> bool:
+            return all(p.spec.node_name for p in (await client.list(Pod)).items)
+
+        await eventually(all_bound, timeout=20, what="40 pods bound")
+        # The explain service answers on the standby-turned-leader too.
+        async with grpc.aio.insecure_channel(b.explain_address) as channel:
+            stub = rpc.SchedulerStub(channel)
+            answer = await stub.Explain(rpc.ExplainRequest(namespace=api_namespace, name="first-0"))
+            assert len(answer.nodes) >= 3
+            with pytest.raises(grpc.aio.AioRpcError) as missing:
+                await stub.Explain(rpc.ExplainRequest(namespace=api_namespace, name="nope"))
+            assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+        await anyio.sleep(0.5)  # room for a late duplicate event
+        events = [e for e in (await client.list(Event)).items if e.reason == "Scheduled"]
+    per_pod: dict[str, int] = {}
+    for e in events:
+        per_pod[e.involved_object.name] = per_pod.get(e.involved_object.name, 0) + e.count
+    assert all(count == 1 for count in per_pod.values()), per_pod
