@@ -37,6 +37,7 @@ import bench.controllers
 import bench.create
 import bench.get
 import bench.list
+import bench.scheduler
 import bench.watch
 from bench._context import Children, Context, Progress
 from bench._report import Result, format_aims, format_table
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "list": bench.list.run,
     "watch": bench.watch.run,
     "controllers": bench.controllers.run,
+    "scheduler": bench.scheduler.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress

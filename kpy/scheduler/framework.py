@@ -43,6 +43,7 @@ from enum import IntEnum
 from typing import TYPE_CHECKING, Final, NamedTuple, Protocol, TypeVar, runtime_checkable
 
 from kpy.api.core.v1 import Node
+from kpy.scheduler.equivalence import EquivalenceCache
 from kpy.scheduler.resources import (
     PodResource,
     Resource,
@@ -600,6 +601,9 @@ class Profile:
     score: tuple[ScorePlugin, ...] = ()
     score_weights: Mapping[str, int] = field(default_factory=dict)
     percentage_of_nodes_to_score: int = 0
+    #: reuse node verdicts across pods of one class (kpy.scheduler.equivalence);
+    #: only for profiles whose plugins each judge a node by the pod and it alone.
+    equivalence_cache: bool = False
 
     def __post_init__(self) -> None:
         for point, plugins in (
@@ -627,6 +631,7 @@ class Profile:
         weights: Mapping[str, int] | None = None,
         scheduler_name: str = DEFAULT_SCHEDULER_NAME,
         percentage_of_nodes_to_score: int = 0,
+        equivalence_cache: bool = False,
     ) -> Profile:
         """Each plugin at every extension point it implements, in the order
         given (kube-scheduler's multiPoint)."""
@@ -639,6 +644,7 @@ class Profile:
             score=tuple(p for p in plugins if isinstance(p, ScorePlugin)),
             score_weights=dict(weights or {}),
             percentage_of_nodes_to_score=percentage_of_nodes_to_score,
+            equivalence_cache=equivalence_cache,
         )
 
     def weight(self, plugin_name: str) -> int:
@@ -667,6 +673,8 @@ def default_profile(scheduler_name: str = DEFAULT_SCHEDULER_NAME) -> Profile:
             plugins.BalancedAllocation.name: 1,
         },
         scheduler_name=scheduler_name,
+        # Each of these plugins judges a node by the pod and that node alone.
+        equivalence_cache=True,
     )
 
 
@@ -698,6 +706,7 @@ class Framework:
         ]
         # Where the next search starts, so successive pods spread over nodes.
         self._next_start_node_index = 0
+        self.equivalence = EquivalenceCache() if profile.equivalence_cache else None
 
     # --- PreFilter / Filter / PostFilter ---
 
@@ -799,25 +808,34 @@ class Framework:
             return []
         skipped = state.skip_filter_plugins
         filters = [(name, run) for name, run in self._filters if name not in skipped]
+        memo = self.equivalence.for_pod(pod).filters if self.equivalence is not None else None
         start = self._next_start_node_index % count
         feasible: list[NodeInfo] = []
         processed = 0
         for i in range(count):
             node_info = nodes[(start + i) % count]
             processed += 1
-            for name, run in filters:
-                status = run(state, pod, node_info)
-                if status.code:
-                    status = _filter_failure(name, status)
-                    if status.code is Code.ERROR:
-                        raise PluginError(status)
-                    diagnosis[node_info.name] = status
-                    diagnosis.unschedulable_plugins.add(name)
-                    break
+            hit = memo.get(node_info.name) if memo is not None else None
+            if hit is not None and hit[0] == node_info.generation:
+                status = hit[1]
             else:
-                feasible.append(node_info)
-                if len(feasible) >= to_find:
-                    break
+                status = SUCCESS
+                for name, run in filters:
+                    status = run(state, pod, node_info)
+                    if status.code:
+                        status = _filter_failure(name, status)
+                        if status.code is Code.ERROR:
+                            raise PluginError(status)
+                        break
+                if memo is not None:
+                    memo[node_info.name] = (node_info.generation, status)
+            if status.code:
+                diagnosis[node_info.name] = status
+                diagnosis.unschedulable_plugins.add(status.plugin)
+                continue
+            feasible.append(node_info)
+            if len(feasible) >= to_find:
+                break
         self._next_start_node_index = (start + processed) % count
         return feasible
 
@@ -871,12 +889,11 @@ class Framework:
         """Each active Score plugin's normalized, weighted scores, aligned with
         `nodes`. Raises PluginError on an Error or an out-of-range score."""
         out: dict[str, list[int]] = {}
+        memo = self.equivalence.for_pod(pod).scores if self.equivalence is not None else None
         for name, score_nodes, normalize, weight in self._scores:
             if name in state.skip_score_plugins:
                 continue
-            values, status = score_nodes(state, pod, nodes)
-            if status.code:
-                raise PluginError(Status(Code.ERROR, status.reasons, name))
+            values = self._raw_scores(state, pod, nodes, name, score_nodes, memo)
             if normalize is not None:
                 scores = [NodeScore(n.name, v) for n, v in zip(nodes, values, strict=True)]
                 status = normalize(state, pod, scores)
@@ -893,6 +910,32 @@ class Framework:
             out[name] = [value * weight for value in values] if weight != 1 else values
         return out
 
+    @staticmethod
+    def _raw_scores(
+        state: CycleState,
+        pod: Pod,
+        nodes: Sequence[NodeInfo],
+        name: str,
+        score_nodes: Callable[[CycleState, Pod, Sequence[NodeInfo]], tuple[list[int], Status]],
+        memo: dict[str, dict[str, tuple[int, int]]] | None,
+    ) -> list[int]:
+        """One plugin's scores before normalising, computed only for nodes
+        whose remembered score (for this pod class) is stale."""
+        if memo is None:
+            values, status = score_nodes(state, pod, nodes)
+            if status.code:
+                raise PluginError(Status(Code.ERROR, status.reasons, name))
+            return values
+        known = memo.setdefault(name, {})
+        stale = [n for n in nodes if (h := known.get(n.name)) is None or h[0] != n.generation]
+        if stale:
+            values, status = score_nodes(state, pod, stale)
+            if status.code:
+                raise PluginError(Status(Code.ERROR, status.reasons, name))
+            for node_info, value in zip(stale, values, strict=True):
+                known[node_info.name] = (node_info.generation, value)
+        return [known[n.name][1] for n in nodes]
+
     def run_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> list[ScoredNode]:
         """Every node with its total: the sum over Score plugins of
         normalized score x weight."""
@@ -904,20 +947,15 @@ class Framework:
 
     @staticmethod
     def select_host(scored: Sequence[ScoredNode], rng: random.Random) -> NodeInfo:
-        """The highest-scoring node; ties broken uniformly at random in one
-        pass (reservoir sampling, as kube-scheduler's selectHost)."""
+        """The highest-scoring node; ties broken uniformly at random (the
+        distribution of kube-scheduler's selectHost)."""
         if not scored:
             raise ValueError("select_host: no nodes to choose from")
-        selected, best = scored[0]
-        ties = 1
-        for node_info, total in scored[1:]:
-            if total > best:
-                selected, best, ties = node_info, total, 1
-            elif total == best:
-                ties += 1
-                if rng.randrange(ties) == 0:
-                    selected = node_info
-        return selected
+        # Two passes and one draw: the same uniform choice among the best as
+        # kube-scheduler's reservoir sampling, without a draw per tie.
+        best = max(total for _, total in scored)
+        ties = [node_info for node_info, total in scored if total == best]
+        return ties[rng.randrange(len(ties))] if len(ties) > 1 else ties[0]
 
     def schedule_pod(
         self,
