@@ -107,7 +107,7 @@ async def scheduled_condition(client: Client, name: str) -> Any:
 async def test_pods_are_bound_and_spread(client: Client, api_namespace: str) -> None:
     sched = f"s-{api_namespace}"
     names = [f"{api_namespace[:40]}-n{i}" for i in range(3)]
-    async with nodes(client, *(node(n) for n in names)), scheduling(client, sched):
+    async with nodes(client, *(node(n) for n in names)), scheduling(client, sched) as scheduler:
         for i in range(6):
             await client.create(pod(f"p{i}", sched))
 
@@ -125,6 +125,15 @@ async def test_pods_are_bound_and_spread(client: Client, api_namespace: str) -> 
         assert counts == dict.fromkeys(names, 2)  # least allocated spreads evenly
         condition = await scheduled_condition(client, "p0")
         assert (condition.status, condition.type) == ("True", "PodScheduled")
+        metrics = scheduler.metrics.exposition().decode()
+    for line in (
+        'scheduler_schedule_attempts_total{result="scheduled"} 6.0',
+        'scheduler_pending_pods{queue="active"} 0.0',
+        'scheduler_pending_pods{queue="unschedulable"} 0.0',
+        "scheduler_pod_scheduling_duration_seconds_count 6.0",
+        "scheduler_scheduling_algorithm_duration_seconds_count 6.0",
+    ):
+        assert line in metrics, line
 
 
 async def test_a_pod_that_fits_nowhere_is_told_why_and_bound_when_a_node_fits(
