@@ -53,7 +53,7 @@ from kpy.scheduler.resources import (
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
     from kpy.api.core.v1 import Pod
 
@@ -547,6 +547,15 @@ class ScorePlugin(Plugin, Protocol):
 
 
 @runtime_checkable
+class BindPlugin(Plugin, Protocol):
+    async def bind(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        """Bind the pod to the node; Skip lets the next bind plugin try. A
+        failure is raised (the API's error), so the scheduler can tell a pod
+        bound elsewhere from one to retry."""
+        ...
+
+
+@runtime_checkable
 class BatchScorePlugin(ScorePlugin, Protocol):
     def score_nodes(
         self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]
@@ -599,6 +608,7 @@ class Profile:
     post_filter: tuple[PostFilterPlugin, ...] = ()
     pre_score: tuple[PreScorePlugin, ...] = ()
     score: tuple[ScorePlugin, ...] = ()
+    bind: tuple[BindPlugin, ...] = ()
     score_weights: Mapping[str, int] = field(default_factory=dict)
     percentage_of_nodes_to_score: int = 0
     #: reuse node verdicts across pods of one class (kpy.scheduler.equivalence);
@@ -612,6 +622,7 @@ class Profile:
             ("postFilter", self.post_filter),
             ("preScore", self.pre_score),
             ("score", self.score),
+            ("bind", self.bind),
         ):
             names = [p.name for p in plugins]
             if len(set(names)) != len(names):
@@ -642,6 +653,7 @@ class Profile:
             post_filter=tuple(p for p in plugins if isinstance(p, PostFilterPlugin)),
             pre_score=tuple(p for p in plugins if isinstance(p, PreScorePlugin)),
             score=tuple(p for p in plugins if isinstance(p, ScorePlugin)),
+            bind=tuple(p for p in plugins if isinstance(p, BindPlugin)),
             score_weights=dict(weights or {}),
             percentage_of_nodes_to_score=percentage_of_nodes_to_score,
             equivalence_cache=equivalence_cache,
@@ -651,13 +663,19 @@ class Profile:
         return self.score_weights.get(plugin_name, 1)
 
 
-def default_profile(scheduler_name: str = DEFAULT_SCHEDULER_NAME) -> Profile:
+def default_profile(
+    scheduler_name: str = DEFAULT_SCHEDULER_NAME,
+    *,
+    bind: Callable[[Pod, str], Awaitable[object]] | None = None,
+) -> Profile:
     """kube-scheduler's default plugins that kpy implements, in its order, with
     its default weights (TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1,
-    NodeResourcesBalancedAllocation 1)."""
+    NodeResourcesBalancedAllocation 1), and DefaultBinder over `bind` when
+    given (the scheduler gives the API call)."""
     # Imported here: the plugins import this module for Status and NodeInfo.
     from kpy.scheduler import plugins
 
+    binders = (plugins.DefaultBinder(bind),) if bind is not None else ()
     return Profile.of(
         plugins.NodeUnschedulable(),
         plugins.NodeName(),
@@ -666,6 +684,7 @@ def default_profile(scheduler_name: str = DEFAULT_SCHEDULER_NAME) -> Profile:
         plugins.NodePorts(),
         plugins.NodeResourcesFit(),
         plugins.BalancedAllocation(),
+        *binders,
         weights={
             plugins.TaintToleration.name: 3,
             plugins.NodeAffinity.name: 2,
@@ -956,6 +975,15 @@ class Framework:
         best = max(total for _, total in scored)
         ties = [node_info for node_info, total in scored if total == best]
         return ties[rng.randrange(len(ties))] if len(ties) > 1 else ties[0]
+
+    async def run_bind(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        """The first bind plugin that does not Skip binds the pod; errors
+        propagate. Skip when no plugin took it (a profile without binder)."""
+        for plugin in self.profile.bind:
+            status = await plugin.bind(state, pod, node_name)
+            if status.code is not Code.SKIP:
+                return status.with_plugin(plugin.name) if status.code else status
+        return new_status(Code.SKIP, "no bind plugin bound the pod")
 
     def schedule_pod(
         self,

@@ -88,7 +88,9 @@ class Scheduler:
     ) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
-        self.framework = Framework(profile or default_profile())
+        self.framework = Framework(
+            profile or default_profile(scheduler_name, bind=self._bind_through_api)
+        )
         self.election = election or ElectionOptions(name=LEASE_NAME)
         self.metrics = Metrics()
         self.metrics_host, self.metrics_port = metrics_host, metrics_port
@@ -297,7 +299,9 @@ class Scheduler:
         pod, key = info.pod, info.key
         async with self._binds:
             try:
-                await self.client.bind(pod.metadata.name, node, namespace=pod.metadata.namespace)
+                status = await self.framework.run_bind(CycleState(), pod, node)
+                if status.code:
+                    raise errors.Internal(f"binding {key} to {node}: {status.message()}")
             except (errors.Conflict, errors.NotFound):
                 # Bound by someone else, or gone: the informer says which.
                 self.cache.forget_pod(key)
@@ -314,6 +318,9 @@ class Scheduler:
         self._attempts.labels("scheduled").inc()
         self._latency.observe(max(0.0, self.queue.now() - info.initial_timestamp))
         self.recorder.event(pod, NORMAL, "Scheduled", f"Successfully assigned {key} to {node}")
+
+    async def _bind_through_api(self, pod: Pod, node: str) -> None:
+        await self.client.bind(pod.metadata.name, node, namespace=pod.metadata.namespace)
 
     async def _mark_unschedulable(self, pod: Pod, message: str) -> None:
         """PodScheduled=False, reason Unschedulable, unless it already says so."""

@@ -9,28 +9,77 @@
 - `make_ready(client, pod)`, `make_all_ready(client, namespace, selector)`:
   what a node agent would do: the pod Running with Ready=True since now (or
   since `ready_since`).
+- `workload(Kind, name, replicas)`: a ReplicaSet or Deployment selecting
+  `app=<name>` (or `app`) with one busybox container.
+- `elected_pair(new, namespace, ...)`: two replicas "a" and "b" of a
+  leader-elected component sharing a Lease named after the test, with short
+  lease timings; each stopped by its pid at the end (asserted gone).
 """
 
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kpy.api import errors
+from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Pod, PodCondition
 from kpy.component import ElectionOptions
 from kpy.controllers.manager import ControllerManager, ManagerConfig
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Callable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
+    from kpy._process import ElectedProcess
     from kpy.client import Client
 
 T = TypeVar("T")
+W = TypeVar("W")
+P = TypeVar("P", bound="ElectedProcess")
+
+LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
+
+
+def workload(kind: type[W], name: str, replicas: int, *, app: str = "", **spec: Any) -> W:
+    labels = {"app": app or name}
+    body: dict[str, Any] = {
+        "replicas": replicas,
+        "selector": {"matchLabels": labels},
+        "template": {
+            "metadata": {"labels": labels},
+            "spec": {"containers": [{"name": "c", "image": "busybox"}]},
+        },
+        **spec,
+    }
+    made: W = from_dict(kind, {"metadata": {"name": name}, "spec": body})  # type: ignore[type-var]
+    return made
+
+
+@contextmanager
+def elected_pair(new: Callable[..., P], namespace: str, *flags: str) -> Iterator[dict[str, P]]:
+    lease_flags = (
+        f"--leader-elect-resource-name={namespace}",
+        f"--leader-elect-lease-duration={LEASE}",
+        f"--leader-elect-renew-deadline={RENEW}",
+        f"--leader-elect-retry-period={RETRY}",
+    )
+    started = {name: new(identity=name, extra_args=(*flags, *lease_flags)) for name in ("a", "b")}
+    try:
+        yield started
+    finally:
+        for process in started.values():
+            pid = process.pid if process.running else None
+            process.stop()
+            if pid is not None:
+                assert not Path(f"/proc/{pid}").exists(), (
+                    f"{process.name} pid {pid} survived stop()"
+                )
+            process.log_path.unlink(missing_ok=True)
 
 
 @asynccontextmanager

@@ -4,8 +4,7 @@ over when the leader dies or stops, and no pod is ever created twice."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
@@ -15,42 +14,26 @@ from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.coordination.v1 import Lease
 from kpy.api.core.v1 import Pod
 from kpy.controllers.process import ControllerManagerProcess
-from tests.integration._controllers import eventually
+from tests.integration._controllers import LEASE, RETRY, elected_pair, eventually
 from tests.integration.test_replicaset import replicaset, wait_for_count
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from kpy._process import ElectedProcess
     from kpy.apiserver.process import APIServerProcess
     from kpy.client import Client
 
-LEASE, RENEW, RETRY = 3.0, 2.0, 0.5
-
 
 @pytest.fixture
-def managers(
-    apiserver: APIServerProcess, namespace: str
-) -> Iterator[dict[str, ControllerManagerProcess]]:
-    """Two replicas "a" and "b" sharing a Lease named after the test; stopped by pid."""
-    started: dict[str, ControllerManagerProcess] = {}
-    flags = (
-        "--controllers=replicaset",
-        f"--leader-elect-resource-name={namespace}",
-        f"--leader-elect-lease-duration={LEASE}",
-        f"--leader-elect-renew-deadline={RENEW}",
-        f"--leader-elect-retry-period={RETRY}",
-    )
-    for name in ("a", "b"):
-        started[name] = ControllerManagerProcess(apiserver.address, identity=name, extra_args=flags)
-    try:
-        yield started
-    finally:
-        for process in started.values():
-            pid = process.pid if process.running else None
-            process.stop()
-            if pid is not None:
-                assert not Path(f"/proc/{pid}").exists(), f"manager pid {pid} survived stop()"
-            process.log_path.unlink(missing_ok=True)
+def managers(apiserver: APIServerProcess, namespace: str) -> Iterator[dict[str, ElectedProcess]]:
+    """Two replicas "a" and "b" sharing a Lease named after the test."""
+
+    def new(**kwargs: Any) -> ElectedProcess:
+        return ControllerManagerProcess(apiserver.address, **kwargs)
+
+    with elected_pair(new, namespace, "--controllers=replicaset") as pair:
+        yield pair
 
 
 async def holder(client: Client, lease: str) -> str:
@@ -76,7 +59,7 @@ async def http_get(port: int, path: str) -> tuple[str, str]:
 
 
 async def test_standby_takes_over_within_the_lease_and_creates_nothing_twice(
-    client: Client, api_namespace: str, managers: dict[str, ControllerManagerProcess]
+    client: Client, api_namespace: str, managers: dict[str, ElectedProcess]
 ) -> None:
     a, b = managers["a"], managers["b"]
     a.start()
@@ -117,7 +100,7 @@ async def test_standby_takes_over_within_the_lease_and_creates_nothing_twice(
 
 
 async def test_a_clean_stop_hands_the_lease_over_at_once(
-    client: Client, api_namespace: str, managers: dict[str, ControllerManagerProcess]
+    client: Client, api_namespace: str, managers: dict[str, ElectedProcess]
 ) -> None:
     a, b = managers["a"], managers["b"]
     a.start()
@@ -131,7 +114,7 @@ async def test_a_clean_stop_hands_the_lease_over_at_once(
 
 
 async def test_metrics_show_queues_and_syncs(
-    client: Client, api_namespace: str, managers: dict[str, ControllerManagerProcess]
+    client: Client, api_namespace: str, managers: dict[str, ElectedProcess]
 ) -> None:
     a = managers["a"]
     a.start()

@@ -11,7 +11,7 @@ from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import ConfigMap, Event, Namespace
 from kpy.cache.events import NORMAL, WARNING, EventBroadcaster
-from tests.integration._controllers import eventually, running
+from tests.integration._controllers import eventually, running, workload
 from tests.integration.test_replicaset import replicaset, wait_for_count
 
 if TYPE_CHECKING:
@@ -77,20 +77,7 @@ async def test_a_full_queue_drops_events_instead_of_blocking(
 
 
 async def test_controllers_record_what_they_did(client: Client, api_namespace: str) -> None:
-    deployment = from_dict(
-        Deployment,
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-                },
-            },
-        },
-    )
+    deployment = workload(Deployment, "web", 2)
     async with running(client, api_namespace, "replicaset", "deployment"):
         await client.create(replicaset("solo", 2))
         await wait_for_count(client, api_namespace, "app=solo", 2)

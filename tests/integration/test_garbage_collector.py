@@ -14,7 +14,7 @@ from kpy.api import errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import ConfigMap, Pod, Secret
-from tests.integration._controllers import eventually, running
+from tests.integration._controllers import eventually, running, workload
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -206,20 +206,7 @@ async def test_pods_of_a_deleted_replicaset_follow_it(client: Client, api_namesp
     """With the ReplicaSet controller: its pods carry controller references
     with blockOwnerDeletion, so a foreground delete waits for them."""
     ns = api_namespace
-    rs = from_dict(
-        ReplicaSet,
-        {
-            "metadata": {"name": "web"},
-            "spec": {
-                "replicas": 2,
-                "selector": {"matchLabels": {"app": "web"}},
-                "template": {
-                    "metadata": {"labels": {"app": "web"}},
-                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-                },
-            },
-        },
-    )
+    rs = workload(ReplicaSet, "web", 2)
     async with running(client, ns, "replicaset", "garbagecollector"):
         await client.create(rs)
 

@@ -12,29 +12,20 @@ from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Pod, ReplicationController
 from kpy.controllers.ownership import get_controller_of
-from tests.integration._controllers import eventually, make_all_ready, make_ready, running
+from tests.integration._controllers import (
+    eventually,
+    make_all_ready,
+    make_ready,
+    running,
+    workload,
+)
 
 if TYPE_CHECKING:
     from kpy.client import Client
 
 
 def replicaset(name: str, replicas: int, *, min_ready: int = 0, app: str = "") -> ReplicaSet:
-    labels = {"app": app or name}
-    return from_dict(
-        ReplicaSet,
-        {
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": replicas,
-                "minReadySeconds": min_ready,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "c", "image": "busybox"}]},
-                },
-            },
-        },
-    )
+    return workload(ReplicaSet, name, replicas, app=app, minReadySeconds=min_ready)
 
 
 def bare_pod(name: str, **labels: str) -> Pod:

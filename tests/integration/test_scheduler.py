@@ -2,13 +2,16 @@
 fits nowhere told why and bound as soon as a node fits, the explain
 service, and two replicas that never bind one pod twice.
 
-Nodes are cluster-wide, so each test labels its own nodes, gives its pods a
-scheduler name of its own (the scheduler ignores every other pod) and
-deletes its nodes when it ends."""
+Nodes are cluster-wide and other tests leave theirs behind, so these tests
+run against a cluster of their own: an API server on the session's etcd
+under another key prefix. Each test still gives its pods a scheduler name
+of its own (the scheduler ignores every other pod) and deletes its nodes
+when it ends."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,18 +22,49 @@ import pytest
 
 from kpy.api import errors
 from kpy.api.codec import from_dict
-from kpy.api.core.v1 import Event, Node, Pod
+from kpy.api.core.v1 import Event, Namespace, Node, Pod
+from kpy.apiserver.process import APIServerProcess
+from kpy.client import Client
 from kpy.component import ElectionOptions
 from kpy.rpc.scheduler import v1 as rpc
 from kpy.scheduler.process import SchedulerProcess
 from kpy.scheduler.scheduler import Scheduler
-from tests.integration._controllers import eventually
+from tests.integration._controllers import elected_pair, eventually
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
-    from kpy.apiserver.process import APIServerProcess
-    from kpy.client import Client
+    from kpy.storage import EtcdServer
+
+
+@pytest.fixture(scope="module")
+def cluster(etcd_server: EtcdServer) -> Iterator[APIServerProcess]:
+    """An empty cluster for this module, stopped by pid."""
+    server = APIServerProcess(
+        etcd_server.endpoint, bookmark_interval=0.5, extra_args=("--etcd-prefix", "/sched-tests")
+    )
+    server.start()
+    pid = server.pid
+    yield server
+    server.stop()
+    server.log_path.unlink(missing_ok=True)
+    assert not Path(f"/proc/{pid}").exists()
+
+
+@pytest.fixture
+async def client(cluster: APIServerProcess, namespace: str) -> AsyncIterator[Client]:
+    """A client of the module's cluster whose default namespace is fresh."""
+    async with Client(cluster.address, retry_timeout=10.0) as c:
+        ns = Namespace()
+        ns.metadata.name = namespace
+        await c.create(ns)
+        c.config = dataclasses.replace(c.config, namespace=namespace)
+        yield c
+
+
+@pytest.fixture
+def api_namespace(client: Client, namespace: str) -> str:
+    return namespace
 
 
 def node(name: str, *, cpu: str = "2", memory: str = "4Gi", **spec: Any) -> Node:
@@ -236,26 +270,12 @@ async def test_explain_lists_every_node_with_its_verdict(
 
 
 @pytest.fixture
-def schedulers(apiserver: APIServerProcess, namespace: str) -> Any:
-    started: dict[str, SchedulerProcess] = {}
-    flags = (
-        f"--scheduler-name=s-{namespace}",
-        f"--leader-elect-resource-name=s-{namespace}",
-        "--leader-elect-lease-duration=3",
-        "--leader-elect-renew-deadline=2",
-        "--leader-elect-retry-period=0.5",
-    )
-    for name in ("a", "b"):
-        started[name] = SchedulerProcess(apiserver.address, identity=name, extra_args=flags)
-    try:
-        yield started
-    finally:
-        for process in started.values():
-            pid = process.pid if process.running else None
-            process.stop()
-            if pid is not None:
-                assert not Path(f"/proc/{pid}").exists()
-            process.log_path.unlink(missing_ok=True)
+def schedulers(cluster: APIServerProcess, namespace: str) -> Iterator[dict[str, SchedulerProcess]]:
+    def new(**kwargs: Any) -> SchedulerProcess:
+        return SchedulerProcess(cluster.address, **kwargs)
+
+    with elected_pair(new, f"s-{namespace}", f"--scheduler-name=s-{namespace}") as pair:
+        yield pair
 
 
 async def test_two_replicas_never_bind_a_pod_twice(

@@ -106,15 +106,8 @@ class SyncSteps(Controller):
         progressing = util.get_deployment_condition(d.status, util.DEPLOYMENT_PROGRESSING)
         if util.has_progress_deadline(d) and progressing is None:
             # Progress is measured from the first time the new ReplicaSet was seen.
-            util.set_deployment_condition(
-                d.status,
-                util.new_deployment_condition(
-                    util.DEPLOYMENT_PROGRESSING,
-                    "True",
-                    util.FOUND_NEW_RS_REASON,
-                    f'Found new replica set "{rs.metadata.name}"',
-                    now=self.now(),
-                ),
+            self._progressing(
+                d, util.FOUND_NEW_RS_REASON, f'Found new replica set "{rs.metadata.name}"'
             )
             status_changed = True
         await self.write_deployment(d, metadata=revision_changed, status=status_changed)
@@ -158,19 +151,21 @@ class SyncSteps(Controller):
         revision_changed = util.set_deployment_revision(d, new_revision)
         status_changed = False
         if not already_exists and util.has_progress_deadline(d):
-            util.set_deployment_condition(
-                d.status,
-                util.new_deployment_condition(
-                    util.DEPLOYMENT_PROGRESSING,
-                    "True",
-                    util.NEW_REPLICA_SET_REASON,
-                    f'Created new replica set "{created.metadata.name}"',
-                    now=self.now(),
-                ),
+            self._progressing(
+                d, util.NEW_REPLICA_SET_REASON, f'Created new replica set "{created.metadata.name}"'
             )
             status_changed = True
         await self.write_deployment(d, metadata=revision_changed, status=status_changed)
         return created
+
+    def _progressing(self, d: Deployment, reason: str, message: str) -> None:
+        """Progressing=True with this reason, on the copy being synced."""
+        util.set_deployment_condition(
+            d.status,
+            util.new_deployment_condition(
+                util.DEPLOYMENT_PROGRESSING, "True", reason, message, now=self.now()
+            ),
+        )
 
     def _own_replica_set_named(self, d: Deployment, name: str) -> ReplicaSet | None:
         """The ReplicaSet of that name if it is this Deployment's new one (a

@@ -20,6 +20,8 @@ unchanged.
   least_allocated.go and resource_allocation.go.
 - balanced_allocation: NodeResourcesBalancedAllocation; PreScore, Score.
   Mirrors noderesources/balanced_allocation.go and resource_allocation.go.
+- default_binder: DefaultBinder; Bind. Mirrors defaultbinder/default_binder.go;
+  the scheduler hands it the API call, so plugins never import the client.
 
 The plugin classes are re-exported here. Plugins keep no per-pod state
 between calls: what they derive from the pod lives in the CycleState
@@ -32,6 +34,7 @@ kube-scheduler's order with its default score weights.
 """
 
 from kpy.scheduler.plugins.balanced_allocation import BalancedAllocation
+from kpy.scheduler.plugins.default_binder import DefaultBinder
 from kpy.scheduler.plugins.node_affinity import NodeAffinity
 from kpy.scheduler.plugins.node_name import NodeName
 from kpy.scheduler.plugins.node_ports import NodePorts
@@ -41,6 +44,7 @@ from kpy.scheduler.plugins.taint_toleration import TaintToleration
 
 __all__ = [
     "BalancedAllocation",
+    "DefaultBinder",
     "NodeAffinity",
     "NodeName",
     "NodePorts",

@@ -611,3 +611,50 @@ def test_set_node_refreshes_what_is_cached_from_the_node() -> None:
     assert info.labels == {"zone": "b"}
     assert info.allocatable.milli_cpu == 2000
     assert info.node_cache == {}
+
+
+# --- Bind ---
+
+
+@dataclass
+class FakeBinder:
+    name: str
+    skip: bool = False
+    bound: list[tuple[str, str]] = field(default_factory=list)
+
+    async def bind(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        if self.skip:
+            return new_status(Code.SKIP)
+        self.bound.append((pod.metadata.name, node_name))
+        return SUCCESS
+
+
+async def test_the_first_binder_that_does_not_skip_binds() -> None:
+    skipper, binder, spare = (
+        FakeBinder("Skipper", skip=True),
+        FakeBinder("Binder"),
+        FakeBinder("Spare"),
+    )
+    fw = Framework(Profile.of(skipper, binder, spare))
+    status = await fw.run_bind(CycleState(), pod(name="p"), "n1")
+    assert status == SUCCESS
+    assert (skipper.bound, binder.bound, spare.bound) == ([], [("p", "n1")], [])
+
+
+async def test_without_a_binder_nothing_is_bound() -> None:
+    status = await Framework(Profile.of(FakeBinder("Skipper", skip=True))).run_bind(
+        CycleState(), pod(name="p"), "n1"
+    )
+    assert status.is_skip()
+
+
+async def test_default_binder_hands_the_pod_to_the_api_call() -> None:
+    calls: list[tuple[str, str]] = []
+
+    async def bind(p: Pod, node_name: str) -> None:
+        calls.append((p.metadata.name, node_name))
+
+    fw = Framework(default_profile(bind=bind))
+    assert [b.name for b in fw.profile.bind] == ["DefaultBinder"]
+    assert (await fw.run_bind(CycleState(), pod(name="p"), "n1")) == SUCCESS
+    assert calls == [("p", "n1")]
