@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kpy.cli import apply
+from kpy.cli import apply, rollout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     apply.add_parser(sub)
+    rollout.add_parser(sub)
+    rollout.add_scale_parser(sub)
     return parser
 
 

@@ -1,0 +1,285 @@
+"""`kpyctl rollout status|history|undo|pause|resume|restart` and
+`kpyctl scale`, with kubectl's arguments, wording and exit codes.
+
+- The object is named `TYPE/NAME` or `TYPE NAME` (`deployment/web`,
+  `deploy web`). rollout works on Deployments; scale on anything with a
+  scale subresource (Deployments, ReplicaSets, StatefulSets,
+  ReplicationControllers).
+- `rollout status` watches the Deployment (no polling) and prints what
+  kubectl prints while it waits; it ends with `deployment "web"
+  successfully rolled out` (exit 0), or an error when the progress deadline
+  is exceeded or `--timeout` passes (exit 1).
+- `rollout undo` is `kpy.controllers.deployment.rollback`, the same as
+  kubectl's: the old ReplicaSet's template is written back.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import TYPE_CHECKING, Any, TextIO
+
+import anyio
+
+from kpy.api import errors
+from kpy.api.apps.v1 import Deployment, ReplicaSet
+from kpy.api.scheme import scheme
+from kpy.cli import _client
+from kpy.cli._manifests import UsageError
+from kpy.controllers.deployment import rollback, util
+from kpy.controllers.ownership import get_controller_of
+
+if TYPE_CHECKING:
+    import argparse
+
+    from kpy.api.scheme import ResourceInfo
+    from kpy.client import Client
+
+__all__ = ["add_parser", "add_scale_parser", "status_message", "target"]
+
+CHANGE_CAUSE = "kubernetes.io/change-cause"
+RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("rollout", help="manage the rollout of a deployment")
+    verbs = p.add_subparsers(dest="rollout_verb", metavar="SUBCOMMAND", required=True)
+    for name, help_text, run in (
+        ("status", "show the status of the rollout", _status),
+        ("history", "view rollout history", _history),
+        ("undo", "undo a previous rollout", _undo),
+        ("pause", "mark the deployment as paused", _pause),
+        ("resume", "resume a paused deployment", _resume),
+        ("restart", "restart the deployment's pods with a rolling update", _restart),
+    ):
+        v = verbs.add_parser(name, help=help_text)
+        v.add_argument("target", nargs="+", metavar="TYPE/NAME | TYPE NAME")
+        _client.add_flags(v)
+        if name == "status":
+            v.add_argument(
+                "--timeout",
+                type=float,
+                default=0,
+                metavar="SECONDS",
+                help="give up after this long (0: wait until it ends)",
+            )
+        if name in ("undo", "history"):
+            v.add_argument("--to-revision" if name == "undo" else "--revision", type=int, default=0)
+        v.set_defaults(run=lambda args, run=run: _client.run(args, run))
+
+
+def add_scale_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("scale", help="set a new size for a deployment, replica set or stateful set")
+    p.add_argument("target", nargs="+", metavar="TYPE/NAME | TYPE NAME")
+    p.add_argument("--replicas", type=int, required=True, help="the new number of replicas")
+    p.add_argument(
+        "--current-replicas",
+        type=int,
+        default=None,
+        help="only scale if the current size is this (a precondition)",
+    )
+    _client.add_flags(p)
+    p.set_defaults(run=lambda args: _client.run(args, _scale))
+
+
+def target(words: list[str]) -> tuple[ResourceInfo, str]:
+    """`TYPE/NAME` or `TYPE NAME` → (the kind, the name); UsageError otherwise."""
+    if len(words) == 1 and "/" in words[0]:
+        kind, _, name = words[0].partition("/")
+    elif len(words) == 2:
+        kind, name = words
+    else:
+        raise UsageError("name the object as TYPE/NAME or TYPE NAME, e.g. deployment/web")
+    try:
+        info = scheme.resolve(kind)
+    except (KeyError, LookupError):
+        raise UsageError(f'the server doesn\'t have a resource type "{kind}"') from None
+    if not name:
+        raise UsageError(f"give the name of the {kind}, as {kind}/NAME")
+    return info, name
+
+
+def _deployment(args: argparse.Namespace) -> str:
+    info, name = target(args.target)
+    if info.kind != "Deployment":
+        raise UsageError(f"rollout works on deployments, not {info.plural}")
+    return name
+
+
+def _ref(name: str) -> str:
+    return f"deployment.apps/{name}"
+
+
+# -- status -------------------------------------------------------------------------------
+
+
+def status_message(d: Deployment) -> tuple[str, bool]:
+    """kubectl's rollout status line for `d`, and whether the rollout is done.
+    Raises Timeout when its progress deadline was exceeded."""
+    name = d.metadata.name
+    if d.metadata.generation > d.status.observed_generation:
+        return "Waiting for deployment spec update to be observed...", False
+    progressing = util.get_deployment_condition(d.status, util.DEPLOYMENT_PROGRESSING)
+    if progressing is not None and progressing.reason == util.TIMED_OUT_REASON:
+        raise errors.Timeout(f'deployment "{name}" exceeded its progress deadline')
+    desired = d.spec.replicas
+    s = d.status
+    if s.updated_replicas < desired:
+        return (
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{s.updated_replicas} out of {desired} new replicas have been updated...",
+            False,
+        )
+    if s.replicas > s.updated_replicas:
+        return (
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{s.replicas - s.updated_replicas} old replicas are pending termination...",
+            False,
+        )
+    if s.available_replicas < s.updated_replicas:
+        return (
+            f'Waiting for deployment "{name}" rollout to finish: '
+            f"{s.available_replicas} of {s.updated_replicas} updated replicas are available...",
+            False,
+        )
+    return f'deployment "{name}" successfully rolled out', True
+
+
+async def _status(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    name = _deployment(args)
+    ns = _client.namespace_of(client, args)
+    timeout = args.timeout if args.timeout > 0 else float("inf")
+    last = ""
+    with anyio.move_on_after(timeout) as scope:
+        async with client.watch(
+            Deployment, namespace=ns, field_selector=f"metadata.name={name}"
+        ) as events:
+            seen = False
+            async for event in events:
+                if event.type == "DELETED":
+                    raise errors.NotFound(f'deployments.apps "{name}" not found', name=name)
+                if event.type not in ("ADDED", "MODIFIED"):
+                    if not seen and event.type == "BOOKMARK":
+                        await client.get(Deployment, name, namespace=ns)  # NotFound, if so
+                    continue
+                seen = True
+                try:
+                    message, done = status_message(event.object)
+                except errors.Timeout as e:
+                    err.write(f"error: {e.message}\n")
+                    return 1
+                if message != last:
+                    out.write(message + "\n")
+                    out.flush()
+                    last = message
+                if done:
+                    return 0
+    if scope.cancelled_caught:
+        err.write(f"error: timed out waiting for the condition (after {args.timeout:g} s)\n")
+    return 1
+
+
+# -- history and undo ---------------------------------------------------------------------
+
+
+async def _owned_replica_sets(client: Client, d: Deployment) -> list[ReplicaSet]:
+    listed = await client.list(ReplicaSet, namespace=d.metadata.namespace)
+    return [
+        rs
+        for rs in listed.items
+        if (ref := get_controller_of(rs)) is not None and ref.uid == d.metadata.uid
+    ]
+
+
+async def _history(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    name = _deployment(args)
+    ns = _client.namespace_of(client, args)
+    d = await client.get(Deployment, name, namespace=ns)
+    by_revision = {util.revision(rs): rs for rs in await _owned_replica_sets(client, d)}
+    if args.revision:
+        rs = by_revision.get(args.revision)
+        if rs is None:
+            raise errors.NotFound(f"unable to find the specified revision {args.revision}")
+        out.write(f"{_ref(name)} with revision #{args.revision}\n")
+        out.write(_template_summary(rs))
+        return 0
+    out.write(f"{_ref(name)} \nREVISION  CHANGE-CAUSE\n")
+    for number in sorted(by_revision):
+        if number <= 0:
+            continue
+        cause = by_revision[number].metadata.annotations.get(CHANGE_CAUSE, "<none>")
+        out.write(f"{number:<9} {cause}\n")
+    out.write("\n")
+    return 0
+
+
+def _template_summary(rs: ReplicaSet) -> str:
+    t = rs.spec.template
+    labels = ",".join(
+        f"{k}={v}" for k, v in sorted(t.metadata.labels.items()) if k != "pod-template-hash"
+    )
+    lines = ["Pod Template:", f"  Labels:\t{labels or '<none>'}", "  Containers:"]
+    for c in t.spec.containers:
+        lines += [f"   {c.name}:", f"    Image:\t{c.image}"]
+    return "\n".join(lines) + "\n"
+
+
+async def _undo(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    name = _deployment(args)
+    ns = _client.namespace_of(client, args)
+    result = await rollback(client, ns, name, args.to_revision)
+    out.write(f"{_ref(name)} {result.message}\n")
+    return 0
+
+
+# -- pause, resume, restart, scale --------------------------------------------------------
+
+
+async def _set_paused(client: Client, args: argparse.Namespace, out: TextIO, paused: bool) -> int:
+    name = _deployment(args)
+    ns = _client.namespace_of(client, args)
+    d = await client.get(Deployment, name, namespace=ns)
+    word = "paused" if paused else "resumed"
+    if d.spec.paused == paused:
+        raise errors.BadRequest(
+            f'deployments.apps "{name}" is {"already" if paused else "not"} paused'
+        )
+    await client.patch(Deployment, name, {"spec": {"paused": paused}}, namespace=ns)
+    out.write(f"{_ref(name)} {word}\n")
+    return 0
+
+
+async def _pause(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return await _set_paused(client, args, out, True)
+
+
+async def _resume(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    return await _set_paused(client, args, out, False)
+
+
+async def _restart(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    name = _deployment(args)
+    ns = _client.namespace_of(client, args)
+    now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
+    await client.patch(Deployment, name, patch, namespace=ns)
+    out.write(f"{_ref(name)} restarted\n")
+    return 0
+
+
+async def _scale(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    info, name = target(args.target)
+    if args.replicas < 0:
+        raise UsageError("--replicas must be 0 or more")
+    ns = _client.namespace_of(client, args)
+    kind: Any = info.message
+    scale = await client.get_scale(kind, name, namespace=ns)
+    if args.current_replicas is not None and scale.spec.replicas != args.current_replicas:
+        raise errors.Conflict(
+            f"expected replicas to be {args.current_replicas}, was {scale.spec.replicas}",
+            name=name,
+        )
+    scale.spec.replicas = args.replicas
+    await client.update_scale(kind, scale, namespace=ns)
+    group = f".{info.group}" if info.group else ""
+    out.write(f"{info.singular}{group}/{name} scaled\n")
+    return 0
