@@ -1,21 +1,34 @@
 """`kpyctl apply`: create or update objects from manifests.
 
-With `--dry-run=client` nothing is sent anywhere: every manifest is decoded
-strictly, defaulted and validated exactly as the API server would, and the
-result printed. Every problem in every file is reported, and nothing is
-applied unless all of them are valid.
+Every manifest is first decoded strictly, defaulted and validated exactly
+as the API server would; every problem in every file is reported, and
+nothing is applied unless all of them are valid. With `--dry-run=client`
+that is all: nothing is sent anywhere.
+
+Otherwise each object is created, or updated the way kubectl apply does:
+the manifest as written (not defaulted) is kept in the
+`kubectl.kubernetes.io/last-applied-configuration` annotation, and an
+update is a three-way JSON merge patch: the new manifest, plus a null for
+every field the last applied manifest had and the new one has not, so a
+field removed from the file is removed from the object while fields other
+writers set (status, defaults, a controller's annotations) are left alone.
+Lists are replaced as a whole (merge-patch semantics). The output is
+kubectl's: `deployment.apps/web created|configured|unchanged`.
+`--dry-run=server` sends everything with dry run: the server checks, and
+stores nothing.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kpy.api import codec, errors
 from kpy.api.defaults import set_defaults
 from kpy.api.scheme import scheme
 from kpy.api.validation import validate
+from kpy.cli import _client
 from kpy.cli._manifests import Source, UsageError, read_sources
 
 if TYPE_CHECKING:
@@ -23,7 +36,10 @@ if TYPE_CHECKING:
 
     from google.protobuf.message import Message
 
+    from kpy.client import Client
+
 DEFAULT_NAMESPACE = "default"
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -46,22 +62,17 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--dry-run",
         choices=["none", "client", "server"],
         default="none",
-        help="client: default and validate locally, without a server",
+        help="client: default and validate locally, without a server; server: the server "
+        "checks everything and stores nothing",
     )
     p.add_argument("-o", "--output", choices=["yaml", "json", "name"], default=None)
-    p.add_argument("-n", "--namespace", default=None)
+    _client.add_flags(p)
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
-    if args.dry_run != "client":
-        err.write(
-            "error: kpyctl apply needs an API server, which this kpy version does not "
-            "have yet; use --dry-run=client to check manifests offline\n"
-        )
-        return 1
     try:
         sources = read_sources(args.filename, recursive=args.recursive)
     except UsageError as exc:
@@ -76,8 +87,82 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
             "Fix the fields named above and run the command again.\n"
         )
         return 1
-    _print(objects, args.output, out)
-    return 0
+    if args.dry_run == "client":
+        _print(objects, args.output, out)
+        return 0
+    # What is sent is the manifest as written: the server defaults it.
+    written = [
+        o for source in sources for o in codec.load_manifest(source.text, source=source.name)
+    ]
+    return _client.run(args, lambda client, a, o, e: _apply_all(client, a, written, o, e), out, err)
+
+
+async def _apply_all(
+    client: Client, args: argparse.Namespace, objects: list[Message], out: TextIO, err: TextIO
+) -> int:
+    failed = 0
+    for obj in objects:
+        info = scheme.for_message(type(obj))
+        meta = obj.metadata  # type: ignore[attr-defined]
+        if info.namespaced and not meta.namespace:
+            meta.namespace = _client.namespace_of(client, args)
+        try:
+            outcome = await apply_one(client, obj, dry_run=args.dry_run == "server")
+        except errors.StatusError as e:
+            err.write(f"Error from server ({e.reason}): {_ref(obj)}: {e.message}\n")
+            failed += 1
+            continue
+        suffix = " (server dry run)" if args.dry_run == "server" else ""
+        out.write(f"{_ref(obj)}\n" if args.output == "name" else f"{_ref(obj)} {outcome}{suffix}\n")
+    return 1 if failed else 0
+
+
+async def apply_one(client: Client, obj: Message, *, dry_run: bool = False) -> str:
+    """Creates or patches one object; "created", "configured" or "unchanged"."""
+    meta = obj.metadata  # type: ignore[attr-defined]
+    config = codec.encode_object(obj)
+    config_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    namespace = meta.namespace or None
+    try:
+        live = await client.get(type(obj), meta.name, namespace=namespace)
+    except errors.NotFound:
+        meta.annotations[LAST_APPLIED] = config_text
+        await client.create(obj, namespace=namespace, dry_run=dry_run)
+        return "created"
+    previous_text = live.metadata.annotations.get(LAST_APPLIED)  # type: ignore[attr-defined]
+    if previous_text == config_text:
+        return "unchanged"
+    previous = json.loads(previous_text) if previous_text else {}
+    patch = three_way_patch(previous, config)
+    patch.pop("apiVersion", None)  # the path names the kind; the body must not
+    patch.pop("kind", None)
+    patch.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = config_text
+    await client.patch(
+        type(obj), meta.name, patch, namespace=namespace, patch_type="merge", dry_run=dry_run
+    )
+    return "configured"
+
+
+def three_way_patch(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch setting everything in `current` and deleting (null)
+    every field of `previous` that `current` no longer has."""
+    patch: dict[str, Any] = {}
+    for key, value in current.items():
+        before = previous.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = three_way_patch(before, value)
+        else:
+            patch[key] = value
+    for key in previous:
+        if key not in current:
+            patch[key] = None
+    return patch
+
+
+def _ref(obj: Message) -> str:
+    info = scheme.for_message(type(obj))
+    suffix = f".{info.group}" if info.group else ""
+    return f"{info.singular}{suffix}/{obj.metadata.name}"  # type: ignore[attr-defined]
 
 
 def prepare(sources: list[Source], *, namespace: str | None) -> tuple[list[Message], list[str]]:
@@ -127,7 +212,5 @@ def _print(objects: list[Message], output: str | None, out: TextIO) -> None:
         out.write(json.dumps(body, indent=4) + "\n")
     else:
         for obj in objects:
-            info = scheme.for_message(type(obj))
-            suffix = f".{info.group}" if info.group else ""
-            ref = f"{info.singular}{suffix}/{obj.metadata.name}"  # type: ignore[attr-defined]
+            ref = _ref(obj)
             out.write(ref + "\n" if output == "name" else f"{ref} created (dry run)\n")

@@ -146,7 +146,7 @@ async def test_pods_are_bound_and_spread(client: Client, api_namespace: str) -> 
             await client.create(pod(f"p{i}", sched))
 
         async def placed() -> dict[str, int] | None:
-            pods = (await client.list(Pod)).items
+            pods = (await client.list(Pod, namespace=api_namespace)).items
             if not all(p.spec.node_name for p in pods) or len(pods) != 6:
                 return None
             counts: dict[str, int] = {}
@@ -193,7 +193,7 @@ async def test_a_pod_that_fits_nowhere_is_told_why_and_bound_when_a_node_fits(
         )
 
         async def failed_event() -> list[Event]:
-            found = (await client.list(Event)).items
+            found = (await client.list(Event, namespace=api_namespace)).items
             return [
                 e
                 for e in found
@@ -295,7 +295,9 @@ async def test_two_replicas_never_bind_a_pod_twice(
             await client.create(pod(f"second-{i}", sched, cpu="10m"))
 
         async def all_bound() -> bool:
-            return all(p.spec.node_name for p in (await client.list(Pod)).items)
+            return all(
+                p.spec.node_name for p in (await client.list(Pod, namespace=api_namespace)).items
+            )
 
         await eventually(all_bound, timeout=20, what="40 pods bound")
         # The explain service answers on the standby-turned-leader too.
@@ -307,7 +309,11 @@ async def test_two_replicas_never_bind_a_pod_twice(
                 await stub.Explain(rpc.ExplainRequest(namespace=api_namespace, name="nope"))
             assert missing.value.code() == grpc.StatusCode.NOT_FOUND
         await anyio.sleep(0.5)  # room for a late duplicate event
-        events = [e for e in (await client.list(Event)).items if e.reason == "Scheduled"]
+        events = [
+            e
+            for e in (await client.list(Event, namespace=api_namespace)).items
+            if e.reason == "Scheduled"
+        ]
     per_pod: dict[str, int] = {}
     for e in events:
         per_pod[e.involved_object.name] = per_pod.get(e.involved_object.name, 0) + e.count
