@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kpy.cli import apply, rollout
+from kpy.cli import apply, delete, describe, get, rollout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,8 +14,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     apply.add_parser(sub)
+    get.add_parser(sub)
+    describe.add_parser(sub)
     rollout.add_parser(sub)
     rollout.add_scale_parser(sub)
+    delete.add_parser(sub)
     return parser
 
 
