@@ -14,11 +14,12 @@ flags, the client, and kubectl's way of reporting errors.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
 from kpy.api import errors
+from kpy.api.scheme import scheme
 from kpy.cli._manifests import UsageError
 from kpy.client import Client
 from kpy.client.config import ConfigError, load_config
@@ -27,7 +28,9 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Awaitable, Callable
 
-__all__ = ["add_flags", "namespace_of", "run"]
+    from kpy.api.scheme import ResourceInfo
+
+__all__ = ["add_flags", "get_named", "namespace_of", "resolve", "run"]
 
 
 def add_flags(p: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
@@ -41,6 +44,32 @@ def add_flags(p: argparse.ArgumentParser, *, all_namespaces: bool = False) -> No
         default=None,
         help="comma-separated API servers host:port (default: ~/.kpy/config, else 127.0.0.1:6443)",
     )
+
+
+def resolve(word: str) -> ResourceInfo:
+    """The kind a user means by `pods`, `po`, `deploy`, `deployments.apps`;
+    UsageError in kubectl's words when it is unknown."""
+    try:
+        return scheme.resolve(word)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+
+
+async def get_named(
+    client: Client, info: ResourceInfo, names: list[str], namespace: str | None, err: TextIO
+) -> tuple[list[Any], int]:
+    """The named objects that exist, and exit code 1 if any did not (each
+    missing one reported as kubectl does)."""
+    found: list[Any] = []
+    code = 0
+    kind: Any = info.message
+    for name in names:
+        try:
+            found.append(await client.get(kind, name, namespace=namespace))
+        except errors.NotFound as e:
+            err.write(f"Error from server (NotFound): {e.message}\n")
+            code = 1
+    return found, code
 
 
 def namespace_of(client: Client, args: argparse.Namespace) -> str:

@@ -57,19 +57,14 @@ def _targets(args: argparse.Namespace) -> list[tuple[ResourceInfo, str, str | No
     if not args.target:
         raise UsageError("give TYPE NAME, TYPE/NAME, TYPE -l SELECTOR, TYPE --all or -f FILE")
     if all("/" in word for word in args.target):
-        return [(_resolve(w.partition("/")[0]), w.partition("/")[2], None) for w in args.target]
-    info = _resolve(args.target[0])
+        return [
+            (_client.resolve(w.partition("/")[0]), w.partition("/")[2], None) for w in args.target
+        ]
+    info = _client.resolve(args.target[0])
     names = args.target[1:]
     if not names and not (args.selector or args.all):
         raise UsageError(f"give the names of the {info.plural} to delete, or -l SELECTOR, or --all")
     return [(info, name, None) for name in names]
-
-
-def _resolve(word: str) -> ResourceInfo:
-    try:
-        return scheme.resolve(word)
-    except KeyError as e:
-        raise UsageError(str(e.args[0])) from None
 
 
 async def _delete(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -79,7 +74,7 @@ async def _delete(client: Client, args: argparse.Namespace, out: TextIO, err: Te
     policy = _POLICIES[args.cascade]
     targets = _targets(args)
     if not targets:  # a selector or --all
-        info = _resolve(args.target[0])
+        info = _client.resolve(args.target[0])
         kind: Any = info.message
         deleted: list[Any] = await client.delete_collection(
             kind,

@@ -75,12 +75,7 @@ async def _describe(client: Client, args: argparse.Namespace, out: TextIO, err: 
     code = 0
     objects: list[Message] = []
     if names:
-        for name in names:
-            try:
-                objects.append(await client.get(info.message, name, namespace=namespace))
-            except errors.NotFound as e:
-                err.write(f"Error from server (NotFound): {e.message}\n")
-                code = 1
+        objects, code = await _client.get_named(client, info, names, namespace, err)
     else:
         listed = await client.list(info.message, namespace=namespace, label_selector=args.selector)
         objects = listed.items

@@ -24,10 +24,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
-from kpy.api import codec, errors
-from kpy.api.scheme import scheme
+from kpy.api import codec
 from kpy.cli import _client, _printers
-from kpy.cli._manifests import UsageError
 
 if TYPE_CHECKING:
     import argparse
@@ -62,10 +60,7 @@ def resolve_type(spec: str, names: list[str]) -> tuple[ResourceInfo, list[str]]:
     if "/" in spec:
         spec, name = spec.split("/", 1)
         names = [name, *names]
-    try:
-        return scheme.resolve(spec), names
-    except KeyError as e:
-        raise UsageError(e.args[0]) from None
+    return _client.resolve(spec), names
 
 
 async def _get(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -75,13 +70,7 @@ async def _get(client: Client, args: argparse.Namespace, out: TextIO, err: TextI
     code = 0
     resource_version = ""
     if names:
-        objects: list[Message] = []
-        for name in names:
-            try:
-                objects.append(await client.get(info.message, name, namespace=namespace))
-            except errors.NotFound as e:
-                err.write(f"Error from server (NotFound): {e.message}\n")
-                code = 1
+        objects, code = await _client.get_named(client, info, names, namespace, err)
     else:
         listed = await _list_all(client, info, namespace, args)
         objects, resource_version = listed

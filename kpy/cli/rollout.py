@@ -22,7 +22,6 @@ import anyio
 
 from kpy.api import errors
 from kpy.api.apps.v1 import Deployment, ReplicaSet
-from kpy.api.scheme import scheme
 from kpy.cli import _client
 from kpy.cli._manifests import UsageError
 from kpy.controllers.deployment import rollback, util
@@ -89,10 +88,7 @@ def target(words: list[str]) -> tuple[ResourceInfo, str]:
         kind, name = words
     else:
         raise UsageError("name the object as TYPE/NAME or TYPE NAME, e.g. deployment/web")
-    try:
-        info = scheme.resolve(kind)
-    except (KeyError, LookupError):
-        raise UsageError(f'the server doesn\'t have a resource type "{kind}"') from None
+    info = _client.resolve(kind)
     if not name:
         raise UsageError(f"give the name of the {kind}, as {kind}/NAME")
     return info, name

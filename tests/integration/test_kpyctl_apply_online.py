@@ -4,20 +4,18 @@ fields other writers set left alone, and bad manifests refused whole."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
-
-import anyio
 
 from kpy.api.apps.v1 import Deployment
 from kpy.api.core.v1 import ConfigMap
+from tests.integration._kpyctl import kpyctl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kpy.apiserver.process import APIServerProcess
     from kpy.client import Client
 
-KPYCTL = str(Path(sys.executable).parent / "kpyctl")
 
 DEPLOYMENT = """\
 apiVersion: apps/v1
@@ -39,15 +37,6 @@ kind: ConfigMap
 metadata: {name: settings}
 data: {mode: fast, level: "3"}
 """
-
-
-async def kpyctl(
-    server: APIServerProcess, ns: str, *words: str, stdin: str = ""
-) -> tuple[int, str, str]:
-    done = await anyio.run_process(
-        [KPYCTL, *words, "--server", server.address, "-n", ns], input=stdin.encode(), check=False
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
 async def test_apply_creates_then_configures_and_prunes_removed_fields(

@@ -4,8 +4,6 @@ running."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -15,19 +13,13 @@ from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import ConfigMap, Pod
 from tests.integration._controllers import eventually, running, workload
+from tests.integration._kpyctl import kpyctl
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from kpy.apiserver.process import APIServerProcess
     from kpy.client import Client
-
-KPYCTL = str(Path(sys.executable).parent / "kpyctl")
-
-
-async def kpyctl(server: APIServerProcess, ns: str, *words: str) -> tuple[int, str, str]:
-    done = await anyio.run_process(
-        [KPYCTL, *words, "--server", server.address, "-n", ns], check=False
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
 def configmap(name: str, **labels: str) -> ConfigMap:

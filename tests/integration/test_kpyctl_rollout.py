@@ -5,9 +5,7 @@ node agent would."""
 
 from __future__ import annotations
 
-import sys
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -15,21 +13,13 @@ import anyio
 from kpy.api.apps.v1 import Deployment
 from kpy.api.core.v1 import Pod
 from tests.integration._controllers import eventually, make_all_ready, running, workload
+from tests.integration._kpyctl import kpyctl
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
     from kpy.apiserver.process import APIServerProcess
     from kpy.client import Client
-
-KPYCTL = str(Path(sys.executable).parent / "kpyctl")
-
-
-async def kpyctl(server: APIServerProcess, ns: str, *words: str) -> tuple[int, str, str]:
-    done = await anyio.run_process(
-        [KPYCTL, *words, "--server", server.address, "-n", ns], check=False
-    )
-    return done.returncode, done.stdout.decode(), done.stderr.decode()
 
 
 @asynccontextmanager
