@@ -45,6 +45,7 @@ from kpy.rpc.scheduler import v1 as rpc
 from kpy.scheduler import service
 from kpy.scheduler.cache import Cache, holds_resources, pod_key
 from kpy.scheduler.framework import (
+    NO_NODES_AVAILABLE,
     CycleState,
     Framework,
     PluginError,
@@ -258,7 +259,9 @@ class Scheduler:
         except PluginError as e:
             return Decision(None, f"running the scheduling framework: {e}", set())
         if result.node_info is None:
-            message = fit_error_message(len(nodes), result.diagnosis)
+            message = (
+                fit_error_message(len(nodes), result.diagnosis) if nodes else NO_NODES_AVAILABLE
+            )
             return Decision(None, message, set(result.diagnosis.unschedulable_plugins))
         return Decision(result.node_info.name, "", set())
 
@@ -289,7 +292,9 @@ class Scheduler:
             ).name
         for name, status in sorted(diagnosis.items()):
             response.nodes.add(node=name, plugin=status.plugin, reasons=list(status.reasons))
-        if not feasible:
+        if not nodes:
+            response.message = NO_NODES_AVAILABLE
+        elif not feasible:
             response.message = fit_error_message(len(nodes), diagnosis)
         else:
             response.message = f"{len(feasible)}/{len(nodes)} nodes are available"

@@ -246,6 +246,22 @@ async def test_a_new_node_and_an_uncordon_let_waiting_pods_in(
             assert time.monotonic() - started < 1.5
 
 
+async def test_without_nodes_the_pod_is_told_so(client: Client, api_namespace: str) -> None:
+    sched = f"s-{api_namespace}"
+    async with scheduling(client, sched) as scheduler:
+        assert (
+            scheduler.explain(pod("probe", sched)).message == "no nodes available to schedule pods"
+        )
+        await client.create(pod("lonely", sched))
+
+        async def refused() -> Any:
+            c = await scheduled_condition(client, "lonely")
+            return c if c is not None and c.status == "False" else None
+
+        condition = await eventually(refused, what="PodScheduled=False")
+        assert condition.message == "no nodes available to schedule pods"
+
+
 async def test_explain_lists_every_node_with_its_verdict(
     client: Client, api_namespace: str
 ) -> None:
