@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kpy.cli import apply, delete, describe, get, rollout
+from kpy.cli import apply, delete, describe, edit, get, rollout
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     rollout.add_parser(sub)
     rollout.add_scale_parser(sub)
     delete.add_parser(sub)
+    edit.add_parsers(sub)
     return parser
 
 
