@@ -19,10 +19,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+import anyio
+
 from kpy.api import codec, errors
 from kpy.api.core.v1 import Namespace, Pod
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from kpy._process import ElectedProcess
     from kpy.client import Client
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,3 +188,19 @@ def kpy_key(namespace: str, name: str = "") -> bytes:
 def raw_key(namespace: str, name: str = "") -> bytes:
     """The same shape of key under the raw baseline's prefix."""
     return f"{RAW_PREFIX}/core/v1/pods/{namespace}/{name}".encode()
+
+
+@contextlib.asynccontextmanager
+async def leading(process: ElectedProcess) -> AsyncIterator[ElectedProcess]:
+    """Starts a leader-elected component, returns once it leads; on failure
+    prints its log; always stops it by its pid and removes its log."""
+    process.start()
+    try:
+        await anyio.to_thread.run_sync(process.wait_leading)
+        yield process
+    except BaseException:
+        print(f"kpy bench: the {process.name} log:\n{process.tail()}")
+        raise
+    finally:
+        process.stop()
+        process.log_path.unlink(missing_ok=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench._context import Context, create_namespace, realistic_pod, renamed
+from bench._context import Context, create_namespace, leading, realistic_pod, renamed
 from bench._load import concurrent
 from bench._report import Result, Row
 from kpy.api.apps.v1 import Deployment
@@ -100,16 +100,8 @@ async def _through_controllers(ctx: Context, sizes: Sizes, client: Client) -> fl
         ctx.api_address, extra_args=("--controllers=replicaset,deployment",)
     )
     ctx.progress.phase(NAME, "starting kpy-controller-manager")
-    manager.start()
-    try:
-        manager.wait_leading()
+    async with leading(manager):
         return await _time_rollout(ctx, sizes, client, namespace)
-    except BaseException:
-        print(f"kpy bench: the controller manager's log:\n{manager.tail()}")
-        raise
-    finally:
-        manager.stop()
-        manager.log_path.unlink(missing_ok=True)
 
 
 async def _time_rollout(ctx: Context, sizes: Sizes, client: Client, namespace: str) -> float:

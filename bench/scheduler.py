@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import anyio
 
-from bench._context import Context, create_namespace
+from bench._context import Context, create_namespace, leading
 from bench._load import concurrent, percentile
 from bench._report import Aim, Result, Row
 from kpy.api.codec import from_dict
@@ -176,25 +176,16 @@ async def _end_to_end(
     process = SchedulerProcess(ctx.api_address, extra_args=(f"--scheduler-name={scheduler_name}",))
     ctx.progress.phase(NAME, f"kpy-scheduler binding {sizes.pods} pods to {sizes.nodes} nodes")
     bound: set[str] = set()
-    async with client.watch(Pod, namespace=namespace) as events:
-        process.start()
-        try:
-            await anyio.to_thread.run_sync(process.wait_leading)
-            started = time.perf_counter()
-            with anyio.fail_after(sizes.seconds):
-                async for event in events:
-                    obj = event.object
-                    if obj.spec.node_name and obj.spec.scheduler_name == scheduler_name:
-                        bound.add(obj.metadata.name)
-                        if len(bound) == sizes.pods:
-                            break
-            elapsed = time.perf_counter() - started
-        except BaseException:
-            print(f"kpy bench: the scheduler's log:\n{process.tail()}")
-            raise
-        finally:
-            process.stop()
-            process.log_path.unlink(missing_ok=True)
+    async with client.watch(Pod, namespace=namespace) as events, leading(process):
+        started = time.perf_counter()
+        with anyio.fail_after(sizes.seconds):
+            async for event in events:
+                obj = event.object
+                if obj.spec.node_name and obj.spec.scheduler_name == scheduler_name:
+                    bound.add(obj.metadata.name)
+                    if len(bound) == sizes.pods:
+                        break
+        elapsed = time.perf_counter() - started
     return sizes.pods / elapsed
 
 

@@ -162,15 +162,16 @@ def _new_log_file(name: str) -> Path:
 
 
 class ElectedProcess(ChildProcess):
-    """A leader-elected component (see kpy.component) as a child process.
-    `start()` returns once its metrics endpoint is up (`metrics_port` is
-    then set); the replica may still be waiting for the Lease
-    (`wait_leading`)."""
+    """A leader-elected component (see kpy.component) as a child process;
+    subclasses name it (`component`, `module`). `start()` returns once its
+    metrics endpoint is up (`metrics_port` is then set); the replica may
+    still be waiting for the Lease (`wait_leading`)."""
+
+    component: str
+    module: str
 
     def __init__(
         self,
-        name: str,
-        module: str,
         servers: str,
         *,
         identity: str = "",
@@ -182,10 +183,10 @@ class ElectedProcess(ChildProcess):
         if identity:
             args += ["--identity", identity]
         super().__init__(
-            name,
-            module,
+            self.component,
+            self.module,
             [*args, *extra_args],
-            ready=rf"{re.escape(name)} serving metrics on (\S+):(\d+)",
+            ready=rf"{re.escape(self.component)} serving metrics on (\S+):(\d+)",
             log_path=log_path,
         )
         self.metrics_port = metrics_port

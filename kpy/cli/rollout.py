@@ -145,19 +145,16 @@ async def _status(client: Client, args: argparse.Namespace, out: TextIO, err: Te
     ns = _client.namespace_of(client, args)
     timeout = args.timeout if args.timeout > 0 else float("inf")
     last = ""
+    await client.get(Deployment, name, namespace=ns)  # NotFound, if it is not there
     with anyio.move_on_after(timeout) as scope:
         async with client.watch(
             Deployment, namespace=ns, field_selector=f"metadata.name={name}"
         ) as events:
-            seen = False
             async for event in events:
                 if event.type == "DELETED":
                     raise errors.NotFound(f'deployments.apps "{name}" not found', name=name)
                 if event.type not in ("ADDED", "MODIFIED"):
-                    if not seen and event.type == "BOOKMARK":
-                        await client.get(Deployment, name, namespace=ns)  # NotFound, if so
                     continue
-                seen = True
                 try:
                     message, done = status_message(event.object)
                 except errors.Timeout as e:

@@ -213,49 +213,31 @@ class ControllerRefManager:
             self._can_adopt = await self._owner_still_adoptable()
         if not self._can_adopt:
             return None
+        return await self._patch_references(obj, [_ref_json(self._ref)], "adopted")
+
+    async def _release(self, obj: Any) -> None:
+        await self._patch_references(obj, [{"$patch": "delete", "uid": self._ref.uid}], "released")
+
+    async def _patch_references(self, obj: M, refs: list[dict[str, Any]], done: str) -> M | None:
+        """Patches the object's ownerReferences (merged by uid), guarded by its
+        uid; None when it is gone or a new object holds its name."""
         meta = obj.metadata  # type: ignore[attr-defined]
-        patch = {
-            "metadata": {
-                "ownerReferences": [_ref_json(self._ref)],
-                "uid": meta.uid,
-            }
-        }
+        patch = {"metadata": {"ownerReferences": refs, "uid": meta.uid}}
         try:
-            adopted = await self._client.patch(
+            patched = await self._client.patch(
                 type(obj), meta.name, patch, namespace=meta.namespace
             )
         except (errors.NotFound, errors.Invalid):
-            return None  # gone, or replaced by a new object of the same name
+            return None
         log.info(
-            "adopted",
+            done,
             extra={
                 "owner": self._owner.metadata.name,
                 "object": meta.name,
                 "kind": type(obj).__name__,
             },
         )
-        return adopted
-
-    async def _release(self, obj: Any) -> None:
-        meta = obj.metadata
-        patch = {
-            "metadata": {
-                "ownerReferences": [{"$patch": "delete", "uid": self._ref.uid}],
-                "uid": meta.uid,
-            }
-        }
-        try:
-            await self._client.patch(type(obj), meta.name, patch, namespace=meta.namespace)
-        except (errors.NotFound, errors.Invalid):
-            return  # gone already: nothing to release
-        log.info(
-            "released",
-            extra={
-                "owner": self._owner.metadata.name,
-                "object": meta.name,
-                "kind": type(obj).__name__,
-            },
-        )
+        return patched
 
     async def _owner_still_adoptable(self) -> bool:
         try:

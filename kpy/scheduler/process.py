@@ -5,36 +5,22 @@ launcher, log kept in a file)."""
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Any
 
 from kpy._process import ElectedProcess
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 _EXPLAIN = re.compile(r"kpy-scheduler serving explain on (\S+):(\d+)")
 
 
 class SchedulerProcess(ElectedProcess):
-    def __init__(
-        self,
-        servers: str,
-        *,
-        identity: str = "",
-        port: int = 0,
-        metrics_port: int = 0,
-        log_path: Path | None = None,
-        extra_args: tuple[str, ...] = (),
-    ) -> None:
-        super().__init__(
-            "kpy-scheduler",
-            "kpy.scheduler.main",
-            servers,
-            identity=identity,
-            metrics_port=metrics_port,
-            log_path=log_path,
-            extra_args=("--port", str(port), *extra_args),
-        )
+    """`port` is the explain service's (0: any free one, see `explain_address`)."""
+
+    component = "kpy-scheduler"
+    module = "kpy.scheduler.main"
+
+    def __init__(self, servers: str, *, port: int = 0, **kwargs: Any) -> None:
+        extra = ("--port", str(port), *kwargs.pop("extra_args", ()))
+        super().__init__(servers, extra_args=extra, **kwargs)
 
     @property
     def explain_address(self) -> str:

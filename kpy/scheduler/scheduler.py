@@ -104,7 +104,6 @@ class Scheduler:
         self.events = EventBroadcaster(client)
         self.recorder = self.events.new_recorder(scheduler_name)
         self.leading = anyio.Event()
-        self.synced = anyio.Event()
         self._rng = rng or random.Random()
         self._binds = anyio.CapacityLimiter(bind_concurrency)
         self._attempts = self.metrics.counter(
@@ -200,7 +199,6 @@ class Scheduler:
                 self.explain_port = await tg.start(service.serve, self, host, port)
                 self._announce(f"{COMPONENT} serving explain on {host}:{self.explain_port}")
             await self.informers.wait_for_cache_sync()
-            self.synced.set()
             await run_elected(
                 COMPONENT,
                 self.client,

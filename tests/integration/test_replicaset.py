@@ -218,7 +218,10 @@ async def test_a_replica_set_being_deleted_creates_no_pods(
     await client.delete(ReplicaSet, "doomed", namespace=api_namespace)
     async with running(client, api_namespace, "replicaset"):
         await client.patch(ReplicaSet, "doomed", {"spec": {"replicas": 3}}, namespace=api_namespace)
-        await anyio.sleep(1.0)
+        # A live ReplicaSet, synced after the patch, shows the controller at
+        # work; the doomed one still has no pods.
+        await client.create(replicaset("alive", 1))
+        await wait_for_count(client, api_namespace, "app=alive", 1)
         assert await active_pods(client, api_namespace, "app=doomed") == []
     await client.patch(
         ReplicaSet, "doomed", {"metadata": {"finalizers": None}}, namespace=api_namespace
