@@ -600,8 +600,16 @@ class Registry:
     # -- delete -----------------------------------------------------------------
 
     async def delete(
-        self, namespace: str, name: str, options: DeleteOptions, *, dry_run: bool = False
+        self,
+        namespace: str,
+        name: str,
+        options: DeleteOptions,
+        *,
+        dry_run: bool = False,
+        as_node: str = "",
     ) -> Deleted:
+        """`as_node`: the node agent the caller speaks for, if any (only the
+        agent of a mirror pod's node may delete it)."""
         policy = options.propagation_policy
         if policy not in _POLICIES:
             raise self._invalid(
@@ -621,7 +629,7 @@ class Registry:
         for _ in range(_RETRIES):
             current = await self._store.get(self.info, namespace, name)
             _check_preconditions(self.info, current, options)
-            self._strategy.check_delete(current)
+            self._strategy.check_delete(current, as_node)
             new = self._mark_deleted(current, options)
             if dry_run or (new is not None and new == current):
                 return Deleted(current if new is None else new, new is None)
@@ -679,6 +687,8 @@ class Registry:
                 result = await self.delete(m.namespace, m.name, options, dry_run=dry_run)
             except errors.NotFound:
                 continue  # deleted meanwhile
+            except errors.Forbidden:
+                continue  # mirror pods: only their node's agent removes them
             out.append(result.object)
         return out
 

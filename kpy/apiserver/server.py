@@ -22,7 +22,7 @@ import grpc.aio
 from kpy.api import errors
 from kpy.api.core.v1 import Namespace
 from kpy.api.scheme import Scheme, scheme
-from kpy.apiserver.proxy import NoAgents, NodeConnector
+from kpy.apiserver.proxy import AgentConnector, NodeConnector
 from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
 from kpy.apiserver.service import APIService, serve_on
 from kpy.apiserver.watch_cache import WatchCache
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("kpy.apiserver")
 
-INITIAL_NAMESPACES = ("default", "kube-system")
+# kube-node-lease holds the agents' heartbeat Leases, as in Kubernetes.
+INITIAL_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +61,7 @@ class APIServer:
     ) -> None:
         self.config = config
         self._scheme = using
-        self._connector = connector or NoAgents()
+        self._connector = connector or AgentConnector()
         self.port = 0
 
     async def run(
@@ -83,6 +84,7 @@ class APIServer:
                 finally:
                     with anyio.CancelScope(shield=True):
                         await server.stop(grace=1.0)
+                        await self._connector.close()
                     tg.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):

@@ -47,6 +47,9 @@ log = logging.getLogger("kpy.apiserver")
 
 Context = Any  # grpc.aio.ServicerContext[request, response]; stubs are not generic-friendly
 
+# Metadata a node agent sends to act as its node (deleting its mirror pods).
+NODE_METADATA = "kpy-node"
+
 _VERBS = ["create", "get", "list", "watch", "update", "patch", "delete", "deletecollection"]
 
 
@@ -266,7 +269,9 @@ class APIService(api.APIServicer):
                 raise errors.MethodNotAllowed(
                     f"delete is not supported on {ref.resource}/{ref.subresource}"
                 )
-            result = await registry.delete(namespace, self._name(ref), request.options)
+            result = await registry.delete(
+                namespace, self._name(ref), request.options, as_node=_caller_node(context)
+            )
             return api.DeleteResponse(
                 object=result.object.SerializeToString(), deleted=result.deleted
             )
@@ -286,11 +291,14 @@ class APIService(api.APIServicer):
 
     # -- pods/log and pods/exec -------------------------------------------------------
 
-    async def _pod_and_node(self, ref: api.ResourceRef, container: str) -> tuple[Pod, Node]:
+    async def _pod_and_node(self, request: api.LogRequest | api.ExecRequest) -> tuple[Pod, Node]:
+        """The pod and its node; the request is told which container Kubernetes'
+        rules pick, so the agent gets a name it need not resolve again."""
+        ref = request.ref
         pods = self._registry(api.ResourceRef(version="v1", resource="pods"))
         pod = await pods.get(ref.namespace or "default", self._name(ref))
         assert isinstance(pod, Pod)
-        resolve_container(pod, container)
+        request.container = resolve_container(pod, request.container)
         nodes = self._registry(api.ResourceRef(version="v1", resource="nodes"))
         node = await nodes.get("", pod.spec.node_name)
         assert isinstance(node, Node)
@@ -298,7 +306,7 @@ class APIService(api.APIServicer):
 
     async def Logs(self, request: api.LogRequest, context: Context) -> AsyncIterator[api.LogChunk]:
         try:
-            pod, node = await self._pod_and_node(request.ref, request.container)
+            pod, node = await self._pod_and_node(request)
             chunks = self._connector.logs(node, pod, request)
         except Exception as e:
             await self._fail(context, e)
@@ -313,7 +321,7 @@ class APIService(api.APIServicer):
     ) -> AsyncIterator[api.ExecResponse]:
         try:
             first = await anext(request_iterator)
-            pod, node = await self._pod_and_node(first.ref, first.container)
+            pod, node = await self._pod_and_node(first)
             if not first.command:
                 raise errors.BadRequest("exec needs a command to run")
             responses = self._connector.exec(node, pod, first, request_iterator)
@@ -325,6 +333,33 @@ class APIService(api.APIServicer):
         except Exception as e:
             await self._fail(context, e)
 
+    async def Stats(self, request: api.StatsRequest, context: Context) -> api.StatsResponse:
+        """Asks the agent of every node (or the one named) for its usage
+        figures and merges them; an agent that does not answer is listed in
+        `unreachable` rather than failing the whole answer."""
+        try:
+            nodes = self._registry(api.ResourceRef(version="v1", resource="nodes"))
+            if request.node:
+                found = [await nodes.get("", request.node)]
+            else:
+                found = list((await nodes.list(None, parse_predicate("Node"))).items)
+            answers = await asyncio.gather(
+                *(self._connector.stats(n, request) for n in found),  # type: ignore[arg-type]
+                return_exceptions=True,
+            )
+            merged = api.StatsResponse()
+            for node, answer in zip(found, answers, strict=True):
+                if isinstance(answer, api.StatsResponse):
+                    merged.pods.extend(answer.pods)
+                    merged.nodes.extend(answer.nodes)
+                elif isinstance(answer, Exception):
+                    merged.unreachable.append(f"{_meta_name(node)}: {answer}")
+                else:
+                    raise answer
+            return merged
+        except Exception as e:
+            await self._fail(context, e)
+
     # -- discovery ----------------------------------------------------------------
 
     async def Resources(
@@ -333,6 +368,19 @@ class APIService(api.APIServicer):
         return api.ResourcesResponse(
             resources=[_describe(registry) for registry in self._registries.values()]
         )
+
+
+def _caller_node(context: Context) -> str:
+    """The node a node agent says it speaks for (metadata `kpy-node`). kpy
+    has no authentication yet: this guards against mistakes, not attacks."""
+    for key, value in context.invocation_metadata() or ():
+        if key == NODE_METADATA:
+            return str(value)
+    return ""
+
+
+def _meta_name(obj: Any) -> str:
+    return str(obj.metadata.name)
 
 
 _BATCH = 256  # events worth waiting for; a batch this big goes at once

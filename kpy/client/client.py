@@ -46,6 +46,9 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from types import TracebackType
 
+# Metadata naming the node a node agent speaks for (the API server's name for it).
+NODE_METADATA: Final = "kpy-node"
+
 log = logging.getLogger("kpy.client")
 
 M = TypeVar("M", bound=Message)
@@ -168,12 +171,14 @@ class Client:
             self._current = (self._current + 1) % len(self._channels)
             log.info("switching API server", extra={"server": self.config.servers[self._current]})
 
-    async def _call(self, method: str, request: Any) -> Any:
+    async def _call(
+        self, method: str, request: Any, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> Any:
         backoff = _Backoff(self.retry_timeout)
         while True:
             try:
                 rpc = getattr(self._stub(), method)
-                return await rpc(request, timeout=self.config.timeout)
+                return await rpc(request, timeout=self.config.timeout, metadata=metadata or None)
             except grpc.aio.AioRpcError as e:
                 error = await self._retry_or_raise(e, backoff)
                 if error is not None:
@@ -289,12 +294,16 @@ class Client:
         propagation_policy: str | None = None,
         preconditions: Preconditions | None = None,
         dry_run: bool = False,
+        as_node: str = "",
     ) -> Deleted[M]:
+        """`as_node`: for node agents, the node they speak for (only it may
+        delete its mirror pods)."""
         options = _delete_options(grace_period_seconds, propagation_policy, preconditions, dry_run)
         request = api.DeleteRequest(
             ref=_ref(self.info(kind), namespace or self.namespace, name), options=options
         )
-        response = await self._call("Delete", request)
+        metadata = ((NODE_METADATA, as_node),) if as_node else ()
+        response = await self._call("Delete", request, metadata)
         return Deleted(kind.FromString(response.object), response.deleted)
 
     async def delete_collection(
@@ -398,6 +407,51 @@ class Client:
             raise status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ()) from None
         finally:
             call.cancel()
+
+    async def exec(
+        self,
+        name: str,
+        command: builtins.list[str],
+        *,
+        namespace: str | None = None,
+        container: str = "",
+        stdin: AsyncIterator[bytes] | None = None,
+    ) -> AsyncIterator[api.ExecResponse]:
+        """Runs `command` in a container of pod `name`; yields its output as
+        it comes, and last a response with `exit_code` set."""
+        from kpy.api.core.v1 import Pod
+
+        first = api.ExecRequest(
+            ref=_ref(self.info(Pod), namespace or self.namespace, name, "exec"),
+            container=container,
+            command=command,
+            stdin=stdin is not None,
+        )
+
+        async def requests() -> AsyncIterator[api.ExecRequest]:
+            yield first
+            if stdin is not None:
+                async for data in stdin:
+                    yield api.ExecRequest(stdin_data=data)
+                yield api.ExecRequest(stdin_closed=True)
+
+        call = self._stub().Exec(requests())
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as e:
+            raise status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ()) from None
+        finally:
+            call.cancel()
+
+    async def stats(
+        self, *, namespace: str = "", node: str = "", nodes: bool = False
+    ) -> api.StatsResponse:
+        """Usage figures of pods (in `namespace`, "" for all) and nodes, as
+        the node agents report them."""
+        request = api.StatsRequest(namespace=namespace, node=node, nodes=nodes)
+        response: api.StatsResponse = await self._call("Stats", request)
+        return response
 
     # -- watch ------------------------------------------------------------------------
 

@@ -84,6 +84,11 @@ class APIStub:
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.SerializeToString,
                 response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/kpy.rpc.apiserver.v1.API/Stats',
+                request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsRequest.SerializeToString,
+                response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsResponse.FromString,
+                _registered_method=True)
         self.Resources = channel.unary_unary(
                 '/kpy.rpc.apiserver.v1.API/Resources',
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ResourcesRequest.SerializeToString,
@@ -159,6 +164,14 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """Resource usage of pods and nodes, gathered from the node agents (what
+        `kpyctl top` shows and an autoscaler reads).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Resources(self, request, context):
         """The resources this server serves (discovery).
         """
@@ -218,6 +231,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.FromString,
                     response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsRequest.FromString,
+                    response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsResponse.SerializeToString,
             ),
             'Resources': grpc.unary_unary_rpc_method_handler(
                     servicer.Resources,
@@ -495,6 +513,33 @@ class API:
             '/kpy.rpc.apiserver.v1.API/Exec',
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.SerializeToString,
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kpy.rpc.apiserver.v1.API/Stats',
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsRequest.SerializeToString,
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

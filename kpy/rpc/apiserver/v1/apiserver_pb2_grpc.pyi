@@ -56,6 +56,10 @@ class APIStub:
     Logs: _grpc.UnaryStreamMultiCallable[_apiserver_pb2.LogRequest, _apiserver_pb2.LogChunk]
     """pods/log and pods/exec, forwarded to the agent of the pod's node."""
     Exec: _grpc.StreamStreamMultiCallable[_apiserver_pb2.ExecRequest, _apiserver_pb2.ExecResponse]
+    Stats: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.StatsRequest, _apiserver_pb2.StatsResponse]
+    """Resource usage of pods and nodes, gathered from the node agents (what
+    `kpyctl top` shows and an autoscaler reads).
+    """
     Resources: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.ResourcesRequest, _apiserver_pb2.ResourcesResponse]
     """The resources this server serves (discovery)."""
 
@@ -78,6 +82,10 @@ class APIAsyncStub(APIStub):
     Logs: _aio.UnaryStreamMultiCallable[_apiserver_pb2.LogRequest, _apiserver_pb2.LogChunk]  # type: ignore[assignment]
     """pods/log and pods/exec, forwarded to the agent of the pod's node."""
     Exec: _aio.StreamStreamMultiCallable[_apiserver_pb2.ExecRequest, _apiserver_pb2.ExecResponse]  # type: ignore[assignment]
+    Stats: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.StatsRequest, _apiserver_pb2.StatsResponse]  # type: ignore[assignment]
+    """Resource usage of pods and nodes, gathered from the node agents (what
+    `kpyctl top` shows and an autoscaler reads).
+    """
     Resources: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.ResourcesRequest, _apiserver_pb2.ResourcesResponse]  # type: ignore[assignment]
     """The resources this server serves (discovery)."""
 
@@ -157,6 +165,16 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_apiserver_pb2.ExecRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_apiserver_pb2.ExecResponse], _abc.AsyncIterator[_apiserver_pb2.ExecResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def Stats(
+        self,
+        request: _apiserver_pb2.StatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apiserver_pb2.StatsResponse, _abc.Awaitable[_apiserver_pb2.StatsResponse]]:
+        """Resource usage of pods and nodes, gathered from the node agents (what
+        `kpyctl top` shows and an autoscaler reads).
+        """
 
     @_abc_1.abstractmethod
     def Resources(
