@@ -1,0 +1,1 @@
+"""kpy-agent: the node agent (kpy's kubelet). See docs/architecture.md."""

@@ -1,0 +1,314 @@
+"""The node agent: one process per node, wiring the parts together.
+
+    Agent(client, config).run()
+
+- registers the Node and keeps its Lease and status (`node.NodeAgent`);
+- watches only the pods bound to it (field selector spec.nodeName=<node>),
+  plus ConfigMaps, Secrets and volume claims for what containers consume;
+- reads static pods from `pod_manifest_path` and publishes a mirror pod for
+  each (`static_pods`);
+- hands every pod to `pods.PodWorkers`, and wakes a pod's worker on every
+  change that concerns it: the pod, a container event from the runtime, a
+  probe result, a ConfigMap or Secret it uses;
+- serves logs, exec and usage to the API server (`server.AgentService`) on
+  the address the Node publishes.
+
+On start it first lets the runtime recover what a previous agent left
+running; pods still wanted keep their containers, and sandboxes of pods
+that went meanwhile are stopped once the sources have synced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import grpc
+import grpc.aio
+
+from kpy.agent import static_pods
+from kpy.agent.backoff import Backoff
+from kpy.agent.env import references
+from kpy.agent.node import NodeAgent, NodeConfig
+from kpy.agent.pods import NodeView, PodWorkers
+from kpy.agent.probes import ProbeManager
+from kpy.agent.runtime import LABEL_POD_UID
+from kpy.agent.server import AgentService, add_to_server
+from kpy.agent.volumes import VolumeManager
+from kpy.api import errors
+from kpy.api.core.v1 import (
+    ConfigMap,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Secret,
+)
+from kpy.api.quantity import Quantity
+from kpy.cache import EventHandler, SharedInformer
+from kpy.cache.events import EventBroadcaster
+from kpy.cache.informer import deleted_object
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from pathlib import Path
+
+    from kpy.agent.runtime import Runtime
+    from kpy.client import Client
+
+log = logging.getLogger("kpy.agent")
+
+COMPONENT = "kpy-agent"
+
+
+@dataclass(frozen=True, slots=True)
+class AgentConfig:
+    node: NodeConfig
+    root_dir: Path
+    address: str = "127.0.0.1"
+    port: int = 10250  # 0: any free port
+    pod_manifest_path: Path | None = None
+    backoff_base: float = 10.0
+    backoff_max: float = 300.0
+    probe_time_scale: float = 1.0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+class _Objects:
+    """ConfigMaps, Secrets and claims from the agent's informers."""
+
+    def __init__(self, informers: dict[type[Any], SharedInformer[Any]]) -> None:
+        self._informers = informers
+
+    def _get(self, kind: type[Any], namespace: str, name: str) -> Any:
+        key = f"{namespace}/{name}" if namespace else name
+        return self._informers[kind].indexer.get_by_key(key)
+
+    def config_map(self, namespace: str, name: str) -> ConfigMap | None:
+        found: ConfigMap | None = self._get(ConfigMap, namespace, name)
+        return found
+
+    def secret(self, namespace: str, name: str) -> Secret | None:
+        found: Secret | None = self._get(Secret, namespace, name)
+        return found
+
+    def persistent_volume_claim(self, namespace: str, name: str) -> PersistentVolumeClaim | None:
+        found: PersistentVolumeClaim | None = self._get(PersistentVolumeClaim, namespace, name)
+        return found
+
+    def persistent_volume(self, name: str) -> PersistentVolume | None:
+        found: PersistentVolume | None = self._get(PersistentVolume, "", name)
+        return found
+
+
+class Agent:
+    def __init__(self, client: Client, config: AgentConfig, runtime: Runtime) -> None:
+        self._client = client
+        self.config = config
+        self.runtime = runtime
+        self.port = 0
+        self._node_agent: NodeAgent | None = None
+        self._workers: PodWorkers | None = None
+        self._static: dict[str, Pod] = {}  # full name -> static pod
+        self._mirrors: dict[str, Pod] = {}  # full name -> mirror pod in the API
+        self._references: dict[tuple[str, str, str], set[str]] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    @property
+    def node_name(self) -> str:
+        return self.config.node.name
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        cfg = self.config
+        await self.runtime.start()
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                server = grpc.aio.server()
+                self.port = server.add_insecure_port(f"{cfg.address}:{cfg.port}")
+                if not self.port:
+                    raise OSError(f"cannot listen on {cfg.address}:{cfg.port}; is the port taken?")
+                node_config = replace(
+                    cfg.node, port=self.port, runtime_version=f"{self.runtime.name}://0.1.0"
+                )
+                node_agent = self._node_agent = NodeAgent(self._client, node_config)
+                await node_agent.register()
+                broadcaster = EventBroadcaster(self._client, host=self.node_name)
+                tg.start_soon(broadcaster.run)
+                informers = self._informers()
+                probes = ProbeManager(self.runtime, time_scale=cfg.probe_time_scale)
+                workers = self._workers = PodWorkers(
+                    client=self._client,
+                    runtime=self.runtime,
+                    node=NodeView(self.node_name, cfg.node.address, self._allocatable),
+                    volumes=VolumeManager(cfg.root_dir),
+                    probes=probes,
+                    objects=_Objects(informers),
+                    events=broadcaster.new_recorder(COMPONENT),
+                    backoff=Backoff(cfg.backoff_base, cfg.backoff_max, 2 * cfg.backoff_max),
+                )
+                await tg.start(workers.run)
+                tg.start_soon(probes.run)
+                service = AgentService(workers, self.runtime, lambda: node_agent.node)
+                add_to_server(service, server)
+                await server.start()
+                try:
+                    tg.start_soon(self._runtime_events)
+                    for informer in informers.values():
+                        tg.start_soon(informer.run)
+                    if cfg.pod_manifest_path is not None:
+                        source = static_pods.ManifestSource(
+                            cfg.pod_manifest_path,
+                            self.node_name,
+                            on_change=self._static_changed,
+                            on_error=self._static_error,
+                        )
+                        tg.start_soon(source.run)
+                    for informer in informers.values():
+                        await informer.wait_for_sync()
+                    await workers.adopt_orphans()
+                    tg.start_soon(node_agent.run)
+                    log.info("agent ready", extra={"node": self.node_name, "port": self.port})
+                    task_status.started(self.port)
+                    await anyio.sleep_forever()
+                finally:
+                    with anyio.CancelScope(shield=True):
+                        await server.stop(grace=1.0)
+                    tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.runtime.close()
+
+    def _allocatable(self) -> Mapping[str, Quantity]:
+        node = self._node_agent.node if self._node_agent else None
+        if node is None:
+            return {}
+        return {k: Quantity(v.string) for k, v in node.status.allocatable.items()}
+
+    # -- API sources -----------------------------------------------------------------
+
+    def _informers(self) -> dict[type[Any], SharedInformer[Any]]:
+        pods: SharedInformer[Pod] = SharedInformer(
+            self._client, Pod, field_selector=f"spec.nodeName={self.node_name}"
+        )
+        pods.add_event_handler(
+            EventHandler(
+                on_add=lambda pod, _: self._pod_changed(pod),
+                on_update=lambda _, pod: self._pod_changed(pod),
+                on_delete=self._pod_deleted,
+            )
+        )
+        out: dict[type[Any], SharedInformer[Any]] = {Pod: pods}
+        for kind in (ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume):
+            informer: SharedInformer[Any] = SharedInformer(self._client, kind)
+            if kind in (ConfigMap, Secret):
+                informer.add_event_handler(
+                    EventHandler(
+                        on_add=lambda obj, _: self._object_changed(obj),
+                        on_update=lambda _, obj: self._object_changed(obj),
+                        on_delete=lambda obj: self._object_changed(deleted_object(obj)),
+                    )
+                )
+            out[kind] = informer
+        return out
+
+    def _pod_changed(self, pod: Pod) -> None:
+        assert self._workers is not None
+        if static_pods.is_mirror_pod(pod):
+            self._mirror_changed(pod)
+            return
+        for ref in references(pod):
+            self._references.setdefault(ref, set()).add(pod.metadata.uid)
+        self._workers.update(pod)
+
+    def _pod_deleted(self, obj: Any) -> None:
+        assert self._workers is not None
+        pod = deleted_object(obj)
+        if static_pods.is_mirror_pod(pod):
+            full = f"{pod.metadata.namespace}/{pod.metadata.name}"
+            self._mirrors.pop(full, None)
+            static = self._static.get(full)
+            if static is not None:
+                self._workers.mirrors.pop(static.metadata.uid, None)
+                self._ensure_mirror(static)
+            return
+        for uids in self._references.values():
+            uids.discard(pod.metadata.uid)
+        self._workers.remove(pod.metadata.uid)
+
+    def _object_changed(self, obj: Any) -> None:
+        assert self._workers is not None
+        kind = type(obj).__name__
+        uids = self._references.get((kind, obj.metadata.namespace, obj.metadata.name), set())
+        for uid in list(uids):
+            self._workers.wake(uid, refresh_volumes=True)
+
+    async def _runtime_events(self) -> None:
+        assert self._workers is not None
+        async for event in self.runtime.events():
+            uid = event.labels.get(LABEL_POD_UID, "")
+            if uid:
+                self._workers.wake(uid)
+
+    # -- static pods -----------------------------------------------------------------
+
+    def _static_changed(self, pods: dict[str, Pod]) -> None:
+        assert self._workers is not None
+        before, self._static = self._static, dict(pods)
+        for full, pod in before.items():
+            if pods.get(full) is None or pods[full].metadata.uid != pod.metadata.uid:
+                self._workers.remove(pod.metadata.uid)
+        for pod in pods.values():
+            for ref in references(pod):
+                self._references.setdefault(ref, set()).add(pod.metadata.uid)
+            self._workers.update(pod, static=True)
+            self._ensure_mirror(pod)
+
+    def _static_error(self, path: Path, message: str) -> None:
+        log.warning("static pod manifest refused", extra={"file": str(path), "error": message})
+
+    def _mirror_changed(self, mirror: Pod) -> None:
+        assert self._workers is not None
+        full = f"{mirror.metadata.namespace}/{mirror.metadata.name}"
+        self._mirrors[full] = mirror
+        static = self._static.get(full)
+        if static is not None and static_pods.mirror_matches(mirror, static):
+            self._workers.mirrors[static.metadata.uid] = mirror.metadata.name
+
+    def _ensure_mirror(self, static: Pod) -> None:
+        """Creates the static pod's mirror, replacing one of another config."""
+        assert self._workers is not None
+        full = f"{static.metadata.namespace}/{static.metadata.name}"
+        mirror = self._mirrors.get(full)
+        if mirror is not None and static_pods.mirror_matches(mirror, static):
+            self._workers.mirrors[static.metadata.uid] = mirror.metadata.name
+            return
+        if self._tg is not None:
+            self._tg.start_soon(self._replace_mirror, static, mirror)
+
+    async def _replace_mirror(self, static: Pod, old: Pod | None) -> None:
+        assert self._node_agent is not None
+        m = static.metadata
+        if old is not None:
+            with contextlib.suppress(errors.NotFound):
+                await self._client.delete(
+                    Pod,
+                    m.name,
+                    namespace=m.namespace,
+                    grace_period_seconds=0,
+                    as_node=self.node_name,
+                )
+        mirror = static_pods.mirror_pod(static, self._node_agent.node)
+        try:
+            await self._client.create(mirror, namespace=m.namespace)
+        except errors.AlreadyExists:
+            return  # the informer will tell us which config it has
+        except errors.StatusError as e:
+            log.warning(
+                "cannot create mirror pod",
+                extra={"pod": f"{m.namespace}/{m.name}", "error": str(e)},
+            )

@@ -1,0 +1,214 @@
+"""`kpy-agent`: the node agent as a process.
+
+Prints `kpy-agent <node> serving on HOST:PORT` once the Node is registered
+and its pods are known, and stops cleanly on SIGTERM or SIGINT; containers
+keep running across a restart of the agent.
+
+Settings come from flags, or from a YAML file (`--config`) whose keys are
+the flags' long names (`node-name: n1`, `node-labels: {zone: a}`,
+`register-with-taints: ["dedicated=db:NoSchedule"]`); flags given on the
+command line win over the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import yaml
+
+from kpy import logs
+from kpy._process import exit_with_parent
+from kpy.agent.agent import COMPONENT, Agent, AgentConfig
+from kpy.agent.node import NodeConfig
+from kpy.api import errors
+from kpy.client import Client
+from kpy.client.config import load_config
+
+if TYPE_CHECKING:
+    from kpy.agent.runtime import Runtime
+
+RUNTIMES = ("auto", "process", "simulated")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kpy-agent", description="Run the pods bound to this node (kpy's kubelet)."
+    )
+    p.add_argument("--config", type=Path, help="YAML file of settings (keys: the long flag names)")
+    p.add_argument(
+        "--server", help="API server address(es), comma-separated (default: client config)"
+    )
+    p.add_argument("--node-name", help="the Node's name (default: the host name)")
+    p.add_argument(
+        "--node-ip", help="address the API server reaches this agent at (default 127.0.0.1)"
+    )
+    p.add_argument("--address", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on; 0 picks a free one (default 10250)")
+    p.add_argument("--runtime", choices=RUNTIMES, help="container runtime (default auto: process)")
+    p.add_argument(
+        "--root-dir", type=Path, help="state, volumes and logs (default /var/lib/kpy/agent/<node>)"
+    )
+    p.add_argument(
+        "--pod-ip-dir",
+        type=Path,
+        help="shared claims of loopback pod IPs (default /run/kpy/pod-ips)",
+    )
+    p.add_argument("--pod-manifest-path", type=Path, help="directory of static pod manifests")
+    p.add_argument("--cpu", help="cpu capacity to publish (default: the machine's)")
+    p.add_argument("--memory", help="memory capacity to publish, e.g. 8Gi (default: the machine's)")
+    p.add_argument("--max-pods", type=int, help="pods this node takes (default 110)")
+    p.add_argument("--node-labels", help="labels to add to the Node: k=v,k2=v2")
+    p.add_argument("--register-with-taints", help="taints of the Node: k=v:Effect,k2:Effect")
+    p.add_argument(
+        "--crashloop-backoff-base", type=float, help="first restart delay, seconds (default 10)"
+    )
+    p.add_argument(
+        "--crashloop-backoff-max", type=float, help="longest restart delay, seconds (default 300)"
+    )
+    p.add_argument("--heartbeat", type=float, help="seconds between Lease renewals (default 10)")
+    p.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    return p
+
+
+def _settings(parser: argparse.ArgumentParser, args: argparse.Namespace) -> dict[str, Any]:
+    """Flags over the config file; keys are attribute names (node_name)."""
+    out: dict[str, Any] = {}
+    if args.config is not None:
+        try:
+            data = yaml.safe_load(args.config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as e:
+            parser.error(f"cannot read --config {args.config}: {e}")
+        if not isinstance(data, dict):
+            parser.error(f"--config {args.config}: expected a mapping of settings")
+        known = {a.dest for a in parser._actions}
+        for key, value in data.items():
+            name = str(key).replace("-", "_")
+            if name not in known or name in ("config", "help"):
+                parser.error(f"--config {args.config}: unknown setting {key!r}")
+            out[name] = value
+    out.update({k: v for k, v in vars(args).items() if v is not None})
+    return out
+
+
+def _pairs(value: Any, what: str, parser: argparse.ArgumentParser) -> dict[str, str]:
+    if isinstance(value, dict):
+        return {str(k): str(v) for k, v in value.items()}
+    out = {}
+    for word in str(value or "").split(","):
+        if not word:
+            continue
+        key, eq, val = word.partition("=")
+        if not eq or not key:
+            parser.error(f"--{what}: {word!r} is not key=value")
+        out[key] = val
+    return out
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value)
+    return tuple(w for w in str(value or "").split(",") if w)
+
+
+def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
+    parser = _parser()
+    s = _settings(parser, parser.parse_args(argv))
+    name = str(s.get("node_name") or socket.gethostname()).lower()
+    root = Path(s.get("root_dir") or f"/var/lib/kpy/agent/{name}")
+    port = int(s.get("port", 10250))
+    if not 0 <= port <= 65535:
+        parser.error(f"--port must be between 0 and 65535, got {port}")
+    node = NodeConfig(
+        name=name,
+        address=str(s.get("node_ip") or "127.0.0.1"),
+        cpu=str(s.get("cpu") or ""),
+        memory=str(s.get("memory") or ""),
+        max_pods=int(s.get("max_pods", 110)),
+        labels=_pairs(s.get("node_labels"), "node-labels", parser),
+        taints=_list(s.get("register_with_taints")),
+        root_dir=str(root),
+        heartbeat=float(s.get("heartbeat", 10.0)),
+    )
+    manifests = s.get("pod_manifest_path")
+    config = AgentConfig(
+        node=node,
+        root_dir=root,
+        address=str(s.get("address") or "127.0.0.1"),
+        port=port,
+        pod_manifest_path=Path(manifests) if manifests else None,
+        backoff_base=float(s.get("crashloop_backoff_base", 10.0)),
+        backoff_max=float(s.get("crashloop_backoff_max", 300.0)),
+    )
+    return config, s
+
+
+def new_runtime(kind: str, config: AgentConfig, settings: dict[str, Any]) -> Runtime:
+    """The runtime named by --runtime; `auto` is the process runtime until
+    a Docker runtime exists."""
+    state = config.root_dir / "runtime"
+    if kind == "simulated":
+        from kpy.agent.runtime.simulated import SimulatedRuntime
+
+        return SimulatedRuntime(node_name=config.node.name, state_file=state / "simulated.json")
+    from kpy.agent.runtime.process import ProcessRuntime
+
+    ip_dir = Path(settings.get("pod_ip_dir") or "/run/kpy/pod-ips")
+    return ProcessRuntime(state / "process", ip_dir=ip_dir, node_name=config.node.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    exit_with_parent()
+    config, settings = config_from(argv)
+    logs.configure(str(settings.get("log_level", "info")))
+    kind = str(settings.get("runtime") or "auto")
+    if kind not in RUNTIMES:
+        print(
+            f"kpy-agent: unknown runtime {kind!r}; use one of {', '.join(RUNTIMES)}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config.root_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        print(
+            f"kpy-agent: cannot use --root-dir {config.root_dir}: {e}; pick a writable directory",
+            file=sys.stderr,
+        )
+        return 1
+    servers = settings.get("server")
+    client_config = load_config(servers=servers) if servers else load_config()
+
+    async def serve() -> None:
+        async with Client(client_config) as client, anyio.create_task_group() as tg:
+
+            async def stop_on_signal() -> None:
+                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+                    async for _ in signals:
+                        tg.cancel_scope.cancel()
+                        return
+
+            tg.start_soon(stop_on_signal)
+            agent = Agent(client, config, new_runtime(kind, config, settings))
+            port = await tg.start(agent.run)
+            print(f"{COMPONENT} {config.node.name} serving on {config.address}:{port}", flush=True)
+
+    failures: list[str] = []
+    try:
+        anyio.run(serve)
+    except* (OSError, errors.StatusError) as group:
+        failures += [str(e) for e in group.exceptions]
+    for failure in failures:
+        print(f"{COMPONENT}: {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    os.umask(0o022)
+    sys.exit(main())

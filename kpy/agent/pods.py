@@ -1,0 +1,728 @@
+"""Pod workers: the one place that runs a pod's lifecycle, for every runtime.
+
+Each pod bound to this node (or read from the static manifest directory)
+gets one worker task. The worker calls `sync` whenever something about the
+pod may have changed (the API object, a container event from the runtime,
+a probe result, a ConfigMap it uses, a back-off expiring) and never polls:
+`sync` looks at the whole state, like a controller's sync, does what is due
+and returns when it next wants to run (a back-off deadline) or None.
+
+`sync` follows the kubelet's SyncPod:
+1. a sandbox (the pod's IP) and its volumes;
+2. init containers one at a time, each to success before the next; a failed
+   one is restarted per restartPolicy (Never: the pod fails);
+3. then every app container; an exited one restarts per restartPolicy,
+   after the crash-loop back-off; a liveness or startup probe failure kills
+   it first;
+4. the status, written only when it differs from the last one written.
+
+Starting a container pulls its image, resolves its env and mounts (a
+missing ConfigMap or Secret holds it in CreateContainerConfigError until the
+object appears), creates and starts it, then runs postStart; the container
+is not Running until the hook completes, and a failed hook kills it.
+
+Termination (the pod deleted, removed from its source, or finished) runs
+preStop and stops every container within the grace period (the delete
+request's, else the pod's terminationGracePeriodSeconds, default 30), then
+stops the sandbox, writes the final status and removes the API object with
+grace 0, as the kubelet does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+import anyio
+
+from kpy.agent.env import ConfigError, PodContext, container_env, expand
+from kpy.agent.probes import ProbeResult, run_action
+from kpy.agent.runtime import (
+    LABEL_CONTAINER_ATTEMPT,
+    LABEL_CONTAINER_NAME,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    ContainerConfig,
+    ContainerState,
+    ImagePullError,
+    PodSandboxConfig,
+    RuntimeError_,
+    SandboxState,
+)
+from kpy.agent.status import Observed, newest, pod_status, status_patch
+from kpy.agent.volumes import VolumeError
+from kpy.api import codec, errors
+from kpy.api.core.v1 import Pod
+from kpy.api.defaults import image_pull_policy_for
+from kpy.api.meta.v1 import Preconditions
+from kpy.api.quantity import Quantity
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+    from pathlib import Path
+
+    from kpy.agent.backoff import Backoff
+    from kpy.agent.env import Objects
+    from kpy.agent.probes import ProbeManager
+    from kpy.agent.runtime import ContainerStatus, PodSandbox, Runtime
+    from kpy.agent.volumes import VolumeManager
+    from kpy.api.core.v1 import Container, PodStatus
+    from kpy.cache.events import EventRecorder
+    from kpy.client import Client
+
+log = logging.getLogger("kpy.agent")
+
+DEFAULT_GRACE = 30
+KEEP_INSTANCES = 2  # per container: the newest and the one before (logs --previous)
+
+
+@dataclass(slots=True)
+class PodRecord:
+    """The agent's state of one pod; owned by its worker."""
+
+    uid: str
+    pod: Pod
+    static: bool = False
+    gone: bool = False  # removed from its source
+    wake: anyio.Event = field(default_factory=anyio.Event)
+    sandbox: PodSandbox | None = None
+    volumes: dict[str, Path] | None = None
+    refresh_volumes: bool = False
+    waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
+    kill: dict[str, str] = field(default_factory=dict)  # container -> why
+    probed: set[str] = field(default_factory=set)  # container ids with probe workers
+    start_time: float | None = None
+    written: PodStatus | None = None
+    finished: bool = False
+    scope: anyio.CancelScope | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.pod.metadata.namespace}/{self.pod.metadata.name}"
+
+    def must_stop(self) -> bool:
+        return self.gone or self.pod.metadata.HasField("deletion_timestamp")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """What pods need to know of their node."""
+
+    name: str
+    host_ip: str
+    allocatable: Callable[[], Mapping[str, Quantity]]
+
+
+class PodWorkers:
+    """Runs one worker per pod; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        client: Client,
+        runtime: Runtime,
+        node: NodeView,
+        volumes: VolumeManager,
+        probes: ProbeManager,
+        objects: Objects,
+        events: EventRecorder,
+        backoff: Backoff,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._runtime = runtime
+        self._node = node
+        self._volumes = volumes
+        self._probes = probes
+        self._objects = objects
+        self._events = events
+        self._backoff = backoff
+        self._clock = clock
+        self._records: dict[str, PodRecord] = {}
+        self._tg: anyio.abc.TaskGroup | None = None
+        # Static pod uid -> the name of its mirror pod once it exists.
+        self.mirrors: dict[str, str] = {}
+
+    # -- what the sources say -----------------------------------------------------
+
+    def records(self) -> list[PodRecord]:
+        return list(self._records.values())
+
+    def record(self, uid: str) -> PodRecord | None:
+        return self._records.get(uid)
+
+    def update(self, pod: Pod, *, static: bool = False) -> None:
+        """The desired pod, new or changed."""
+        uid = pod.metadata.uid
+        rec = self._records.get(uid)
+        if rec is None:
+            rec = self._records[uid] = PodRecord(uid=uid, pod=pod, static=static)
+            assert self._tg is not None, "PodWorkers.run() is not running"
+            self._tg.start_soon(self._worker, rec, name=f"pod {rec.key}")
+            return
+        if _labels_or_annotations_changed(rec.pod, pod):
+            rec.refresh_volumes = True
+        rec.pod = pod
+        self._wake(rec, stopping=rec.must_stop())
+
+    def remove(self, uid: str) -> None:
+        """The pod left its source (deleted from the API, or its manifest
+        removed): stop it."""
+        rec = self._records.get(uid)
+        if rec is not None:
+            rec.gone = True
+            self._wake(rec, stopping=True)
+
+    def wake(self, uid: str, *, refresh_volumes: bool = False) -> None:
+        rec = self._records.get(uid)
+        if rec is not None:
+            rec.refresh_volumes |= refresh_volumes
+            self._wake(rec)
+
+    def probe_result(self, result: ProbeResult) -> None:
+        rec = self._records.get(result.pod_uid)
+        if rec is None:
+            return
+        if not result.success:
+            kind = result.kind.capitalize()
+            self._events.event(
+                rec.pod, "Warning", "Unhealthy", f"{kind} probe failed: {result.message}"
+            )
+            if result.kind in ("liveness", "startup"):
+                rec.kill[result.container_name] = (
+                    f"Container {result.container_name} failed {result.kind} probe, "
+                    "will be restarted"
+                )
+        self._wake(rec)
+
+    def _wake(self, rec: PodRecord, *, stopping: bool = False) -> None:
+        rec.wake.set()
+        if stopping and rec.scope is not None:
+            rec.scope.cancel()  # a sync blocked in a hook must not delay the stop
+
+    # -- workers ---------------------------------------------------------------------
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with anyio.create_task_group() as tg:
+            self._tg = tg
+            task_status.started()
+            await anyio.sleep_forever()
+
+    async def adopt_orphans(self) -> None:
+        """Stops sandboxes of pods this agent no longer has (deleted while it
+        was down). Call once the sources have delivered every pod."""
+        for sandbox in await self._runtime.list_pod_sandboxes():
+            if sandbox.uid in self._records:
+                continue
+            pod = Pod()
+            pod.metadata.namespace, pod.metadata.name = sandbox.namespace, sandbox.name
+            pod.metadata.uid = sandbox.uid
+            pod.spec.termination_grace_period_seconds = 2
+            rec = self._records[sandbox.uid] = PodRecord(uid=sandbox.uid, pod=pod, gone=True)
+            rec.sandbox = sandbox
+            assert self._tg is not None
+            self._tg.start_soon(self._worker, rec, name=f"orphan {rec.key}")
+
+    async def _worker(self, rec: PodRecord) -> None:
+        try:
+            while True:
+                rec.wake = anyio.Event()
+                if rec.must_stop():
+                    await self._terminate(rec)
+                    return
+                delay: float | None = math.inf
+                with anyio.CancelScope() as rec.scope:
+                    try:
+                        delay = await self.sync(rec)
+                    except (errors.StatusError, RuntimeError_, OSError) as e:
+                        log.warning(
+                            "pod sync failed; retrying", extra={"pod": rec.key, "error": str(e)}
+                        )
+                        delay = 1.0
+                rec.scope = None
+                with anyio.move_on_after(math.inf if delay is None else max(delay, 0.0)):
+                    await rec.wake.wait()
+        except Exception:
+            log.exception("pod worker crashed", extra={"pod": rec.key})
+            raise
+        finally:
+            self._records.pop(rec.uid, None)
+
+    # -- sync ------------------------------------------------------------------------
+
+    async def sync(self, rec: PodRecord) -> float | None:
+        pod = rec.pod
+        now = self._clock()
+        if rec.start_time is None:
+            rec.start_time = now
+        if rec.finished:
+            return None
+        rec.waiting.clear()
+        sandbox = await self._ensure_sandbox(rec)
+        if sandbox is None:
+            await self._write_status(rec, [])
+            return 10.0
+        if rec.refresh_volumes and rec.volumes is not None:
+            rec.refresh_volumes = False
+            self._volumes.refresh(pod, self._objects, self._context(rec))
+        instances = await self._runtime.list_containers(sandbox.id)
+        self._watch_probes(rec, instances)
+        wake_at = math.inf
+        policy = pod.spec.restart_policy or "Always"
+        init_done = True
+        for c in pod.spec.init_containers:
+            latest, _ = newest(instances, c.name)
+            if _succeeded(latest):
+                continue
+            init_done = False
+            if latest is not None and latest.state is ContainerState.RUNNING:
+                break
+            if latest is not None and policy == "Never":
+                break  # failed for good: the pod is Failed
+            wake_at = min(wake_at, await self._start_or_wait(rec, c, latest, now))
+            break
+        if init_done:
+            for c in pod.spec.containers:
+                latest, _ = newest(instances, c.name)
+                if latest is not None and latest.state is ContainerState.RUNNING:
+                    why = rec.kill.pop(c.name, None)
+                    if why is None:
+                        continue
+                    await self._kill(rec, c, latest, self._probe_grace(rec, c), why)
+                    latest = await self._runtime.container_status(latest.id)
+                if latest is not None and not _should_restart(policy, latest):
+                    continue
+                wake_at = min(wake_at, await self._start_or_wait(rec, c, latest, now))
+        instances = await self._runtime.list_containers(sandbox.id)
+        await self._collect_garbage(instances)
+        self._watch_probes(rec, instances)
+        status = await self._write_status(rec, instances)
+        if status is not None and status.phase in ("Succeeded", "Failed"):
+            await self._finish(rec)
+            return None
+        return None if wake_at == math.inf else wake_at - self._clock()
+
+    async def _ensure_sandbox(self, rec: PodRecord) -> PodSandbox | None:
+        """The pod's ready sandbox (found again after an agent restart, or
+        made), with its volumes; None while a volume cannot be prepared."""
+        pod = rec.pod
+        if rec.sandbox is None:
+            for sandbox in await self._runtime.list_pod_sandboxes():
+                if sandbox.uid == rec.uid and sandbox.state is SandboxState.READY:
+                    rec.sandbox = sandbox
+        if rec.volumes is None:
+            try:
+                rec.volumes = self._volumes.prepare(pod, self._objects, self._context(rec))
+            except (ConfigError, VolumeError) as e:
+                for c in (*pod.spec.init_containers, *pod.spec.containers):
+                    rec.waiting[c.name] = ("ContainerCreating", str(e))
+                self._events.event(pod, "Warning", "FailedMount", str(e))
+                return None
+        if rec.sandbox is None:
+            rec.sandbox = await self._runtime.run_pod_sandbox(self._sandbox_config(rec))
+        return rec.sandbox
+
+    def _sandbox_config(self, rec: PodRecord) -> PodSandboxConfig:
+        m = rec.pod.metadata
+        return PodSandboxConfig(
+            namespace=m.namespace,
+            name=m.name,
+            uid=rec.uid,
+            labels={
+                LABEL_POD_NAMESPACE: m.namespace,
+                LABEL_POD_NAME: m.name,
+                LABEL_POD_UID: rec.uid,
+            },
+            annotations=dict(m.annotations),
+            hostname=rec.pod.spec.hostname or m.name,
+            log_directory=str(self._volumes.log_dir(m.namespace, m.name, rec.uid)),
+        )
+
+    def _context(self, rec: PodRecord) -> PodContext:
+        return PodContext(
+            pod_ip=rec.sandbox.ip if rec.sandbox else "",
+            host_ip=self._node.host_ip,
+            node_allocatable=self._node.allocatable(),
+        )
+
+    async def _start_or_wait(
+        self, rec: PodRecord, c: Container, latest: ContainerStatus | None, now: float
+    ) -> float:
+        """Starts the next instance of `c` unless its back-off holds it;
+        returns when the pod should be synced again for it (inf: no need)."""
+        attempt = 0
+        if latest is not None:
+            attempt = latest.attempt + 1
+            if latest.state is ContainerState.EXITED and latest.finished_at is not None:
+                key = f"{rec.uid}/{c.name}"
+                at = self._backoff.restart_at(key, latest.started_at, latest.finished_at)
+                if now < at:
+                    delay = round(at - latest.finished_at)
+                    rec.waiting[c.name] = (
+                        "CrashLoopBackOff",
+                        f"back-off {delay}s restarting failed container={c.name} "
+                        f"pod={rec.pod.metadata.name}_{rec.pod.metadata.namespace}({rec.uid})",
+                    )
+                    return at
+        return await self._start(rec, c, attempt)
+
+    async def _start(self, rec: PodRecord, c: Container, attempt: int) -> float:
+        pod, sandbox = rec.pod, rec.sandbox
+        assert sandbox is not None
+        assert rec.volumes is not None
+        policy = c.image_pull_policy or image_pull_policy_for(c.image)
+        pull_key = f"{rec.uid}/{c.name}/pull"
+        try:
+            await self._runtime.pull_image(c.image, policy)
+        except ImagePullError as e:
+            now = self._clock()
+            at = self._backoff.restart_at(pull_key, now, now)
+            first = rec.written is None or not _was_waiting(
+                rec.written, c.name, ("ErrImagePull", "ImagePullBackOff")
+            )
+            rec.waiting[c.name] = (e.reason if first else "ImagePullBackOff", str(e))
+            self._events.event(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {e}')
+            return at
+        self._backoff.forget(pull_key)
+        try:
+            ctx = self._context(rec)
+            env = container_env(pod, c, self._objects, ctx)
+            mounts = self._volumes.mounts(c, rec.volumes)
+        except (ConfigError, VolumeError) as e:
+            rec.waiting[c.name] = ("CreateContainerConfigError", str(e))
+            self._events.event(pod, "Warning", "Failed", f"Error: {e}")
+            return math.inf  # a change to the missing object wakes the pod
+        values = dict(env)
+        config = ContainerConfig(
+            name=c.name,
+            image=c.image,
+            attempt=attempt,
+            image_pull_policy=policy,
+            command=[expand(word, values) for word in c.command],
+            args=[expand(word, values) for word in c.args],
+            working_dir=c.working_dir,
+            env=env,
+            mounts=mounts,
+            cpu_limit_millis=_limit(c, "cpu", milli=True),
+            memory_limit_bytes=_limit(c, "memory", milli=False),
+            stop_signal=c.lifecycle.stop_signal or "SIGTERM",
+            labels={
+                LABEL_POD_NAMESPACE: pod.metadata.namespace,
+                LABEL_POD_NAME: pod.metadata.name,
+                LABEL_POD_UID: rec.uid,
+                LABEL_CONTAINER_NAME: c.name,
+                LABEL_CONTAINER_ATTEMPT: str(attempt),
+            },
+            annotations=dict(pod.metadata.annotations),
+            init=any(x.name == c.name for x in pod.spec.init_containers),
+            log_path=str(
+                self._volumes.log_dir(pod.metadata.namespace, pod.metadata.name, rec.uid)
+                / c.name
+                / f"{attempt}.log"
+            ),
+        )
+        try:
+            cid = await self._runtime.create_container(
+                sandbox.id, config, self._sandbox_config(rec)
+            )
+        except RuntimeError_ as e:
+            rec.waiting[c.name] = (e.reason, str(e))
+            self._events.event(pod, "Warning", "Failed", f"Error: {e}")
+            return self._clock() + self._backoff.base
+        self._events.event(pod, "Normal", "Created", f"Created container {c.name}")
+        try:
+            await self._runtime.start_container(cid)
+        except RuntimeError_ as e:
+            self._events.event(pod, "Warning", "Failed", f"Error: {e}")
+            return self._clock()  # exited at once: the next sync applies the back-off
+        self._events.event(pod, "Normal", "Started", f"Started container {c.name}")
+        self._watch_probe(rec, c, cid)
+        if c.lifecycle.HasField("post_start"):
+            await self._post_start(rec, c, cid)
+        return math.inf
+
+    async def _post_start(self, rec: PodRecord, c: Container, cid: str) -> None:
+        assert rec.sandbox is not None
+        outcome = await run_action(
+            c.lifecycle.post_start,
+            runtime=self._runtime,
+            container_id=cid,
+            container=c,
+            pod_ip=rec.sandbox.ip,
+            timeout=None,
+        )
+        if outcome.success:
+            return
+        message = f"PostStartHook failed: {outcome.message}"
+        self._events.event(rec.pod, "Warning", "FailedPostStartHook", message)
+        status = await self._runtime.container_status(cid)
+        await self._kill(rec, c, status, self._grace(rec), message, pre_stop=False)
+
+    async def _kill(
+        self,
+        rec: PodRecord,
+        c: Container | None,
+        instance: ContainerStatus,
+        grace: float,
+        why: str,
+        *,
+        pre_stop: bool = True,
+    ) -> None:
+        """preStop (within the grace period), then stop: the stop signal,
+        the rest of the grace period, SIGKILL."""
+        started = time.monotonic()
+        if pre_stop and c is not None and c.lifecycle.HasField("pre_stop") and rec.sandbox:
+            with anyio.move_on_after(grace):
+                outcome = await run_action(
+                    c.lifecycle.pre_stop,
+                    runtime=self._runtime,
+                    container_id=instance.id,
+                    container=c,
+                    pod_ip=rec.sandbox.ip,
+                    timeout=grace,
+                )
+                if not outcome.success:
+                    self._events.event(
+                        rec.pod,
+                        "Warning",
+                        "FailedPreStopHook",
+                        f"PreStopHook failed: {outcome.message}",
+                    )
+        left = max(grace - (time.monotonic() - started), 0.0)
+        self._events.event(
+            rec.pod,
+            "Normal",
+            "Killing",
+            f"Stopping container {instance.name}: {why}" if "Container" not in why else why,
+        )
+        self._probes.remove(rec.uid, instance.name)
+        rec.probed.discard(instance.id)
+        await self._runtime.stop_container(instance.id, left)
+
+    # -- probes ----------------------------------------------------------------------
+
+    def _watch_probes(self, rec: PodRecord, instances: list[ContainerStatus]) -> None:
+        """Probe workers for running containers that have none (after an
+        agent restart, or a start in another sync)."""
+        specs = {c.name: c for c in rec.pod.spec.containers}
+        for i in instances:
+            if i.state is ContainerState.RUNNING and i.id not in rec.probed and i.name in specs:
+                latest, _ = newest(instances, i.name)
+                if latest is i:
+                    self._watch_probe(rec, specs[i.name], i.id)
+
+    def _watch_probe(self, rec: PodRecord, c: Container, cid: str) -> None:
+        if not any(c.HasField(f) for f in ("liveness_probe", "readiness_probe", "startup_probe")):
+            return
+        if c.name not in {x.name for x in rec.pod.spec.containers}:
+            return  # init containers have no probes
+        assert rec.sandbox is not None
+        self._probes.remove(rec.uid, c.name)
+        self._probes.add(rec.uid, c, cid, rec.sandbox.ip, on_result=self.probe_result)
+        rec.probed.add(cid)
+
+    # -- status ----------------------------------------------------------------------
+
+    def observed(self, rec: PodRecord, instances: list[ContainerStatus]) -> Observed:
+        names = [c.name for c in rec.pod.spec.containers]
+        ready = {
+            n: self._probes.ready(rec.uid, n) for n in names if _has(rec.pod, n, "readiness_probe")
+        }
+        started = {
+            n: self._probes.started(rec.uid, n) for n in names if _has(rec.pod, n, "startup_probe")
+        }
+        return Observed(
+            runtime=self._runtime.name,
+            pod_ip=rec.sandbox.ip if rec.sandbox else "",
+            host_ip=self._node.host_ip,
+            start_time=rec.start_time,
+            instances=instances,
+            waiting=dict(rec.waiting),
+            ready=ready,
+            started=started,
+        )
+
+    async def _write_status(
+        self, rec: PodRecord, instances: list[ContainerStatus]
+    ) -> PodStatus | None:
+        status = pod_status(rec.pod, self.observed(rec, instances), self._clock(), rec.written)
+        if rec.written is not None and rec.written == status:
+            return status
+        target = self.mirrors.get(rec.uid) if rec.static else rec.pod.metadata.name
+        if target is None:
+            rec.written = None  # no mirror pod yet: nothing to write to
+            return status
+        old = codec.to_dict(rec.pod.status) if rec.written is None else codec.to_dict(rec.written)
+        patch = status_patch(old, codec.to_dict(status))
+        if patch:
+            try:
+                await self._client.patch(
+                    Pod,
+                    target,
+                    {"status": patch},
+                    namespace=rec.pod.metadata.namespace,
+                    patch_type="merge",
+                    subresource="status",
+                )
+            except errors.NotFound:
+                return status
+        rec.written = status
+        return status
+
+    # -- ending ----------------------------------------------------------------------
+
+    async def _finish(self, rec: PodRecord) -> None:
+        """A pod that reached Succeeded or Failed keeps its containers (for
+        logs) but gives back its sandbox."""
+        rec.finished = True
+        self._probes.remove(rec.uid)
+        if rec.sandbox is not None:
+            await self._runtime.stop_pod_sandbox(rec.sandbox.id)
+
+    def _grace(self, rec: PodRecord) -> float:
+        m, spec = rec.pod.metadata, rec.pod.spec
+        if m.HasField("deletion_grace_period_seconds"):
+            return float(m.deletion_grace_period_seconds)
+        if spec.HasField("termination_grace_period_seconds"):
+            return float(spec.termination_grace_period_seconds)
+        return float(DEFAULT_GRACE)
+
+    def _probe_grace(self, rec: PodRecord, c: Container) -> float:
+        for probe in (c.liveness_probe, c.startup_probe):
+            if probe.HasField("termination_grace_period_seconds"):
+                return float(probe.termination_grace_period_seconds)
+        return self._grace(rec)
+
+    async def _terminate(self, rec: PodRecord) -> None:
+        grace = self._grace(rec)
+        sandbox = rec.sandbox
+        if sandbox is None:
+            for s in await self._runtime.list_pod_sandboxes():
+                if s.uid == rec.uid:
+                    sandbox = rec.sandbox = s
+        instances: list[ContainerStatus] = []
+        if sandbox is not None:
+            specs = {c.name: c for c in (*rec.pod.spec.init_containers, *rec.pod.spec.containers)}
+            live = [
+                i
+                for i in await self._runtime.list_containers(sandbox.id)
+                if i.state in (ContainerState.RUNNING, ContainerState.CREATED)
+            ]
+            async with anyio.create_task_group() as tg:
+                for i in live:
+                    tg.start_soon(
+                        self._kill, rec, specs.get(i.name), i, grace, "pod is terminating"
+                    )
+            self._probes.remove(rec.uid)
+            await self._runtime.stop_pod_sandbox(sandbox.id)
+            instances = await self._runtime.list_containers(sandbox.id)
+        if rec.static:
+            await self._delete_mirror(rec)
+        elif not rec.gone:
+            await self._write_status(rec, instances)
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
+                await self._client.delete(
+                    Pod,
+                    rec.pod.metadata.name,
+                    namespace=rec.pod.metadata.namespace,
+                    grace_period_seconds=0,
+                    preconditions=Preconditions(uid=rec.uid),
+                )
+        await self._remove_everything(rec, sandbox, instances)
+
+    async def _delete_mirror(self, rec: PodRecord) -> None:
+        name = self.mirrors.pop(rec.uid, None)
+        if name is None:
+            return
+        with contextlib.suppress(errors.NotFound):
+            await self._client.delete(
+                Pod,
+                name,
+                namespace=rec.pod.metadata.namespace,
+                grace_period_seconds=0,
+                as_node=self._node.name,
+            )
+
+    async def _remove_everything(
+        self, rec: PodRecord, sandbox: PodSandbox | None, instances: list[ContainerStatus]
+    ) -> None:
+        for i in instances:
+            with contextlib.suppress(RuntimeError_):
+                await self._runtime.remove_container(i.id)
+        if sandbox is not None:
+            with contextlib.suppress(RuntimeError_):
+                await self._runtime.remove_pod_sandbox(sandbox.id)
+        self._volumes.cleanup(rec.uid)
+        self._backoff.forget(f"{rec.uid}/")
+        m = rec.pod.metadata
+        log_dir = self._volumes.log_dir(m.namespace, m.name, rec.uid)
+        with contextlib.suppress(OSError):
+            _remove_tree(log_dir)
+
+    async def _collect_garbage(self, instances: list[ContainerStatus]) -> None:
+        """Keeps the newest KEEP_INSTANCES instances of each container."""
+        by_name: dict[str, list[ContainerStatus]] = {}
+        for i in instances:
+            by_name.setdefault(i.name, []).append(i)
+        for group in by_name.values():
+            group.sort(key=lambda i: i.attempt, reverse=True)
+            for old in group[KEEP_INSTANCES:]:
+                if old.state is ContainerState.EXITED:
+                    with contextlib.suppress(RuntimeError_):
+                        await self._runtime.remove_container(old.id)
+
+
+def _succeeded(instance: ContainerStatus | None) -> bool:
+    return (
+        instance is not None
+        and instance.state is ContainerState.EXITED
+        and (instance.exit_code or 0) == 0
+    )
+
+
+def _should_restart(policy: str, instance: ContainerStatus) -> bool:
+    if instance.state is not ContainerState.EXITED:
+        return True  # created but never started: start it
+    if policy == "Always":
+        return True
+    return policy == "OnFailure" and (instance.exit_code or 0) != 0
+
+
+def _was_waiting(status: PodStatus, name: str, reasons: tuple[str, ...]) -> bool:
+    for s in (*status.init_container_statuses, *status.container_statuses):
+        if s.name == name:
+            return s.state.waiting.reason in reasons
+    return False
+
+
+def _has(pod: Pod, name: str, probe: Literal["readiness_probe", "startup_probe"]) -> bool:
+    return any(c.name == name and c.HasField(probe) for c in pod.spec.containers)
+
+
+def _limit(c: Container, resource: str, *, milli: bool) -> int | None:
+    q = c.resources.limits.get(resource)
+    if q is None or not q.string:
+        return None
+    value = Quantity(q.string)
+    return value.milli_value() if milli else value.value()
+
+
+def _labels_or_annotations_changed(old: Pod, new: Pod) -> bool:
+    return (
+        old.metadata.labels != new.metadata.labels
+        or old.metadata.annotations != new.metadata.annotations
+    )
+
+
+def _remove_tree(path: Path) -> None:
+    import shutil
+
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)

@@ -1,0 +1,51 @@
+"""Run `kpy-agent` as a child process: for tests, benchmarks and the local
+cluster launcher (see kpy._process: stopped by pid, dies with its launcher,
+log kept in a file). Its containers outlive it, as they would a crash."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+from kpy._process import ChildProcess
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+class AgentProcess(ChildProcess):
+    """`port` 0 picks a free one (`port` is set once it serves)."""
+
+    def __init__(
+        self,
+        servers: str,
+        node_name: str,
+        root_dir: Path,
+        *,
+        runtime: str = "auto",
+        port: int = 0,
+        log_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        args = [
+            "--server", servers,
+            "--node-name", node_name,
+            "--root-dir", str(root_dir),
+            "--runtime", runtime,
+            "--port", str(port),
+            *extra_args,
+        ]  # fmt: skip
+        super().__init__(
+            f"kpy-agent-{node_name}",
+            "kpy.agent.main",
+            args,
+            ready=rf"kpy-agent {re.escape(node_name)} serving on (\S+):(\d+)",
+            log_path=log_path,
+        )
+        self.node_name = node_name
+        self.port = port
+
+    def start(self, timeout: float = 30.0) -> re.Match[str]:
+        match = super().start(timeout)
+        self.port = int(match.group(2))
+        return match

@@ -1,0 +1,183 @@
+"""Loopback addresses for the process runtime's pod sandboxes.
+
+Linux routes the whole of 127.0.0.0/8 to `lo`, so every pod can have an
+address of its own with no configuration. `LoopbackIPAM` hands them out so
+that they are unique on the machine even when several agents (different node
+names, different state directories) share it: an address is claimed by
+creating the file `<ip_dir>/<ip>` exclusively, holding the node name and the
+sandbox id. The file appears atomically with its content (a hard link of a
+finished temporary file, which fails like O_CREAT|O_EXCL if the name exists),
+so a reader never sees a claim without its owner.
+
+Addresses are scanned from 127.1.0.1 upward; 127.0.0.0/16 (127.0.0.1 and
+friends, used by everything else on the machine) is never handed out, nor is
+an address whose last octet is 0 or 255.
+
+The IPAM is not safe for concurrent use by two instances with the same node
+name (one agent per node name); instances with different node names may race
+freely.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kpy.agent.runtime.base import RuntimeError_
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from pathlib import Path
+
+log = logging.getLogger("kpy.agent.runtime.ipam")
+
+FIRST = ipaddress.IPv4Address("127.1.0.1")
+LAST = ipaddress.IPv4Address("127.255.255.254")
+_TMP_PREFIX = ".claim."
+
+
+class AddressExhaustedError(RuntimeError_):
+    reason = "CreatePodSandboxError"
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """Who holds an address: the node name and the sandbox id."""
+
+    node_name: str
+    sandbox_id: str
+
+
+def is_assignable(ip: ipaddress.IPv4Address) -> bool:
+    """Whether `ip` is one this IPAM may hand out."""
+    last_octet = int(ip) & 0xFF
+    return FIRST <= ip <= LAST and last_octet not in (0, 255)
+
+
+def candidates(start: ipaddress.IPv4Address = FIRST) -> Iterator[ipaddress.IPv4Address]:
+    """Assignable addresses from `start` (included if assignable) upward."""
+    value = int(start)
+    while value <= int(LAST):
+        ip = ipaddress.IPv4Address(value)
+        if is_assignable(ip):
+            yield ip
+        value += 1
+
+
+class LoopbackIPAM:
+    """Claims, releases and reclaims loopback addresses for one node name."""
+
+    def __init__(self, ip_dir: Path, node_name: str) -> None:
+        if not node_name or "\n" in node_name:
+            raise ValueError(f"node_name {node_name!r} must be a non-empty single line")
+        self.ip_dir = ip_dir
+        self.node_name = node_name
+
+    def allocate(self, sandbox_id: str) -> str:
+        """Claims the lowest free address for `sandbox_id` and returns it.
+        Raises AddressExhaustedError when every address is taken."""
+        self.ip_dir.mkdir(parents=True, exist_ok=True)
+        taken = set(os.listdir(self.ip_dir))
+        tmp = self._write_tmp_claim(sandbox_id)
+        try:
+            for ip in candidates():
+                name = str(ip)
+                if name in taken:
+                    continue
+                try:
+                    os.link(tmp, self.ip_dir / name)
+                except FileExistsError:
+                    continue  # another agent claimed it since the listing
+                log.debug("claimed %s", name, extra={"sandbox": sandbox_id})
+                return name
+        finally:
+            tmp.unlink(missing_ok=True)
+        raise AddressExhaustedError(
+            f"no free loopback address for sandbox {sandbox_id} in {self.ip_dir}: "
+            f"all of {FIRST}-{LAST} are claimed; remove pods or stale claims there"
+        )
+
+    def release(self, ip: str) -> None:
+        """Gives `ip` back if this node holds it; a no-op otherwise."""
+        claim = self.claim(ip)
+        if claim is None:
+            return
+        if claim.node_name != self.node_name:
+            log.warning(
+                "not releasing %s: it is claimed by node %s, not %s",
+                ip,
+                claim.node_name,
+                self.node_name,
+            )
+            return
+        (self.ip_dir / ip).unlink(missing_ok=True)
+
+    def reclaim(self, live_ips: Iterable[str]) -> list[str]:
+        """Releases this node's claims that are not in `live_ips` (left by a
+        crash between claiming and recording an address, or by a sandbox
+        record that is gone); returns the released addresses."""
+        live = set(live_ips)
+        released = []
+        for name, claim in self.claims().items():
+            if claim.node_name == self.node_name and name not in live:
+                (self.ip_dir / name).unlink(missing_ok=True)
+                released.append(name)
+        self._remove_stale_tmp_claims()
+        if released:
+            log.info("reclaimed %d loopback addresses", len(released), extra={"ips": released})
+        return released
+
+    def claim(self, ip: str) -> Claim | None:
+        """The claim on `ip`, or None if it is free."""
+        return _read_claim(self.ip_dir / ip)
+
+    def claims(self) -> dict[str, Claim]:
+        """Every claimed address in the directory, by any node."""
+        if not self.ip_dir.is_dir():
+            return {}
+        result = {}
+        for name in os.listdir(self.ip_dir):
+            if not _is_ipv4(name):
+                continue
+            claim = _read_claim(self.ip_dir / name)
+            if claim is not None:
+                result[name] = claim
+        return result
+
+    def _write_tmp_claim(self, sandbox_id: str) -> Path:
+        tmp = self.ip_dir / f"{_TMP_PREFIX}{os.getpid()}.{uuid.uuid4().hex}"
+        tmp.write_text(f"{self.node_name}\n{sandbox_id}\n")
+        return tmp
+
+    def _remove_stale_tmp_claims(self) -> None:
+        # A crash in allocate() can leave its temporary file behind.
+        if not self.ip_dir.is_dir():
+            return
+        for name in os.listdir(self.ip_dir):
+            if not name.startswith(_TMP_PREFIX):
+                continue
+            claim = _read_claim(self.ip_dir / name)
+            if claim is not None and claim.node_name == self.node_name:
+                (self.ip_dir / name).unlink(missing_ok=True)
+
+
+def _is_ipv4(name: str) -> bool:
+    try:
+        ipaddress.IPv4Address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def _read_claim(path: Path) -> Claim | None:
+    try:
+        lines = path.read_text().splitlines()
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    if len(lines) < 2:
+        return Claim(node_name=lines[0] if lines else "", sandbox_id="")
+    return Claim(node_name=lines[0], sandbox_id=lines[1])

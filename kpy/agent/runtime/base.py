@@ -1,0 +1,260 @@
+"""What the node agent needs of a container runtime, in the spirit of the CRI.
+
+A runtime runs pod sandboxes (what a pod's containers share: an IP, and for
+Docker a network namespace) and containers inside them. It knows nothing of
+the API: the agent translates a Pod into `PodSandboxConfig` and
+`ContainerConfig` values (env already resolved, volumes already prepared as
+host directories) and reads back `ContainerStatus` values.
+
+Contract every implementation keeps:
+- Ids are opaque strings, unique on this machine for the runtime's life.
+- Every sandbox and container carries the labels it was created with. The
+  agent puts the pod's namespace, name and uid and the container's name and
+  attempt there, so that after a restart `list_pod_sandboxes` and
+  `list_containers` let it find what it was running: a runtime must keep
+  running containers alive when the agent process exits, and report them
+  again from `start()` on the next run.
+- A container that exits is reported once on `events()` (kind "exited",
+  with its exit code); a container that starts is reported as "started".
+  The agent learns of deaths from this stream, never by polling.
+- `stop_container(id, timeout)` sends the stop signal (SIGTERM unless the
+  config named another), waits up to `timeout` seconds, then kills. It
+  returns when the container has exited. Stopping an exited container is a
+  no-op.
+- An exited container keeps its status and logs until `remove_container`:
+  the agent keeps the last dead instance of each container for `logs
+  --previous` and removes older ones.
+- Errors are `RuntimeError_` subclasses with a message a user can act on;
+  `ImagePullError` and `ContainerCreateError` carry the Kubernetes waiting
+  reason the agent shows.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Mapping, Sequence
+
+# Label keys the agent sets on every sandbox and container it creates.
+LABEL_POD_NAMESPACE = "io.kubernetes.pod.namespace"
+LABEL_POD_NAME = "io.kubernetes.pod.name"
+LABEL_POD_UID = "io.kubernetes.pod.uid"
+LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
+LABEL_CONTAINER_ATTEMPT = "io.kubernetes.container.attempt"
+
+
+class RuntimeError_(Exception):
+    """A runtime operation failed; `reason` is the Kubernetes waiting reason
+    the agent shows for the container."""
+
+    reason = "RunContainerError"
+
+
+class ImagePullError(RuntimeError_):
+    """The image is not here and could not be had (or policy Never)."""
+
+    reason = "ErrImagePull"
+
+
+class ImageNeverPullError(ImagePullError):
+    reason = "ErrImageNeverPull"
+
+
+class ContainerCreateError(RuntimeError_):
+    reason = "CreateContainerError"
+
+
+class NotFoundError(RuntimeError_):
+    """No sandbox or container with that id."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodSandboxConfig:
+    namespace: str
+    name: str
+    uid: str
+    attempt: int = 0
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    hostname: str = ""
+    # The directory under which this pod's container logs are kept.
+    log_directory: str = ""
+
+
+class SandboxState(enum.Enum):
+    READY = "ready"
+    NOT_READY = "notready"
+
+
+@dataclass(frozen=True, slots=True)
+class PodSandbox:
+    id: str
+    namespace: str
+    name: str
+    uid: str
+    ip: str
+    state: SandboxState
+    created_at: float
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Mount:
+    host_path: str
+    container_path: str
+    read_only: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerConfig:
+    name: str
+    image: str
+    attempt: int = 0
+    image_pull_policy: str = "IfNotPresent"
+    command: Sequence[str] = ()
+    args: Sequence[str] = ()
+    working_dir: str = ""
+    env: Sequence[tuple[str, str]] = ()
+    mounts: Sequence[Mount] = ()
+    # Limits; None: unlimited.
+    cpu_limit_millis: int | None = None
+    memory_limit_bytes: int | None = None
+    # Signal name for stop_container ("SIGTERM" unless Lifecycle.stopSignal).
+    stop_signal: str = "SIGTERM"
+    labels: Mapping[str, str] = field(default_factory=dict)
+    # The pod's annotations (the simulated runtime reads its behaviour here).
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    # The file the container's stdout and stderr go to.
+    log_path: str = ""
+    # An init container (the simulated runtime lets these exit at once).
+    init: bool = False
+
+
+class ContainerState(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    EXITED = "exited"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStatus:
+    id: str
+    sandbox_id: str
+    name: str
+    attempt: int
+    image: str
+    state: ContainerState
+    created_at: float
+    started_at: float | None = None
+    finished_at: float | None = None
+    exit_code: int | None = None
+    # "OOMKilled", "Error", "Completed" once exited; "" before.
+    reason: str = ""
+    message: str = ""
+    image_id: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    log_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerEvent:
+    container_id: str
+    sandbox_id: str
+    kind: str  # "started" | "exited"
+    exit_code: int | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecOutput:
+    """One piece of an exec's output: data on stdout (1) or stderr (2), or
+    the final message with `exit_code` set."""
+
+    stream: int = 1
+    data: bytes = b""
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerStats:
+    container_id: str
+    timestamp: float
+    # Cumulative CPU time used, in nanoseconds; the agent derives a rate.
+    cpu_usage_ns: int
+    memory_bytes: int
+
+
+class Runtime(Protocol):
+    """A container runtime; see the module docstring for the contract."""
+
+    name: str
+
+    async def start(self) -> None:
+        """Connect, and recover sandboxes and containers a previous agent
+        left running."""
+
+    async def close(self) -> None:
+        """Release connections and tasks; containers keep running."""
+
+    async def pull_image(self, image: str, policy: str) -> str:
+        """Make `image` available per `policy` (Always, IfNotPresent,
+        Never); returns the image id. Raises ImagePullError."""
+
+    async def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox: ...
+
+    async def stop_pod_sandbox(self, sandbox_id: str) -> None:
+        """Stop every container of the sandbox (killing them) and release
+        what the sandbox holds, such as its IP."""
+
+    async def remove_pod_sandbox(self, sandbox_id: str) -> None: ...
+
+    async def list_pod_sandboxes(self) -> list[PodSandbox]: ...
+
+    async def create_container(
+        self, sandbox_id: str, config: ContainerConfig, sandbox: PodSandboxConfig
+    ) -> str: ...
+
+    async def start_container(self, container_id: str) -> None: ...
+
+    # `timeout` is the CRI's grace period, not a deadline on the call.
+    async def stop_container(self, container_id: str, timeout: float) -> None:  # noqa: ASYNC109
+        ...
+
+    async def remove_container(self, container_id: str) -> None: ...
+
+    async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
+        """Every container, or those of one sandbox ([] for an unknown one)."""
+
+    async def container_status(self, container_id: str) -> ContainerStatus: ...
+
+    def exec(
+        self,
+        container_id: str,
+        command: Sequence[str],
+        *,
+        stdin: AsyncIterator[bytes] | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[ExecOutput]:
+        """Run `command` in the container; yields output as it comes and
+        ends with an ExecOutput carrying the exit code. A timeout kills the
+        command and raises TimeoutError."""
+
+    def logs(
+        self, container_id: str, *, follow: bool = False, tail_lines: int = 0
+    ) -> AsyncIterator[bytes]:
+        """The container's output (stdout and stderr interleaved as
+        written); with `follow`, keeps yielding until the container exits."""
+
+    async def stats(self, container_id: str) -> ContainerStats: ...
+
+    def events(self) -> AsyncIterator[ContainerEvent]:
+        """Started and exited events for every container, from the time of
+        the call; one reader."""
+
+    async def probe(self, container_id: str, kind: str, config: ContainerConfig) -> bool | None:
+        """A probe result the runtime decides itself (the simulated one),
+        or None: the agent runs the probe for real."""

@@ -1,0 +1,231 @@
+"""The agent's gRPC service: logs, exec and usage, as the API server asks.
+
+The API server forwards its own LogRequest / ExecRequest / StatsRequest
+messages here (see `kpy.apiserver.proxy`). A pod is found among the pods
+this agent runs by namespace and name; its container by name (the API
+server has already applied Kubernetes' rules for which one is meant).
+`--previous` means the instance before the newest.
+
+CPU usage is a rate: each answer compares the runtime's cumulative CPU
+time with the sample taken at the previous request (kept per container,
+dropped with it), or with one taken a second earlier on the first request.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import anyio
+
+from kpy.agent.runtime import ContainerState, RuntimeError_
+from kpy.agent.status import newest
+from kpy.api import errors
+from kpy.api.quantity import Quantity
+from kpy.rpc import status
+from kpy.rpc.agent import v1 as agent
+from kpy.rpc.apiserver import v1 as api
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    import grpc
+
+    from kpy.agent.pods import PodRecord, PodWorkers
+    from kpy.agent.runtime import ContainerStats, ContainerStatus, Runtime
+    from kpy.api.core.v1 import Node
+
+log = logging.getLogger("kpy.agent")
+
+Context = Any
+
+FIRST_SAMPLE_WINDOW = 1.0  # seconds between two samples when there is no earlier one
+
+
+class AgentService(agent.AgentServicer):
+    def __init__(self, workers: PodWorkers, runtime: Runtime, node: Callable[[], Node]) -> None:
+        self._workers = workers
+        self._runtime = runtime
+        self._node = node
+        self._samples: dict[str, ContainerStats] = {}
+
+    # -- lookups ------------------------------------------------------------------------
+
+    def _pod(self, ref: api.ResourceRef) -> PodRecord:
+        for rec in self._workers.records():
+            m = rec.pod.metadata
+            if m.namespace == (ref.namespace or "default") and m.name == ref.name and not rec.gone:
+                return rec
+        raise errors.NotFound(
+            f'pod "{ref.name}" is not running on node "{self._node().metadata.name}"',
+            kind="pods",
+            name=ref.name,
+        )
+
+    async def _instance(self, rec: PodRecord, container: str, previous: bool) -> ContainerStatus:
+        if rec.sandbox is None:
+            raise errors.BadRequest(
+                f'container "{container}" in pod "{rec.pod.metadata.name}" is waiting to start'
+            )
+        instances = await self._runtime.list_containers(rec.sandbox.id)
+        latest, before = newest(instances, container)
+        found = before if previous else latest
+        if found is None:
+            if previous:
+                raise errors.BadRequest(
+                    f'previous terminated container "{container}" in pod '
+                    f'"{rec.pod.metadata.name}" not found'
+                )
+            raise errors.BadRequest(
+                f'container "{container}" in pod "{rec.pod.metadata.name}" is waiting to start: '
+                "ContainerCreating"
+            )
+        return found
+
+    # -- RPCs ---------------------------------------------------------------------------
+
+    async def Logs(self, request: api.LogRequest, context: Context) -> AsyncIterator[api.LogChunk]:
+        try:
+            rec = self._pod(request.ref)
+            instance = await self._instance(rec, request.container, request.previous)
+            follow = request.follow and instance.state is ContainerState.RUNNING
+            async for data in self._runtime.logs(
+                instance.id, follow=follow, tail_lines=int(request.tail_lines)
+            ):
+                yield api.LogChunk(data=data)
+        except Exception as e:
+            await _fail(context, e)
+
+    async def Exec(
+        self, request_iterator: AsyncIterator[api.ExecRequest], context: Context
+    ) -> AsyncIterator[api.ExecResponse]:
+        try:
+            first = await anext(request_iterator)
+            rec = self._pod(first.ref)
+            instance = await self._instance(rec, first.container, False)
+            if instance.state is not ContainerState.RUNNING:
+                raise errors.BadRequest(
+                    f'cannot exec in container "{first.container}" of pod '
+                    f'"{rec.pod.metadata.name}": it is not running'
+                )
+
+            async def stdin() -> AsyncIterator[bytes]:
+                async for request in request_iterator:
+                    if request.stdin_data:
+                        yield request.stdin_data
+                    if request.stdin_closed:
+                        return
+
+            async for out in self._runtime.exec(
+                instance.id, list(first.command), stdin=stdin() if first.stdin else None
+            ):
+                if out.exit_code is not None:
+                    yield api.ExecResponse(exit_code=out.exit_code)
+                elif out.stream == 2:
+                    yield api.ExecResponse(stderr=out.data)
+                else:
+                    yield api.ExecResponse(stdout=out.data)
+        except Exception as e:
+            await _fail(context, e)
+
+    async def Stats(self, request: api.StatsRequest, context: Context) -> api.StatsResponse:
+        try:
+            return await self.stats(request)
+        except Exception as e:
+            await _fail(context, e)
+
+    async def stats(self, request: api.StatsRequest) -> api.StatsResponse:
+        node = self._node()
+        running: list[tuple[PodRecord, ContainerStatus]] = []
+        for rec in self._workers.records():
+            if rec.sandbox is None or rec.gone:
+                continue
+            if request.namespace and rec.pod.metadata.namespace != request.namespace:
+                continue
+            for i in await self._runtime.list_containers(rec.sandbox.id):
+                if i.state is ContainerState.RUNNING:
+                    running.append((rec, i))
+        rates = await self._rates([i.id for _, i in running])
+        response = api.StatsResponse()
+        pods: dict[str, api.PodUsage] = {}
+        total_cpu = total_memory = 0
+        for rec, i in running:
+            if i.id not in rates:
+                continue
+            cpu, memory = rates[i.id]
+            total_cpu += cpu
+            total_memory += memory
+            usage = pods.get(rec.uid)
+            if usage is None:
+                m = rec.pod.metadata
+                usage = pods[rec.uid] = api.PodUsage(
+                    namespace=m.namespace, name=m.name, node=node.metadata.name
+                )
+            usage.containers.append(
+                api.ContainerUsage(name=i.name, cpu_nanocores=cpu, memory_bytes=memory)
+            )
+        response.pods.extend(pods.values())
+        if request.nodes or not request.namespace:
+            allocatable = node.status.allocatable
+            response.nodes.append(
+                api.NodeUsage(
+                    name=node.metadata.name,
+                    cpu_nanocores=total_cpu,
+                    memory_bytes=total_memory,
+                    cpu_allocatable_millis=_quantity(allocatable, "cpu", milli=True),
+                    memory_allocatable_bytes=_quantity(allocatable, "memory", milli=False),
+                )
+            )
+        return response
+
+    async def _rates(self, ids: list[str]) -> dict[str, tuple[int, int]]:
+        """(cpu nanocores, memory bytes) per container id."""
+        now = await self._sample(ids)
+        if any(i not in self._samples for i in now):
+            self._samples.update(now)
+            await anyio.sleep(FIRST_SAMPLE_WINDOW)
+            now = await self._sample(ids)
+        out: dict[str, tuple[int, int]] = {}
+        for cid, s in now.items():
+            before = self._samples.get(cid)
+            window = s.timestamp - before.timestamp if before else 0.0
+            cpu = (
+                int((s.cpu_usage_ns - before.cpu_usage_ns) / window) if before and window > 0 else 0
+            )
+            out[cid] = (max(cpu, 0), s.memory_bytes)
+        self._samples = now  # containers that went are dropped here
+        return out
+
+    async def _sample(self, ids: list[str]) -> dict[str, ContainerStats]:
+        out = {}
+        for cid in ids:
+            try:
+                out[cid] = await self._runtime.stats(cid)
+            except RuntimeError_:
+                continue  # exited meanwhile
+        return out
+
+
+def _quantity(values: Any, key: str, *, milli: bool) -> int:
+    q = values.get(key)
+    if q is None or not q.string:
+        return 0
+    value = Quantity(q.string)
+    return value.milli_value() if milli else value.value()
+
+
+async def _fail(context: Context, e: Exception) -> NoReturn:
+    error: errors.StatusError
+    if isinstance(e, errors.StatusError):
+        error = e
+    elif isinstance(e, RuntimeError_ | TimeoutError):
+        error = errors.BadRequest(str(e) or "the command timed out")
+    else:
+        log.exception("agent request failed", exc_info=e)
+        error = errors.Internal(f"agent error: {e!r}; see the agent's log")
+    await context.abort(status.code_for(error), error.message, status.trailing_metadata(error))
+    raise AssertionError("unreachable")  # abort raises
+
+
+def add_to_server(service: AgentService, server: grpc.aio.Server) -> None:
+    agent.add_AgentServicer_to_server(service, server)

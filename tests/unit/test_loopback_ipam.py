@@ -1,0 +1,151 @@
+"""LoopbackIPAM: which address comes next, who holds it, and giving it back."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kpy.agent.runtime import _ipam
+from kpy.agent.runtime._ipam import AddressExhaustedError, Claim, LoopbackIPAM
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+def _range(first: str, last: str) -> list[str]:
+    start, end = int(ipaddress.IPv4Address(first)), int(ipaddress.IPv4Address(last))
+    return [str(ipaddress.IPv4Address(v)) for v in range(start, end + 1)]
+
+
+@dataclass(frozen=True)
+class AllocationCase:
+    name: str
+    claimed_by_others: list[str]
+    want: str
+    other_files: tuple[str, ...] = ()
+
+
+ALLOCATION_CASES = [
+    AllocationCase("empty directory starts at 127.1.0.1", [], "127.1.0.1"),
+    AllocationCase("next after a taken address", ["127.1.0.1"], "127.1.0.2"),
+    AllocationCase("a gap is reused", ["127.1.0.1", "127.1.0.3"], "127.1.0.2"),
+    AllocationCase(
+        "skips .255 and .0 at the end of a /24",
+        _range("127.1.0.1", "127.1.0.254"),
+        "127.1.1.1",
+    ),
+    AllocationCase(
+        "files that are not addresses are ignored",
+        [],
+        "127.1.0.1",
+        other_files=("README", ".hidden"),
+    ),
+]
+
+
+@pytest.mark.parametrize("case", ALLOCATION_CASES, ids=lambda c: c.name)
+def test_allocate_picks_the_lowest_free_address(tmp_path: Path, case: AllocationCase) -> None:
+    other = LoopbackIPAM(tmp_path, "other-node")
+    for ip in case.claimed_by_others:
+        (tmp_path / ip).write_text("other-node\nsandbox-x\n")
+    for name in case.other_files:
+        (tmp_path / name).write_text("not a claim\n")
+    ipam = LoopbackIPAM(tmp_path, "node-a")
+
+    got = ipam.allocate("sandbox-1")
+
+    assert got == case.want, case.name
+    assert ipam.claim(got) == Claim("node-a", "sandbox-1"), case.name
+    assert other.claim(got) == Claim("node-a", "sandbox-1"), case.name
+
+
+@pytest.mark.parametrize(
+    ("ip", "assignable"),
+    [
+        ("127.0.0.1", False),  # 127.0.0.0/16 belongs to everything else on the host
+        ("127.0.255.254", False),
+        ("127.1.0.0", False),
+        ("127.1.0.1", True),
+        ("127.1.0.254", True),
+        ("127.1.0.255", False),
+        ("127.1.255.1", True),
+        ("127.255.255.254", True),
+        ("127.255.255.255", False),
+        ("128.0.0.1", False),
+        ("10.0.0.1", False),
+    ],
+)
+def test_is_assignable(ip: str, assignable: bool) -> None:
+    assert _ipam.is_assignable(ipaddress.IPv4Address(ip)) is assignable, ip
+
+
+def test_candidates_cross_octet_boundaries() -> None:
+    start = ipaddress.IPv4Address("127.1.255.253")
+    got = [str(ip) for _, ip in zip(range(4), _ipam.candidates(start), strict=False)]
+    assert got == ["127.1.255.253", "127.1.255.254", "127.2.0.1", "127.2.0.2"]
+
+
+def test_two_node_names_sharing_a_directory_never_share_an_address(tmp_path: Path) -> None:
+    a, b = LoopbackIPAM(tmp_path, "node-a"), LoopbackIPAM(tmp_path, "node-b")
+    got = [(a if i % 2 else b).allocate(f"sandbox-{i}") for i in range(20)]
+
+    assert len(set(got)) == 20
+    owners = {ip: claim.node_name for ip, claim in a.claims().items()}
+    assert owners == {ip: ("node-a" if i % 2 else "node-b") for i, ip in enumerate(got)}
+
+
+def test_release_gives_back_only_this_nodes_address(tmp_path: Path) -> None:
+    a, b = LoopbackIPAM(tmp_path, "node-a"), LoopbackIPAM(tmp_path, "node-b")
+    mine, theirs = a.allocate("s1"), b.allocate("s2")
+
+    a.release(mine)
+    a.release(theirs)
+    a.release("127.1.9.9")  # never claimed: nothing to do
+
+    assert a.claim(mine) is None
+    assert a.claim(theirs) == Claim("node-b", "s2")
+    assert a.allocate("s3") == mine, "a released address is handed out again"
+
+
+def test_reclaim_releases_this_nodes_claims_that_are_not_live(tmp_path: Path) -> None:
+    a, b = LoopbackIPAM(tmp_path, "node-a"), LoopbackIPAM(tmp_path, "node-b")
+    live, dead1, dead2 = a.allocate("s1"), a.allocate("s2"), a.allocate("s3")
+    theirs = b.allocate("s4")
+    # A crash inside allocate() leaves its temporary claim behind.
+    stale = tmp_path / ".claim.12345.deadbeef"
+    stale.write_text("node-a\ns5\n")
+    foreign_stale = tmp_path / ".claim.999.cafe"
+    foreign_stale.write_text("node-b\ns6\n")
+
+    released = a.reclaim([live])
+
+    assert sorted(released) == sorted([dead1, dead2])
+    assert set(a.claims()) == {live, theirs}
+    assert not stale.exists()
+    assert foreign_stale.exists(), "another node's temporary claim is not ours to remove"
+
+
+def test_reclaim_without_a_directory_releases_nothing(tmp_path: Path) -> None:
+    assert LoopbackIPAM(tmp_path / "missing", "node-a").reclaim([]) == []
+
+
+def test_allocate_raises_when_every_address_is_taken(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Shrink the range so that exhausting it takes three claims, not millions.
+    monkeypatch.setattr(_ipam, "LAST", ipaddress.IPv4Address("127.1.0.3"))
+    ipam = LoopbackIPAM(tmp_path, "node-a")
+    for i in range(3):
+        ipam.allocate(f"s{i}")
+
+    with pytest.raises(AddressExhaustedError, match=r"no free loopback address for sandbox s9"):
+        ipam.allocate("s9")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "temporary claim kept"
+
+
+def test_node_name_must_be_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="node_name"):
+        LoopbackIPAM(tmp_path, "a\nb")
