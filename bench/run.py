@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
+import bench.agent
 import bench.controllers
 import bench.create
 import bench.get
@@ -53,6 +54,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "watch": bench.watch.run,
     "controllers": bench.controllers.run,
     "scheduler": bench.scheduler.run,
+    "agent": bench.agent.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress
