@@ -7,7 +7,7 @@ PROTOS := $(shell find proto -name '*.proto' | sort)
 # Only files that declare a service get gRPC stubs.
 GRPC_PROTOS := $(shell grep -l '^service ' $(PROTOS) 2>/dev/null)
 
-.PHONY: install proto proto-check lint test test-unit test-integration clean bench
+.PHONY: install proto proto-check lint test test-unit test-integration clean bench up down
 
 install: $(BIN)/kpyctl
 
@@ -49,6 +49,20 @@ test-integration: install
 # writes bench/results/<UTC time>.json and latest.json. BENCH_FLAGS=--quick: a smoke run.
 bench: install
 	$(BIN)/python -m bench.run $(BENCH_FLAGS)
+
+# The README's first command: a local cluster (etcd, API server, controller
+# manager, scheduler, NODES agents) with the demo workload Running.
+NODES ?= 2
+CLUSTER_DIR ?= $(HOME)/.kpy/cluster
+up: install
+	$(BIN)/kpy up --nodes $(NODES) --dir $(CLUSTER_DIR)
+	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl apply -f examples/demo.yaml
+	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl rollout status deployment/hello --timeout 120
+	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl get pods -o wide
+	@echo "the demo runs; try: curl http://<IP above>:8080/   and stop it all with: make down"
+
+down:
+	$(BIN)/kpy down --dir $(CLUSTER_DIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,12 @@ The child is asked to die with its launcher: the launcher puts its pid in
 KPY_EXIT_WITH_PARENT and the component calls `exit_with_parent()` first
 thing, so an interrupted run leaves nothing behind. (Not a preexec_fn: code
 run between fork and exec can crash a child of a gRPC process.)
+
+A `detached` child (what `kpy up` starts) is the opposite: it gets its own
+session, writes stdout and stderr to its log file, and outlives the
+launcher; its ready line is read from that file. Such a process is stopped
+later by its pid (see kpy.cluster), after checking its start time so that a
+reused pid is never signalled.
 """
 
 from __future__ import annotations
@@ -25,6 +31,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 PARENT_PID_ENV = "KPY_EXIT_WITH_PARENT"
 
@@ -45,8 +55,10 @@ class ChildProcess:
         *,
         ready: str,
         log_path: Path | None = None,
+        detached: bool = False,
     ) -> None:
         self.name = name
+        self.detached = detached
         self.log_path = log_path or _new_log_file(name)
         self.ready_match: re.Match[str] | None = None
         #: every stdout line read so far (launchers parse more than the ready line)
@@ -71,13 +83,31 @@ class ChildProcess:
         within `timeout` seconds. RuntimeError if it already runs."""
         if self._process is not None:
             raise RuntimeError(f"{self.name} already runs (pid {self._process.pid})")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         with self.log_path.open("w") as log:
-            env = {**os.environ, "PYTHONUNBUFFERED": "1", PARENT_PID_ENV: str(os.getpid())}
-            self._process = subprocess.Popen(
-                self._args, stdout=subprocess.PIPE, stderr=log, text=True, env=env
-            )
+            if self.detached:
+                self._process = subprocess.Popen(
+                    self._args,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                    env=env,
+                    start_new_session=True,
+                )
+            else:
+                env[PARENT_PID_ENV] = str(os.getpid())
+                self._process = subprocess.Popen(
+                    self._args, stdout=subprocess.PIPE, stderr=log, text=True, env=env
+                )
         self.ready_match = self._await_line(self._ready, timeout)
         return self.ready_match
+
+    def release(self) -> None:
+        """Forgets a detached child without stopping it: it lives on."""
+        if not self.detached:
+            raise RuntimeError(f"{self.name} is not detached; stop() it instead")
+        self._process = None
 
     def wait_for_line(self, pattern: str, timeout: float = 30.0) -> re.Match[str]:
         """Blocks until the running child prints a line matching `pattern`;
@@ -88,13 +118,12 @@ class ChildProcess:
         """The first stdout line matching `pattern`; on exit or timeout the
         child is stopped, its log quoted in a StartError."""
         process = self._process
-        if process is None or process.stdout is None:
+        if process is None or (process.stdout is None and not self.detached):
             raise RuntimeError(f"{self.name} is not running")
         deadline = time.monotonic() + timeout
+        lines = self._log_lines() if self.detached else self._pipe_lines(process)
         while time.monotonic() < deadline:
-            ready, _, _ = select.select([process.stdout], [], [], 0.1)
-            if ready:
-                line = process.stdout.readline()
+            for line in next(lines):
                 self.output.append(line)
                 match = pattern.search(line)
                 if match:
@@ -111,6 +140,25 @@ class ChildProcess:
             f"{self.name} did not print {pattern.pattern!r} within {timeout:.0f} s; "
             f"its log ({self.log_path}):\n{self.tail()}"
         )
+
+    @staticmethod
+    def _pipe_lines(process: subprocess.Popen[str]) -> Iterator[list[str]]:
+        """Batches of stdout lines, each after waiting up to 0.1 s."""
+        assert process.stdout is not None
+        while True:
+            ready, _, _ = select.select([process.stdout], [], [], 0.1)
+            yield [process.stdout.readline()] if ready else []
+
+    def _log_lines(self) -> Iterator[list[str]]:
+        """Batches of new complete lines of the log file (a detached child
+        writes stdout there), read every 0.1 s."""
+        with self.log_path.open() as f:
+            pending = ""
+            while True:
+                pending += f.read()
+                *complete, pending = pending.split("\n")
+                yield [line + "\n" for line in complete]
+                time.sleep(0.1)
 
     def stop(self, grace: float = 10.0) -> None:
         """SIGTERM to the child's pid, SIGKILL after `grace` seconds; idempotent."""
@@ -178,6 +226,7 @@ class ElectedProcess(ChildProcess):
         metrics_port: int = 0,
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        detached: bool = False,
     ) -> None:
         args = ["--server", servers, "--metrics-bind-address", f"127.0.0.1:{metrics_port}"]
         if identity:
@@ -188,6 +237,7 @@ class ElectedProcess(ChildProcess):
             [*args, *extra_args],
             ready=rf"{re.escape(self.component)} serving metrics on (\S+):(\d+)",
             log_path=log_path,
+            detached=detached,
         )
         self.metrics_port = metrics_port
 

@@ -150,17 +150,23 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
 
 
 def new_runtime(kind: str, config: AgentConfig, settings: dict[str, Any]) -> Runtime:
-    """The runtime named by --runtime; `auto` is the process runtime until
-    a Docker runtime exists."""
-    state = config.root_dir / "runtime"
+    """The runtime named by --runtime."""
+    ip_dir = Path(settings.get("pod_ip_dir") or "/run/kpy/pod-ips")
+    return runtime_for_dir(kind, config.root_dir, config.node.name, ip_dir)
+
+
+def runtime_for_dir(kind: str, root_dir: Path, node_name: str, ip_dir: Path) -> Runtime:
+    """The runtime of an agent whose --root-dir is `root_dir` (also how a
+    cluster going down finds the containers an agent left running); `auto`
+    is the process runtime until a Docker runtime exists."""
+    state = root_dir / "runtime"
     if kind == "simulated":
         from kpy.agent.runtime.simulated import SimulatedRuntime
 
-        return SimulatedRuntime(node_name=config.node.name, state_file=state / "simulated.json")
+        return SimulatedRuntime(node_name=node_name, state_file=state / "simulated.json")
     from kpy.agent.runtime.process import ProcessRuntime
 
-    ip_dir = Path(settings.get("pod_ip_dir") or "/run/kpy/pod-ips")
-    return ProcessRuntime(state / "process", ip_dir=ip_dir, node_name=config.node.name)
+    return ProcessRuntime(state / "process", ip_dir=ip_dir, node_name=node_name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,6 +26,7 @@ class AgentProcess(ChildProcess):
         port: int = 0,
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        detached: bool = False,
     ) -> None:
         args = [
             "--server", servers,
@@ -41,6 +42,7 @@ class AgentProcess(ChildProcess):
             args,
             ready=rf"kpy-agent {re.escape(node_name)} serving on (\S+):(\d+)",
             log_path=log_path,
+            detached=detached,
         )
         self.node_name = node_name
         self.port = port

@@ -25,6 +25,7 @@ class APIServerProcess(ChildProcess):
         watch_cache_size: int | None = None,
         log_path: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        detached: bool = False,
     ) -> None:
         args = ["--etcd-servers", etcd_endpoints, "--port", str(port)]
         if bookmark_interval is not None:
@@ -37,6 +38,7 @@ class APIServerProcess(ChildProcess):
             [*args, *extra_args],
             ready=r"kpy-apiserver serving on (\S+):(\d+)",
             log_path=log_path,
+            detached=detached,
         )
         self.etcd_endpoints = etcd_endpoints
         self.port = port

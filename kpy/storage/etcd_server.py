@@ -92,8 +92,11 @@ class EtcdServer:
         start_timeout: float = 30.0,
         extra_args: Sequence[str] = (),
         binary: str | None = None,
+        detached: bool = False,
     ) -> None:
         self.host = HOST
+        # Its own session: it outlives the launcher (`kpy up`), see release().
+        self._detached = detached
         self.port = client_port
         self.peer_port = peer_port
         self._given_dir = Path(data_dir) if data_dir is not None else None
@@ -149,6 +152,13 @@ class EtcdServer:
             self.stop()
             raise
 
+    def release(self) -> None:
+        """Forgets a detached etcd without stopping it: it lives on, to be
+        stopped later by its pid."""
+        if not self._detached:
+            raise RuntimeError("etcd is not detached; stop() it instead")
+        self._process = None
+
     def _spawn_until_healthy(self) -> None:
         fixed_ports = bool(self.port and self.peer_port)
         for _attempt in range(3):
@@ -183,7 +193,11 @@ class EtcdServer:
         with self.log_path.open("ab") as log:
             self._log_offset = log.tell()
             self._process = subprocess.Popen(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=self._detached,
             )
 
     def _wait_healthy(self) -> None:

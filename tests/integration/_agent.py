@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import anyio
+import anyio.lowlevel
 
 from kpy.agent.agent import Agent, AgentConfig
+from kpy.agent.main import runtime_for_dir
 from kpy.agent.node import NodeConfig
-from kpy.agent.runtime.process import ProcessRuntime
-from kpy.agent.runtime.simulated import SimulatedRuntime
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -37,11 +37,9 @@ RUNTIMES = ("process", "simulated")
 
 
 def new_runtime(kind: str, root: Path, node_name: str) -> Runtime:
-    if kind == "process":
-        return ProcessRuntime(root / "runtime", ip_dir=root.parent / "pod-ips", node_name=node_name)
-    if kind == "simulated":
-        return SimulatedRuntime(node_name=node_name, state_file=root / "runtime" / "sim.json")
-    raise ValueError(f"unknown runtime {kind!r}")
+    """The runtime kpy-agent would use with `--root-dir root` (pod IPs
+    claimed in a directory shared by the test's agents)."""
+    return runtime_for_dir(kind, root, node_name, root.parent / "pod-ips")
 
 
 @dataclass
@@ -87,7 +85,7 @@ class AgentHandle:
         if self._scope is not None:
             self._scope.cancel()
             self._scope = None
-            await anyio.sleep(0)  # let the agent's finally blocks run
+            await anyio.lowlevel.checkpoint()  # let the agent's finally blocks run
         self.agent = None
 
     async def restart(self) -> None:

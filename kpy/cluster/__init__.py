@@ -1,0 +1,1 @@
+"""Start and stop a whole kpy cluster of processes (`kpy up / down / status`)."""
