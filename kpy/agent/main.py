@@ -27,6 +27,7 @@ from kpy import logs
 from kpy._process import exit_with_parent
 from kpy.agent.agent import COMPONENT, Agent, AgentConfig
 from kpy.agent.node import NodeConfig
+from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
 from kpy.api import errors
 from kpy.client import Client
 from kpy.client.config import load_config
@@ -58,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pod-ip-dir",
         type=Path,
-        help="shared claims of loopback pod IPs (default /run/kpy/pod-ips)",
+        help="claims of loopback pod IPs, shared by every agent of the machine "
+        f"(default {DEFAULT_IP_DIR})",
     )
     p.add_argument("--pod-manifest-path", type=Path, help="directory of static pod manifests")
     p.add_argument("--cpu", help="cpu capacity to publish (default: the machine's)")
@@ -151,7 +153,7 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
 
 def new_runtime(kind: str, config: AgentConfig, settings: dict[str, Any]) -> Runtime:
     """The runtime named by --runtime."""
-    ip_dir = Path(settings.get("pod_ip_dir") or "/run/kpy/pod-ips")
+    ip_dir = Path(settings.get("pod_ip_dir") or DEFAULT_IP_DIR)
     return runtime_for_dir(kind, config.root_dir, config.node.name, ip_dir)
 
 

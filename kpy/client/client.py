@@ -43,7 +43,7 @@ from kpy.rpc.apiserver import v1 as api
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Callable
     from types import TracebackType
 
 # Metadata naming the node a node agent speaks for (the API server's name for it).
@@ -197,6 +197,33 @@ class Client:
         if not await backoff.sleep():
             return error
         return None
+
+    async def _stream(
+        self, method: str, request: Callable[[], Any], *, replayable: bool = True
+    ) -> AsyncIterator[Any]:
+        """The responses of a server-streaming call. A call that fails to
+        reach its server before any response is tried on the next server,
+        with back-off, as unary calls are; an error the server itself sent
+        is raised at once."""
+        backoff = _Backoff(self.retry_timeout)
+        while True:
+            call = getattr(self._stub(), method)(request())
+            answered = False
+            try:
+                async for response in call:
+                    answered = True
+                    yield response
+                return
+            except grpc.aio.AioRpcError as e:
+                error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
+                unreached = e.code() == grpc.StatusCode.UNAVAILABLE and not _from_server(e)
+                if answered or not replayable or not unreached:
+                    raise error from None
+                self._fail_over()
+                if not await backoff.sleep():
+                    raise error from None
+            finally:
+                call.cancel()
 
     # -- verbs ----------------------------------------------------------------------
 
@@ -399,14 +426,8 @@ class Client:
             previous=previous,
             tail_lines=tail_lines,
         )
-        call = self._stub().Logs(request)
-        try:
-            async for chunk in call:
-                yield chunk.data
-        except grpc.aio.AioRpcError as e:
-            raise status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ()) from None
-        finally:
-            call.cancel()
+        async for chunk in self._stream("Logs", lambda: request):
+            yield chunk.data
 
     async def exec(
         self,
@@ -435,14 +456,10 @@ class Client:
                     yield api.ExecRequest(stdin_data=data)
                 yield api.ExecRequest(stdin_closed=True)
 
-        call = self._stub().Exec(requests())
-        try:
-            async for response in call:
-                yield response
-        except grpc.aio.AioRpcError as e:
-            raise status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ()) from None
-        finally:
-            call.cancel()
+        # A stream that never reached a server is opened again on the next
+        # one; with stdin, only while none of it has been sent.
+        async for response in self._stream("Exec", requests, replayable=stdin is None):
+            yield response
 
     async def stats(
         self, *, namespace: str = "", node: str = "", nodes: bool = False

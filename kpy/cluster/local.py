@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.to_thread
 
 from kpy.agent.process import AgentProcess
 from kpy.api.core.v1 import Node
@@ -105,16 +107,35 @@ def _member(name: str, pid: int, log: Path, address: str = "") -> Member:
 Progress = Callable[[str], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """How many of each process; `HA` mirrors the multi-machine layout of
+    deploy/ on one machine."""
+
+    nodes: int = 1
+    etcd_members: int = 1
+    apiservers: int = 1
+    replicas: int = 1  # of the controller manager and of the scheduler
+
+
+HA = Topology(nodes=3, etcd_members=3, apiservers=2, replicas=2)
+
+
+def _numbered(name: str, i: int, count: int) -> str:
+    return name if count == 1 else f"{name}-{i}"
+
+
 def up(
     directory: Path,
+    topology: Topology = Topology(),
     *,
-    nodes: int = 1,
     runtime: str = "auto",
     port: int = 6443,
     progress: Progress = print,
     ready_timeout: float = 120.0,
 ) -> ClusterState:
-    """Starts a cluster (see the module docstring); ClusterError if one runs."""
+    """Starts a cluster (see the module docstring); ClusterError if one runs.
+    API servers listen on `port`, `port + 1`, ..."""
     existing = ClusterState.load(directory)
     if existing is not None and existing.alive():
         raise ClusterError(
@@ -122,49 +143,29 @@ def up(
             "use it, or stop it first with `kpy down`"
         )
     _fresh(directory)
-    logs = directory / "logs"
     state = ClusterState(str(directory), "", runtime)
     try:
-        progress("starting etcd")
-        etcd = EtcdServer(directory / "etcd", progress_notify_interval=1.0, detached=True)
-        etcd.start()
-        state.members.append(_member("etcd", etcd.pid, etcd.log_path, etcd.endpoint))
-        etcd.release()
-        state.save()
-
-        progress(f"starting the API server on 127.0.0.1:{port}")
-        api = APIServerProcess(
-            etcd.endpoint, port=port, log_path=logs / "kpy-apiserver.log", detached=True
-        )
-        _start(api, state, "kpy-apiserver", hint=f"is port {port} taken? pass --port")
-        state.api = api.address
-
-        progress("starting the controller manager and the scheduler")
-        for process in (
-            ControllerManagerProcess(
-                api.address, log_path=logs / "kpy-controller-manager.log", detached=True
-            ),
-            SchedulerProcess(api.address, log_path=logs / "kpy-scheduler.log", detached=True),
-        ):
-            _start(process, state, process.name)
-
-        for i in range(1, nodes + 1):
+        endpoints = _start_etcd(directory, topology.etcd_members, state, progress)
+        apis = _start_apiservers(directory, topology.apiservers, port, endpoints, state, progress)
+        servers = ",".join(apis)
+        state.api = servers
+        _start_elected(directory, topology.replicas, servers, state, progress)
+        for i in range(1, topology.nodes + 1):
             name = f"kpy-node-{i}"
             progress(f"starting agent {name} ({runtime} runtime)")
             agent = AgentProcess(
-                api.address,
+                servers,
                 name,
                 directory / "nodes" / name,
                 runtime=runtime,
-                log_path=logs / f"kpy-agent-{name}.log",
+                log_path=directory / "logs" / f"kpy-agent-{name}.log",
                 detached=True,
-                extra_args=("--pod-ip-dir", str(directory / "pod-ips")),
             )
             _start(agent, state, f"kpy-agent-{name}")
             state.nodes.append(name)
-        _write_client_config(directory, api.address)
-        progress(f"waiting for {nodes} node(s) to be Ready")
-        anyio.run(_wait_ready, api.address, state.nodes, ready_timeout)
+        _write_client_config(directory, apis)
+        progress(f"waiting for {topology.nodes} node(s) to be Ready")
+        anyio.run(_wait_ready, servers, state.nodes, ready_timeout)
     except BaseException:
         progress("start failed; stopping what was started")
         down(directory, progress=lambda _: None)
@@ -172,9 +173,92 @@ def up(
     return state
 
 
+def _start_etcd(directory: Path, count: int, state: ClusterState, progress: Progress) -> str:
+    """Starts `count` etcd members (together: a member waits for quorum);
+    returns the client endpoints, comma-separated."""
+    progress(f"starting etcd ({count} member{'s' if count > 1 else ''})")
+    members = []
+    ports = [(_free_port(), _free_port()) for _ in range(count)] if count > 1 else [(0, 0)]
+    names = [_numbered("etcd", i, count) for i in range(1, count + 1)]
+    initial = ",".join(
+        f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in zip(names, ports, strict=True)
+    )
+    for name, (client_port, peer_port) in zip(names, ports, strict=True):
+        members.append(
+            EtcdServer(
+                directory / name,
+                name=name,
+                client_port=client_port,
+                peer_port=peer_port,
+                progress_notify_interval=1.0,
+                detached=True,
+                initial_cluster=initial if count > 1 else "",
+            )
+        )
+
+    async def start_all() -> None:
+        async with anyio.create_task_group() as tg:
+            for member in members:
+                tg.start_soon(anyio.to_thread.run_sync, member.start)
+
+    try:
+        anyio.run(start_all)
+    finally:
+        for name, member in zip(names, members, strict=True):
+            if member.running:
+                state.members.append(_member(name, member.pid, member.log_path, member.endpoint))
+                member.release()
+        state.save()
+    return ",".join(m.endpoint for m in members)
+
+
+def _start_apiservers(
+    directory: Path, count: int, port: int, etcd: str, state: ClusterState, progress: Progress
+) -> list[str]:
+    addresses = []
+    for i in range(1, count + 1):
+        name = _numbered("kpy-apiserver", i, count)
+        progress(f"starting the API server {name} on 127.0.0.1:{port + i - 1}")
+        api = APIServerProcess(
+            etcd, port=port + i - 1, log_path=directory / "logs" / f"{name}.log", detached=True
+        )
+        _start(api, state, name, hint=f"is port {port + i - 1} taken? pass --port")
+        addresses.append(api.address)
+    return addresses
+
+
+def _start_elected(
+    directory: Path, count: int, servers: str, state: ClusterState, progress: Progress
+) -> None:
+    what = (
+        "the controller manager and the scheduler"
+        if count == 1
+        else (f"{count} controller managers and {count} schedulers")
+    )
+    progress(f"starting {what}")
+    for kind in (ControllerManagerProcess, SchedulerProcess):
+        for i in range(1, count + 1):
+            name = _numbered(kind.component, i, count)
+            process = kind(
+                servers,
+                identity=name,
+                log_path=directory / "logs" / f"{name}.log",
+                detached=True,
+            )
+            _start(process, state, name)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _fresh(directory: Path) -> None:
     """An empty cluster directory (logs of the last run are replaced)."""
-    for sub in ("etcd", "nodes", "pod-ips", "logs"):
+    for old in directory.glob("etcd*"):
+        shutil.rmtree(old, ignore_errors=True)
+    for sub in ("nodes", "logs"):
         shutil.rmtree(directory / sub, ignore_errors=True)
     (directory / "logs").mkdir(parents=True, exist_ok=True)
 
@@ -189,8 +273,9 @@ def _start(process: ChildProcess, state: ClusterState, name: str, hint: str = ""
     state.save()
 
 
-def _write_client_config(directory: Path, address: str) -> None:
-    (directory / "config").write_text(f"# written by `kpy up`\nservers:\n  - {address}\n")
+def _write_client_config(directory: Path, addresses: list[str]) -> None:
+    servers = "".join(f"  - {a}\n" for a in addresses)
+    (directory / "config").write_text(f"# written by `kpy up`\nservers:\n{servers}")
 
 
 async def _wait_ready(address: str, nodes: list[str], seconds: float) -> None:
@@ -247,8 +332,9 @@ async def _stop_containers(runtime: str, directory: Path, node: str) -> None:
     """What an agent ran keeps running when the agent stops (so a restart
     keeps it); a cluster going down stops it through the runtime's records."""
     from kpy.agent.main import runtime_for_dir
+    from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
 
-    rt = runtime_for_dir(runtime, directory / "nodes" / node, node, directory / "pod-ips")
+    rt = runtime_for_dir(runtime, directory / "nodes" / node, node, DEFAULT_IP_DIR)
     await rt.start()
     try:
         for sandbox in await rt.list_pod_sandboxes():

@@ -1,6 +1,7 @@
 """`kpy`: a local cluster in one command.
 
     kpy up [--nodes N] [--runtime auto|process|simulated] [--port 6443] [--dir D]
+           [--ha | --etcd-members N --apiservers N --replicas N]
     kpy status [--dir D]
     kpy down [--dir D]
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import anyio
@@ -20,7 +22,16 @@ import anyio
 from kpy.api import errors
 from kpy.api.core.v1 import Node
 from kpy.client import Client
-from kpy.cluster.local import DEFAULT_DIR, ClusterError, ClusterState, down, running, up
+from kpy.cluster.local import (
+    DEFAULT_DIR,
+    HA,
+    ClusterError,
+    ClusterState,
+    Topology,
+    down,
+    running,
+    up,
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -36,7 +47,19 @@ def _parser() -> argparse.ArgumentParser:
             "--dir", type=Path, default=DEFAULT_DIR, help="cluster directory (default %(default)s)"
         )
         if name == "up":
-            c.add_argument("--nodes", type=int, default=1, help="agents to start (default 1)")
+            c.add_argument("--nodes", type=int, help="agents to start (default 1; 3 with --ha)")
+            c.add_argument(
+                "--ha",
+                action="store_true",
+                help="mirror deploy/'s layout: 3 etcd members, 2 API servers, "
+                "2 controller managers, 2 schedulers, 3 agents",
+            )
+            for flag, text in (
+                ("--etcd-members", "etcd members"),
+                ("--apiservers", "API servers (on --port, --port+1, ...)"),
+                ("--replicas", "controller managers and schedulers, one leading"),
+            ):
+                c.add_argument(flag, type=int, help=f"{text} (default 1)")
             c.add_argument(
                 "--runtime",
                 default="auto",
@@ -47,15 +70,26 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _topology(args: argparse.Namespace) -> Topology:
+    base = HA if args.ha else Topology()
+    topology = Topology(
+        nodes=base.nodes if args.nodes is None else args.nodes,
+        etcd_members=base.etcd_members if args.etcd_members is None else args.etcd_members,
+        apiservers=base.apiservers if args.apiservers is None else args.apiservers,
+        replicas=base.replicas if args.replicas is None else args.replicas,
+    )
+    for name, value in asdict(topology).items():
+        if value < 1:
+            raise ClusterError(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    return topology
+
+
 def _up(args: argparse.Namespace) -> int:
-    if args.nodes < 1:
-        print("kpy up: --nodes must be at least 1", file=sys.stderr)
-        return 2
-    state = up(args.dir, nodes=args.nodes, runtime=args.runtime, port=args.port, progress=_say)
+    state = up(args.dir, _topology(args), runtime=args.runtime, port=args.port, progress=_say)
     config = Path(state.directory) / "config"
     kpyctl = Path(sys.executable).parent / "kpyctl"
     print(
-        f"\nkpy cluster up: API server {state.api}, nodes {', '.join(state.nodes)} Ready.\n"
+        f"\nkpy cluster up: API server(s) {state.api}, nodes {', '.join(state.nodes)} Ready.\n"
         f"Logs are in {state.directory}/logs. Next:\n"
         f"  export KPY_CONFIG={config}\n"
         f"  {kpyctl} apply -f examples/demo.yaml\n"
@@ -75,7 +109,7 @@ def _status(args: argparse.Namespace) -> int:
     for m in state.members:
         print(f"{m.name:<28} {m.pid:>7}  {'running' if running(m) else 'stopped':<8} {m.log}")
     if state.alive():
-        anyio.run(_print_nodes, state.api)
+        anyio.run(_print_nodes, state.api.split(",")[0])
     return 0 if len(state.alive()) == len(state.members) else 1
 
 

@@ -93,10 +93,14 @@ class EtcdServer:
         extra_args: Sequence[str] = (),
         binary: str | None = None,
         detached: bool = False,
+        initial_cluster: str = "",
     ) -> None:
         self.host = HOST
         # Its own session: it outlives the launcher (`kpy up`), see release().
         self._detached = detached
+        # name=http://host:peer,... of every member: one member of a cluster
+        # (give fixed ports); "" is a cluster of this member alone.
+        self._initial_cluster = initial_cluster
         self.port = client_port
         self.peer_port = peer_port
         self._given_dir = Path(data_dir) if data_dir is not None else None
@@ -186,7 +190,7 @@ class EtcdServer:
             f"--advertise-client-urls={client_url}",
             f"--listen-peer-urls={peer_url}",
             f"--initial-advertise-peer-urls={peer_url}",
-            f"--initial-cluster={self._name}={peer_url}",
+            f"--initial-cluster={self._initial_cluster or f'{self._name}={peer_url}'}",
             "--initial-cluster-state=new",
             *self._flags,
         ]

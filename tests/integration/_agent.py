@@ -25,6 +25,7 @@ import anyio.lowlevel
 from kpy.agent.agent import Agent, AgentConfig
 from kpy.agent.main import runtime_for_dir
 from kpy.agent.node import NodeConfig
+from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -38,8 +39,8 @@ RUNTIMES = ("process", "simulated")
 
 def new_runtime(kind: str, root: Path, node_name: str) -> Runtime:
     """The runtime kpy-agent would use with `--root-dir root` (pod IPs
-    claimed in a directory shared by the test's agents)."""
-    return runtime_for_dir(kind, root, node_name, root.parent / "pod-ips")
+    claimed where every agent of the machine claims them)."""
+    return runtime_for_dir(kind, root, node_name, DEFAULT_IP_DIR)
 
 
 @dataclass

@@ -38,7 +38,7 @@ def agent(apiserver: APIServerProcess, tmp_path: Path, namespace: str) -> Iterat
         f"n-{namespace[-6:]}",
         root,
         runtime="process",
-        extra_args=("--pod-ip-dir", str(tmp_path / "pod-ips"), "--crashloop-backoff-base", "1"),
+        extra_args=("--crashloop-backoff-base", "1"),
     )
     process.start()
     try:

@@ -25,16 +25,19 @@ import logging
 import os
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from kpy.agent.runtime.base import RuntimeError_
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator
-    from pathlib import Path
 
 log = logging.getLogger("kpy.agent.runtime.ipam")
 
+# One directory for the whole machine: claims in two different directories
+# could hand the same address to two pods.
+DEFAULT_IP_DIR = Path("/run/kpy/pod-ips")
 FIRST = ipaddress.IPv4Address("127.1.0.1")
 LAST = ipaddress.IPv4Address("127.255.255.254")
 _TMP_PREFIX = ".claim."
