@@ -64,5 +64,7 @@ up: install
 down:
 	$(BIN)/kpy down --dir $(CLUSTER_DIR)
 
+include deploy/local.mk
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
