@@ -274,10 +274,15 @@ class Agent:
     def _mirror_changed(self, mirror: Pod) -> None:
         assert self._workers is not None
         full = f"{mirror.metadata.namespace}/{mirror.metadata.name}"
+        previous = self._mirrors.get(full)
         self._mirrors[full] = mirror
         static = self._static.get(full)
         if static is not None and static_pods.mirror_matches(mirror, static):
             self._workers.mirrors[static.metadata.uid] = mirror.metadata.name
+            if previous is None or previous.metadata.uid != mirror.metadata.uid:
+                # A new mirror has no status: its worker may have nothing
+                # else to wake it, and what it wrote went to the old one.
+                self._workers.mirror_created(static.metadata.uid)
 
     def _ensure_mirror(self, static: Pod) -> None:
         """Creates the static pod's mirror, replacing one of another config."""

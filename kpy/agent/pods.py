@@ -72,6 +72,7 @@ if TYPE_CHECKING:
     from kpy.agent.runtime import ContainerStatus, PodSandbox, Runtime
     from kpy.agent.volumes import VolumeManager
     from kpy.api.core.v1 import Container, PodStatus
+    from kpy.api.core.v1 import ContainerStatus as APIContainerStatus
     from kpy.cache.events import EventRecorder
     from kpy.client import Client
 
@@ -182,6 +183,13 @@ class PodWorkers:
         rec = self._records.get(uid)
         if rec is not None:
             rec.refresh_volumes |= refresh_volumes
+            self._wake(rec)
+
+    def mirror_created(self, uid: str) -> None:
+        """Static pod `uid` has a new mirror pod: write its whole status there."""
+        rec = self._records.get(uid)
+        if rec is not None:
+            rec.written = None
             self._wake(rec)
 
     def probe_result(self, result: ProbeResult) -> None:
@@ -516,16 +524,27 @@ class PodWorkers:
             if i.state is ContainerState.RUNNING and i.id not in rec.probed and i.name in specs:
                 latest, _ = newest(instances, i.name)
                 if latest is i:
-                    self._watch_probe(rec, specs[i.name], i.id)
+                    self._watch_probe(rec, specs[i.name], i.id, known=True)
 
-    def _watch_probe(self, rec: PodRecord, c: Container, cid: str) -> None:
+    def _watch_probe(self, rec: PodRecord, c: Container, cid: str, *, known: bool = False) -> None:
+        """`known`: the container ran before this worker saw it (an agent
+        restart), so the API's started and ready for it still hold."""
         if not any(c.HasField(f) for f in ("liveness_probe", "readiness_probe", "startup_probe")):
             return
         if c.name not in {x.name for x in rec.pod.spec.containers}:
             return  # init containers have no probes
         assert rec.sandbox is not None
+        said = _reported(rec.pod, c.name, f"{self._runtime.name}://{cid}") if known else None
         self._probes.remove(rec.uid, c.name)
-        self._probes.add(rec.uid, c, cid, rec.sandbox.ip, on_result=self.probe_result)
+        self._probes.add(
+            rec.uid,
+            c,
+            cid,
+            rec.sandbox.ip,
+            on_result=self.probe_result,
+            started=said is not None and said.started,
+            ready=said is not None and said.ready,
+        )
         rec.probed.add(cid)
 
     # -- status ----------------------------------------------------------------------
@@ -700,6 +719,14 @@ def _was_waiting(status: PodStatus, name: str, reasons: tuple[str, ...]) -> bool
         if s.name == name:
             return s.state.waiting.reason in reasons
     return False
+
+
+def _reported(pod: Pod, name: str, container_id: str) -> APIContainerStatus | None:
+    """What the pod's API status says of this very container, if anything."""
+    for s in pod.status.container_statuses:
+        if s.name == name and s.container_id == container_id:
+            return s
+    return None
 
 
 def _has(pod: Pod, name: str, probe: Literal["readiness_probe", "startup_probe"]) -> bool:

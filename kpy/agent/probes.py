@@ -27,7 +27,12 @@ Kubernetes' timing, defaults and thresholds:
   is called each time that thresholded result changes.
 - Starting results: readiness fails (not ready), liveness succeeds, startup
   is unknown. Without a readiness probe a started container is ready;
-  without a startup probe a container is started at once.
+  without a startup probe a container is started at once. A container the
+  agent found running after a restart may be added with what the API last
+  said of it (`started`, `ready`): those are its starting results instead,
+  so an agent restart does not flip a ready pod to unready until a probe
+  says so, and a started container is not put through its startup probe
+  again.
 - The startup probe gates the others: readiness and liveness do not probe
   until it succeeded, and it stops once it did. A startup or liveness
   failure stops that worker too: the agent restarts the container, and
@@ -506,12 +511,15 @@ class ProbeManager:
         *,
         on_result: OnResult,
         config: ContainerConfig | None = None,
+        started: bool = False,
+        ready: bool = False,
     ) -> None:
         """Starts probing a container that has just started (once `run()`
         runs, if it does not yet). Adding the same container id again is a
         no-op; another id for the same container (it restarted) replaces the
         old workers and state. `config` is what the runtime's `probe()` is
-        handed (by default just name and image)."""
+        handed (by default just name and image). `started` and `ready` are
+        starting results carried over from before an agent restart."""
         containers = self._pods.setdefault(pod_uid, {})
         current = containers.get(container.name)
         if current is not None:
@@ -527,12 +535,15 @@ class ProbeManager:
             on_result=on_result,
             added_at=anyio.current_time(),
             has_readiness=container.HasField("readiness_probe"),
-            started=not container.HasField("startup_probe"),
+            started=started or not container.HasField("startup_probe"),
+            ready=ready,
         )
         if probes.started:
             probes.started_event.set()
         containers[container.name] = probes
         for kind, probe in _probes_of(container):
+            if kind == "startup" and probes.started:
+                continue  # it passed before the agent restarted
             spec = _WorkerSpec(probes, kind, probe, anyio.CancelScope())
             probes.scopes.append(spec.scope)
             if self._task_group is None:
@@ -595,7 +606,7 @@ class ProbeManager:
         thresholds = _Thresholds(
             success_threshold=_setting(probe, "success_threshold", 1),
             failure_threshold=_setting(probe, "failure_threshold", 3),
-            result={"startup": None, "readiness": False, "liveness": True}[kind],
+            result={"startup": None, "readiness": probes.ready, "liveness": True}[kind],
         )
         period = _setting(probe, "period_seconds", 10) * self._time_scale
         if kind != "startup":

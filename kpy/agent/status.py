@@ -88,12 +88,11 @@ def pod_status(
         status.nominated_node_name = old.nominated_node_name
 
     init_done = all(_succeeded(newest(seen.instances, c.name)[0]) for c in pod.spec.init_containers)
+    has_init = len(pod.spec.init_containers) > 0
     for c in pod.spec.init_containers:
-        status.init_container_statuses.append(
-            container_status(c, seen, init=True, init_done=init_done)
-        )
+        status.init_container_statuses.append(container_status(c, seen, init=True, has_init=True))
     for c in pod.spec.containers:
-        status.container_statuses.append(container_status(c, seen, init=False, init_done=init_done))
+        status.container_statuses.append(container_status(c, seen, init=False, has_init=has_init))
 
     status.phase = phase(pod, status, init_done)
     if seen.reason:
@@ -104,8 +103,10 @@ def pod_status(
 
 
 def container_status(
-    spec: Container, seen: Observed, *, init: bool, init_done: bool
+    spec: Container, seen: Observed, *, init: bool, has_init: bool
 ) -> APIContainerStatus:
+    """`has_init`: the pod has init containers, so every container not made
+    yet waits with PodInitializing (the kubelet's default), not ContainerCreating."""
     latest, previous = newest(seen.instances, spec.name)
     out = APIContainerStatus(name=spec.name, image=spec.image)
     out.restart_count = latest.attempt if latest else 0
@@ -120,7 +121,7 @@ def container_status(
             out.last_state.CopyFrom(terminated(latest, seen.runtime))
         running = False
     elif latest is None or latest.state is ContainerState.CREATED:
-        reason = "ContainerCreating" if init or init_done else "PodInitializing"
+        reason = "PodInitializing" if has_init else "ContainerCreating"
         out.state.waiting.CopyFrom(ContainerStateWaiting(reason=reason))
     elif running:
         out.state.running.CopyFrom(ContainerStateRunning(started_at=timestamp(latest.started_at)))
