@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 import bench.agent
 import bench.controllers
 import bench.create
+import bench.docker
 import bench.get
 import bench.list
 import bench.scheduler
@@ -55,6 +56,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "controllers": bench.controllers.run,
     "scheduler": bench.scheduler.run,
     "agent": bench.agent.run,
+    "docker": bench.docker.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress

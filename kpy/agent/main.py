@@ -13,6 +13,7 @@ command line win over the file.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
@@ -35,7 +36,9 @@ from kpy.client.config import load_config
 if TYPE_CHECKING:
     from kpy.agent.runtime import Runtime
 
-RUNTIMES = ("auto", "process", "simulated")
+RUNTIMES = ("auto", "docker", "process", "simulated")
+
+log = logging.getLogger("kpy.agent")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -52,7 +55,17 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", help="address to listen on (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to listen on; 0 picks a free one (default 10250)")
-    p.add_argument("--runtime", choices=RUNTIMES, help="container runtime (default auto: process)")
+    p.add_argument(
+        "--runtime",
+        choices=RUNTIMES,
+        help="container runtime (default auto: docker when an engine answers at --docker-host, "
+        "else process; an agent keeps what auto chose for its --root-dir)",
+    )
+    p.add_argument(
+        "--docker-host",
+        help="the Docker engine of --runtime docker (default: $DOCKER_HOST, else kpy's own "
+        "engine at unix:///run/kpy-docker/docker.sock; see deploy/docker-engine.sh)",
+    )
     p.add_argument(
         "--root-dir", type=Path, help="state, volumes and logs (default /var/lib/kpy/agent/<node>)"
     )
@@ -154,21 +167,63 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
 def new_runtime(kind: str, config: AgentConfig, settings: dict[str, Any]) -> Runtime:
     """The runtime named by --runtime."""
     ip_dir = Path(settings.get("pod_ip_dir") or DEFAULT_IP_DIR)
-    return runtime_for_dir(kind, config.root_dir, config.node.name, ip_dir)
+    docker_host = settings.get("docker_host")
+    return runtime_for_dir(
+        kind, config.root_dir, config.node.name, ip_dir, docker_host=docker_host or None
+    )
 
 
-def runtime_for_dir(kind: str, root_dir: Path, node_name: str, ip_dir: Path) -> Runtime:
+def runtime_for_dir(
+    kind: str, root_dir: Path, node_name: str, ip_dir: Path, *, docker_host: str | None = None
+) -> Runtime:
     """The runtime of an agent whose --root-dir is `root_dir` (also how a
-    cluster going down finds the containers an agent left running); `auto`
-    is the process runtime until a Docker runtime exists."""
+    cluster going down finds the containers an agent left running). `auto`
+    is what auto chose before for `root_dir`, so that containers are found
+    again; the first time, Docker if an engine answers at `docker_host`
+    within a second, else the process runtime."""
     state = root_dir / "runtime"
+    if kind == "auto":
+        kind = _choose_runtime(state, docker_host)
     if kind == "simulated":
         from kpy.agent.runtime.simulated import SimulatedRuntime
 
         return SimulatedRuntime(node_name=node_name, state_file=state / "simulated.json")
+    if kind == "docker":
+        from kpy.agent.runtime.docker import DockerRuntime
+
+        return DockerRuntime(node_name=node_name, docker_host=docker_host)
     from kpy.agent.runtime.process import ProcessRuntime
 
     return ProcessRuntime(state / "process", ip_dir=ip_dir, node_name=node_name)
+
+
+def _choose_runtime(state: Path, docker_host: str | None) -> str:
+    from kpy.agent.runtime.docker import default_docker_host, docker_answers
+
+    record = state / "auto"
+    try:
+        chosen = record.read_text().strip()
+    except FileNotFoundError:
+        chosen = ""
+    if chosen in ("docker", "process"):
+        log.info(
+            "runtime auto: %s, as chosen before for this root dir (%s); --runtime names another",
+            chosen,
+            record,
+        )
+        return chosen
+    host = docker_host or default_docker_host()
+    if docker_answers(host, timeout=1.0):
+        chosen, why = "docker", f"a Docker engine answers at {host}"
+    else:
+        chosen, why = "process", f"no Docker engine answers at {host}"
+    log.info("runtime auto: %s, as %s", chosen, why)
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        record.write_text(chosen + "\n")
+    except OSError as e:
+        log.warning("cannot record the runtime auto chose in %s: %s", record, e)
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
