@@ -40,6 +40,13 @@ class Backoff:
         self._entries[key] = _Entry(delay, finished_at)
         return finished_at + delay
 
+    def holding(self, key: str, now: float) -> float | None:
+        """The end of the current wait for `key` if it has not passed."""
+        entry = self._entries.get(key)
+        if entry is None or now >= entry.finished_at + entry.delay:
+            return None
+        return entry.finished_at + entry.delay
+
     def forget(self, prefix: str) -> None:
         """Drops every key that starts with `prefix` (a pod that went)."""
         for key in [k for k in self._entries if k.startswith(prefix)]:

@@ -386,18 +386,20 @@ class PodWorkers:
         assert sandbox is not None
         assert rec.volumes is not None
         policy = c.image_pull_policy or image_pull_policy_for(c.image)
+        # As the kubelet: after a failed pull, no new attempt until the pull
+        # back-off ends (ImagePullBackOff); each failure doubles it.
         pull_key = f"{rec.uid}/{c.name}/pull"
+        held = self._backoff.holding(pull_key, self._clock())
+        if held is not None:
+            rec.waiting[c.name] = ("ImagePullBackOff", f'Back-off pulling image "{c.image}"')
+            return held
         try:
             await self._runtime.pull_image(c.image, policy)
         except ImagePullError as e:
             now = self._clock()
-            at = self._backoff.restart_at(pull_key, now, now)
-            first = rec.written is None or not _was_waiting(
-                rec.written, c.name, ("ErrImagePull", "ImagePullBackOff")
-            )
-            rec.waiting[c.name] = (e.reason if first else "ImagePullBackOff", str(e))
+            rec.waiting[c.name] = (e.reason, str(e))
             self._events.event(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {e}')
-            return at
+            return self._backoff.restart_at(pull_key, now, now)
         self._backoff.forget(pull_key)
         try:
             ctx = self._context(rec)
@@ -712,13 +714,6 @@ def _should_restart(policy: str, instance: ContainerStatus) -> bool:
     if policy == "Always":
         return True
     return policy == "OnFailure" and (instance.exit_code or 0) != 0
-
-
-def _was_waiting(status: PodStatus, name: str, reasons: tuple[str, ...]) -> bool:
-    for s in (*status.init_container_statuses, *status.container_statuses):
-        if s.name == name:
-            return s.state.waiting.reason in reasons
-    return False
 
 
 def _reported(pod: Pod, name: str, container_id: str) -> APIContainerStatus | None:

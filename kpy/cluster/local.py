@@ -36,7 +36,7 @@ from kpy.apiserver.process import APIServerProcess
 from kpy.client import Client
 from kpy.controllers.process import ControllerManagerProcess
 from kpy.scheduler.process import SchedulerProcess
-from kpy.storage import EtcdServer
+from kpy.storage import EtcdServer, EtcdStartError
 
 if TYPE_CHECKING:
     from kpy._process import ChildProcess
@@ -175,41 +175,60 @@ def up(
 
 def _start_etcd(directory: Path, count: int, state: ClusterState, progress: Progress) -> str:
     """Starts `count` etcd members (together: a member waits for quorum);
-    returns the client endpoints, comma-separated."""
+    returns the client endpoints, comma-separated. A cluster's members need
+    fixed ports, picked free beforehand; if another process takes one
+    meanwhile, the members are stopped and started again on new ports."""
     progress(f"starting etcd ({count} member{'s' if count > 1 else ''})")
-    members = []
-    ports = [(_free_port(), _free_port()) for _ in range(count)] if count > 1 else [(0, 0)]
     names = [_numbered("etcd", i, count) for i in range(1, count + 1)]
+    for attempt in range(3):
+        members = _etcd_members(directory, names)
+        failures: list[Exception] = []
+        try:
+            anyio.run(_start_all, members)
+        except* EtcdStartError as group:
+            failures = list(group.exceptions)
+        if failures:
+            for member in members:
+                member.stop()
+                shutil.rmtree(member.data_dir, ignore_errors=True)
+            taken = all("address already in use" in str(e) for e in failures)
+            if not taken or attempt == 2:
+                raise failures[0]
+            continue
+        for name, member in zip(names, members, strict=True):
+            state.members.append(_member(name, member.pid, member.log_path, member.endpoint))
+            member.release()
+        state.save()
+        return ",".join(m.endpoint for m in members)
+    raise AssertionError("unreachable")
+
+
+def _etcd_members(directory: Path, names: list[str]) -> list[EtcdServer]:
+    if len(names) == 1:
+        return [EtcdServer(directory / names[0], name=names[0], progress_notify_interval=1.0,
+                           detached=True)]  # fmt: skip
+    ports = [(_free_port(), _free_port()) for _ in names]
     initial = ",".join(
         f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in zip(names, ports, strict=True)
     )
-    for name, (client_port, peer_port) in zip(names, ports, strict=True):
-        members.append(
-            EtcdServer(
-                directory / name,
-                name=name,
-                client_port=client_port,
-                peer_port=peer_port,
-                progress_notify_interval=1.0,
-                detached=True,
-                initial_cluster=initial if count > 1 else "",
-            )
+    return [
+        EtcdServer(
+            directory / name,
+            name=name,
+            client_port=client_port,
+            peer_port=peer_port,
+            progress_notify_interval=1.0,
+            detached=True,
+            initial_cluster=initial,
         )
+        for name, (client_port, peer_port) in zip(names, ports, strict=True)
+    ]
 
-    async def start_all() -> None:
-        async with anyio.create_task_group() as tg:
-            for member in members:
-                tg.start_soon(anyio.to_thread.run_sync, member.start)
 
-    try:
-        anyio.run(start_all)
-    finally:
-        for name, member in zip(names, members, strict=True):
-            if member.running:
-                state.members.append(_member(name, member.pid, member.log_path, member.endpoint))
-                member.release()
-        state.save()
-    return ",".join(m.endpoint for m in members)
+async def _start_all(members: list[EtcdServer]) -> None:
+    async with anyio.create_task_group() as tg:
+        for member in members:
+            tg.start_soon(anyio.to_thread.run_sync, member.start)
 
 
 def _start_apiservers(
