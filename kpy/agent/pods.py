@@ -49,6 +49,7 @@ from kpy.agent.runtime import (
     LABEL_POD_UID,
     ContainerConfig,
     ContainerState,
+    ImageNeverPullError,
     ImagePullError,
     PodSandboxConfig,
     RuntimeError_,
@@ -399,6 +400,10 @@ class PodWorkers:
             now = self._clock()
             rec.waiting[c.name] = (e.reason, str(e))
             self._events.event(pod, "Warning", "Failed", f'Failed to pull image "{c.image}": {e}')
+            if isinstance(e, ImageNeverPullError):
+                # Nothing to back off from: look again later, in case the
+                # image has been loaded meanwhile (ErrImageNeverPull stays).
+                return now + self._backoff.base
             return self._backoff.restart_at(pull_key, now, now)
         self._backoff.forget(pull_key)
         try:
