@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -73,7 +73,6 @@ class AgentConfig:
     backoff_base: float = 10.0
     backoff_max: float = 300.0
     probe_time_scale: float = 1.0
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 class _Objects:

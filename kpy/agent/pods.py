@@ -515,7 +515,7 @@ class PodWorkers:
             rec.pod,
             "Normal",
             "Killing",
-            f"Stopping container {instance.name}: {why}" if "Container" not in why else why,
+            why,
         )
         self._probes.remove(rec.uid, instance.name)
         rec.probed.discard(instance.id)
@@ -643,9 +643,8 @@ class PodWorkers:
             ]
             async with anyio.create_task_group() as tg:
                 for i in live:
-                    tg.start_soon(
-                        self._kill, rec, specs.get(i.name), i, grace, "pod is terminating"
-                    )
+                    why = f"Stopping container {i.name}"
+                    tg.start_soon(self._kill, rec, specs.get(i.name), i, grace, why)
             self._probes.remove(rec.uid)
             await self._runtime.stop_pod_sandbox(sandbox.id)
             instances = await self._runtime.list_containers(sandbox.id)
