@@ -33,6 +33,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -186,6 +188,15 @@ class ChildProcess:
             return "\n".join(self.log_path.read_text().splitlines()[-lines:])
         except OSError:
             return "(no log)"
+
+
+async def cancel_on_signal(scope: anyio.CancelScope) -> None:
+    """Cancels `scope` at the first SIGTERM or SIGINT: how every component
+    process stops cleanly (run it in the task group it should end)."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
 
 
 def exit_with_parent() -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import anyio.abc
 
 from kpy import logs
 from kpy import metrics as metrics_server
-from kpy._process import exit_with_parent
+from kpy._process import cancel_on_signal, exit_with_parent
 from kpy.cache.leader_election import LeaderElectionConfig, LeaderElector
 from kpy.client import Client
 from kpy.client.config import ClientConfig, ConfigError, load_config
@@ -209,13 +208,6 @@ def main(component: str, opts: Options, new: Callable[[Client], Elected]) -> int
 
     async def serve() -> None:
         async with Client(opts.client) as client, anyio.create_task_group() as tg:
-
-            async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
-                        tg.cancel_scope.cancel()
-                        return
-
             elected = new(client)
 
             async def announce_leading() -> None:
@@ -223,7 +215,7 @@ def main(component: str, opts: Options, new: Callable[[Client], Elected]) -> int
                 identity = opts.election.resolved_identity()
                 print(f"{component} leading as {identity}", flush=True)
 
-            tg.start_soon(stop_on_signal)
+            tg.start_soon(cancel_on_signal, tg.cancel_scope)
             port = await tg.start(lambda task_status: elected.run(task_status=task_status))
             where = f"{opts.metrics_host}:{port}" if port is not None else "(off)"
             print(f"{component} serving metrics on {where}", flush=True)

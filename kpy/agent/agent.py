@@ -112,7 +112,8 @@ class Agent:
         self._workers: PodWorkers | None = None
         self._static: dict[str, Pod] = {}  # full name -> static pod
         self._mirrors: dict[str, Pod] = {}  # full name -> mirror pod in the API
-        self._references: dict[tuple[str, str, str], set[str]] = {}
+        self._references: dict[tuple[str, str, str], set[str]] = {}  # object -> pod uids
+        self._refs_of: dict[str, set[tuple[str, str, str]]] = {}  # pod uid -> objects
         self._tg: anyio.abc.TaskGroup | None = None
 
     @property
@@ -220,8 +221,7 @@ class Agent:
         if static_pods.is_mirror_pod(pod):
             self._mirror_changed(pod)
             return
-        for ref in references(pod):
-            self._references.setdefault(ref, set()).add(pod.metadata.uid)
+        self._track(pod)
         self._workers.update(pod)
 
     def _pod_deleted(self, obj: Any) -> None:
@@ -235,9 +235,25 @@ class Agent:
                 self._workers.mirrors.pop(static.metadata.uid, None)
                 self._ensure_mirror(static)
             return
-        for uids in self._references.values():
-            uids.discard(pod.metadata.uid)
+        self._untrack(pod.metadata.uid)
         self._workers.remove(pod.metadata.uid)
+
+    def _track(self, pod: Pod) -> None:
+        """Indexes the ConfigMaps and Secrets a pod uses, once: they come from
+        its spec, which does not change (status updates pass by cheaply)."""
+        uid = pod.metadata.uid
+        if uid in self._refs_of:
+            return
+        self._refs_of[uid] = references(pod)
+        for ref in self._refs_of[uid]:
+            self._references.setdefault(ref, set()).add(uid)
+
+    def _untrack(self, uid: str) -> None:
+        for ref in self._refs_of.pop(uid, ()):
+            uids = self._references.get(ref, set())
+            uids.discard(uid)
+            if not uids:
+                self._references.pop(ref, None)
 
     def _object_changed(self, obj: Any) -> None:
         assert self._workers is not None
@@ -260,10 +276,10 @@ class Agent:
         before, self._static = self._static, dict(pods)
         for full, pod in before.items():
             if pods.get(full) is None or pods[full].metadata.uid != pod.metadata.uid:
+                self._untrack(pod.metadata.uid)
                 self._workers.remove(pod.metadata.uid)
         for pod in pods.values():
-            for ref in references(pod):
-                self._references.setdefault(ref, set()).add(pod.metadata.uid)
+            self._track(pod)
             self._workers.update(pod, static=True)
             self._ensure_mirror(pod)
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import socket
 import sys
 from pathlib import Path
@@ -25,7 +24,7 @@ import anyio
 import yaml
 
 from kpy import logs
-from kpy._process import exit_with_parent
+from kpy._process import cancel_on_signal, exit_with_parent
 from kpy.agent.agent import COMPONENT, Agent, AgentConfig
 from kpy.agent.node import NodeConfig
 from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
@@ -250,14 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
     async def serve() -> None:
         async with Client(client_config) as client, anyio.create_task_group() as tg:
-
-            async def stop_on_signal() -> None:
-                with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                    async for _ in signals:
-                        tg.cancel_scope.cancel()
-                        return
-
-            tg.start_soon(stop_on_signal)
+            tg.start_soon(cancel_on_signal, tg.cancel_scope)
             agent = Agent(client, config, new_runtime(kind, config, settings))
             port = await tg.start(agent.run)
             print(f"{COMPONENT} {config.node.name} serving on {config.address}:{port}", flush=True)

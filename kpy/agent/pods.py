@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
@@ -311,7 +312,6 @@ class PodWorkers:
                 wake_at = min(wake_at, await self._start_or_wait(rec, c, latest, now))
         instances = await self._runtime.list_containers(sandbox.id)
         await self._collect_garbage(instances)
-        self._watch_probes(rec, instances)
         status = await self._write_status(rec, instances)
         if status is not None and status.phase in ("Succeeded", "Failed"):
             await self._finish(rec)
@@ -748,7 +748,5 @@ def _labels_or_annotations_changed(old: Pod, new: Pod) -> bool:
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)

@@ -8,13 +8,12 @@ SIGINT.
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 import anyio
 
 from kpy import logs
-from kpy._process import exit_with_parent
+from kpy._process import cancel_on_signal, exit_with_parent
 from kpy.apiserver.server import APIServer, ServerConfig
 
 
@@ -47,14 +46,7 @@ def _parser() -> argparse.ArgumentParser:
 async def _serve(config: ServerConfig) -> None:
     server = APIServer(config)
     async with anyio.create_task_group() as tg:
-
-        async def stop_on_signal() -> None:
-            with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    tg.cancel_scope.cancel()
-                    return
-
-        tg.start_soon(stop_on_signal)
+        tg.start_soon(cancel_on_signal, tg.cancel_scope)
         port = await tg.start(server.run)
         print(f"kpy-apiserver serving on {config.address}:{port}", flush=True)
 

@@ -30,7 +30,9 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 
+from kpy.agent.main import runtime_for_dir
 from kpy.agent.process import AgentProcess
+from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
 from kpy.api.core.v1 import Node
 from kpy.apiserver.process import APIServerProcess
 from kpy.client import Client
@@ -350,9 +352,6 @@ def _stop(member: Member, grace: float) -> None:
 async def _stop_containers(runtime: str, directory: Path, node: str) -> None:
     """What an agent ran keeps running when the agent stops (so a restart
     keeps it); a cluster going down stops it through the runtime's records."""
-    from kpy.agent.main import runtime_for_dir
-    from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
-
     rt = runtime_for_dir(runtime, directory / "nodes" / node, node, DEFAULT_IP_DIR)
     await rt.start()
     try:
