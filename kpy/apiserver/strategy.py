@@ -59,6 +59,8 @@ class Strategy:
                 obj.spec.finalizers.append(NAMESPACE_FINALIZER)
         elif self.kind in ("PersistentVolumeClaim", "PersistentVolume"):
             obj.status.phase = "Pending"
+        elif self.kind == "Secret":
+            merge_string_data(obj)
 
     # -- update ---------------------------------------------------------------
 
@@ -69,6 +71,8 @@ class Strategy:
                 new.status.CopyFrom(old.status)
             else:
                 new.ClearField("status")
+        if self.kind == "Secret":
+            merge_string_data(new)
         if self.kind == "Namespace":
             # spec.finalizers changes only through the finalize subresource.
             del new.spec.finalizers[:]
@@ -142,3 +146,12 @@ def strategy_for(kind: str) -> Strategy:
         status_subresource=kind not in _NO_STATUS_SUBRESOURCE,
         scalable=kind in _SCALABLE,
     )
+
+
+def merge_string_data(secret: Any) -> None:
+    """`stringData` is write-only: each value is stored UTF-8 encoded under
+    `data` (winning over a `data` value of the same key, as in Kubernetes)
+    and the field itself is never stored nor returned."""
+    for key, value in secret.string_data.items():
+        secret.data[key] = value.encode()
+    secret.ClearField("string_data")
