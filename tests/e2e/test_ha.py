@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,26 +21,12 @@ from typing import Any
 import pytest
 
 from kpy.cluster.local import ClusterState, running
+from tests.e2e._ports import two_free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 KPYCTL = str(Path(sys.executable).parent / "kpyctl")
 
 pytestmark = pytest.mark.timeout(400)
-
-
-def two_free_ports() -> int:
-    """A port p such that p and p + 1 are free (two API servers)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no two consecutive free ports")
 
 
 def make(target: str, directory: Path, port: int) -> None:
