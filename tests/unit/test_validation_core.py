@@ -556,3 +556,46 @@ def test_no_new_finalizers_once_deletion_started(
         "if the object is being deleted"
     ]
     assert [e.split(", found")[0] for e in found] == (want if refused else [])
+
+
+def _preferred(*terms: tuple[int, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"weight": w, "preference": {"matchExpressions": [e]}} for w, e in terms]
+
+
+NODE_PREFERRED = "spec.affinity.nodeAffinity.preferredDuringSchedulingIgnoredDuringExecution"
+POD_PREFERRED = "spec.affinity.podAntiAffinity.preferredDuringSchedulingIgnoredDuringExecution"
+
+
+def test_every_invalid_preferred_term_is_reported() -> None:
+    """Kubernetes' validatePreferredSchedulingTerms reports each term's
+    weight and each requirement, with paths and wording as it writes them."""
+    manifest = _pod(
+        affinity={
+            "nodeAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": _preferred(
+                    (5, {"key": "k", "operator": "Like", "values": ["v"]}),
+                    (0, {"key": "k", "operator": "Exists"}),
+                    (101, {"key": "k", "operator": "Gt", "values": ["1", "2"]}),
+                    (10, {"key": "k", "operator": "In"}),
+                )
+            },
+            "podAntiAffinity": {
+                "preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 0, "podAffinityTerm": {"topologyKey": "zone"}},
+                    {"weight": 1, "podAffinityTerm": {"topologyKey": ""}},
+                ]
+            },
+        }
+    )
+    assert _messages(manifest) == [
+        f'{NODE_PREFERRED}[0].preference.matchExpressions[0].operator: Invalid value: "Like": '
+        "not a valid selector operator",
+        f"{NODE_PREFERRED}[1].weight: Invalid value: 0: must be in the range 1-100",
+        f"{NODE_PREFERRED}[2].weight: Invalid value: 101: must be in the range 1-100",
+        f"{NODE_PREFERRED}[2].preference.matchExpressions[0].values: Required value: "
+        "must be specified single value when `operator` is 'Lt' or 'Gt'",
+        f"{NODE_PREFERRED}[3].preference.matchExpressions[0].values: Required value: "
+        "must be specified when `operator` is 'In' or 'NotIn'",
+        f"{POD_PREFERRED}[0].weight: Invalid value: 0: must be in the range 1-100",
+        f"{POD_PREFERRED}[1].podAffinityTerm.topologyKey: Required value: can not be empty",
+    ]

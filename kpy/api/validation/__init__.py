@@ -8,7 +8,9 @@ non-empty list into `errors.Invalid`.
 
 Each kind's checks live with its group (`_core`, `_apps`, `_batch`, ...) and
 register themselves here by message type. A kind without checks of its own
-still gets its metadata checked.
+still gets its metadata checked, and every Quantity field of every kind is
+checked to parse (`_quantities`), so that no component ever reads one that
+does not.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from kpy.api import names
 from kpy.api.validation import _apps, _batch, _core, _others, _registry  # noqa: F401
 from kpy.api.validation._field import Errors
 from kpy.api.validation._meta import validate_object_meta, validate_object_meta_update
+from kpy.api.validation._quantities import syntax_errors
 from kpy.api.validation._registry import NAME_CHECKS, validators
 
 __all__ = ["Errors", "validate", "validate_update", "validators"]
@@ -34,18 +37,27 @@ def _meta_errors(obj: object) -> Errors:
 
 def validate(obj: object) -> Errors:
     """Every problem with `obj` as a new object (after defaulting)."""
-    errs = _meta_errors(obj)
-    check = _registry.create_checks.get(type(obj).__name__)
-    if check is not None:
-        errs += check(obj)
-    return errs
+    return _validate(obj, None)
 
 
 def validate_update(new: object, old: object) -> Errors:
-    """Every problem with replacing `old` by `new`."""
-    errs = validate(new)
+    """Every problem with replacing `old` by `new`. A quantity that does not
+    parse is let through only where `old` already held the same text (see
+    `_quantities`); everything else is checked as on create."""
+    errs = _validate(new, old)
     errs += validate_object_meta_update(new.metadata, old.metadata)  # type: ignore[attr-defined]
     check = _registry.update_checks.get(type(new).__name__)
     if check is not None:
         errs += check(new, old)
+    return errs
+
+
+def _validate(obj: object, old: object | None) -> Errors:
+    """Metadata, quantities and the kind's own create-time checks; `old` is
+    the stored object on an update (see `_quantities.syntax_errors`)."""
+    errs = _meta_errors(obj)
+    errs += syntax_errors(obj, old)  # type: ignore[arg-type]
+    check = _registry.create_checks.get(type(obj).__name__)
+    if check is not None:
+        errs += check(obj)
     return errs

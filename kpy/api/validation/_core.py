@@ -11,7 +11,6 @@ import ipaddress
 from typing import TYPE_CHECKING, Any
 
 from kpy.api import names
-from kpy.api.quantity import Quantity
 from kpy.api.validation._field import (
     Errors,
     duplicate,
@@ -27,17 +26,19 @@ from kpy.api.validation._field import (
     too_long,
 )
 from kpy.api.validation._meta import validate_annotations, validate_label_selector, validate_labels
+from kpy.api.validation._quantities import resource_value, value_of
 from kpy.api.validation._registry import update_validators, validators
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+
+    from kpy.api.quantity import Quantity
 
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-NODE_SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist", "Gt", "Lt")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 ENV_FIELD_PATHS = (
@@ -62,6 +63,15 @@ RESOURCE_FIELD_NAMES = (
     "requests.ephemeral-storage",
 )
 MAX_CONFIG_SIZE = 1024 * 1024
+_BYTE_DIVISORS = ("1", "1k", "1M", "1G", "1T", "1P", "1E", "1Ki", "1Mi", "1Gi", "1Ti", "1Pi", "1Ei")
+# The divisors Kubernetes allows for a resourceFieldRef, by the resource's
+# name without its "limits." / "requests." prefix, with the name it uses in
+# its message.
+DIVISORS: dict[str, tuple[tuple[str, ...], str]] = {
+    "cpu": (("1m", "1"), "cpu"),
+    "memory": (_BYTE_DIVISORS, "memory"),
+    "ephemeral-storage": (_BYTE_DIVISORS, "local ephemeral storage"),
+}
 
 
 def _set_once(msg: Any, path: str, fields: Iterable[str], what: str) -> Errors:
@@ -104,6 +114,20 @@ def validate_pod_spec(spec: Any, path: str) -> Errors:
             if container.name in seen:
                 errs.append(duplicate(f"{cpath}.name", container.name))
             seen.add(container.name)
+    for i, container in enumerate(spec.ephemeral_containers):
+        res = container.resources
+        if res.limits or res.requests:
+            errs.append(
+                forbidden(
+                    f"{path}.ephemeralContainers[{i}].resources",
+                    "cannot be set for an Ephemeral Container",
+                )
+            )
+    for name, quantity in sorted(spec.overhead.items()):
+        errs += _resource_name(name, f"{path}.overhead[{name}]")
+        errs += resource_value(name, quantity, f"{path}.overhead[{name}]")
+    if spec.HasField("resources"):
+        errs += _resources(spec.resources, f"{path}.resources")
     errs += _host_ports(spec, path)
     errs += one_of(f"{path}.restartPolicy", spec.restart_policy, RESTART_POLICIES)
     errs += one_of(f"{path}.dnsPolicy", spec.dns_policy, DNS_POLICIES) if spec.dns_policy else []
@@ -255,7 +279,28 @@ def _field_ref(ref: Any, path: str) -> Errors:
 def _resource_field_ref(ref: Any, path: str) -> Errors:
     if not ref.resource:
         return [required(f"{path}.resource")]
-    return one_of(f"{path}.resource", ref.resource, RESOURCE_FIELD_NAMES)
+    errs = one_of(f"{path}.resource", ref.resource, RESOURCE_FIELD_NAMES)
+    if ref.HasField("divisor"):
+        errs += _divisor(ref.resource, ref.divisor, f"{path}.divisor")
+    return errs
+
+
+def _divisor(resource: str, quantity: Any, path: str) -> Errors:
+    divisor = value_of(quantity)
+    allowed = DIVISORS.get(resource.partition(".")[2])
+    # Zero means "not set" (a divisor of 1), as in Kubernetes; a divisor that
+    # does not parse is reported by _quantities.syntax_errors.
+    if divisor is None or divisor.is_zero() or allowed is None:
+        return []
+    values, name = allowed
+    if divisor.canonical() in values:
+        return []
+    listed = ", ".join(values[:-1]) + (" and " if len(values) == 2 else ", ") + values[-1]
+    return [
+        invalid(
+            path, resource, f"only divisor's values {listed} are supported with the {name} resource"
+        )
+    ]
 
 
 def _env_from(source: Any, path: str) -> Errors:
@@ -280,13 +325,13 @@ def _resources(res: Any, path: str) -> Errors:
     errs: Errors = []
     parsed: dict[str, dict[str, Quantity]] = {"limits": {}, "requests": {}}
     for kind in ("limits", "requests"):
-        for name, quantity in getattr(res, kind).items():
+        for name, quantity in sorted(getattr(res, kind).items()):
             qpath = f"{path}.{kind}[{name}]"
             errs += _resource_name(name, qpath)
-            value = Quantity.parse(quantity.string or "0")
-            if value.sign() < 0:
-                errs.append(invalid(qpath, str(value), "must be greater than or equal to 0"))
-            parsed[kind][name] = value
+            errs += resource_value(name, quantity, qpath)
+            value = value_of(quantity)
+            if value is not None:  # else reported by _quantities.syntax_errors
+                parsed[kind][name] = value
     for name, request in parsed["requests"].items():
         limit = parsed["limits"].get(name)
         if limit is not None and request > limit:
@@ -479,7 +524,7 @@ def _node_selector_requirement(req: Any, path: str, *, fields: bool) -> Errors:
         elif not req.values[0].lstrip("-").isdigit():
             errs.append(invalid(f"{path}.values[0]", req.values[0], "must be an integer"))
     else:
-        errs.append(not_supported(f"{path}.operator", op, NODE_SELECTOR_OPERATORS))
+        errs.append(invalid(f"{path}.operator", op, "not a valid selector operator"))
     if fields:
         if req.key != "metadata.name":
             errs.append(not_supported(f"{path}.key", req.key, ("metadata.name",)))
@@ -552,6 +597,15 @@ def _volumes(volumes: Any, path: str) -> tuple[set[str], Errors]:
 
 def _volume_source(v: Any, path: str) -> Errors:
     errs: Errors = []
+    if v.HasField("empty_dir") and v.empty_dir.HasField("size_limit"):
+        limit = value_of(v.empty_dir.size_limit)
+        if limit is not None and limit.sign() < 0:
+            errs.append(
+                forbidden(
+                    f"{path}.emptyDir.sizeLimit",
+                    "SizeLimit field must be a valid resource quantity",
+                )
+            )
     if v.HasField("host_path"):
         if not v.host_path.path:
             errs.append(required(f"{path}.hostPath.path"))
@@ -802,6 +856,9 @@ def _validate_node(node: Any) -> Errors:
         if (taint.key, taint.effect) in seen:
             errs.append(duplicate(tpath, f"{taint.key}:{taint.effect}"))
         seen.add((taint.key, taint.effect))
+    for field in ("capacity", "allocatable"):
+        for name, quantity in sorted(getattr(node.status, field).items()):
+            errs += resource_value(name, quantity, f"status.{field}[{name}]")
     return errs
 
 
@@ -814,16 +871,19 @@ def validate_pvc_spec(spec: Any, path: str) -> Errors:
     if "storage" not in spec.resources.requests:
         errs.append(required(f"{path}.resources[storage]"))
     else:
-        storage = Quantity.parse(spec.resources.requests["storage"].string or "0")
-        if storage.sign() <= 0:
-            errs.append(
-                invalid(f"{path}.resources[storage]", str(storage), "must be greater than zero")
-            )
+        errs += _positive_storage(spec.resources.requests["storage"], f"{path}.resources[storage]")
     if spec.HasField("selector"):
         errs += validate_label_selector(spec.selector, f"{path}.selector")
     if spec.volume_mode:
         errs += one_of(f"{path}.volumeMode", spec.volume_mode, ("Filesystem", "Block"))
     return errs
+
+
+def _positive_storage(quantity: Any, path: str) -> Errors:
+    storage = value_of(quantity)
+    if storage is not None and storage.sign() <= 0:
+        return [invalid(path, str(storage), "must be greater than zero")]
+    return []
 
 
 @validators("PersistentVolumeClaim")
@@ -841,6 +901,8 @@ def _validate_pv(pv: Any) -> Errors:
         errs += one_of(f"spec.accessModes[{i}]", mode, ACCESS_MODES)
     if "storage" not in spec.capacity:
         errs.append(required("spec.capacity[storage]"))
+    else:
+        errs += _positive_storage(spec.capacity["storage"], "spec.capacity[storage]")
     errs += _set_once(spec, "spec", ("host_path", "nfs", "local", "csi"), "volume type")
     if spec.persistent_volume_reclaim_policy:
         errs += one_of(

@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import Any
 
 from kpy.api import names
-from kpy.api.quantity import Quantity
 from kpy.api.validation._field import (
     Errors,
     duplicate,
@@ -30,6 +29,7 @@ from kpy.api.validation._field import (
     too_long,
 )
 from kpy.api.validation._meta import validate_label_selector
+from kpy.api.validation._quantities import value_of
 from kpy.api.validation._registry import update_validators, validators
 
 # ------------------------------------------------------------------ HorizontalPodAutoscaler
@@ -171,8 +171,8 @@ def _metric_target(target: Any, path: str, allowed: tuple[str, ...]) -> Errors:
             )
     for field, json_name in (("value", "value"), ("average_value", "averageValue")):
         if target.HasField(field):
-            quantity = Quantity.parse(getattr(target, field).string or "0")
-            if quantity.sign() <= 0:
+            quantity = value_of(getattr(target, field))  # None: reported by syntax_errors
+            if quantity is not None and quantity.sign() <= 0:
                 errs.append(invalid(f"{path}.{json_name}", str(quantity), "must be positive"))
     if target.HasField("average_utilization"):
         errs += positive(f"{path}.averageUtilization", target.average_utilization)
@@ -195,8 +195,8 @@ def _scaling_rules(rules: Any, path: str) -> Errors:
     if rules.HasField("select_policy"):
         errs += one_of(f"{path}.selectPolicy", rules.select_policy, ("Max", "Min", "Disabled"))
     if rules.HasField("tolerance"):
-        tolerance = Quantity.parse(rules.tolerance.string or "0")
-        if tolerance.sign() < 0:
+        tolerance = value_of(rules.tolerance)
+        if tolerance is not None and tolerance.sign() < 0:
             errs.append(
                 invalid(f"{path}.tolerance", str(tolerance), "must be greater than or equal to 0")
             )
