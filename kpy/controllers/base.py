@@ -11,6 +11,10 @@ A controller subclasses `Controller`:
   exponential back-off under an overall token bucket). After `max_retries`
   failures in a row a key is dropped and logged, as Kubernetes does for
   controllers that set a limit; the next event for it brings it back.
+- Whatever a sync raises (an API error, or a ValueError from an object the
+  controller cannot make sense of) fails only that key: it is logged with the
+  key (with a traceback when it is not an API error) and retried with back-off,
+  and every other key keeps syncing. Only cancellation ends a worker.
 - `sync(key)` reads only from listers, looks at the whole current state of
   that one object and what it owns, and writes through the client. It must
   be idempotent: the queue guarantees one worker per key at a time, not
@@ -138,20 +142,43 @@ class Controller(abc.ABC):
         if limit is not None and failures >= limit:
             log.warning(
                 "dropping key after repeated failures",
-                extra={"controller": self.name, "key": key, "failures": failures, "error": str(e)},
+                extra={
+                    "controller": self.name,
+                    "key": key,
+                    "failures": failures,
+                    "error": _describe(e),
+                },
             )
             self.queue.forget(key)
             return
+        # Requeue first: nothing below may keep the key from its retry.
+        self.queue.add_rate_limited(key)
         # A conflict or a vanished object is routine: the next sync sees fresh state.
         routine = isinstance(e, errors.Conflict | errors.NotFound | errors.AlreadyExists)
+        api_error = isinstance(e, errors.StatusError)
+        # Anything that is not an API error is a bug or an object this
+        # controller cannot handle: worth a traceback at ERROR.
+        level = logging.DEBUG if routine else logging.WARNING if api_error else logging.ERROR
         log.log(
-            logging.DEBUG if routine else logging.WARNING,
+            level,
             "sync failed; will retry",
-            exc_info=not routine and not isinstance(e, errors.StatusError),
-            extra={"controller": self.name, "key": key, "error": str(e)},
+            exc_info=e if not routine and not api_error else None,
+            extra={
+                "controller": self.name,
+                "key": key,
+                "failures": failures + 1,
+                "error": _describe(e),
+            },
         )
-        self.queue.add_rate_limited(key)
 
     @abc.abstractmethod
     async def sync(self, key: str) -> None:
         """Make the world match the object named `key`; raise to be retried."""
+
+
+def _describe(e: BaseException) -> str:
+    """`str(e)` for the log, even when the exception's own __str__ fails."""
+    try:
+        return f"{type(e).__name__}: {e}"
+    except Exception:
+        return f"{type(e).__name__} (its message could not be formatted)"
