@@ -339,6 +339,119 @@ def test_replica_set_fraction_falls_back_to_the_status_size() -> None:
 
 
 @dataclass(frozen=True)
+class FractionCase:
+    """Kubernetes' TestGetReplicaSetFraction."""
+
+    name: str
+    replicas: int
+    rs_replicas: int
+    want: int
+    status_replicas: int = 0
+    surge: int = 0
+    annotations: dict[str, str] = field(default_factory=dict)
+
+
+def _max(value: str) -> dict[str, str]:
+    return {util.MAX_REPLICAS_ANNOTATION: value}
+
+
+FRACTION_CASES = [
+    FractionCase("empty deployment always scales to 0", 0, 10, -10),
+    FractionCase("no annotation and no status size: no scaling", 10, 5, 0),
+    FractionCase("max-replicas 0 and no status size: no scaling", 10, 5, 0, annotations=_max("0")),
+    FractionCase("no annotation: scales from the status size", 120, 50, 10, status_replicas=100),
+    FractionCase(
+        "max-replicas 0 counts as missing", 120, 50, 10, status_replicas=100, annotations=_max("0")
+    ),
+    FractionCase(
+        "unreadable max-replicas counts as missing",
+        120,
+        50,
+        10,
+        status_replicas=100,
+        annotations=_max("-100"),
+    ),
+    FractionCase("scale up by 1/5", 120, 50, 10, annotations=_max("100")),
+    FractionCase("scale up with surge", 120, 50, 9, surge=10, annotations=_max("110")),
+    FractionCase("scale down by 1/6", 10, 6, -1, annotations=_max("12")),
+    FractionCase("scale down with surge", 100, 50, -8, surge=10, annotations=_max("130")),
+]
+
+
+@pytest.mark.parametrize("case", FRACTION_CASES, ids=lambda c: c.name)
+def test_get_replica_set_fraction(case: FractionCase) -> None:
+    d = deployment(case.replicas, surge=case.surge, unavailable=1)
+    d.status.replicas = case.status_replicas
+    target = rs("rs", case.rs_replicas)
+    target.metadata.annotations.update(case.annotations)
+    assert util.get_replica_set_fraction(target, d) == case.want, case.name
+
+
+# Kubernetes' getNonNegativeInt32FromAnnotation: strconv.ParseUint(s, 10, 32),
+# then at most MaxInt32; anything else is "not found".
+INT32_ANNOTATION_CASES = [
+    ("missing", None, (0, False)),
+    ("empty", "", (0, False)),
+    ("zero", "0", (0, True)),
+    ("plain", "13", (13, True)),
+    ("leading zeros", "007", (7, True)),
+    ("max int32", str(MAX_INT32), (MAX_INT32, True)),
+    ("max int32 + 1", str(MAX_INT32 + 1), (0, False)),
+    ("beyond uint32", str(2**32), (0, False)),
+    ("negative", "-1", (0, False)),
+    ("minus zero", "-0", (0, False)),
+    ("plus sign", "+5", (0, False)),
+    ("spaces", " 5", (0, False)),
+    ("exponent", "1e3", (0, False)),
+    ("hex", "0x10", (0, False)),
+    ("underscores", "1_000", (0, False)),
+    ("non-ASCII digits", "\u0663", (0, False)),
+    ("word", "invalid", (0, False)),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "want"), INT32_ANNOTATION_CASES, ids=[c[0] for c in INT32_ANNOTATION_CASES]
+)
+def test_replicas_annotations_are_non_negative_int32(
+    name: str, value: str | None, want: tuple[int, bool]
+) -> None:
+    for key, read in (
+        (util.DESIRED_REPLICAS_ANNOTATION, util.get_desired_replicas_annotation),
+        (util.MAX_REPLICAS_ANNOTATION, util.get_max_replicas_annotation),
+    ):
+        target = rs("r", 1)
+        if value is not None:
+            target.metadata.annotations[key] = value
+        assert read(target) == want, f"{name}: {key}={value!r}"
+
+
+# IsSaturated reads desired-replicas with strconv.ParseInt(s, 10, 32).
+SATURATED_CASES = [
+    ("equal", "3", 3, True),
+    ("plus sign", "+3", 3, True),
+    ("leading zeros", "03", 3, True),
+    ("different", "4", 3, False),
+    ("decimal", "3.0", 3, False),
+    ("beyond int32", str(2**32 + 3), 3, False),
+    ("missing", None, 3, False),
+    ("minus zero for zero replicas", "-0", 0, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "desired", "replicas", "want"), SATURATED_CASES, ids=[c[0] for c in SATURATED_CASES]
+)
+def test_is_saturated_reads_desired_replicas_as_int32(
+    name: str, desired: str | None, replicas: int, want: bool
+) -> None:
+    target = rs("r", replicas, available=replicas)
+    if desired is not None:
+        target.metadata.annotations[util.DESIRED_REPLICAS_ANNOTATION] = desired
+    assert util.is_saturated(deployment(replicas), target) is want, name
+
+
+@dataclass(frozen=True)
 class ScaleCase:
     """Kubernetes' TestScale: the replica sets were annotated for `old`."""
 

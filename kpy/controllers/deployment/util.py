@@ -73,6 +73,7 @@ MINIMUM_REPLICAS_UNAVAILABLE: Final = "MinimumReplicasUnavailable"
 
 _MAX_INT32: Final = 2**31 - 1
 _INT64: Final = re.compile(r"[+-]?[0-9]+")
+_UNSIGNED: Final = re.compile(r"[0-9]+")
 
 _ANNOTATIONS_TO_SKIP: Final = frozenset(
     {
@@ -286,22 +287,25 @@ def set_deployment_annotations_to(deployment: Deployment, rollback_to_rs: Replic
 
 
 def get_desired_replicas_annotation(rs: ReplicaSet) -> tuple[int, bool]:
-    """(value, present and an integer) of the desired-replicas annotation."""
-    return _int_annotation(rs, DESIRED_REPLICAS_ANNOTATION)
+    """(value, found) of the desired-replicas annotation; see
+    `_non_negative_int32_annotation` for what counts as found."""
+    return _non_negative_int32_annotation(rs, DESIRED_REPLICAS_ANNOTATION)
 
 
 def get_max_replicas_annotation(rs: ReplicaSet) -> tuple[int, bool]:
-    return _int_annotation(rs, MAX_REPLICAS_ANNOTATION)
+    """(value, found) of the max-replicas annotation, as the desired one."""
+    return _non_negative_int32_annotation(rs, MAX_REPLICAS_ANNOTATION)
 
 
-def _int_annotation(rs: ReplicaSet, key: str) -> tuple[int, bool]:
+def _non_negative_int32_annotation(rs: ReplicaSet, key: str) -> tuple[int, bool]:
+    """Kubernetes' getNonNegativeInt32FromAnnotation: decimal digits only
+    (Go's strconv.ParseUint(s, 10, 32): no sign, no spaces) and at most
+    2^31-1; anything else, like no annotation, is (0, False)."""
     value = rs.metadata.annotations.get(key)
-    if value is None:
+    if value is None or not _UNSIGNED.fullmatch(value):
         return 0, False
-    try:
-        return _parse_int64(value), True
-    except ValueError:
-        return 0, False
+    number = int(value)
+    return (number, True) if number <= _MAX_INT32 else (0, False)
 
 
 def set_replicas_annotations(rs: ReplicaSet, desired_replicas: int, max_replicas: int) -> bool:
@@ -411,12 +415,13 @@ def get_replica_set_fraction(rs: ReplicaSet, deployment: Deployment) -> int:
         return -rs.spec.replicas
     deployment_replicas = deployment.spec.replicas + max_surge(deployment)
     annotated, ok = get_max_replicas_annotation(rs)
-    if not ok:
-        # Without the annotation the current size is the best guess; the
-        # min/max in get_proportion keeps the result within bounds anyway.
+    if not ok or annotated == 0:
+        # Without a usable annotation (removed, or set to 0 by a third
+        # party) the current size is the best guess; the min/max in
+        # get_proportion keeps the result within bounds anyway.
         annotated = deployment.status.replicas
-    if annotated == 0:
-        return 0
+        if annotated == 0:
+            return 0  # no size to scale from: never divide by zero
     new_size = rs.spec.replicas * deployment_replicas / annotated
     return _round_half_away(new_size) - rs.spec.replicas
 
@@ -454,12 +459,14 @@ def is_saturated(deployment: Deployment, rs: ReplicaSet | None) -> bool:
     both agree on the size (the desired-replicas annotation)."""
     if rs is None:
         return False
-    desired, ok = get_desired_replicas_annotation(rs)
+    # Kubernetes reads the annotation here with strconv.ParseInt(s, 10, 32).
+    text = rs.metadata.annotations.get(DESIRED_REPLICAS_ANNOTATION, "")
+    if not _INT64.fullmatch(text) or not -_MAX_INT32 - 1 <= int(text) <= _MAX_INT32:
+        return False
     replicas = deployment.spec.replicas
     return (
-        ok
-        and rs.spec.replicas == replicas
-        and desired == replicas
+        rs.spec.replicas == replicas
+        and int(text) == replicas
         and rs.status.available_replicas == replicas
     )
 
