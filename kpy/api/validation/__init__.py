@@ -23,6 +23,7 @@ from kpy.api.validation._field import Errors
 from kpy.api.validation._meta import validate_object_meta, validate_object_meta_update
 from kpy.api.validation._quantities import syntax_errors
 from kpy.api.validation._registry import NAME_CHECKS, validators
+from kpy.api.validation._unsupported import refused_fields
 
 __all__ = ["Errors", "validate", "validate_update", "validators"]
 
@@ -60,4 +61,5 @@ def _validate(obj: object, old: object | None) -> Errors:
     check = _registry.create_checks.get(type(obj).__name__)
     if check is not None:
         errs += check(obj)
+    errs += refused_fields(obj, old, reported=errs)  # type: ignore[arg-type]
     return errs
