@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kpy.cli import apply, delete, describe, drain, edit, get, logs, rollout, top
+from kpy.cli import api_resources, apply, delete, describe, drain, edit, get, logs, rollout, top
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
     apply.add_parser(sub)
     get.add_parser(sub)
+    api_resources.add_parser(sub)
     describe.add_parser(sub)
     rollout.add_parser(sub)
     rollout.add_scale_parser(sub)
