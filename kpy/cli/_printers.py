@@ -18,6 +18,7 @@ Contracts:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -125,18 +126,28 @@ Row = Callable[[Any, float], list[str]]
 @dataclass(frozen=True, slots=True)
 class Printer:
     """The columns of one kind: `headers`, then `wide` for `-o wide`;
-    `row(obj, now)` returns cells for both."""
+    `row(obj, now)` returns cells for both, in that order. `wide_order`,
+    when set, is the `-o wide` column order where kubectl interleaves the
+    extra columns (events)."""
 
     headers: tuple[str, ...]
     wide: tuple[str, ...]
     row: Row
+    wide_order: tuple[str, ...] = ()
 
     def header(self, *, wide: bool) -> list[str]:
-        return list(self.headers + self.wide) if wide else list(self.headers)
+        if not wide:
+            return list(self.headers)
+        return list(self.wide_order or self.headers + self.wide)
 
     def cells(self, obj: Any, now: float, *, wide: bool) -> list[str]:
         cells = self.row(obj, now)
-        return cells if wide else cells[: len(self.headers)]
+        if not wide:
+            return cells[: len(self.headers)]
+        if not self.wide_order:
+            return cells
+        where = {name: i for i, name in enumerate(self.headers + self.wide)}
+        return [cells[where[name]] for name in self.wide_order]
 
 
 def _labels(selector: Any) -> str:
@@ -361,16 +372,316 @@ def involved(event: Any) -> str:
 
 
 def _event_row(event: Any, now: float) -> list[str]:
+    first = event.first_timestamp if seconds_of(event.first_timestamp) else event.event_time
+    first_seen = age(first, now)
+    last_seen = age(event.last_timestamp, now) if seconds_of(event.last_timestamp) else first_seen
+    ref = event.involved_object
+    target = f"{ref.kind.lower()}/{ref.name}" if ref.name else ref.kind.lower()
+    component = event.source.component or event.reporting_component
+    instance = event.source.host or event.reporting_instance
     return [
-        age(event_time(event), now),
+        last_seen,
         event.type,
         event.reason,
-        involved(event),
-        event.message,
-        event.source.component or event.reporting_component,
+        target,
+        event.message.strip(),
+        ref.field_path,
+        f"{component}, {instance}" if instance else component,
+        first_seen,
         str(event.count or 1),
-        age(event.first_timestamp, now),
+        event.metadata.name,
     ]
+
+
+def _replication_controller_row(rc: Any, now: float) -> list[str]:
+    return [
+        rc.metadata.name,
+        str(rc.spec.replicas),
+        str(rc.status.replicas),
+        str(rc.status.ready_replicas),
+        age(rc.metadata.creation_timestamp, now),
+        *_containers_images(rc.spec.template),
+        ",".join(f"{k}={v}" for k, v in sorted(rc.spec.selector.items())) or NONE,
+    ]
+
+
+def _has_condition(obj: Any, kind: str) -> bool:
+    return any(c.type == kind and c.status == "True" for c in obj.status.conditions)
+
+
+def job_status(job: Any) -> str:
+    """kubectl's STATUS column of a Job."""
+    if _has_condition(job, "Complete"):
+        return "Complete"
+    if _has_condition(job, "Failed"):
+        return "Failed"
+    if job.metadata.HasField("deletion_timestamp"):
+        return "Terminating"
+    for condition in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if _has_condition(job, condition):
+            return condition
+    return "Running"
+
+
+def _job_row(job: Any, now: float) -> list[str]:
+    spec, status = job.spec, job.status
+    if spec.HasField("completions"):
+        completions = f"{status.succeeded}/{spec.completions}"
+    elif spec.parallelism > 1:
+        completions = f"{status.succeeded}/1 of {spec.parallelism}"
+    else:
+        completions = f"{status.succeeded}/1"
+    start, done = seconds_of(status.start_time), seconds_of(status.completion_time)
+    duration = "" if start is None else human_duration((done or now) - start)
+    return [
+        job.metadata.name,
+        job_status(job),
+        completions,
+        duration,
+        age(job.metadata.creation_timestamp, now),
+        *_containers_images(spec.template),
+        _labels(spec.selector if spec.HasField("selector") else None),
+    ]
+
+
+def _cronjob_row(cj: Any, now: float) -> list[str]:
+    spec = cj.spec
+    last = cj.status.last_schedule_time
+    job_spec = spec.job_template.spec
+    return [
+        cj.metadata.name,
+        spec.schedule,
+        spec.time_zone or NONE,
+        ("True" if spec.suspend else "False") if spec.HasField("suspend") else "<unset>",
+        str(len(cj.status.active)),
+        NONE if seconds_of(last) is None else age(last, now),
+        age(cj.metadata.creation_timestamp, now),
+        *_containers_images(job_spec.template),
+        _labels(job_spec.selector if job_spec.HasField("selector") else None),
+    ]
+
+
+def _statefulset_row(sts: Any, now: float) -> list[str]:
+    return [
+        sts.metadata.name,
+        f"{sts.status.ready_replicas}/{sts.spec.replicas}",
+        age(sts.metadata.creation_timestamp, now),
+        *_containers_images(sts.spec.template),
+    ]
+
+
+def _daemonset_row(ds: Any, now: float) -> list[str]:
+    s = ds.status
+    node_selector = ds.spec.template.spec.node_selector
+    return [
+        ds.metadata.name,
+        str(s.desired_number_scheduled),
+        str(s.current_number_scheduled),
+        str(s.number_ready),
+        str(s.updated_number_scheduled),
+        str(s.number_available),
+        ",".join(f"{k}={v}" for k, v in sorted(node_selector.items())) or NONE,
+        age(ds.metadata.creation_timestamp, now),
+        *_containers_images(ds.spec.template),
+        _labels(ds.spec.selector if ds.spec.HasField("selector") else None),
+    ]
+
+
+def format_endpoints(endpoints: Any, limit: int = 3, port_name: str | None = None) -> str:
+    """`ip:port` of the ready addresses, at most three, then `+ N more...`
+    (only the ports named `port_name` when it is given, as describe does)."""
+    if not endpoints.subsets:
+        return NONE
+    shown: list[str] = []
+    count = 0
+    for subset in endpoints.subsets:
+        ports: list[int | None] = [
+            p.port for p in subset.ports if port_name is None or p.name == port_name
+        ]
+        if not subset.ports:
+            ports = [None]  # a headless service without ports: addresses alone
+        for port in ports:
+            count += len(subset.addresses)
+            for address in subset.addresses:
+                if len(shown) < limit:
+                    ip = f"[{address.ip}]" if ":" in address.ip and port is not None else address.ip
+                    shown.append(ip if port is None else f"{ip}:{port}")
+    text = ",".join(shown)
+    return f"{text} + {count - limit} more..." if count > limit else text
+
+
+def _endpoints_row(ep: Any, now: float) -> list[str]:
+    return [ep.metadata.name, format_endpoints(ep), age(ep.metadata.creation_timestamp, now)]
+
+
+def _configmap_row(cm: Any, now: float) -> list[str]:
+    count = len(cm.data) + len(cm.binary_data)
+    return [cm.metadata.name, str(count), age(cm.metadata.creation_timestamp, now)]
+
+
+def _secret_row(secret: Any, now: float) -> list[str]:
+    return [
+        secret.metadata.name,
+        secret.type or "Opaque",
+        str(len(secret.data)),
+        age(secret.metadata.creation_timestamp, now),
+    ]
+
+
+_ACCESS_MODES = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def access_modes(modes: Iterable[str]) -> str:
+    """`RWO,RWX` as kubectl abbreviates access modes."""
+    return ",".join(_ACCESS_MODES.get(m, m) for m in modes)
+
+
+def _storage(capacity: Any) -> str:
+    return capacity["storage"].string if "storage" in capacity else ""
+
+
+def _pv_row(pv: Any, now: float) -> list[str]:
+    claim = pv.spec.claim_ref
+    phase = pv.status.phase
+    if pv.metadata.HasField("deletion_timestamp"):
+        phase = "Terminating"
+    return [
+        pv.metadata.name,
+        _storage(pv.spec.capacity),
+        access_modes(pv.spec.access_modes),
+        pv.spec.persistent_volume_reclaim_policy,
+        phase,
+        f"{claim.namespace}/{claim.name}" if claim.name else "",
+        pv.spec.storage_class_name,
+        pv.spec.volume_attributes_class_name or "<unset>",
+        pv.status.reason,
+        age(pv.metadata.creation_timestamp, now),
+        pv.spec.volume_mode or "Filesystem",
+    ]
+
+
+def _pvc_row(pvc: Any, now: float) -> list[str]:
+    phase = pvc.status.phase
+    if pvc.metadata.HasField("deletion_timestamp"):
+        phase = "Terminating"
+    bound = bool(pvc.spec.volume_name)
+    return [
+        pvc.metadata.name,
+        phase,
+        pvc.spec.volume_name,
+        _storage(pvc.status.capacity) if bound else "",
+        access_modes(pvc.status.access_modes) if bound else "",
+        pvc.spec.storage_class_name,
+        pvc.spec.volume_attributes_class_name or "<unset>",
+        age(pvc.metadata.creation_timestamp, now),
+        pvc.spec.volume_mode or "Filesystem",
+    ]
+
+
+DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+
+
+def _storageclass_row(sc: Any, now: float) -> list[str]:
+    name = sc.metadata.name
+    if sc.metadata.annotations.get(DEFAULT_CLASS) == "true":
+        name += " (default)"
+    return [
+        name,
+        sc.provisioner,
+        sc.reclaim_policy or "Delete",
+        sc.volume_binding_mode or "Immediate",
+        "true" if sc.allow_volume_expansion else "false",
+        age(sc.metadata.creation_timestamp, now),
+    ]
+
+
+def _lease_row(lease: Any, now: float) -> list[str]:
+    return [
+        lease.metadata.name,
+        lease.spec.holder_identity,
+        age(lease.metadata.creation_timestamp, now),
+    ]
+
+
+def hpa_targets(hpa: Any, limit: int = 2) -> str:
+    """kubectl's TARGETS of an HPA: `cpu: 40%/80%`, `<unknown>` until measured."""
+    statuses = list(hpa.status.current_metrics)
+    shown: list[str] = []
+    for i, spec in enumerate(hpa.spec.metrics):
+        status = statuses[i] if i < len(statuses) else None
+        if spec.type in ("Resource", "ContainerResource"):
+            field = "resource" if spec.type == "Resource" else "container_resource"
+            source = getattr(spec, field)
+            current_of = getattr(status, field) if status is not None else None
+            present = status is not None and status.HasField(field)
+            shown.append(
+                f"{source.name}: {_metric(source.target, current_of if present else None)}"
+            )
+        else:
+            shown.append(f"<unknown>/<unknown> ({spec.type})")
+    if not shown:
+        return NONE
+    text = ", ".join(shown[:limit])
+    return text + f" + {len(shown) - limit} more..." if len(shown) > limit else text
+
+
+def _metric(target: Any, status: Any) -> str:
+    if target.HasField("average_value"):
+        current = status.current.average_value.string if status is not None else UNKNOWN
+        return f"{current}/{target.average_value.string}"
+    current = UNKNOWN
+    if status is not None and status.current.HasField("average_utilization"):
+        current = f"{status.current.average_utilization}%"
+    goal = f"{target.average_utilization}%" if target.HasField("average_utilization") else "<auto>"
+    return f"{current}/{goal}"
+
+
+def _hpa_row(hpa: Any, now: float) -> list[str]:
+    ref = hpa.spec.scale_target_ref
+    return [
+        hpa.metadata.name,
+        f"{ref.kind}/{ref.name}",
+        hpa_targets(hpa),
+        str(hpa.spec.min_replicas) if hpa.spec.HasField("min_replicas") else "<unset>",
+        str(hpa.spec.max_replicas),
+        str(hpa.status.current_replicas),
+        age(hpa.metadata.creation_timestamp, now),
+    ]
+
+
+def _controller_revision_row(cr: Any, now: float) -> list[str]:
+    owner = next((r for r in cr.metadata.owner_references if r.controller), None)
+    controller = NONE
+    if owner is not None:
+        group = owner.api_version.rpartition("/")[0]
+        controller = f"{owner.kind.lower()}{'.' + group if group else ''}/{owner.name}"
+    return [
+        cr.metadata.name,
+        controller,
+        str(cr.revision),
+        age(cr.metadata.creation_timestamp, now),
+    ]
+
+
+def _priority_class_row(pc: Any, now: float) -> list[str]:
+    return [
+        pc.metadata.name,
+        str(pc.value),
+        "true" if pc.global_default else "false",
+        age(pc.metadata.creation_timestamp, now),
+        pc.preemption_policy or "PreemptLowerPriority",
+    ]
+
+
+def _crd_row(crd: Any, now: float) -> list[str]:
+    created = seconds_of(crd.metadata.creation_timestamp)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)) if created is not None else ""
+    return [crd.metadata.name, stamp]
 
 
 def _generic_row(obj: Any, now: float) -> list[str]:
@@ -378,6 +689,7 @@ def _generic_row(obj: Any, now: float) -> list[str]:
 
 
 _AGE = "AGE"
+_WORKLOAD_WIDE = ("CONTAINERS", "IMAGES", "SELECTOR")
 _PRINTERS: dict[str, Printer] = {
     "Pod": Printer(
         ("NAME", "READY", "STATUS", "RESTARTS", _AGE),
@@ -385,14 +697,25 @@ _PRINTERS: dict[str, Printer] = {
         _pod_row,
     ),
     "Deployment": Printer(
-        ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", _AGE),
-        ("CONTAINERS", "IMAGES", "SELECTOR"),
-        _deployment_row,
+        ("NAME", "READY", "UP-TO-DATE", "AVAILABLE", _AGE), _WORKLOAD_WIDE, _deployment_row
     ),
     "ReplicaSet": Printer(
-        ("NAME", "DESIRED", "CURRENT", "READY", _AGE),
-        ("CONTAINERS", "IMAGES", "SELECTOR"),
-        _replicaset_row,
+        ("NAME", "DESIRED", "CURRENT", "READY", _AGE), _WORKLOAD_WIDE, _replicaset_row
+    ),
+    "ReplicationController": Printer(
+        ("NAME", "DESIRED", "CURRENT", "READY", _AGE), _WORKLOAD_WIDE, _replication_controller_row
+    ),
+    "StatefulSet": Printer(("NAME", "READY", _AGE), ("CONTAINERS", "IMAGES"), _statefulset_row),
+    "DaemonSet": Printer(
+        ("NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", _AGE),
+        _WORKLOAD_WIDE,
+        _daemonset_row,
+    ),
+    "Job": Printer(("NAME", "STATUS", "COMPLETIONS", "DURATION", _AGE), _WORKLOAD_WIDE, _job_row),
+    "CronJob": Printer(
+        ("NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST SCHEDULE", _AGE),
+        _WORKLOAD_WIDE,
+        _cronjob_row,
     ),
     "Node": Printer(
         ("NAME", "STATUS", "ROLES", _AGE, "VERSION"),
@@ -404,12 +727,54 @@ _PRINTERS: dict[str, Printer] = {
         ("SELECTOR",),
         _service_row,
     ),
+    "Endpoints": Printer(("NAME", "ENDPOINTS", _AGE), (), _endpoints_row),
     "Namespace": Printer(("NAME", "STATUS", _AGE), (), _namespace_row),
+    "ConfigMap": Printer(("NAME", "DATA", _AGE), (), _configmap_row),
+    "Secret": Printer(("NAME", "TYPE", "DATA", _AGE), (), _secret_row),
     "Event": Printer(
         ("LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"),
-        ("SOURCE", "COUNT", "FIRST SEEN"),
+        ("SUBOBJECT", "SOURCE", "FIRST SEEN", "COUNT", "NAME"),
         _event_row,
+        wide_order=(
+            *("LAST SEEN", "TYPE", "REASON", "OBJECT", "SUBOBJECT", "SOURCE", "MESSAGE"),
+            *("FIRST SEEN", "COUNT", "NAME"),
+        ),
     ),
+    "PersistentVolume": Printer(
+        (
+            *("NAME", "CAPACITY", "ACCESS MODES", "RECLAIM POLICY", "STATUS", "CLAIM"),
+            *("STORAGECLASS", "VOLUMEATTRIBUTESCLASS", "REASON", _AGE),
+        ),
+        ("VOLUMEMODE",),
+        _pv_row,
+    ),
+    "PersistentVolumeClaim": Printer(
+        (
+            *("NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS MODES", "STORAGECLASS"),
+            *("VOLUMEATTRIBUTESCLASS", _AGE),
+        ),
+        ("VOLUMEMODE",),
+        _pvc_row,
+    ),
+    "StorageClass": Printer(
+        (
+            *("NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE"),
+            *("ALLOWVOLUMEEXPANSION", _AGE),
+        ),
+        (),
+        _storageclass_row,
+    ),
+    "Lease": Printer(("NAME", "HOLDER", _AGE), (), _lease_row),
+    "HorizontalPodAutoscaler": Printer(
+        ("NAME", "REFERENCE", "TARGETS", "MINPODS", "MAXPODS", "REPLICAS", _AGE), (), _hpa_row
+    ),
+    "ControllerRevision": Printer(
+        ("NAME", "CONTROLLER", "REVISION", _AGE), (), _controller_revision_row
+    ),
+    "PriorityClass": Printer(
+        ("NAME", "VALUE", "GLOBAL-DEFAULT", _AGE, "PREEMPTIONPOLICY"), (), _priority_class_row
+    ),
+    "CustomResourceDefinition": Printer(("NAME", "CREATED AT"), (), _crd_row),
 }
 _GENERIC = Printer(("NAME", _AGE), (), _generic_row)
 
