@@ -6,7 +6,9 @@
 - watches only the pods bound to it (field selector spec.nodeName=<node>),
   plus ConfigMaps, Secrets and volume claims for what containers consume;
 - reads static pods from `pod_manifest_path` and publishes a mirror pod for
-  each (`static_pods`);
+  each (`static_pods`); a mirror that someone deletes, or that stops
+  matching its static pod, is deleted and created again, as the kubelet
+  does, while the static pod's containers run on;
 - hands every pod to `pods.PodWorkers`, and wakes a pod's worker on every
   change that concerns it: the pod, a container event from the runtime, a
   probe result, a ConfigMap or Secret it uses;
@@ -46,6 +48,7 @@ from kpy.api.core.v1 import (
     Pod,
     Secret,
 )
+from kpy.api.meta.v1 import Preconditions
 from kpy.api.quantity import Quantity
 from kpy.cache import EventHandler, SharedInformer
 from kpy.cache.events import EventBroadcaster
@@ -232,7 +235,7 @@ class Agent:
             self._mirrors.pop(full, None)
             static = self._static.get(full)
             if static is not None:
-                self._workers.mirrors.pop(static.metadata.uid, None)
+                self._workers.mirror_changed(static.metadata.uid, None)
                 self._ensure_mirror(static)
             return
         self._untrack(pod.metadata.uid)
@@ -240,11 +243,20 @@ class Agent:
 
     def _track(self, pod: Pod) -> None:
         """Indexes the ConfigMaps and Secrets a pod uses, once: they come from
-        its spec, which does not change (status updates pass by cheaply)."""
+        its spec, which does not change (status updates pass by cheaply). A
+        spec it cannot read is logged; the pod still runs (its sync reports
+        what is wrong), only without waking on those objects."""
         uid = pod.metadata.uid
         if uid in self._refs_of:
             return
-        self._refs_of[uid] = references(pod)
+        try:
+            self._refs_of[uid] = references(pod)
+        except Exception:
+            log.exception(
+                "cannot list the objects a pod uses",
+                extra={"pod": f"{pod.metadata.namespace}/{pod.metadata.name}"},
+            )
+            self._refs_of[uid] = set()
         for ref in self._refs_of[uid]:
             self._references.setdefault(ref, set()).add(uid)
 
@@ -287,25 +299,28 @@ class Agent:
         log.warning("static pod manifest refused", extra={"file": str(path), "error": message})
 
     def _mirror_changed(self, mirror: Pod) -> None:
+        """The worker of the mirror's static pod keeps the mirror's status;
+        a mirror being deleted, or of another config, is replaced."""
         assert self._workers is not None
         full = f"{mirror.metadata.namespace}/{mirror.metadata.name}"
-        previous = self._mirrors.get(full)
         self._mirrors[full] = mirror
         static = self._static.get(full)
-        if static is not None and static_pods.mirror_matches(mirror, static):
-            self._workers.mirrors[static.metadata.uid] = mirror.metadata.name
-            if previous is None or previous.metadata.uid != mirror.metadata.uid:
-                # A new mirror has no status: its worker may have nothing
-                # else to wake it, and what it wrote went to the old one.
-                self._workers.mirror_created(static.metadata.uid)
+        if static is None:
+            return
+        if static_pods.mirror_matches(mirror, static):
+            self._workers.mirror_changed(static.metadata.uid, mirror)
+        else:
+            self._workers.mirror_changed(static.metadata.uid, None)
+            self._ensure_mirror(static)
 
     def _ensure_mirror(self, static: Pod) -> None:
-        """Creates the static pod's mirror, replacing one of another config."""
+        """Creates the static pod's mirror, replacing one of another config
+        or one being deleted."""
         assert self._workers is not None
         full = f"{static.metadata.namespace}/{static.metadata.name}"
         mirror = self._mirrors.get(full)
         if mirror is not None and static_pods.mirror_matches(mirror, static):
-            self._workers.mirrors[static.metadata.uid] = mirror.metadata.name
+            self._workers.mirror_changed(static.metadata.uid, mirror)
             return
         if self._tg is not None:
             self._tg.start_soon(self._replace_mirror, static, mirror)
@@ -314,12 +329,14 @@ class Agent:
         assert self._node_agent is not None
         m = static.metadata
         if old is not None:
-            with contextlib.suppress(errors.NotFound):
+            # Only that mirror (a new one may be there already), at once.
+            with contextlib.suppress(errors.NotFound, errors.Conflict):
                 await self._client.delete(
                     Pod,
                     m.name,
                     namespace=m.namespace,
                     grace_period_seconds=0,
+                    preconditions=Preconditions(uid=old.metadata.uid),
                     as_node=self.node_name,
                 )
         mirror = static_pods.mirror_pod(static, self._node_agent.node)

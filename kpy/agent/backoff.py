@@ -1,10 +1,16 @@
 """The restart back-off of crashing containers and failing image pulls.
 
-Per key (pod uid and container name), the n-th restart waits base * 2^(n-1)
-seconds after the container finished (10 s, 20 s, 40 s ... capped at
-`cap`, 5 minutes), counted from the instance's exit. A container that ran
-longer than `reset_after` (10 minutes) before it exited starts the series
-again. Pure bookkeeping with the time passed in, so tests step time.
+Per key (pod uid and container name), as the kubelet's back-off:
+
+- `restart_at`, for crashed containers: the first restart of a series is
+  immediate; the n-th after that waits base * 2^(n-1) seconds after the
+  instance exited (10 s, 20 s, 40 s ... capped at `cap`, 5 minutes). A
+  container that ran at least `reset_after` (10 minutes) before it exited
+  starts a new series, so its restart is immediate again.
+- `failed_at`, for other failed attempts (an image pull): each failure
+  waits, base first, then doubling up to `cap`.
+
+Pure bookkeeping with the time passed in, so tests step time.
 """
 
 from __future__ import annotations
@@ -27,13 +33,25 @@ class Backoff:
 
     def restart_at(self, key: str, started_at: float | None, finished_at: float) -> float:
         """When the instance that ran from `started_at` to `finished_at` may
-        be restarted. Asking again about the same instance gives the same
-        answer; a newer instance moves the series on."""
+        be restarted: at once the first time, then after a growing wait.
+        Asking again about the same instance gives the same answer; a newer
+        instance moves the series on."""
+        ran = finished_at - started_at if started_at is not None else 0.0
+        return self._advance(key, finished_at, first=0.0, reset=ran >= self.reset_after)
+
+    def failed_at(self, key: str, at: float) -> float:
+        """When an attempt that failed at `at` may be tried again: `base`
+        after the first failure, then doubling. Asking again about the same
+        failure gives the same answer."""
+        return self._advance(key, at, first=self.base, reset=False)
+
+    def _advance(self, key: str, finished_at: float, *, first: float, reset: bool) -> float:
         entry = self._entries.get(key)
         if entry is not None and entry.finished_at == finished_at:
             return finished_at + entry.delay
-        ran = finished_at - started_at if started_at is not None else 0.0
-        if entry is None or ran >= self.reset_after:
+        if entry is None or reset:
+            delay = first
+        elif entry.delay == 0:
             delay = self.base
         else:
             delay = min(entry.delay * 2, self.cap)

@@ -12,9 +12,20 @@ and returns when it next wants to run (a back-off deadline) or None.
 2. init containers one at a time, each to success before the next; a failed
    one is restarted per restartPolicy (Never: the pod fails);
 3. then every app container; an exited one restarts per restartPolicy,
-   after the crash-loop back-off; a liveness or startup probe failure kills
-   it first;
-4. the status, written only when it differs from the last one written.
+   after the crash-loop back-off (the first restart is immediate, then
+   base, 2 base ... as the kubelet's); a liveness or startup probe failure
+   kills it first;
+4. the status. The agent owns it: it compares what it computes with what
+   the API holds (the pod, or a static pod's mirror, as its informer shows
+   it) and patches back whatever differs, whoever wrote it; its own writes
+   coming back are recognised, so nothing is written when nothing changed
+   (`status.status_update`).
+
+A pod the agent cannot run because of what is stored in it (a quantity that
+does not parse, a volume it cannot make sense of) fails on its own: the
+error is logged, recorded as a `FailedSync` event and shown as the waiting
+reason of its containers, the sync is retried with a back-off, and no other
+pod, nor the agent, is affected.
 
 Starting a container pulls its image, resolves its env and mounts (a
 missing ConfigMap or Secret holds it in CreateContainerConfigError until the
@@ -56,9 +67,9 @@ from kpy.agent.runtime import (
     RuntimeError_,
     SandboxState,
 )
-from kpy.agent.status import Observed, newest, pod_status, status_patch
+from kpy.agent.status import Observed, newest, pod_status, status_update
 from kpy.agent.volumes import VolumeError
-from kpy.api import codec, errors
+from kpy.api import errors
 from kpy.api.core.v1 import Pod
 from kpy.api.defaults import image_pull_policy_for
 from kpy.api.meta.v1 import Preconditions
@@ -100,7 +111,17 @@ class PodRecord:
     kill: dict[str, str] = field(default_factory=dict)  # container -> why
     probed: set[str] = field(default_factory=set)  # container ids with probe workers
     start_time: float | None = None
+    # The API object whose status the agent owns, as its informer last
+    # showed it: the pod itself, or a static pod's mirror (None: none yet).
+    api: Pod | None = None
+    # What the agent last made the API's status say, and the API's status
+    # (with its resourceVersion) right after that write.
     written: PodStatus | None = None
+    echo: PodStatus | None = None
+    echo_version: int = 0
+    # Container -> the exited instance whose back-off has been reported.
+    backed_off: dict[str, str] = field(default_factory=dict)
+    failure: str = ""  # the last unexpected error of a sync, logged once
     finished: bool = False
     scope: anyio.CancelScope | None = None
 
@@ -165,12 +186,16 @@ class PodWorkers:
         rec = self._records.get(uid)
         if rec is None:
             rec = self._records[uid] = PodRecord(uid=uid, pod=pod, static=static)
+            if not static:
+                rec.api = pod
             assert self._tg is not None, "PodWorkers.run() is not running"
             self._tg.start_soon(self._worker, rec, name=f"pod {rec.key}")
             return
         if _labels_or_annotations_changed(rec.pod, pod):
             rec.refresh_volumes = True
         rec.pod = pod
+        if not rec.static:
+            rec.api = pod
         self._wake(rec, stopping=rec.must_stop())
 
     def remove(self, uid: str) -> None:
@@ -187,27 +212,37 @@ class PodWorkers:
             rec.refresh_volumes |= refresh_volumes
             self._wake(rec)
 
-    def mirror_created(self, uid: str) -> None:
-        """Static pod `uid` has a new mirror pod: write its whole status there."""
+    def mirror_changed(self, uid: str, mirror: Pod | None) -> None:
+        """Static pod `uid`'s mirror pod as the API shows it (None: it has
+        none, or one being replaced): its status is the worker's to keep."""
+        if mirror is None:
+            self.mirrors.pop(uid, None)
+        else:
+            self.mirrors[uid] = mirror.metadata.name
         rec = self._records.get(uid)
         if rec is not None:
-            rec.written = None
-            self._wake(rec)
+            rec.api = mirror
+            if mirror is not None:
+                self._wake(rec)
+
+    def probe_failed(self, result: ProbeResult) -> None:
+        """One failed probe run: an `Unhealthy` event each time, as the
+        kubelet records them (repeats count up on one Event)."""
+        rec = self._records.get(result.pod_uid)
+        if rec is not None:
+            kind = result.kind.capitalize()
+            self._events.event(
+                rec.pod, "Warning", "Unhealthy", f"{kind} probe failed: {result.message}"
+            )
 
     def probe_result(self, result: ProbeResult) -> None:
         rec = self._records.get(result.pod_uid)
         if rec is None:
             return
-        if not result.success:
-            kind = result.kind.capitalize()
-            self._events.event(
-                rec.pod, "Warning", "Unhealthy", f"{kind} probe failed: {result.message}"
+        if not result.success and result.kind in ("liveness", "startup"):
+            rec.kill[result.container_name] = (
+                f"Container {result.container_name} failed {result.kind} probe, will be restarted"
             )
-            if result.kind in ("liveness", "startup"):
-                rec.kill[result.container_name] = (
-                    f"Container {result.container_name} failed {result.kind} probe, "
-                    "will be restarted"
-                )
         self._wake(rec)
 
     def _wake(self, rec: PodRecord, *, stopping: bool = False) -> None:
@@ -241,29 +276,71 @@ class PodWorkers:
             self._tg.start_soon(self._worker, rec, name=f"orphan {rec.key}")
 
     async def _worker(self, rec: PodRecord) -> None:
+        """Syncs the pod whenever woken, until it has been stopped. This is
+        the boundary no error of one pod crosses: a failure is retried, and
+        one the agent did not foresee (what is stored in the pod makes its
+        code raise) is also reported on the pod."""
         try:
             while True:
                 rec.wake = anyio.Event()
-                if rec.must_stop():
-                    await self._terminate(rec)
-                    return
                 delay: float | None = math.inf
-                with anyio.CancelScope() as rec.scope:
-                    try:
+                try:
+                    if rec.must_stop():
+                        await self._terminate(rec)
+                        return
+                    with anyio.CancelScope() as rec.scope:
                         delay = await self.sync(rec)
-                    except (errors.StatusError, RuntimeError_, OSError) as e:
-                        log.warning(
-                            "pod sync failed; retrying", extra={"pod": rec.key, "error": str(e)}
-                        )
-                        delay = 1.0
+                    if rec.failure:
+                        rec.failure = ""
+                        self._backoff.forget(_sync_key(rec))
+                except errors.Invalid as e:
+                    # The API refuses what the pod holds: no retry soon will do.
+                    delay = await self._sync_crashed(rec, e)
+                except (errors.StatusError, RuntimeError_, OSError) as e:
+                    log.warning(
+                        "pod sync failed; retrying", extra={"pod": rec.key, "error": str(e)}
+                    )
+                    delay = 1.0
+                except Exception as e:
+                    delay = await self._sync_crashed(rec, e)
                 rec.scope = None
                 with anyio.move_on_after(math.inf if delay is None else max(delay, 0.0)):
                     await rec.wake.wait()
-        except Exception:
-            log.exception("pod worker crashed", extra={"pod": rec.key})
-            raise
         finally:
             self._records.pop(rec.uid, None)
+
+    async def _sync_crashed(self, rec: PodRecord, e: Exception) -> float:
+        """Reports an unforeseen error of one pod's sync (logged with its
+        trace the first time, a FailedSync event, the waiting reason of its
+        containers not running) and says when to try again (a back-off)."""
+        message = (
+            f"error syncing pod: {type(e).__name__}: {e}; retrying with a back-off (the "
+            "agent's log has the details); if the pod's spec is at fault, recreate the pod"
+        )
+        if message != rec.failure:
+            log.exception("pod sync crashed; retrying", extra={"pod": rec.key}, exc_info=e)
+            rec.failure = message
+        else:
+            log.warning(
+                "pod sync crashed again; retrying", extra={"pod": rec.key, "error": message}
+            )
+        self._events.event(rec.pod, "Warning", "FailedSync", message)
+        now = self._clock()
+        retry_at = self._backoff.failed_at(_sync_key(rec), now)
+        if rec.must_stop() or rec.finished:
+            return retry_at - now
+        try:
+            instances = []
+            if rec.sandbox is not None:
+                instances = await self._runtime.list_containers(rec.sandbox.id)
+            spec = rec.pod.spec
+            for c in (*spec.init_containers, *spec.containers):
+                if newest(instances, c.name)[0] is None:  # the others show what they did
+                    rec.waiting[c.name] = ("CreateContainerError", message)
+            await self._write_status(rec, instances)
+        except Exception:  # the report is best effort; the retry stands
+            log.warning("cannot report the sync error in the pod's status", exc_info=True)
+        return retry_at - now
 
     # -- sync ------------------------------------------------------------------------
 
@@ -374,11 +451,19 @@ class PodWorkers:
                 at = self._backoff.restart_at(key, latest.started_at, latest.finished_at)
                 if now < at:
                     delay = round(at - latest.finished_at)
+                    pod = _format_pod(rec)
                     rec.waiting[c.name] = (
                         "CrashLoopBackOff",
-                        f"back-off {delay}s restarting failed container={c.name} "
-                        f"pod={rec.pod.metadata.name}_{rec.pod.metadata.namespace}({rec.uid})",
+                        f"back-off {delay}s restarting failed container={c.name} pod={pod}",
                     )
+                    if rec.backed_off.get(c.name) != latest.id:  # once per exit
+                        rec.backed_off[c.name] = latest.id
+                        self._events.event(
+                            rec.pod,
+                            "Warning",
+                            "BackOff",
+                            f"Back-off restarting failed container {c.name} in pod {pod}",
+                        )
                     return at
         return await self._start(rec, c, attempt)
 
@@ -404,12 +489,14 @@ class PodWorkers:
                 # Nothing to back off from: look again later, in case the
                 # image has been loaded meanwhile (ErrImageNeverPull stays).
                 return now + self._backoff.base
-            return self._backoff.restart_at(pull_key, now, now)
+            return self._backoff.failed_at(pull_key, now)
         self._backoff.forget(pull_key)
         try:
             ctx = self._context(rec)
             env = container_env(pod, c, self._objects, ctx)
             mounts = self._volumes.mounts(c, rec.volumes)
+            cpu_limit = _limit(pod, c, "cpu", milli=True)
+            memory_limit = _limit(pod, c, "memory", milli=False)
         except (ConfigError, VolumeError) as e:
             rec.waiting[c.name] = ("CreateContainerConfigError", str(e))
             self._events.event(pod, "Warning", "Failed", f"Error: {e}")
@@ -425,8 +512,8 @@ class PodWorkers:
             working_dir=c.working_dir,
             env=env,
             mounts=mounts,
-            cpu_limit_millis=_limit(c, "cpu", milli=True),
-            memory_limit_bytes=_limit(c, "memory", milli=False),
+            cpu_limit_millis=cpu_limit,
+            memory_limit_bytes=memory_limit,
             stop_signal=c.lifecycle.stop_signal or "SIGTERM",
             labels={
                 LABEL_POD_NAMESPACE: pod.metadata.namespace,
@@ -549,6 +636,7 @@ class PodWorkers:
             cid,
             rec.sandbox.ip,
             on_result=self.probe_result,
+            on_failure=self.probe_failed,
             started=said is not None and said.started,
             ready=said is not None and said.ready,
         )
@@ -578,18 +666,23 @@ class PodWorkers:
     async def _write_status(
         self, rec: PodRecord, instances: list[ContainerStatus]
     ) -> PodStatus | None:
-        status = pod_status(rec.pod, self.observed(rec, instances), self._clock(), rec.written)
-        if rec.written is not None and rec.written == status:
-            return status
+        """Computes the pod's status and makes the API hold it (see the
+        module docstring); returns the status computed."""
+        held, version = self._held(rec)
+        status = pod_status(
+            rec.pod, self.observed(rec, instances), self._clock(), rec.written, api=held
+        )
         target = self.mirrors.get(rec.uid) if rec.static else rec.pod.metadata.name
         if target is None:
-            rec.written = None  # no mirror pod yet: nothing to write to
-            return status
-        old = codec.to_dict(rec.pod.status) if rec.written is None else codec.to_dict(rec.written)
-        patch = status_patch(old, codec.to_dict(status))
-        if patch:
+            return status  # no mirror pod yet: nothing to write to
+        patch = status_update(status, held, written=rec.written, echo=rec.echo)
+        # A second round puts back what a write racing the first one left;
+        # no third, in case the server words something its own way.
+        for _ in range(2):
+            if not patch:
+                break
             try:
-                await self._client.patch(
+                written = await self._client.patch(
                     Pod,
                     target,
                     {"status": patch},
@@ -599,8 +692,19 @@ class PodWorkers:
                 )
             except errors.NotFound:
                 return status
-        rec.written = status
+            held, version = written.status, _version(written)
+            patch = status_update(status, held, written=None, echo=None)
+        rec.written, rec.echo, rec.echo_version = status, held, version
         return status
+
+    def _held(self, rec: PodRecord) -> tuple[PodStatus | None, int]:
+        """The newest status the API is known to hold for the pod, with its
+        resourceVersion: the informer's copy, unless the agent's own write
+        is newer than it."""
+        version = _version(rec.api) if rec.api is not None else 0
+        if rec.echo is not None and rec.echo_version > version:
+            return rec.echo, rec.echo_version
+        return (rec.api.status if rec.api is not None else None), version
 
     # -- ending ----------------------------------------------------------------------
 
@@ -651,7 +755,10 @@ class PodWorkers:
         if rec.static:
             await self._delete_mirror(rec)
         elif not rec.gone:
-            await self._write_status(rec, instances)
+            # A pod whose stored spec the API server refuses gets no status
+            # written; it must still go.
+            with contextlib.suppress(errors.Invalid):
+                await self._write_status(rec, instances)
             with contextlib.suppress(errors.NotFound, errors.Conflict):
                 await self._client.delete(
                     Pod,
@@ -704,6 +811,18 @@ class PodWorkers:
                         await self._runtime.remove_container(old.id)
 
 
+def _version(obj: Pod) -> int:
+    try:
+        return int(obj.metadata.resource_version)
+    except ValueError:
+        return 0
+
+
+def _sync_key(rec: PodRecord) -> str:
+    """The back-off key of a pod's failing syncs ("//": no container's name)."""
+    return f"{rec.uid}//sync"
+
+
 def _succeeded(instance: ContainerStatus | None) -> bool:
     return (
         instance is not None
@@ -732,12 +851,40 @@ def _has(pod: Pod, name: str, probe: Literal["readiness_probe", "startup_probe"]
     return any(c.name == name and c.HasField(probe) for c in pod.spec.containers)
 
 
-def _limit(c: Container, resource: str, *, milli: bool) -> int | None:
+def _limit(pod: Pod, c: Container, resource: str, *, milli: bool) -> int | None:
+    """The container's limit of `resource` for the runtime; ConfigError
+    naming the field when it is not a quantity (stored before the API server
+    checked them)."""
     q = c.resources.limits.get(resource)
     if q is None or not q.string:
         return None
-    value = Quantity(q.string)
+    try:
+        value = Quantity(q.string)
+    except ValueError as e:
+        raise ConfigError(
+            f"{_container_path(pod, c.name)}.resources.limits.{resource}: {q.string!r} is "
+            f"not a quantity ({e}); fix the pod's spec (delete the pod and create it again)"
+        ) from None
     return value.milli_value() if milli else value.value()
+
+
+def _container_path(pod: Pod, name: str) -> str:
+    """The field path of container `name` in the pod's spec."""
+    spec = pod.spec
+    for kind, containers in (
+        ("initContainers", spec.init_containers),
+        ("containers", spec.containers),
+    ):
+        for i, c in enumerate(containers):
+            if c.name == name:
+                return f"spec.{kind}[{i}]"
+    return f"container {name}"
+
+
+def _format_pod(rec: PodRecord) -> str:
+    """A pod as the kubelet names it in messages: name_namespace(uid)."""
+    m = rec.pod.metadata
+    return f"{m.name}_{m.namespace}({rec.uid})"
 
 
 def _labels_or_annotations_changed(old: Pod, new: Pod) -> bool:

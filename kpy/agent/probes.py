@@ -24,7 +24,9 @@ Kubernetes' timing, defaults and thresholds:
   runtime's `probe()` is asked first; if it answers, that is the raw result.
 - A raw result becomes the container's result only after failureThreshold
   (3) failures or successThreshold (1) successes in a row, and `on_result`
-  is called each time that thresholded result changes.
+  is called each time that thresholded result changes. `on_failure`, if
+  given, is called for every failed run, before thresholds (the kubelet
+  records an Unhealthy event for each).
 - Starting results: readiness fails (not ready), liveness succeeds, startup
   is unknown. Without a readiness probe a started container is ready;
   without a startup probe a container is started at once. A container the
@@ -454,6 +456,7 @@ class _ContainerProbes:
     pod_ip: str
     config: ContainerConfig
     on_result: OnResult
+    on_failure: OnResult | None
     added_at: float
     has_readiness: bool
     started: bool
@@ -510,6 +513,7 @@ class ProbeManager:
         pod_ip: str,
         *,
         on_result: OnResult,
+        on_failure: OnResult | None = None,
         config: ContainerConfig | None = None,
         started: bool = False,
         ready: bool = False,
@@ -517,9 +521,10 @@ class ProbeManager:
         """Starts probing a container that has just started (once `run()`
         runs, if it does not yet). Adding the same container id again is a
         no-op; another id for the same container (it restarted) replaces the
-        old workers and state. `config` is what the runtime's `probe()` is
-        handed (by default just name and image). `started` and `ready` are
-        starting results carried over from before an agent restart."""
+        old workers and state. `on_failure` hears of every failed run.
+        `config` is what the runtime's `probe()` is handed (by default just
+        name and image). `started` and `ready` are starting results carried
+        over from before an agent restart."""
         containers = self._pods.setdefault(pod_uid, {})
         current = containers.get(container.name)
         if current is not None:
@@ -533,6 +538,7 @@ class ProbeManager:
             pod_ip=pod_ip,
             config=config or ContainerConfig(name=container.name, image=container.image),
             on_result=on_result,
+            on_failure=on_failure,
             added_at=anyio.current_time(),
             has_readiness=container.HasField("readiness_probe"),
             started=started or not container.HasField("startup_probe"),
@@ -615,6 +621,8 @@ class ProbeManager:
         while True:
             await anyio.sleep(max(0.0, next_at - anyio.current_time()))
             outcome = await self._probe_once(probes, kind, probe)
+            if not outcome.success:
+                self._report(probes, probes.on_failure, kind, outcome)
             if thresholds.observe(outcome.success):
                 self._record(probes, kind, outcome)
             if _finished(kind, thresholds.result):
@@ -652,6 +660,13 @@ class ProbeManager:
             probes.started_event.set()
         elif kind == "readiness":
             probes.ready = outcome.success
+        self._report(probes, probes.on_result, kind, outcome)
+
+    def _report(
+        self, probes: _ContainerProbes, callback: OnResult | None, kind: str, outcome: Outcome
+    ) -> None:
+        if callback is None or probes.removed:
+            return
         result = ProbeResult(
             pod_uid=probes.pod_uid,
             container_name=probes.container.name,
@@ -661,10 +676,10 @@ class ProbeManager:
             container_id=probes.container_id,
         )
         try:
-            probes.on_result(result)
+            callback(result)
         except Exception:
             # One pod's broken callback must not stop every other pod's probes.
-            log.exception("on_result failed", extra={"pod_uid": probes.pod_uid, "kind": kind})
+            log.exception("probe callback failed", extra={"pod_uid": probes.pod_uid, "kind": kind})
 
 
 def _probes_of(container: Container) -> list[tuple[str, Probe]]:

@@ -9,17 +9,24 @@ Pure functions, one per piece of PodStatus, following the kubelet's rules
 - the phase counts app containers running, waiting and stopped;
 - a condition keeps its lastTransitionTime while its status stays the same,
   so a recomputed status equals the last one when nothing changed and the
-  agent writes nothing.
+  agent writes nothing;
+- conditions of types the agent does not own (`AGENT_CONDITIONS`), set by
+  other clients, are kept from the API's status, before the agent's own, as
+  the kubelet's mergePodStatus keeps them;
+- a spec the agent cannot make sense of (a resource quantity that does not
+  parse) never makes the computation raise: the status is what a user needs
+  to see that something is wrong.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kpy.agent.runtime import ContainerState
+from kpy.api import codec
 from kpy.api.core.v1 import ContainerState as APIContainerState
 from kpy.api.core.v1 import (
     ContainerStateRunning,
@@ -38,6 +45,11 @@ if TYPE_CHECKING:
 
     from kpy.agent.runtime import ContainerStatus
     from kpy.api.core.v1 import Container, Pod
+
+# The condition types the agent computes; any other is some other client's.
+AGENT_CONDITIONS: Final = frozenset(
+    {"PodScheduled", "Initialized", "ContainersReady", "Ready", "PodReadyToStartContainers"}
+)
 
 
 @dataclass(slots=True)
@@ -67,11 +79,19 @@ def newest(instances: Sequence[ContainerStatus], name: str) -> tuple[ContainerSt
 
 
 def pod_status(
-    pod: Pod, seen: Observed, now: float, previous: PodStatus | None = None
+    pod: Pod,
+    seen: Observed,
+    now: float,
+    previous: PodStatus | None = None,
+    *,
+    api: PodStatus | None = None,
 ) -> PodStatus:
     """The status the agent would write for `pod` now; `previous` (default:
-    the pod's) keeps start time and condition transition times."""
+    the pod's) keeps start time and condition transition times; `api`
+    (default: the pod's) is the status the API holds, whose conditions of
+    types the agent does not own are kept."""
     old = previous if previous is not None else pod.status
+    held = api if api is not None else pod.status
     status = PodStatus()
     status.host_ip = seen.host_ip
     if seen.host_ip:
@@ -97,8 +117,8 @@ def pod_status(
     status.phase = phase(pod, status, init_done)
     if seen.reason:
         status.reason, status.message = seen.reason, seen.message
-    for condition in conditions(old, status, init_done, now):
-        status.conditions.append(condition)
+    status.conditions.extend(c for c in held.conditions if c.type not in AGENT_CONDITIONS)
+    status.conditions.extend(conditions(old, status, init_done, now))
     return status
 
 
@@ -227,32 +247,41 @@ def conditions(
 
 def qos_class(pod: Pod) -> str:
     """Guaranteed: every container limits cpu and memory and requests what
-    it limits; BestEffort: nothing requested or limited; else Burstable."""
-    containers = [*pod.spec.init_containers, *pod.spec.containers]
-    requests: dict[str, Quantity] = {}
-    limits: dict[str, Quantity] = {}
+    it limits; BestEffort: nothing requested or limited; else Burstable.
+
+    Only cpu and memory count. A value that is not a quantity (stored before
+    the API server checked them) counts as a non-zero amount equal only to
+    the same text, so the class is still defined."""
+    anything = False
     guaranteed = True
-    for c in containers:
-        req = {k: Quantity(v.string) for k, v in c.resources.requests.items() if _zero_ok(k)}
-        lim = {k: Quantity(v.string) for k, v in c.resources.limits.items() if _zero_ok(k)}
-        for k, q in req.items():
-            if not q.is_zero():
-                requests[k] = requests.get(k, Quantity()) + q
-        for k, q in lim.items():
-            if not q.is_zero():
-                limits[k] = limits.get(k, Quantity()) + q
-        if not {"cpu", "memory"} <= {k for k, q in lim.items() if not q.is_zero()}:
+    for c in (*pod.spec.init_containers, *pod.spec.containers):
+        req = _amounts(c.resources.requests)
+        lim = _amounts(c.resources.limits)
+        anything = anything or bool(req) or bool(lim)
+        if not {"cpu", "memory"} <= lim.keys():
             guaranteed = False
-        for k, q in req.items():
-            if k in lim and q != lim[k]:
-                guaranteed = False
-    if not requests and not limits:
+        if any(k in lim and amount != lim[k] for k, amount in req.items()):
+            guaranteed = False
+    if not anything:
         return "BestEffort"
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-def _zero_ok(resource: str) -> bool:
-    return resource in ("cpu", "memory")
+def _amounts(values: Mapping[str, Any]) -> dict[str, Quantity | str]:
+    """The non-zero cpu and memory amounts of a requests or limits map; a
+    text that does not parse stays text."""
+    out: dict[str, Quantity | str] = {}
+    for k, v in values.items():
+        if k not in ("cpu", "memory"):
+            continue
+        try:
+            q = Quantity(v.string)
+        except ValueError:
+            out[k] = v.string
+            continue
+        if not q.is_zero():
+            out[k] = q
+    return out
 
 
 def _succeeded(instance: ContainerStatus | None) -> bool:
@@ -272,7 +301,30 @@ def timestamp(seconds: float | None) -> Timestamp:
     return t
 
 
-def status_patch(old: dict[str, object], new: dict[str, object]) -> dict[str, object]:
+def status_update(
+    computed: PodStatus,
+    held: PodStatus | None,
+    *,
+    written: PodStatus | None,
+    echo: PodStatus | None,
+) -> dict[str, object]:
+    """The merge patch the agent sends to make the API's status `held` say
+    what it computed, or {} when nothing is to be written.
+
+    The agent owns its pods' status, as the kubelet does: whatever another
+    client wrote there is put back. `written` is what the agent last made
+    the API hold and `echo` the API's status right after that write: when
+    the agent computes the same again and the API still holds that echo,
+    nothing changed on either side and nothing is compared or written, so
+    the agent's own writes coming back through its watch cost nothing and
+    never start a loop."""
+    if written is not None and computed == written and held == echo:
+        return {}
+    old = codec.to_dict(held) if held is not None else {}
+    return status_patch(old, codec.to_dict(computed))
+
+
+def status_patch(old: Mapping[str, object], new: Mapping[str, object]) -> dict[str, object]:
     """A JSON merge patch taking status `old` to `new` for the fields the
     agent owns: its fields replace, and fields it no longer sets are
     removed (lists are replaced whole by a merge patch)."""

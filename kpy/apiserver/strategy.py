@@ -27,12 +27,19 @@ if TYPE_CHECKING:
     from kpy.api.meta.v1 import DeleteOptions
 
 PROTECTED_NAMESPACES: Final = ("default", "kube-system")
-# Marks a pod as the API's copy of a node's static pod (Kubernetes' name).
-MIRROR_ANNOTATION: Final = "kubernetes.io/config.mirror"
 NAMESPACE_FINALIZER: Final = "kubernetes"
 
 _NO_STATUS_SUBRESOURCE: Final = frozenset(
-    {"ConfigMap", "Secret", "Event", "Endpoints", "Lease", "ControllerRevision", "StorageClass"}
+    {
+        "ConfigMap",
+        "Secret",
+        "Event",
+        "Endpoints",
+        "Lease",
+        "ControllerRevision",
+        "StorageClass",
+        "PriorityClass",
+    }
 )
 _SCALABLE: Final = frozenset({"Deployment", "ReplicaSet", "StatefulSet", "ReplicationController"})
 
@@ -92,24 +99,20 @@ class Strategy:
     # -- delete ---------------------------------------------------------------
 
     def check_delete(self, obj: Any, as_node: str = "") -> None:
-        """Forbidden for the protected namespaces, and for a mirror pod
-        unless its own node's agent asks: a mirror pod only reflects a static
-        pod, which goes when its manifest leaves the node."""
+        """Forbidden for the protected namespaces, and for a node agent
+        (`as_node`) on a pod of another node (Kubernetes' NodeRestriction).
+        Anyone may delete a mirror pod, as in Kubernetes: its agent creates
+        it again while the static pod runs on."""
         if self.kind == "Namespace" and obj.metadata.name in PROTECTED_NAMESPACES:
             raise errors.Forbidden(
                 f'namespaces "{obj.metadata.name}" is forbidden: this namespace may not be deleted',
                 kind="namespaces",
                 name=obj.metadata.name,
             )
-        if (
-            self.kind == "Pod"
-            and MIRROR_ANNOTATION in obj.metadata.annotations
-            and as_node != obj.spec.node_name
-        ):
+        if self.kind == "Pod" and as_node and as_node != obj.spec.node_name:
             raise errors.Forbidden(
-                f'pods "{obj.metadata.name}" is forbidden: it is the mirror of a static pod on '
-                f'node "{obj.spec.node_name}"; remove its manifest from that node\'s '
-                "--pod-manifest-path directory to delete it",
+                f'pods "{obj.metadata.name}" is forbidden: node "{as_node}" can only delete '
+                f'pods bound to itself, and this one is on node "{obj.spec.node_name}"',
                 kind="pods",
                 name=obj.metadata.name,
             )

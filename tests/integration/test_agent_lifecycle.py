@@ -36,17 +36,19 @@ from kpy.agent.runtime.docker import default_docker_host, docker_answers
 from kpy.api import codec, errors
 from kpy.api.core.v1 import ConfigMap, Event, Pod, Secret
 from kpy.api.core.v1 import ContainerStatus as APIContainerStatus
+from kpy.api.scheme import scheme
 from tests.integration._agent import running_agent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Sequence
 
     from kpy.client import Client
+    from kpy.storage import Store
     from tests.integration._agent import AgentHandle
 
 SIM = "sim.kpy.io/"
 IMAGE = "kpy.local/busybox:latest"  # built by deploy/docker-engine.sh; ignored elsewhere
-BACKOFF_BASE = 1.0  # seconds: restarts wait 1, 2, 4, 8 s
+BACKOFF_BASE = 1.0  # seconds: restarts wait 0, 1, 2, 4, 8 s
 PROBE_TIME_SCALE = 0.5  # periodSeconds 1 probes every 0.5 s
 GRACE = 2  # terminationGracePeriodSeconds of the suite's pods
 PORT = 8080  # every pod has an address of its own, so they can share it
@@ -350,6 +352,27 @@ async def event(client: Client, pod: str, reason: str, text: str) -> Event:
         await anyio.sleep(0.1)
 
 
+async def counted(client: Client, pod: str, reason: str, text: str, times: int) -> Event:
+    """The pod's one Event of `reason` whose message contains `text`, once
+    its count reached `times`: repeats count up on it, as in Kubernetes,
+    rather than making more Events."""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        listed = (await client.list(Event, namespace=client.namespace)).items
+        mine = [
+            e
+            for e in listed
+            if e.involved_object.name == pod and e.reason == reason and text in e.message
+        ]
+        assert len(mine) <= 1, f"pod {pod}: {len(mine)} {reason} Events, not one counting up"
+        if mine and mine[0].count >= times:
+            return mine[0]
+        if time.monotonic() > deadline:
+            seen = [(e.message, e.count) for e in mine]
+            raise AssertionError(f"pod {pod}: no {reason} event counted {times} times: {seen}")
+        await anyio.sleep(0.1)
+
+
 async def logs_with(client: Client, pod: str, text: str, container: str = "") -> str:
     """The container's log, once it contains `text`."""
     deadline = time.monotonic() + TIMEOUT
@@ -452,32 +475,47 @@ async def test_crash_loop_back_off_doubles(
     client: Client, api_namespace: str, tmp_path: Path, kit: Kit
 ) -> None:
     async with agent_for(client, kit, tmp_path) as agent:
-        await create(client, make_pod("crash", agent.node_name, exits("c", after=0, code=1)))
-        # Restart n comes base * 2^(n-1) after the exit before it; as the
+        crash = await client.create(make_pod("crash", agent.node_name, exits("c", after=0, code=1)))
+        # As the kubelet: the first restart is at once (no back-off is ever
+        # shown before it, and restart count 0 may be too brief to be seen);
+        # restart n > 1 comes base * 2^(n-2) after the exit before it. As the
         # container runs for an instant, that is also the time between two
-        # moves of the restart count.
+        # moves of the restart count. The machine may be loaded: a restart
+        # may come late, never early, so the gaps have slack above.
         moved: dict[int, float] = {}
-        back_offs: set[str] = set()
-        deadline = time.monotonic() + 20
+        back_offs: dict[int, set[str]] = {}
+        deadline = time.monotonic() + 30
         pod = Pod()
-        while len(moved) < 4 and time.monotonic() < deadline:
+        while 4 not in moved and time.monotonic() < deadline:
             pod = await client.get(Pod, "crash")
             s = find(pod, "c")
             if s is not None and s.container_id:
                 moved.setdefault(s.restart_count, time.monotonic())
                 if s.state.waiting.reason == "CrashLoopBackOff":
-                    back_offs.add(s.state.waiting.message.split(" restarting")[0])
+                    said = s.state.waiting.message.split(" restarting")[0]
+                    back_offs.setdefault(s.restart_count, set()).add(said)
                     assert terminated(s, last=True) == (1, "Error"), summary(pod)
             await anyio.sleep(0.02)
-        assert sorted(moved) == [0, 1, 2, 3], (
-            f"restart counts seen: {sorted(moved)}; {summary(pod)}"
-        )
-        gaps = [round(moved[n] - moved[n - 1], 2) for n in (1, 2, 3)]
+        assert {1, 2, 3, 4} <= moved.keys(), f"restart counts seen: {sorted(moved)}; {summary(pod)}"
+        # No back-off before the first restart; then 1, 2, 4 s (the 4th exit
+        # may already show its 8 s).
+        assert {n: back_offs.get(n) for n in (0, 1, 2, 3)} == {
+            0: None,
+            1: {"back-off 1s"},
+            2: {"back-off 2s"},
+            3: {"back-off 4s"},
+        }, summary(pod)
+        gaps = [round(moved[n] - moved[n - 1], 2) for n in (2, 3, 4)]
         for gap, delay in zip(gaps, (1, 2, 4), strict=True):
-            assert delay - 0.3 <= gap <= delay + 0.9, f"restarts {gaps} s apart, not 1, 2, 4 s"
-        # (The 4th exit may already show its 8 s.)
-        assert back_offs - {"back-off 8s"} == {"back-off 1s", "back-off 2s", "back-off 4s"}
+            assert delay - 0.5 <= gap <= delay + 3.0, f"restarts 1-4 {gaps} s apart, not 1, 2, 4 s"
         assert pod.status.phase == "Running", summary(pod)
+        # One Warning per back-off waited, counted on one Event.
+        said = f"Back-off restarting failed container c in pod crash_{api_namespace}("
+        backoff = await counted(client, "crash", "BackOff", said, times=3)
+        assert (backoff.type, backoff.message) == (
+            "Warning",
+            f"{said}{crash.metadata.uid})",
+        )
 
 
 async def test_restart_policy(client: Client, api_namespace: str, tmp_path: Path, kit: Kit) -> None:
@@ -582,6 +620,27 @@ async def test_startup_probe_gates_and_restarts(
         pod = await until(client, "never", restarted("c"), "a restart")
         assert not status(pod, "c").ready, summary(pod)
         await event(client, "never", "Unhealthy", "Startup probe failed")
+
+
+async def test_probe_failures_count_up_on_one_event(
+    client: Client, api_namespace: str, tmp_path: Path, kit: Kit
+) -> None:
+    never = checked(
+        kit, "c", kit.probe_actions[0], healthy_after=None, probes={"readiness": FAST_PROBE}
+    )
+    async with agent_for(client, kit, tmp_path) as agent:
+        await create(client, make_pod("unready", agent.node_name, never))
+        # An Unhealthy Warning per failed probe, as the kubelet records them,
+        # though readiness never changed (it starts failed).
+        unhealthy = await counted(client, "unready", "Unhealthy", "Readiness probe failed", 3)
+        assert unhealthy.type == "Warning"
+        assert unhealthy.last_timestamp.ToNanoseconds() > unhealthy.first_timestamp.ToNanoseconds()
+        pod = await client.get(Pod, "unready")
+        assert (running("c")(pod), ready(pod), status(pod, "c").restart_count) == (
+            True,
+            False,
+            0,
+        ), summary(pod)
 
 
 # -- hooks and stopping ----------------------------------------------------------------
@@ -843,6 +902,91 @@ async def test_missing_config_map_holds_the_container_until_created(
             assert await logs_with(client, "env", "V=") == "V=here\n"
 
 
+# -- the agent owns its pods' status, whatever is stored -------------------------------
+
+
+async def test_the_agent_puts_its_pods_status_back(
+    client: Client, api_namespace: str, tmp_path: Path, kit: Kit
+) -> None:
+    async with agent_for(client, kit, tmp_path) as agent:
+        await create(client, make_pod("owned", agent.node_name, runs("c")))
+
+        def up(pod: Pod) -> bool:
+            return running("c")(pod) and ready(pod)
+
+        before = await until(client, "owned", up, "running and Ready")
+        evil = {
+            "phase": "Failed",
+            "reason": "Evil",
+            "message": "written by another client",
+            "podIP": "10.6.6.6",
+            "qosClass": "Guaranteed",
+            "conditions": [{"type": "Ready", "status": "False"}],
+        }
+        patched = await client.patch(
+            Pod, "owned", {"status": evil}, patch_type="merge", subresource="status"
+        )
+        assert (patched.status.phase, patched.status.reason) == ("Failed", "Evil")
+        started = time.monotonic()
+        after = await until(
+            client, "owned", lambda p: p.status.phase == "Running", "phase Running again"
+        )
+        took = time.monotonic() - started
+        assert took < 5.0, f"the status was put back only after {took:.1f} s"
+        # Everything the other client wrote, and only that, is put back: the
+        # container runs on, the transition times are the agent's.
+        assert codec.to_dict(after.status) == codec.to_dict(before.status), summary(after)
+        # Nothing changed since: the agent writes nothing (no write loop).
+        version = after.metadata.resource_version
+        await anyio.sleep(2.0)
+        assert (await client.get(Pod, "owned")).metadata.resource_version == version
+
+
+async def test_a_pod_the_agent_cannot_run_fails_alone(
+    client: Client, api_namespace: str, tmp_path: Path, store: Store, kit: Kit
+) -> None:
+    """Pods stored before the API server checked what it now refuses (or
+    by anything writing etcd directly) reach the agent as they are. Such a
+    pod reports what is wrong with it; the agent and its other pods go on."""
+    pods = scheme.for_message(Pod)
+    async with agent_for(client, kit, tmp_path) as agent:
+        node = agent.node_name
+        # Created valid and on no node, then stored with their flaw on the
+        # agent's node, as the API server would not take them.
+        for name in ("quantity", "volume"):
+            await client.create(make_pod(name, "", runs("c")))
+        quantity = await client.get(Pod, "quantity")
+        quantity.spec.node_name = node
+        quantity.spec.containers[0].resources.limits["cpu"].string = "lots"
+        await store.update(pods, quantity)
+        volume = await client.get(Pod, "volume")
+        volume.spec.node_name = node
+        odd = volume.spec.volumes.add(name="odd")
+        odd.host_path.path, odd.host_path.type = "/tmp/kpy-odd\x00path", "DirectoryOrCreate"
+        volume.spec.containers[0].volume_mounts.add(name="odd", mount_path=f"{MOUNTS}/odd")
+        await store.update(pods, volume)
+        await create(client, make_pod("fine", node, runs("c")))
+
+        await until(client, "fine", running("c"), "running beside the broken pods")
+        # A flaw the agent checks for: named with its field, as a config
+        # error. (The API server refuses any status for this pod, as it
+        # validates the whole pod on a status write: events are all it has.)
+        said = "spec.containers[0].resources.limits.cpu: 'lots' is not a quantity"
+        await event(client, "quantity", "Failed", said)
+        await event(client, "quantity", "FailedSync", 'Pod "quantity" is invalid')
+        # One it does not foresee: the sync's error, on the pod, retried.
+        pod = await until(client, "volume", waiting("c", "CreateContainerError"), "a sync error")
+        assert "embedded null byte" in status(pod, "c").state.waiting.message, summary(pod)
+        await counted(client, "volume", "FailedSync", "embedded null byte", 2)
+        # The agent lives on: a pod made now runs, and the broken ones go
+        # when deleted.
+        await create(client, make_pod("later", node, runs("c")))
+        await until(client, "later", running("c"), "running after the broken pods")
+        for name in ("quantity", "volume"):
+            await client.delete(Pod, name)
+            await gone(client, name)
+
+
 # -- static pods -----------------------------------------------------------------------
 
 
@@ -881,9 +1025,19 @@ async def test_static_pod_and_its_mirror(
         assert (c.state.HasField("running"), c.ready) == (True, True), summary(first)
         assert first.spec.node_name == agent.node_name
 
-        with pytest.raises(errors.Forbidden):
-            await client.delete(Pod, name)
-        assert (await client.get(Pod, name)).metadata.uid == first.metadata.uid
+        # Anyone may delete a mirror pod, as in Kubernetes: the agent makes
+        # it again, and the static pod's container runs on.
+        await client.delete(Pod, name)
+
+        def remade(pod: Pod) -> bool:
+            return mirror_running(pod) and pod.metadata.uid != first.metadata.uid
+
+        again = await until(client, name, remade, "a new mirror pod, Running")
+        assert not again.metadata.HasField("deletion_timestamp"), summary(again)
+        assert status(again, "c").container_id == c.container_id, summary(again)
+        # An agent may delete only the pods of its own node.
+        with pytest.raises(errors.Forbidden, match="can only delete pods bound to itself"):
+            await client.delete(Pod, name, as_node="another-node")
 
         manifest.write_text(static_manifest(api_namespace, says="two"))
 

@@ -406,10 +406,19 @@ class Probing:
     manager: ProbeManager
     # Each result with the answers given by the time it was reported.
     results: list[tuple[ProbeResult, list[Answer]]] = field(default_factory=list)
+    # Every failed run, as `on_failure` heard of it.
+    failures: list[ProbeResult] = field(default_factory=list)
 
     async def add(self, container: Container, annotations: Mapping[str, str]) -> str:
         container_id = await start_container(self.runtime, "web-0", annotations)
-        self.manager.add(UID, container, container_id, LOCALHOST, on_result=self.record)
+        self.manager.add(
+            UID,
+            container,
+            container_id,
+            LOCALHOST,
+            on_result=self.record,
+            on_failure=self.failures.append,
+        )
         return container_id
 
     def record(self, result: ProbeResult) -> None:
@@ -525,6 +534,20 @@ async def test_initial_delay_is_honoured() -> None:
         await wait_until(lambda: env.manager.ready(UID, "app"), "ready after the delay")
         first = env.runtime.answers[0]
         assert first.at - added >= 20 * SCALE, first.at - added
+
+
+async def test_every_failed_run_is_heard_of_besides_the_thresholded_result() -> None:
+    async with probing() as env:
+        container = Container(name="app", image="app:1", liveness_probe=exec_probe())
+        container_id = await env.add(container, {"sim.kpy.io/app.fail-probes": "liveness"})
+        await wait_until(lambda: bool(env.results), "the liveness result")
+        # One call per failed run (the kubelet's Unhealthy event for each),
+        # the thresholded result once, after the default failureThreshold of 3.
+        failed = ProbeResult(
+            UID, "app", "liveness", False, "the simulated runtime failed it", container_id
+        )
+        assert env.failures == [failed] * 3
+        assert env.reported() == [("liveness", False)]
 
 
 async def test_remove_stops_probing_and_drops_state() -> None:

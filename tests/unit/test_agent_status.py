@@ -1,5 +1,6 @@
 """The agent's pure status logic: phase, container states, conditions, QoS
-class, the status merge patch and the crash-loop back-off."""
+class, the status merge patch, when the agent writes its pods' status back,
+and the crash-loop back-off."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import pytest
 
 from kpy.agent.backoff import Backoff
 from kpy.agent.runtime import ContainerState, ContainerStatus
-from kpy.agent.status import Observed, pod_status, qos_class, status_patch
+from kpy.agent.status import Observed, pod_status, qos_class, status_patch, status_update
 from kpy.api.codec import from_dict
-from kpy.api.core.v1 import Pod
+from kpy.api.codec import to_dict as codec_dict
+from kpy.api.core.v1 import Pod, PodCondition, PodStatus
 
 NOW = 1_800_000_000.0
 
@@ -163,12 +165,27 @@ QOS = [
     ("memory limit only", {"limits": {"memory": "1Gi"}}, "Burstable"),
     ("requests below limits", {"requests": {"cpu": "500m", "memory": "1Gi"},
                                "limits": {"cpu": "1", "memory": "1Gi"}}, "Burstable"),
+    ("zero amounts are nothing", {"requests": {"cpu": "0"}, "limits": {"memory": "0"}},
+     "BestEffort"),
+    ("other resources do not count", {"limits": {"ephemeral-storage": "1Gi"}}, "BestEffort"),
+    # Stored before the API server checked quantities: the class stays defined.
+    ("a limit that is not a quantity", {"limits": {"cpu": "lots", "memory": "1Gi"}},
+     "Guaranteed"),
+    ("a request that is not a quantity", {"requests": {"cpu": "lots"}}, "Burstable"),
+    ("a request unlike its unparsable limit", {"requests": {"cpu": "1", "memory": "1Gi"},
+                                              "limits": {"cpu": "lots", "memory": "1Gi"}},
+     "Burstable"),
 ]  # fmt: skip
 
 
 @pytest.mark.parametrize(("name", "resources", "qos"), QOS, ids=[c[0] for c in QOS])
-def test_qos_class(name: str, resources: dict[str, Any], qos: str) -> None:
-    p = from_dict(Pod, {"spec": {"containers": [{"name": "c", "resources": resources}]}})
+def test_qos_class(name: str, resources: dict[str, dict[str, str]], qos: str) -> None:
+    p = from_dict(Pod, {"spec": {"containers": [{"name": "c"}]}})
+    # Set on the message itself: the codec refuses what is not a quantity,
+    # but a pod read from storage is not decoded by it.
+    for kind, values in resources.items():
+        for resource, text in values.items():
+            getattr(p.spec.containers[0].resources, kind)[resource].string = text
     assert qos_class(p) == qos, name
 
 
@@ -181,9 +198,12 @@ def test_status_patch_removes_what_the_agent_no_longer_sets() -> None:
 
 BACKOFF = [
     # (name, [(started, finished)...], expected delays)
-    ("doubles", [(0, 1), (12, 13), (34, 35), (76, 77)], [10, 20, 40, 80]),
-    ("capped", [(i * 1000, i * 1000 + 1) for i in range(8)], [10, 20, 40, 80, 160, 300, 300, 300]),
-    ("reset after a long run", [(0, 1), (12, 13), (40, 700)], [10, 20, 10]),
+    ("first restart at once, then doubles", [(0, 1), (2, 3), (14, 15), (36, 37), (78, 79)],
+     [0, 10, 20, 40, 80]),
+    ("capped", [(i * 1000, i * 1000 + 1) for i in range(9)],
+     [0, 10, 20, 40, 80, 160, 300, 300, 300]),
+    ("reset after a long run: at once again", [(0, 1), (2, 3), (14, 700), (701, 702)],
+     [0, 10, 0, 10]),
 ]  # fmt: skip
 
 
@@ -194,10 +214,136 @@ def test_backoff(name: str, runs: list[tuple[float, float]], delays: list[float]
     assert got == delays, name
 
 
+def test_failed_attempts_wait_from_the_first() -> None:
+    backoff = Backoff(base=10, cap=30, reset_after=600)
+    got = [backoff.failed_at("pull", at) - at for at in (0, 10, 30, 60, 90)]
+    assert got == [10, 20, 30, 30, 30]
+
+
 def test_backoff_same_instance_same_answer_and_forget() -> None:
     backoff = Backoff(base=1, cap=8, reset_after=16)
-    assert backoff.restart_at("u1/c", 0, 1) == 2
-    assert backoff.restart_at("u1/c", 0, 1) == 2
-    assert backoff.restart_at("u1/c", 2, 3) == 5
+    assert backoff.restart_at("u1/c", 0, 1) == 1
+    assert backoff.restart_at("u1/c", 0, 1) == 1
+    assert backoff.restart_at("u1/c", 1, 2) == 3
+    assert backoff.restart_at("u1/c", 1, 2) == 3
+    assert backoff.holding("u1/c", 2.5) == 3
+    assert backoff.holding("u1/c", 3) is None
     backoff.forget("u1/")
-    assert backoff.restart_at("u1/c", 5, 6) == 7
+    assert backoff.restart_at("u1/c", 5, 6) == 6
+
+
+# -- when the agent writes its status back ------------------------------------------
+
+
+def _running_status() -> PodStatus:
+    seen = Observed(
+        runtime="process",
+        pod_ip="127.1.0.9",
+        host_ip="127.0.0.1",
+        start_time=NOW - 20,
+        instances=[running("c0")],
+    )
+    return pod_status(pod(), seen, NOW)
+
+
+def _changed(status: PodStatus, **fields: Any) -> PodStatus:
+    out = PodStatus()
+    out.CopyFrom(status)
+    for name, value in fields.items():
+        if value is None:
+            out.ClearField(name)  # type: ignore[arg-type]
+        elif isinstance(value, str):
+            setattr(out, name, value)
+        else:
+            getattr(out, name).CopyFrom(value)
+    return out
+
+
+def _evil(status: PodStatus) -> PodStatus:
+    return _changed(status, phase="Failed", reason="Evil", message="patched by someone else")
+
+
+def _waiting(status: PodStatus) -> PodStatus:
+    out = _changed(status)
+    out.container_statuses[0].state.ClearField("running")
+    out.container_statuses[0].state.waiting.reason = "Evil"
+    return out
+
+
+def _unready(status: PodStatus) -> PodStatus:
+    out = _changed(status)
+    for c in out.conditions:
+        if c.type == "Ready":
+            c.status = "False"
+    return out
+
+
+RUNNING = _running_status()
+# (name, what the API holds, the agent's memory (written, echo), the patch)
+STATUS_UPDATES: list[tuple[str, PodStatus, tuple[PodStatus | None, PodStatus | None], Any]] = [
+    ("the API holds the agent's last write: nothing", RUNNING, (RUNNING, RUNNING), {}),
+    ("first look (agent restarted), the API already agrees: nothing", RUNNING, (None, None), {}),
+    ("first look, the API is behind: everything that differs", _changed(RUNNING, phase="Pending"),
+     (None, None), {"phase": "Running"}),
+    ("another client failed the pod: phase, reason and message put back", _evil(RUNNING),
+     (RUNNING, RUNNING), {"phase": "Running", "reason": None, "message": None}),
+    ("another client changed a container's state", _waiting(RUNNING), (RUNNING, RUNNING),
+     {"containerStatuses": "computed"}),
+    ("another client changed a condition", _unready(RUNNING), (RUNNING, RUNNING),
+     {"conditions": "computed"}),
+    ("podIP and hostIP rewritten", _changed(RUNNING, pod_ip="10.0.0.1", host_ip="10.0.0.2"),
+     (RUNNING, RUNNING), {"podIP": "127.1.0.9", "hostIP": "127.0.0.1"}),
+    ("qosClass rewritten", _changed(RUNNING, qos_class="Guaranteed"), (RUNNING, RUNNING),
+     {"qosClass": "BestEffort"}),
+    ("startTime removed", _changed(RUNNING, start_time=None), (RUNNING, RUNNING),
+     {"startTime": "computed"}),
+    ("the API's status emptied", PodStatus(), (RUNNING, RUNNING), "everything"),
+    ("nominatedNodeName is the scheduler's: nothing", _changed(RUNNING, nominated_node_name="n"),
+     (RUNNING, RUNNING), {}),
+    # The server stored the agent's write its own way (the echo differs from
+    # what was written): the agent does not write it again and again.
+    ("the echo of the agent's own write: nothing", _changed(RUNNING, message="server's"),
+     (RUNNING, _changed(RUNNING, message="server's")), {}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "held", "memory", "want"), STATUS_UPDATES, ids=[c[0] for c in STATUS_UPDATES]
+)
+def test_status_update(
+    name: str, held: PodStatus, memory: tuple[PodStatus | None, PodStatus | None], want: Any
+) -> None:
+    written, echo = memory
+    patch = status_update(RUNNING, held, written=written, echo=echo)
+    computed = codec_dict(RUNNING)
+    if want == "everything":
+        want = computed
+    else:
+        want = {k: computed[k] if v == "computed" else v for k, v in want.items()}
+    assert patch == want, name
+
+
+def test_the_agent_writes_when_its_own_status_changes() -> None:
+    unready = _unready(RUNNING)
+    patch = status_update(unready, RUNNING, written=RUNNING, echo=RUNNING)
+    assert list(patch) == ["conditions"]
+
+
+def test_conditions_of_other_owners_are_kept() -> None:
+    api = _changed(RUNNING)
+    api.conditions.append(PodCondition(type="DisruptionTarget", status="True", reason="Evicted"))
+    seen = Observed(
+        runtime="process",
+        pod_ip="127.1.0.9",
+        host_ip="127.0.0.1",
+        start_time=NOW - 20,
+        instances=[running("c0")],
+    )
+    computed = pod_status(pod(), seen, NOW + 5, RUNNING, api=api)
+    types = [c.type for c in computed.conditions]
+    # Before the agent's own, as the kubelet merges them; written once in that order ...
+    assert types == ["DisruptionTarget", "PodScheduled", "Initialized", "ContainersReady", "Ready"]
+    patch = status_update(computed, api, written=RUNNING, echo=RUNNING)
+    assert [c["type"] for c in patch["conditions"]] == types  # type: ignore[attr-defined]
+    # ... and then left alone.
+    assert status_update(computed, computed, written=computed, echo=api) == {}
