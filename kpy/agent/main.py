@@ -8,11 +8,19 @@ Settings come from flags, or from a YAML file (`--config`) whose keys are
 the flags' long names (`node-name: n1`, `node-labels: {zone: a}`,
 `register-with-taints: ["dedicated=db:NoSchedule"]`); flags given on the
 command line win over the file.
+
+`--cluster-uid` names the cluster the agent belongs to (`kpy up` passes the
+uid it made): its containers and pod IP claims carry it, and the agent
+touches nothing of another cluster that shares the Docker engine or the
+machine, even on a node of the same name. Without it, the uid is derived
+from the agent's root dir (`root-` and a hash of its absolute path): stable
+across restarts of one agent, different for agents on different root dirs.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import socket
@@ -28,6 +36,7 @@ from kpy._process import cancel_on_signal, exit_with_parent
 from kpy.agent.agent import COMPONENT, Agent, AgentConfig
 from kpy.agent.node import NodeConfig
 from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
+from kpy.agent.runtime.base import check_cluster_uid
 from kpy.api import errors
 from kpy.client import Client
 from kpy.client.config import load_config
@@ -73,6 +82,11 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         help="claims of loopback pod IPs, shared by every agent of the machine "
         f"(default {DEFAULT_IP_DIR})",
+    )
+    p.add_argument(
+        "--cluster-uid",
+        help="the cluster this node belongs to; its containers and pod IPs carry it "
+        "(default: derived from --root-dir)",
     )
     p.add_argument("--pod-manifest-path", type=Path, help="directory of static pod manifests")
     p.add_argument("--cpu", help="cpu capacity to publish (default: the machine's)")
@@ -150,6 +164,11 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
         root_dir=str(root),
         heartbeat=float(s.get("heartbeat", 10.0)),
     )
+    if s.get("cluster_uid") is not None:
+        try:
+            check_cluster_uid(str(s["cluster_uid"]))
+        except ValueError as e:
+            parser.error(f"--cluster-uid: {e}")
     manifests = s.get("pod_manifest_path")
     config = AgentConfig(
         node=node,
@@ -167,19 +186,40 @@ def new_runtime(kind: str, config: AgentConfig, settings: dict[str, Any]) -> Run
     """The runtime named by --runtime."""
     ip_dir = Path(settings.get("pod_ip_dir") or DEFAULT_IP_DIR)
     docker_host = settings.get("docker_host")
+    uid = settings.get("cluster_uid")
     return runtime_for_dir(
-        kind, config.root_dir, config.node.name, ip_dir, docker_host=docker_host or None
+        kind,
+        config.root_dir,
+        config.node.name,
+        ip_dir,
+        docker_host=docker_host or None,
+        cluster_uid=str(uid) if uid else None,
     )
 
 
+def cluster_uid_for_dir(root_dir: Path) -> str:
+    """The cluster uid of an agent given none: `root-` and a hash of its
+    absolute root dir (see the module docstring)."""
+    digest = hashlib.sha256(str(root_dir.expanduser().absolute()).encode()).hexdigest()
+    return f"root-{digest[:16]}"
+
+
 def runtime_for_dir(
-    kind: str, root_dir: Path, node_name: str, ip_dir: Path, *, docker_host: str | None = None
+    kind: str,
+    root_dir: Path,
+    node_name: str,
+    ip_dir: Path,
+    *,
+    docker_host: str | None = None,
+    cluster_uid: str | None = None,
 ) -> Runtime:
     """The runtime of an agent whose --root-dir is `root_dir` (also how a
-    cluster going down finds the containers an agent left running). `auto`
-    is what auto chose before for `root_dir`, so that containers are found
-    again; the first time, Docker if an engine answers at `docker_host`
-    within a second, else the process runtime."""
+    cluster going down finds the containers an agent left running), in
+    cluster `cluster_uid` (default: `cluster_uid_for_dir(root_dir)`).
+    `auto` is what auto chose before for `root_dir`, so that containers are
+    found again; the first time, Docker if an engine answers at
+    `docker_host` within a second, else the process runtime."""
+    uid = cluster_uid or cluster_uid_for_dir(root_dir)
     state = root_dir / "runtime"
     if kind == "auto":
         kind = _choose_runtime(state, docker_host)
@@ -190,10 +230,10 @@ def runtime_for_dir(
     if kind == "docker":
         from kpy.agent.runtime.docker import DockerRuntime
 
-        return DockerRuntime(node_name=node_name, docker_host=docker_host)
+        return DockerRuntime(node_name=node_name, cluster_uid=uid, docker_host=docker_host)
     from kpy.agent.runtime.process import ProcessRuntime
 
-    return ProcessRuntime(state / "process", ip_dir=ip_dir, node_name=node_name)
+    return ProcessRuntime(state / "process", ip_dir=ip_dir, node_name=node_name, cluster_uid=uid)
 
 
 def _choose_runtime(state: Path, docker_host: str | None) -> str:

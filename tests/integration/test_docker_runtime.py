@@ -5,8 +5,9 @@ its images come from `deploy/docker-engine.sh image`. Without an engine the
 tests are skipped with that hint, except under CI (env `CI` set), where that
 is a failure.
 
-Every test works on a node name of its own, so it sees only its own
-containers (the runtime lists by the `io.kpy.node` label). Clean-up is the
+Every test works on a node name and a cluster uid of its own, so it sees
+only its own containers (the runtime lists by the `io.kpy.cluster` and
+`io.kpy.node` labels). Clean-up is the
 runtime's own (a fresh runtime removes every sandbox and container of the
 node), then a sweep by label that also fails the test if anything was left.
 """
@@ -44,7 +45,9 @@ from kpy.agent.runtime import (
     RuntimeError_,
     SandboxState,
 )
+from kpy.agent.runtime.base import DEFAULT_CLUSTER_UID
 from kpy.agent.runtime.docker import (
+    LABEL_CLUSTER,
     LABEL_NODE,
     DockerRuntime,
     DockerUnavailableError,
@@ -91,21 +94,25 @@ def docker_host() -> str:
     pytest.skip(message)
 
 
-async def sweep(host: str, node: str) -> int:
-    """Force-removes every container labelled for `node`; how many there were."""
+async def sweep(host: str, node: str, cluster: str | None = None) -> int:
+    """Force-removes every container labelled for `node` (of `cluster` if
+    given); how many there were."""
+    labels = [f"{LABEL_NODE}={node}"]
+    if cluster is not None:
+        labels.append(f"{LABEL_CLUSTER}={cluster}")
     async with aiodocker.Docker(url=host) as docker:
-        filters = json.dumps({"label": [f"{LABEL_NODE}={node}"]})
+        filters = json.dumps({"label": labels})
         found = await docker.containers.list(all=True, filters=filters)
         for container in found:
             await container.delete(force=True)
     return len(found)
 
 
-async def remove_everything(host: str, node: str) -> int:
+async def remove_everything(host: str, node: str, cluster: str = DEFAULT_CLUSTER_UID) -> int:
     """Removes the node's sandboxes and containers through a fresh runtime
     (its records are Docker's labels), then sweeps, whatever happened;
     returns what the runtime left for the sweep."""
-    cleaner = DockerRuntime(node_name=node, docker_host=host)
+    cleaner = DockerRuntime(node_name=node, cluster_uid=cluster, docker_host=host)
     try:
         await cleaner.start()
         for sandbox in await cleaner.list_pod_sandboxes():
@@ -115,7 +122,7 @@ async def remove_everything(host: str, node: str) -> int:
     finally:
         with anyio.CancelScope(shield=True):
             await cleaner.close()
-            left = await sweep(host, node)
+            left = await sweep(host, node, cluster)
     return left
 
 
@@ -125,11 +132,14 @@ class Node:
 
     host: str
     name: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
+    cluster: str = field(default_factory=lambda: f"test-{uuid.uuid4().hex[:8]}")
     runtime: DockerRuntime = field(init=False)
     events: AsyncIterator[ContainerEvent] = field(init=False)
 
     def new_runtime(self, **options: Any) -> DockerRuntime:
-        return DockerRuntime(node_name=self.name, docker_host=self.host, **options)
+        return DockerRuntime(
+            node_name=self.name, cluster_uid=self.cluster, docker_host=self.host, **options
+        )
 
     async def open(self, **options: Any) -> None:
         self.runtime = self.new_runtime(**options)
@@ -218,7 +228,7 @@ async def node(docker_host: str) -> AsyncIterator[Node]:
         yield n
     finally:
         await n.runtime.close()
-        left = await remove_everything(docker_host, n.name)
+        left = await remove_everything(docker_host, n.name, n.cluster)
         assert left == 0, f"{left} container(s) of node {n.name} outlived the runtime's clean-up"
 
 
@@ -278,7 +288,7 @@ async def test_events_survive_stream_renewals_and_come_once(docker_host: str) ->
         assert rest == [], "each container is reported started once and exited once"
     finally:
         await n.runtime.close()
-        assert await remove_everything(docker_host, n.name) == 0
+        assert await remove_everything(docker_host, n.name, n.cluster) == 0
 
 
 class Proxy:
@@ -342,7 +352,7 @@ async def test_events_resume_after_the_stream_drops(docker_host: str, tmp_path: 
         finally:
             await n.runtime.close()
             tg.cancel_scope.cancel()
-    assert await remove_everything(docker_host, n.name) == 0
+    assert await remove_everything(docker_host, n.name, n.cluster) == 0
 
 
 async def test_a_start_failure_is_reported(node: Node) -> None:
@@ -367,9 +377,10 @@ async def test_docker_names_follow_the_kubelet(node: Node) -> None:
         pause = await docker.containers.get(sandbox.id)
         app = await docker.containers.get(container_id)
 
-    assert pause["Name"] == f"/k8s_POD_web_default_{config.uid}_0"
-    assert app["Name"] == f"/k8s_app_web_default_{config.uid}_0"
+    assert pause["Name"] == f"/k8s_POD_web_default_{config.uid}_0_{node.cluster}"
+    assert app["Name"] == f"/k8s_app_web_default_{config.uid}_0_{node.cluster}"
     assert app["Config"]["Labels"][LABEL_NODE] == node.name
+    assert app["Config"]["Labels"][LABEL_CLUSTER] == node.cluster
 
 
 # -- one pod's containers, IPs -----------------------------------------------------
@@ -801,7 +812,36 @@ async def test_agents_sharing_an_engine_see_only_their_own(node: Node) -> None:
             await other.runtime.container_status(mine)
     finally:
         await other.runtime.close()
-        assert await remove_everything(node.host, other.name) == 0
+        assert await remove_everything(node.host, other.name, other.cluster) == 0
+
+
+async def test_clusters_sharing_an_engine_and_node_names_see_only_their_own(node: Node) -> None:
+    # Two clusters' kpy-node-1: same node name, different cluster uids.
+    other = Node(node.host, name=node.name)
+    await other.open()
+    try:
+        mine = await node.run(["sh", "-c", UNTIL_STOPPED], pod=await node.sandbox("mine"))
+        theirs = await other.run(["sh", "-c", UNTIL_STOPPED], pod=await other.sandbox("theirs"))
+
+        assert [s.name for s in await node.runtime.list_pod_sandboxes()] == ["mine"]
+        assert [s.name for s in await other.runtime.list_pod_sandboxes()] == ["theirs"]
+        assert [c.id for c in await node.runtime.list_containers()] == [mine]
+        assert [c.id for c in await other.runtime.list_containers()] == [theirs]
+        with pytest.raises(NotFoundError, match=f"no container {theirs} .*cluster {node.cluster}"):
+            await node.runtime.container_status(theirs)
+
+        # One cluster going down (a fresh runtime removing everything it has,
+        # as `kpy down` does) leaves the other's pod running.
+        await node.runtime.close()
+        assert await remove_everything(node.host, node.name, node.cluster) == 0
+        await node.open()
+        status = await other.runtime.container_status(theirs)
+        assert status.state is ContainerState.RUNNING
+        async with aiodocker.Docker(url=node.host) as docker:
+            assert (await docker.containers.get(theirs))["State"]["Running"]
+    finally:
+        await other.runtime.close()
+        assert await remove_everything(other.host, other.name, other.cluster) == 0
 
 
 async def test_no_engine_is_a_clear_error() -> None:

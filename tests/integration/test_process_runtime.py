@@ -37,6 +37,7 @@ from kpy.agent.runtime import (
     RuntimeError_,
     SandboxState,
 )
+from kpy.agent.runtime._ipam import LoopbackIPAM
 from kpy.agent.runtime.process import ProcessRuntime
 
 if TYPE_CHECKING:
@@ -434,6 +435,61 @@ async def test_two_agents_on_one_machine_get_different_ips(tmp_path: Path) -> No
     assert len(set(ips)) == 4
     await a.close()
     await b.close()
+
+
+async def test_two_clusters_with_the_same_node_name_keep_to_their_own(tmp_path: Path) -> None:
+    # Two clusters' kpy-node-1 on one machine: one pod IP directory.
+    def runtime(cluster: str) -> ProcessRuntime:
+        return ProcessRuntime(
+            tmp_path / cluster, ip_dir=tmp_path / "ips", node_name="kpy-node-1", cluster_uid=cluster
+        )
+
+    a, b = runtime("cluster-a"), runtime("cluster-b")
+    await a.start()
+    await b.start()
+    started: list[tuple[ProcessRuntime, str]] = []
+    try:
+        pods = []
+        for rt, name in ((a, "mine"), (b, "theirs")):
+            config = PodSandboxConfig(namespace="default", name=name, uid=f"uid-{name}")
+            sandbox = await rt.run_pod_sandbox(config)
+            container = ContainerConfig(
+                name="c", image="busybox", command=["sleep", "100"],
+                log_path=str(tmp_path / f"{name}.log"),
+            )  # fmt: skip
+            container_id = await rt.create_container(sandbox.id, container, config)
+            await rt.start_container(container_id)
+            started.append((rt, container_id))
+            pods.append(sandbox)
+        mine, theirs = pods
+
+        assert mine.ip != theirs.ip
+        assert [s.name for s in await a.list_pod_sandboxes()] == ["mine"]
+        assert [s.name for s in await b.list_pod_sandboxes()] == ["theirs"]
+
+        # Cluster a goes down: a fresh runtime (reclaiming stale claims on
+        # start) removes everything it has, as `kpy down` does.
+        await a.close()
+        a = runtime("cluster-a")
+        await a.start()
+        for sandbox in await a.list_pod_sandboxes():
+            await a.remove_pod_sandbox(sandbox.id)
+
+        (theirs_now,) = await b.list_pod_sandboxes()
+        assert theirs_now.state is SandboxState.READY
+        status = await b.container_status(started[1][1])
+        assert status.state is ContainerState.RUNNING
+        ipam = LoopbackIPAM(tmp_path / "ips", "kpy-node-1")
+        claims = {ip: claim.cluster_uid for ip, claim in ipam.claims().items()}
+        assert claims == {theirs.ip: "cluster-b"}, "b's address is still b's"
+        again = await a.run_pod_sandbox(PodSandboxConfig("default", "next", "uid-next"))
+        assert again.ip != theirs.ip, "a never hands out b's live address"
+        await a.remove_pod_sandbox(again.id)
+    finally:
+        for rt in (a, b):
+            for s in await rt.list_pod_sandboxes():
+                await rt.remove_pod_sandbox(s.id)
+            await rt.close()
 
 
 async def test_bind_mounts(node: Node, tmp_path: Path) -> None:

@@ -149,3 +149,43 @@ def test_allocate_raises_when_every_address_is_taken(
 def test_node_name_must_be_one_line(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="node_name"):
         LoopbackIPAM(tmp_path, "a\nb")
+
+
+@dataclass(frozen=True)
+class ClusterCase:
+    name: str
+    claim_text: str  # the file's content, as another agent wrote it
+    released: bool  # whether node-a of cluster c1 may free it
+
+
+CLUSTER_CASES = [
+    ClusterCase("this node of this cluster", "node-a\ns1\nc1\n", True),
+    ClusterCase("the same node name in another cluster", "node-a\ns1\nc2\n", False),
+    ClusterCase("another node of this cluster", "node-b\ns1\nc1\n", False),
+    ClusterCase("a claim from before cluster uids", "node-a\ns1\n", False),
+]
+
+
+@pytest.mark.parametrize("case", CLUSTER_CASES, ids=lambda c: c.name)
+def test_only_this_clusters_claims_are_released_or_reclaimed(
+    tmp_path: Path, case: ClusterCase
+) -> None:
+    ipam = LoopbackIPAM(tmp_path, "node-a", "c1")
+    (tmp_path / "127.1.0.1").write_text(case.claim_text)
+    (tmp_path / "127.1.0.2").write_text(case.claim_text)
+
+    ipam.release("127.1.0.1")
+    reclaimed = ipam.reclaim([])
+
+    assert (ipam.claim("127.1.0.1") is None) is case.released, case.name
+    assert reclaimed == (["127.1.0.2"] if case.released else []), case.name
+    assert ipam.allocate("s9") == ("127.1.0.1" if case.released else "127.1.0.3"), case.name
+
+
+def test_a_claim_names_its_cluster(tmp_path: Path) -> None:
+    a1, a2 = LoopbackIPAM(tmp_path, "node-a", "c1"), LoopbackIPAM(tmp_path, "node-a", "c2")
+
+    first, second = a1.allocate("s1"), a2.allocate("s2")
+
+    assert first != second, "two clusters' kpy-node-1 never share an address"
+    assert a1.claims() == {first: Claim("node-a", "s1", "c1"), second: Claim("node-a", "s2", "c2")}

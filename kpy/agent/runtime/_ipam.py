@@ -3,19 +3,23 @@
 Linux routes the whole of 127.0.0.0/8 to `lo`, so every pod can have an
 address of its own with no configuration. `LoopbackIPAM` hands them out so
 that they are unique on the machine even when several agents (different node
-names, different state directories) share it: an address is claimed by
-creating the file `<ip_dir>/<ip>` exclusively, holding the node name and the
-sandbox id. The file appears atomically with its content (a hard link of a
-finished temporary file, which fails like O_CREAT|O_EXCL if the name exists),
-so a reader never sees a claim without its owner.
+names, different state directories, different clusters) share it: an address
+is claimed by creating the file `<ip_dir>/<ip>` exclusively, holding the node
+name, the sandbox id and the cluster uid (one line each). An IPAM owns the
+claims that carry both its node name and its cluster uid: two clusters on one
+machine both have a `kpy-node-1`, and neither may free the other's addresses.
+A claim written before claims carried a cluster uid has the empty uid. The
+file appears atomically with its content (a hard link of a finished
+temporary file, which fails like O_CREAT|O_EXCL if the name exists), so a
+reader never sees a claim without its owner.
 
 Addresses are scanned from 127.1.0.1 upward; 127.0.0.0/16 (127.0.0.1 and
 friends, used by everything else on the machine) is never handed out, nor is
 an address whose last octet is 0 or 255.
 
 The IPAM is not safe for concurrent use by two instances with the same node
-name (one agent per node name); instances with different node names may race
-freely.
+name and cluster uid (one agent per node of a cluster); other instances may
+race freely.
 """
 
 from __future__ import annotations
@@ -49,10 +53,11 @@ class AddressExhaustedError(RuntimeError_):
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """Who holds an address: the node name and the sandbox id."""
+    """Who holds an address: the node name, the sandbox id and the cluster."""
 
     node_name: str
     sandbox_id: str
+    cluster_uid: str = ""
 
 
 def is_assignable(ip: ipaddress.IPv4Address) -> bool:
@@ -72,13 +77,21 @@ def candidates(start: ipaddress.IPv4Address = FIRST) -> Iterator[ipaddress.IPv4A
 
 
 class LoopbackIPAM:
-    """Claims, releases and reclaims loopback addresses for one node name."""
+    """Claims, releases and reclaims loopback addresses for one node of one
+    cluster."""
 
-    def __init__(self, ip_dir: Path, node_name: str) -> None:
+    def __init__(self, ip_dir: Path, node_name: str, cluster_uid: str = "") -> None:
         if not node_name or "\n" in node_name:
             raise ValueError(f"node_name {node_name!r} must be a non-empty single line")
+        if "\n" in cluster_uid:
+            raise ValueError(f"cluster_uid {cluster_uid!r} must be a single line")
         self.ip_dir = ip_dir
         self.node_name = node_name
+        self.cluster_uid = cluster_uid
+
+    def owns(self, claim: Claim) -> bool:
+        """Whether `claim` is this node's, in this cluster."""
+        return (claim.node_name, claim.cluster_uid) == (self.node_name, self.cluster_uid)
 
     def allocate(self, sandbox_id: str) -> str:
         """Claims the lowest free address for `sandbox_id` and returns it.
@@ -105,28 +118,32 @@ class LoopbackIPAM:
         )
 
     def release(self, ip: str) -> None:
-        """Gives `ip` back if this node holds it; a no-op otherwise."""
+        """Gives `ip` back if this node (of this cluster) holds it; a no-op
+        otherwise."""
         claim = self.claim(ip)
         if claim is None:
             return
-        if claim.node_name != self.node_name:
+        if not self.owns(claim):
             log.warning(
-                "not releasing %s: it is claimed by node %s, not %s",
+                "not releasing %s: it is claimed by node %s of cluster %r, not %s of %r",
                 ip,
                 claim.node_name,
+                claim.cluster_uid,
                 self.node_name,
+                self.cluster_uid,
             )
             return
         (self.ip_dir / ip).unlink(missing_ok=True)
 
     def reclaim(self, live_ips: Iterable[str]) -> list[str]:
-        """Releases this node's claims that are not in `live_ips` (left by a
-        crash between claiming and recording an address, or by a sandbox
-        record that is gone); returns the released addresses."""
+        """Releases this node's claims (in this cluster) that are not in
+        `live_ips` (left by a crash between claiming and recording an
+        address, or by a sandbox record that is gone); returns the released
+        addresses."""
         live = set(live_ips)
         released = []
         for name, claim in self.claims().items():
-            if claim.node_name == self.node_name and name not in live:
+            if self.owns(claim) and name not in live:
                 (self.ip_dir / name).unlink(missing_ok=True)
                 released.append(name)
         self._remove_stale_tmp_claims()
@@ -139,7 +156,7 @@ class LoopbackIPAM:
         return _read_claim(self.ip_dir / ip)
 
     def claims(self) -> dict[str, Claim]:
-        """Every claimed address in the directory, by any node."""
+        """Every claimed address in the directory, by any node of any cluster."""
         if not self.ip_dir.is_dir():
             return {}
         result = {}
@@ -153,7 +170,7 @@ class LoopbackIPAM:
 
     def _write_tmp_claim(self, sandbox_id: str) -> Path:
         tmp = self.ip_dir / f"{_TMP_PREFIX}{os.getpid()}.{uuid.uuid4().hex}"
-        tmp.write_text(f"{self.node_name}\n{sandbox_id}\n")
+        tmp.write_text(f"{self.node_name}\n{sandbox_id}\n{self.cluster_uid}\n")
         return tmp
 
     def _remove_stale_tmp_claims(self) -> None:
@@ -164,7 +181,7 @@ class LoopbackIPAM:
             if not name.startswith(_TMP_PREFIX):
                 continue
             claim = _read_claim(self.ip_dir / name)
-            if claim is not None and claim.node_name == self.node_name:
+            if claim is not None and self.owns(claim):
                 (self.ip_dir / name).unlink(missing_ok=True)
 
 
@@ -181,6 +198,6 @@ def _read_claim(path: Path) -> Claim | None:
         lines = path.read_text().splitlines()
     except (FileNotFoundError, IsADirectoryError):
         return None
-    if len(lines) < 2:
-        return Claim(node_name=lines[0] if lines else "", sandbox_id="")
-    return Claim(node_name=lines[0], sandbox_id=lines[1])
+    # Missing lines are empty: a claim from before claims named their cluster.
+    node_name, sandbox_id, cluster_uid = [*lines, "", "", ""][:3]
+    return Claim(node_name=node_name, sandbox_id=sandbox_id, cluster_uid=cluster_uid)

@@ -24,6 +24,9 @@ Contract every implementation keeps:
 - An exited container keeps its status and logs until `remove_container`:
   the agent keeps the last dead instance of each container for `logs
   --previous` and removes older ones.
+- Several clusters may share a machine and a Docker engine, each with a
+  node of the same name: a runtime is given its cluster's uid and its node
+  name, and lists, adopts, frees and removes only what carries both.
 - Errors are `RuntimeError_` subclasses with a message a user can act on;
   `ImagePullError` and `ContainerCreateError` carry the Kubernetes waiting
   reason the agent shows.
@@ -32,6 +35,7 @@ Contract every implementation keeps:
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -44,6 +48,23 @@ LABEL_POD_NAME = "io.kubernetes.pod.name"
 LABEL_POD_UID = "io.kubernetes.pod.uid"
 LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
 LABEL_CONTAINER_ATTEMPT = "io.kubernetes.container.attempt"
+
+# The cluster of a runtime built without one (tests, benchmarks); agents
+# always name theirs (kpy-agent --cluster-uid, or one derived from its root dir).
+DEFAULT_CLUSTER_UID = "default"
+_CLUSTER_UID = re.compile(r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?")
+
+
+def check_cluster_uid(uid: str) -> str:
+    """`uid` if it can name a cluster (it goes into Docker names and labels
+    and into claim files: lower-case letters, digits, '.' and '-', 1 to 63);
+    ValueError saying so otherwise."""
+    if not _CLUSTER_UID.fullmatch(uid):
+        raise ValueError(
+            f"cluster uid {uid!r} is not valid: use 1 to 63 lower-case letters, digits, "
+            "'.' or '-', starting and ending with a letter or digit"
+        )
+    return uid
 
 
 class RuntimeError_(Exception):

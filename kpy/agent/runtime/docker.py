@@ -10,12 +10,15 @@ Memory, so a container over its limit is OOM-killed rather than swapped),
 logs are Docker's json-file logs, exec is Docker exec.
 
 Docker is the only record. Every sandbox and container carries labels: the
-ones the agent gave it, `io.kpy.node` (several agents may share an engine;
-each only ever lists and recovers its own), and what this runtime needs to
+ones the agent gave it, `io.kpy.cluster` and `io.kpy.node` (several agents,
+of several clusters, may share an engine, and two clusters both have a
+`kpy-node-1`: each runtime only ever lists, recovers and removes what
+carries its own cluster uid and node name), and what this runtime needs to
 rebuild its view after an agent restart (the sandbox of a container, its
 name, attempt and init flag; a sandbox's namespace, name and uid). Docker
-names follow the kubelet's dockershim: `k8s_<container>_<pod>_<namespace>_
-<uid>_<attempt>`, and `k8s_POD_...` for the pause container.
+names follow the kubelet's dockershim, with the cluster uid added:
+`k8s_<container>_<pod>_<namespace>_<uid>_<attempt>_<cluster>`, and
+`k8s_POD_...` for the pause container.
 
 The runtime keeps a view of its sandboxes and containers, loaded from Docker
 by `start()` and kept current by the calls it makes and by one reader task
@@ -61,6 +64,7 @@ import anyio
 from aiodocker.exceptions import DockerError
 
 from kpy.agent.runtime.base import (
+    DEFAULT_CLUSTER_UID,
     ContainerConfig,
     ContainerCreateError,
     ContainerEvent,
@@ -75,6 +79,7 @@ from kpy.agent.runtime.base import (
     PodSandboxConfig,
     RuntimeError_,
     SandboxState,
+    check_cluster_uid,
 )
 
 if TYPE_CHECKING:
@@ -92,6 +97,7 @@ LOCAL_REGISTRY: Final = "kpy.local"
 PULL_POLICIES: Final = ("Always", "IfNotPresent", "Never")
 
 # Labels this runtime sets (the agent's labels are kept beside them).
+LABEL_CLUSTER: Final = "io.kpy.cluster"
 LABEL_NODE: Final = "io.kpy.node"
 LABEL_TYPE: Final = "io.kpy.type"  # TYPE_SANDBOX or TYPE_CONTAINER
 LABEL_SANDBOX: Final = "io.kpy.sandbox"  # a container's sandbox id
@@ -105,6 +111,7 @@ TYPE_SANDBOX: Final = "sandbox"
 TYPE_CONTAINER: Final = "container"
 _OWN_LABELS: Final = frozenset(
     {
+        LABEL_CLUSTER,
         LABEL_NODE,
         LABEL_TYPE,
         LABEL_SANDBOX,
@@ -199,6 +206,7 @@ class DockerRuntime:
         self,
         *,
         node_name: str,
+        cluster_uid: str = DEFAULT_CLUSTER_UID,
         docker_host: str | None = None,
         pause_image: str = PAUSE_IMAGE,
         pull_timeout: float = 20.0,
@@ -207,6 +215,7 @@ class DockerRuntime:
         event_period: float = 300.0,
     ) -> None:
         self.node_name = node_name
+        self.cluster_uid = check_cluster_uid(cluster_uid)
         self.docker_host = docker_host or default_docker_host()
         self._pause_image = pause_image
         self._pull_timeout = pull_timeout
@@ -261,6 +270,7 @@ class DockerRuntime:
             "docker runtime started",
             extra={
                 "host": self.docker_host,
+                "cluster": self.cluster_uid,
                 "node": self.node_name,
                 "sandboxes": len(self._sandboxes),
                 "containers": len(self._containers),
@@ -361,8 +371,8 @@ class DockerRuntime:
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox:
         """Creates and starts the pod's pause container; its IP is the pod's."""
         pod = f"{config.namespace}/{config.name}"
-        body = _sandbox_body(config, self.node_name, self._pause_image)
-        name = _docker_name("POD", config, config.attempt)
+        body = _sandbox_body(config, self._owner(), self._pause_image)
+        name = _docker_name("POD", config, config.attempt, self.cluster_uid)
         # Shielded: a sandbox half made by a cancelled caller would be a
         # container the view does not know of until the next event.
         with anyio.CancelScope(shield=True):
@@ -411,8 +421,8 @@ class DockerRuntime:
                 f'cannot create container "{config.name}" of pod {pod}: its sandbox '
                 f"{sandbox_id[:12]} is stopped; run a new sandbox to create containers in"
             )
-        body = _container_body(config, sandbox_id, self.node_name, self._ncpu)
-        name = _docker_name(config.name, sandbox, config.attempt)
+        body = _container_body(config, sandbox_id, self._owner(), self._ncpu)
+        name = _docker_name(config.name, sandbox, config.attempt, self.cluster_uid)
         what = f'container "{config.name}" of pod {pod}'
         # Shielded: Docker sends no event for a create, so a container made
         # for a cancelled caller would stay unknown until the next listing.
@@ -604,15 +614,24 @@ class DockerRuntime:
             finally:
                 response.close()
 
+    def _owner(self) -> dict[str, str]:
+        """The labels that make a container this runtime's (Docker ANDs
+        label filters)."""
+        return {LABEL_CLUSTER: self.cluster_uid, LABEL_NODE: self.node_name}
+
     async def _list(self, *labels: str) -> list[Json]:
-        """This node's containers (with those extra labels), as Docker lists them."""
-        filters = {"label": [f"{LABEL_NODE}={self.node_name}", *labels]}
+        """This node's containers in this cluster (with those extra labels),
+        as Docker lists them."""
+        filters = {"label": [*(f"{k}={v}" for k, v in self._owner().items()), *labels]}
         params = {"all": "1", "filters": json.dumps(filters)}
         try:
             found: list[Json] = await self._api()._query_json("containers/json", params=params)
         except DockerError as e:
-            _fail(e, f"listing the containers of node {self.node_name}")
+            _fail(e, f"listing the containers of node {self.node_name} ({self._cluster()})")
         return found
+
+    def _cluster(self) -> str:
+        return f"cluster {self.cluster_uid}"
 
     async def _inspect(self, docker_id: str) -> Json | None:
         try:
@@ -686,8 +705,8 @@ class DockerRuntime:
             return self._sandboxes[sandbox_id]
         except KeyError:
             raise NotFoundError(
-                f"no pod sandbox {sandbox_id} of node {self.node_name} in the engine at "
-                f"{self.docker_host}"
+                f"no pod sandbox {sandbox_id} of node {self.node_name} ({self._cluster()}) "
+                f"in the engine at {self.docker_host}"
             ) from None
 
     def _container(self, container_id: str) -> ContainerStatus:
@@ -696,8 +715,8 @@ class DockerRuntime:
             return self._containers[container_id]
         except KeyError:
             raise NotFoundError(
-                f"no container {container_id} of node {self.node_name} in the engine at "
-                f"{self.docker_host}"
+                f"no container {container_id} of node {self.node_name} ({self._cluster()}) "
+                f"in the engine at {self.docker_host}"
             ) from None
 
     def _containers_of(self, sandbox_id: str) -> list[ContainerStatus]:
@@ -707,7 +726,7 @@ class DockerRuntime:
         """Applies what Docker said of one container (its inspect), unless
         the view already holds something newer."""
         labels = info["Config"].get("Labels") or {}
-        if labels.get(LABEL_NODE) != self.node_name:
+        if any(labels.get(k) != v for k, v in self._owner().items()):
             return
         docker_state = str(info["State"].get("Status", ""))
         if labels.get(LABEL_TYPE) == TYPE_SANDBOX:
@@ -785,7 +804,7 @@ class DockerRuntime:
         filters = {
             "type": ["container"],
             "event": list(_EVENTS),
-            "label": [f"{LABEL_NODE}={self.node_name}"],
+            "label": [f"{k}={v}" for k, v in self._owner().items()],
         }
         params = {"filters": json.dumps(filters), "since": f"{since:.9f}", "until": f"{until:.9f}"}
         # The engine ends the stream at `until`; a silent one ends here soon after.
@@ -827,14 +846,15 @@ class DockerRuntime:
 # -- what Docker is asked to create ----------------------------------------------
 
 
-def _docker_name(container: str, sandbox: PodSandboxConfig, attempt: int) -> str:
-    return f"k8s_{container}_{sandbox.name}_{sandbox.namespace}_{sandbox.uid}_{attempt}"
+def _docker_name(container: str, sandbox: PodSandboxConfig, attempt: int, cluster: str) -> str:
+    pod = f"{sandbox.name}_{sandbox.namespace}_{sandbox.uid}"
+    return f"k8s_{container}_{pod}_{attempt}_{cluster}"
 
 
-def _sandbox_body(config: PodSandboxConfig, node: str, image: str) -> Json:
+def _sandbox_body(config: PodSandboxConfig, owner: Mapping[str, str], image: str) -> Json:
     labels = {
         **config.labels,
-        LABEL_NODE: node,
+        **owner,
         LABEL_TYPE: TYPE_SANDBOX,
         LABEL_POD_NAMESPACE: config.namespace,
         LABEL_POD_NAME: config.name,
@@ -852,10 +872,12 @@ def _sandbox_body(config: PodSandboxConfig, node: str, image: str) -> Json:
     }
 
 
-def _container_body(config: ContainerConfig, sandbox_id: str, node: str, ncpu: int) -> Json:
+def _container_body(
+    config: ContainerConfig, sandbox_id: str, owner: Mapping[str, str], ncpu: int
+) -> Json:
     labels = {
         **config.labels,
-        LABEL_NODE: node,
+        **owner,
         LABEL_TYPE: TYPE_CONTAINER,
         LABEL_SANDBOX: sandbox_id,
         LABEL_NAME: config.name,
@@ -1120,6 +1142,7 @@ def _remaining(deadline: float | None) -> float | None:
 
 __all__ = [
     "DEFAULT_DOCKER_HOST",
+    "LABEL_CLUSTER",
     "LABEL_NODE",
     "PAUSE_COMMAND",
     "PAUSE_IMAGE",

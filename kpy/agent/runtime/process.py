@@ -26,6 +26,11 @@ loop reader on it fires when the shim exits, right after it wrote the exit
 record. The shim's pid is checked against its start time (from
 /proc/<pid>/stat) before it is trusted again, as pids are reused.
 
+Pod IPs are claimed in a directory shared by every agent of the machine,
+each claim naming the node and the cluster (`cluster_uid`), so that two
+clusters with nodes of the same name never free each other's addresses; the
+records themselves are per agent (its `state_dir`).
+
 The runtime is asyncio-only (it uses the loop's add_reader), and not safe for
 two instances on one state directory at the same time.
 """
@@ -51,6 +56,7 @@ import anyio
 
 from kpy.agent.runtime._ipam import LoopbackIPAM
 from kpy.agent.runtime.base import (
+    DEFAULT_CLUSTER_UID,
     ContainerConfig,
     ContainerCreateError,
     ContainerEvent,
@@ -64,6 +70,7 @@ from kpy.agent.runtime.base import (
     PodSandboxConfig,
     RuntimeError_,
     SandboxState,
+    check_cluster_uid,
 )
 
 if TYPE_CHECKING:
@@ -158,12 +165,16 @@ class ProcessRuntime:
         *,
         ip_dir: Path = Path("/run/kpy/pod-ips"),
         node_name: str,
+        cluster_uid: str = DEFAULT_CLUSTER_UID,
         start_timeout: float = 30.0,
         log_poll_interval: float = 0.1,
     ) -> None:
         self.state_dir = state_dir
         self.node_name = node_name
-        self._ipam = LoopbackIPAM(ip_dir, node_name)
+        self.cluster_uid = check_cluster_uid(cluster_uid)
+        # Claims carry the cluster too: another cluster's node of the same
+        # name shares `ip_dir`, and its addresses are not ours to reclaim.
+        self._ipam = LoopbackIPAM(ip_dir, node_name, cluster_uid)
         self._start_timeout = start_timeout
         self._log_poll_interval = log_poll_interval
         self._sandboxes: dict[str, PodSandbox] = {}
