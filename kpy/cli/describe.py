@@ -1,17 +1,24 @@
 """`kpyctl describe TYPE [NAME...]`: an object as kubectl describes it.
 
-- Every kind gets Name, Namespace, Labels, Annotations and
-  CreationTimestamp, then its own lines (pods: Node, Status, IP, Containers
-  with image, state and requests, Conditions, Tolerations; deployments:
-  Selector, the Replicas line, StrategyType, Conditions, OldReplicaSets /
-  NewReplicaSet; replica sets: Replicas and Pods Status; nodes: Taints,
-  Unschedulable, Conditions, Addresses, Capacity, Allocatable and the pods
-  on it), then `Events:`: the Events whose involvedObject uid is the
-  object's, oldest first (or `Events:  <none>`).
+- Kinds with a description of their own (a strategy per kind in
+  `_DESCRIBERS`): pods (kpy.cli._describe_pod: containers with their
+  state, probes, environment and mounts, volumes, QoS class, ...),
+  deployments (Selector, the Replicas line, StrategyType, Pod Template,
+  Conditions, OldReplicaSets / NewReplicaSet), replica sets (Replicas and
+  Pods Status), nodes (Taints, Unschedulable, Conditions, Addresses,
+  Capacity, Allocatable and the pods on it), services (ports with their
+  target ports and endpoints), config maps (each key and value), secrets
+  (each key's size, never its value) and namespaces. Every other kind gets
+  Name, Namespace, Labels, Annotations (never the last applied
+  configuration) and CreationTimestamp.
+- Then `Events:`: the Events whose involvedObject uid is the object's,
+  oldest first (or `Events:  <none>`); secrets and namespaces, as in
+  kubectl, have none.
 - For a pod that has no node yet, the scheduler is asked (gRPC Explain at
-  `--scheduler`, 2 s) which nodes it would fit and why not the others; if
-  it cannot be asked, one line says so and the exit code stays 0 (the
-  PodScheduled condition's message is under Conditions anyway).
+  `--scheduler`, else the config's first `schedulers` entry, else
+  127.0.0.1:10251; 2 s) which nodes it would fit and why not the others;
+  if it cannot be asked, one line says so and the exit code stays 0 (the
+  FailedScheduling event says why anyway).
 - Without NAME every object of TYPE in the namespace is described; a
   missing NAME is `Error from server (NotFound): ...`, exit 1.
 - Layout: kubectl's describe tabwriter (padding 2), two spaces per level.
@@ -27,17 +34,17 @@ import grpc.aio
 
 from kpy.api import codec, errors
 from kpy.api.apps.v1 import ReplicaSet
-from kpy.api.core.v1 import Event, Pod
-from kpy.cli import _client, _printers
+from kpy.api.core.v1 import Endpoints, Event, Pod
+from kpy.cli import _client, _describe_pod, _printers
 from kpy.cli.get import resolve_type
 from kpy.rpc.scheduler import v1 as sched_rpc
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Awaitable, Callable
 
     from google.protobuf.message import Message
 
-    from kpy.api.core.v1 import Toleration
     from kpy.api.scheme import ResourceInfo
     from kpy.client import Client
 
@@ -57,9 +64,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-l", "--selector", default="", help="describe the objects this selects")
     p.add_argument(
         "--scheduler",
-        default=DEFAULT_SCHEDULER,
+        default=None,
         metavar="HOST:PORT",
-        help="the scheduler's explain service, asked about pending pods (default %(default)s)",
+        help="the scheduler's explain service, asked about pending pods "
+        f"(default: the config's first `schedulers` entry, else {DEFAULT_SCHEDULER})",
     )
     _client.add_flags(p)
     p.set_defaults(run=run)
@@ -85,54 +93,84 @@ async def _describe(client: Client, args: argparse.Namespace, out: TextIO, err: 
     for i, obj in enumerate(objects):
         if i:
             out.write("\n\n")
-        out.write(await describe(client, info, obj, scheduler=args.scheduler))
+        scheduler = args.scheduler or (*client.config.schedulers, DEFAULT_SCHEDULER)[0]
+        out.write(await describe(client, info, obj, scheduler=scheduler))
     return code
 
 
 async def describe(client: Client, info: ResourceInfo, obj: Any, *, scheduler: str) -> str:
     """The whole description of one object (see the module docstring)."""
-    rows = _meta(obj, info)
     kind = info.kind
-    if kind == "Pod":
-        rows += _pod(obj)
-    elif kind == "Deployment":
-        rows += await _deployment(client, obj)
-    elif kind == "ReplicaSet":
-        rows += _replica_set(obj)
-    elif kind == "Node":
-        rows += await _node(client, obj)
-    rows += await _events(client, obj)
+    describer = _DESCRIBERS.get(kind)
+    rows = await describer(client, obj) if describer else _meta(obj, info)
+    if kind not in _WITHOUT_EVENTS:
+        rows += await _events(client, obj)
     text = _printers.tabulate(rows, padding=2, min_width=0)
     if kind == "Pod" and not obj.spec.node_name and not obj.metadata.HasField("deletion_timestamp"):
         text += await explain(obj, scheduler)
     return text
 
 
+async def _describe_pod_rows(client: Client, pod: Any) -> Rows:
+    return _describe_pod.pod_rows(pod, _now())
+
+
+async def _describe_deployment(client: Client, d: Any) -> Rows:
+    return _meta(d, _client.resolve("deployments.apps")) + await _deployment(client, d)
+
+
+async def _describe_replica_set(client: Client, rs: Any) -> Rows:
+    return _meta(rs, _client.resolve("replicasets.apps")) + _replica_set(rs)
+
+
+async def _describe_node(client: Client, node: Any) -> Rows:
+    return _meta(node, _client.resolve("nodes")) + await _node(client, node)
+
+
+async def _describe_service(client: Client, svc: Any) -> Rows:
+    try:
+        endpoints: Any = await client.get(
+            Endpoints, svc.metadata.name, namespace=svc.metadata.namespace
+        )
+    except errors.NotFound:
+        endpoints = Endpoints()
+    return service_rows(svc, endpoints)
+
+
+async def _describe_config_map(client: Client, cm: Any) -> Rows:
+    return config_map_rows(cm)
+
+
+async def _describe_secret(client: Client, secret: Any) -> Rows:
+    return secret_rows(secret)
+
+
+async def _describe_namespace(client: Client, ns: Any) -> Rows:
+    return namespace_rows(ns)
+
+
+_DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
+    "Pod": _describe_pod_rows,
+    "Deployment": _describe_deployment,
+    "ReplicaSet": _describe_replica_set,
+    "Node": _describe_node,
+    "Service": _describe_service,
+    "ConfigMap": _describe_config_map,
+    "Secret": _describe_secret,
+    "Namespace": _describe_namespace,
+}
+# kubectl describes these without their events
+_WITHOUT_EVENTS = frozenset({"Secret", "Namespace"})
+
+
 # ------------------------------------------------------------------ helpers
 
 
-def _ind(level: int, text: str) -> str:
-    return "  " * level + text
-
-
-def _map_rows(label: str, values: dict[str, str], sep: str, level: int = 0) -> Rows:
-    """`Labels:  a=b` then one line per further entry, as kubectl prints maps."""
-    return _list_rows(label, [f"{k}{sep}{v}" for k, v in sorted(values.items())], level)
-
-
-def _list_rows(label: str, items: list[str], level: int = 0) -> Rows:
-    if not items:
-        return [[_ind(level, label), _printers.NONE]]
-    return [[_ind(level, label) if i == 0 else "", item] for i, item in enumerate(items)]
-
-
-def timestamp(ts: Any) -> str:
-    """kubectl's describe time: `Mon, 02 Jan 2006 15:04:05 -0700`, local."""
-    at = _printers.seconds_of(ts)
-    if at is None:
-        return _printers.NONE
-    local = datetime.datetime.fromtimestamp(at, tz=datetime.UTC).astimezone()
-    return local.strftime("%a, %d %b %Y %H:%M:%S %z")
+_ind = _describe_pod.indent
+_map_rows = _describe_pod.labels_rows
+_list_rows = _describe_pod.list_rows
+timestamp = _describe_pod.timestamp
+toleration = _describe_pod.toleration
 
 
 def _quantities(label: str, values: Any, level: int) -> Rows:
@@ -149,91 +187,11 @@ def _meta(obj: Any, info: ResourceInfo) -> Rows:
     if info.namespaced:
         rows.append(["Namespace:", m.namespace])
     rows += _map_rows("Labels:", dict(m.labels), "=")
-    rows += _map_rows("Annotations:", dict(m.annotations), ": ")
+    rows += _describe_pod.annotations_rows("Annotations:", dict(m.annotations))
     rows.append(["CreationTimestamp:", timestamp(m.creation_timestamp)])
     controller = next((r for r in m.owner_references if r.controller), None)
     if controller is not None:
         rows.append(["Controlled By:", f"{controller.kind}/{controller.name}"])
-    return rows
-
-
-# ------------------------------------------------------------------ pods
-
-
-def _pod(pod: Any) -> Rows:
-    status = pod.status
-    node = pod.spec.node_name
-    if node and status.host_ip:
-        node = f"{node}/{status.host_ip}"
-    phase = status.phase
-    if pod.metadata.HasField("deletion_timestamp"):
-        phase = f"Terminating (lasts {_printers.age(pod.metadata.deletion_timestamp, _now())})"
-    rows = [
-        ["Node:", node or _printers.NONE],
-        ["Start Time:", timestamp(status.start_time)],
-        ["Status:", phase],
-    ]
-    if status.reason:
-        rows.append(["Reason:", status.reason])
-    if status.message:
-        rows.append(["Message:", status.message])
-    rows.append(["IP:", status.pod_ip or ""])
-    rows += _containers(
-        "Init Containers:", pod.spec.init_containers, status.init_container_statuses
-    )
-    rows += _containers("Containers:", pod.spec.containers, status.container_statuses)
-    rows += _conditions(status.conditions)
-    if status.qos_class:
-        rows.append(["QoS Class:", status.qos_class])
-    rows += _map_rows("Node-Selectors:", dict(pod.spec.node_selector), "=")
-    rows += _list_rows("Tolerations:", [toleration(t) for t in pod.spec.tolerations])
-    return rows
-
-
-def _containers(label: str, containers: Any, statuses: Any, level: int = 0) -> Rows:
-    if not containers:
-        return []
-    by_name = {s.name: s for s in statuses}
-    inner = level + 2
-    rows: Rows = [[_ind(level, label)]]
-    for c in containers:
-        rows.append([_ind(level + 1, f"{c.name}:")])
-        rows.append([_ind(inner, "Image:"), c.image])
-        ports = [f"{p.container_port}/{p.protocol or 'TCP'}" for p in c.ports]
-        rows.append(
-            [
-                _ind(inner, "Port:" if len(ports) < 2 else "Ports:"),
-                ", ".join(ports) or _printers.NONE,
-            ]
-        )
-        cs = by_name.get(c.name)
-        if cs is not None:
-            rows += _state_rows("State:", cs.state, inner)
-            if cs.last_state.ListFields():
-                rows += _state_rows("Last State:", cs.last_state, inner)
-            rows.append([_ind(inner, "Ready:"), str(cs.ready)])
-            rows.append([_ind(inner, "Restart Count:"), str(cs.restart_count)])
-        rows += _quantities("Limits:", c.resources.limits, inner)
-        rows += _quantities("Requests:", c.resources.requests, inner)
-    return rows
-
-
-def _state_rows(label: str, state: Any, level: int) -> Rows:
-    if state.HasField("running"):
-        return [
-            [_ind(level, label), "Running"],
-            [_ind(level + 1, "Started:"), timestamp(state.running.started_at)],
-        ]
-    if state.HasField("terminated"):
-        t = state.terminated
-        rows = [[_ind(level, label), "Terminated"]]
-        if t.reason:
-            rows.append([_ind(level + 1, "Reason:"), t.reason])
-        rows.append([_ind(level + 1, "Exit Code:"), str(t.exit_code)])
-        return rows
-    rows = [[_ind(level, label), "Waiting"]]
-    if state.HasField("waiting") and state.waiting.reason:
-        rows.append([_ind(level + 1, "Reason:"), state.waiting.reason])
     return rows
 
 
@@ -254,16 +212,6 @@ def _conditions(conditions: Any, *, with_reason: bool = False) -> Rows:
     return rows
 
 
-def toleration(t: Toleration) -> str:
-    """kubectl's one-line toleration: `key=value:Effect op=Exists for 300s`."""
-    text = t.key + (f"={t.value}" if t.value else "") + (f":{t.effect}" if t.effect else "")
-    if t.operator == "Exists" and not t.value:
-        text += " op=Exists" if text else "op=Exists"
-    if t.HasField("toleration_seconds"):
-        text += f" for {t.toleration_seconds}s"
-    return text
-
-
 # ------------------------------------------------------------------ workloads
 
 
@@ -274,7 +222,10 @@ def _selector(obj: Any) -> str:
 def _template(template: Any) -> Rows:
     rows: Rows = [["Pod Template:"]]
     rows += _map_rows("Labels:", dict(template.metadata.labels), "=", level=1)
-    rows += _containers("Containers:", template.spec.containers, [], level=1)
+    rows += _describe_pod.containers_rows(
+        "Containers:", template.spec.containers, [], template, space="  "
+    )
+    rows += _describe_pod.volume_rows(template.spec.volumes, space="  ")
     return rows
 
 
@@ -333,6 +284,79 @@ def _replica_set(rs: Any) -> Rows:
         *_template(rs.spec.template),
         *_conditions(s.conditions, with_reason=True),
     ]
+
+
+# ------------------------------------------------------------------ services and configuration
+
+
+def service_rows(svc: Any, endpoints: Any) -> Rows:
+    """A Service as kubectl describes it, with each port's endpoints."""
+    spec = svc.spec
+    rows = _header(svc)
+    rows.append(["Selector:", ",".join(f"{k}={v}" for k, v in sorted(spec.selector.items()))])
+    rows.append(["Type:", spec.type])
+    if spec.ip_family_policy:
+        rows.append(["IP Family Policy:", spec.ip_family_policy])
+    rows.append(["IP Families:", ",".join(spec.ip_families) or _printers.NONE])
+    rows.append(["IP:", spec.cluster_ip])
+    rows.append(["IPs:", ",".join(spec.cluster_ips) or _printers.NONE])
+    if spec.external_ips:
+        rows.append(["External IPs:", ",".join(spec.external_ips)])
+    if spec.external_name:
+        rows.append(["External Name:", spec.external_name])
+    for port in spec.ports:
+        name = port.name or "<unset>"
+        rows.append(["Port:", name, f"{port.port}/{port.protocol}"])
+        target = port.target_port
+        target_text = target.str_val if target.WhichOneof("value") == "str_val" else target.int_val
+        rows.append(["TargetPort:", f"{target_text}/{port.protocol}"])
+        if port.node_port:
+            rows.append(["NodePort:", name, f"{port.node_port}/{port.protocol}"])
+        rows.append(["Endpoints:", _printers.format_endpoints(endpoints, port_name=port.name)])
+    rows.append(["Session Affinity:", spec.session_affinity])
+    if spec.external_traffic_policy:
+        rows.append(["External Traffic Policy:", spec.external_traffic_policy])
+    if spec.internal_traffic_policy:
+        rows.append(["Internal Traffic Policy:", spec.internal_traffic_policy])
+    return rows
+
+
+def _header(obj: Any) -> Rows:
+    rows = [["Name:", obj.metadata.name], ["Namespace:", obj.metadata.namespace]]
+    rows += _map_rows("Labels:", dict(obj.metadata.labels), "=")
+    rows += _describe_pod.annotations_rows("Annotations:", dict(obj.metadata.annotations))
+    return rows
+
+
+def config_map_rows(cm: Any) -> Rows:
+    """A ConfigMap as kubectl describes it: each key, a rule, its value."""
+    rows = [*_header(cm), [""], ["Data"], ["===="]]
+    for key in sorted(cm.data):
+        rows += [[f"{key}:"], ["----"]]
+        rows += [[line] for line in cm.data[key].split("\n")]
+        rows.append([""])
+    rows += [[""], ["BinaryData"], ["===="]]
+    rows += [[f"{k}: {len(cm.binary_data[k])} bytes"] for k in sorted(cm.binary_data)]
+    rows.append([""])
+    return rows
+
+
+def secret_rows(secret: Any) -> Rows:
+    """A Secret as kubectl describes it: its type and each key's size, never
+    the values."""
+    rows = [*_header(secret), [""], ["Type:", secret.type or "Opaque"], [""], ["Data"], ["===="]]
+    rows += [[f"{k}:", f"{len(secret.data[k])} bytes"] for k in sorted(secret.data)]
+    return rows
+
+
+def namespace_rows(ns: Any) -> Rows:
+    """A Namespace as kubectl describes it (kpy has no quotas or limit ranges)."""
+    rows = [["Name:", ns.metadata.name]]
+    rows += _map_rows("Labels:", dict(ns.metadata.labels), "=")
+    rows += _describe_pod.annotations_rows("Annotations:", dict(ns.metadata.annotations))
+    rows.append(["Status:", ns.status.phase or "Active"])
+    rows += [[""], ["No resource quota."], [""], ["No LimitRange resource."]]
+    return rows
 
 
 # ------------------------------------------------------------------ nodes

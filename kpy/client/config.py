@@ -7,6 +7,9 @@ The file is YAML:
       - 127.0.0.1:6444
     namespace: default  # for commands that take one and were given none
     timeout: 30         # seconds per request
+    schedulers:         # the schedulers' Explain service, for `kpyctl describe`
+      - 127.0.0.1:10251 #   of a pending pod (`kpy up` writes its own)
+    cluster-uid: 3f2a9c1e5b7d4a60  # which cluster this is (`kpy up` writes it)
 
 `KPY_CONFIG` names another file; servers given as flags (or to
 `load_config(servers=...)`) win over both. Without any file the client talks
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,6 +28,9 @@ import yaml
 
 DEFAULT_SERVER: Final = "127.0.0.1:6443"
 DEFAULT_PATH: Final = Path("~/.kpy/config")
+
+
+_FIELDS = ("servers", "namespace", "timeout", "schedulers", "cluster-uid")
 
 
 class ConfigError(ValueError):
@@ -38,6 +44,8 @@ class ClientConfig:
     namespace: str = "default"
     timeout: float = 30.0
     source: str = ""  # the file it came from, for messages
+    schedulers: tuple[str, ...] = ()  # Explain services, asked in this order
+    cluster_uid: str = ""  # the cluster's identity, as `kpy up` made it
 
 
 def config_path() -> Path:
@@ -64,11 +72,9 @@ def load_config(
     config = _from_data(data, str(file) if file.exists() else "")
     if servers:
         listed = servers.split(",") if isinstance(servers, str) else list(servers)
-        config = ClientConfig(
-            _check_servers(listed, "--server"), config.namespace, config.timeout, config.source
-        )
+        config = replace(config, servers=_check_servers(listed, "--server"))
     if namespace:
-        config = ClientConfig(config.servers, namespace, config.timeout, config.source)
+        config = replace(config, namespace=namespace)
     return config
 
 
@@ -86,10 +92,10 @@ def _read(file: Path) -> dict[str, Any]:
 
 def _from_data(data: dict[str, Any], source: str) -> ClientConfig:
     where = source or "config"
-    unknown = sorted(str(key) for key in set(data) - {"servers", "namespace", "timeout"})
+    unknown = sorted(str(key) for key in set(data) - set(_FIELDS))
     if unknown:
         raise ConfigError(
-            f"{where}: unknown field {unknown[0]!r}; the fields are servers, namespace, timeout"
+            f"{where}: unknown field {unknown[0]!r}; the fields are {', '.join(_FIELDS)}"
         )
     servers = data.get("servers", [DEFAULT_SERVER])
     if isinstance(servers, str):  # "a:1,b:2", as the flag takes them
@@ -106,8 +112,21 @@ def _from_data(data: dict[str, Any], source: str) -> ClientConfig:
         or not 0 < timeout < math.inf  # also refuses .nan
     ):
         raise ConfigError(f"{where}: timeout: must be a positive number of seconds, not {timeout}")
+    schedulers = data.get("schedulers", [])
+    if isinstance(schedulers, str):
+        schedulers = schedulers.split(",")
+    if not isinstance(schedulers, list):
+        raise ConfigError(f"{where}: schedulers: must be a list of host:port")
+    cluster_uid = data.get("cluster-uid", "")
+    if not isinstance(cluster_uid, str):
+        raise ConfigError(f"{where}: cluster-uid: must be a string, not {cluster_uid!r}")
     return ClientConfig(
-        _check_servers(servers, f"{where}: servers"), namespace, float(timeout), source
+        _check_servers(servers, f"{where}: servers"),
+        namespace,
+        float(timeout),
+        source,
+        _check_servers(schedulers, f"{where}: schedulers"),
+        cluster_uid,
     )
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from kpy.api import codec, errors
 from kpy.api.apps.v1 import Deployment
-from kpy.api.core.v1 import Event, Node, Pod
+from kpy.api.core.v1 import Endpoints, Event, Node, Pod, Secret, Service
 from kpy.scheduler.process import SchedulerProcess
 
 if TYPE_CHECKING:
@@ -229,7 +229,10 @@ async def test_describe_pod_with_its_events(
     )
     assert (described.code, described.err) == (0, "")
     text = described.out
-    assert text.startswith(f"Name:               web-0\nNamespace:          {api_namespace}\n")
+    assert text.startswith(
+        f"Name:             web-0\nNamespace:        {api_namespace}\nPriority:         0\n"
+        "Service Account:  default\nNode:             <none>\n"
+    ), text
     lines = words(text)
     for expected in (
         "Labels: app=web",
@@ -317,3 +320,299 @@ async def test_describe_pending_pod_shows_the_schedulers_reasons(
         "Ready True",
     ):
         assert expected in node_lines, (expected, described_node.out)
+
+
+async def test_get_several_types_templates_and_columns(
+    client: Client, api_namespace: str, apiserver: APIServerProcess
+) -> None:
+    ns = api_namespace
+    await client.create(pod("beta", labels={"app": "db", "order": "2"}))
+    await client.create(pod("alpha", labels={"app": "web", "tier": "fe", "order": "10"}))
+    service = codec.from_dict(
+        Service,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "protocol": "TCP"}]},
+        },
+    )
+    await client.create(service)
+    each = '{range .items[*]}{.metadata.name}{"\\t"}{.metadata.labels.app}{"\\n"}{end}'
+    (
+        two_types,
+        everything,
+        names,
+        one_name,
+        ranged,
+        filtered,
+        columns,
+        labels,
+        label_columns,
+        sorted_rows,
+        by_creation,
+        kinds,
+        no_headers,
+        two_types_no_headers,
+        bad_output,
+    ) = await kpyctl_all(
+        apiserver,
+        ["get", "pods,svc", "-n", ns],
+        ["get", "all", "-n", ns],
+        ["get", "pods", "-n", ns, "-o", "jsonpath={.items[*].metadata.name}"],
+        ["get", "pod", "alpha", "-n", ns, "-o=jsonpath={.metadata.name} {.kind}"],
+        ["get", "pods", "-n", ns, "-o", f"jsonpath={each}"],
+        [
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-o",
+            'jsonpath={.items[?(@.metadata.labels.app=="db")].metadata.name}',
+        ],
+        [
+            "get",
+            "pods",
+            "-n",
+            ns,
+            "-o",
+            "custom-columns=NAME:.metadata.name,APP:.metadata.labels.app,NODE:.spec.nodeName",
+        ],
+        ["get", "pods", "-n", ns, "--show-labels"],
+        ["get", "pods", "-n", ns, "-L", "app,tier"],
+        ["get", "pods", "-n", ns, "--sort-by=.metadata.labels.order", "-o", "name"],
+        ["get", "pods", "-n", ns, "--sort-by=.metadata.creationTimestamp"],
+        ["get", "pod/alpha", "svc/web", "-n", ns, "-o", "name"],
+        ["get", "pods", "-n", ns, "--no-headers"],
+        ["get", "pods,svc", "-n", ns, "--no-headers"],
+        ["get", "pods", "-n", ns, "-o", "xml"],
+    )
+    assert (two_types.code, two_types.err) == (0, "")
+    pods_table, services_table = two_types.out.split("\n\n")
+    assert words(pods_table)[0] == "NAME READY STATUS RESTARTS AGE"
+    assert [line.split()[0] for line in pods_table.splitlines()[1:]] == ["pod/alpha", "pod/beta"]
+    assert words(services_table)[0] == "NAME TYPE CLUSTER-IP EXTERNAL-IP PORT(S) AGE"
+    assert services_table.splitlines()[1].split()[0] == "service/web"
+    assert "80/TCP" in services_table
+
+    assert (everything.code, everything.err) == (0, "")
+    assert [t.splitlines()[1].split()[0] for t in everything.out.split("\n\n")] == [
+        "pod/alpha",
+        "service/web",
+    ]
+
+    assert (names.code, names.out) == (0, "alpha beta")
+    assert (one_name.code, one_name.out) == (0, "alpha Pod")
+    assert ranged.out == "alpha\tweb\nbeta\tdb\n"
+    assert filtered.out == "beta"
+
+    assert columns.code == 0
+    assert words(columns.out) == ["NAME APP NODE", "alpha web <none>", "beta db <none>"]
+
+    assert words(labels.out)[0] == "NAME READY STATUS RESTARTS AGE LABELS"
+    assert labels.out.splitlines()[1].split()[-1] == "app=web,order=10,tier=fe"
+
+    assert words(label_columns.out)[0] == "NAME READY STATUS RESTARTS AGE APP TIER"
+    assert label_columns.out.splitlines()[1].split()[-2:] == ["web", "fe"]
+    assert label_columns.out.splitlines()[2].split()[-1] == "db"  # beta has no tier
+
+    assert sorted_rows.out == "pod/beta\npod/alpha\n"  # 2 before 10
+    assert by_creation.code == 0
+    assert sorted(line.split()[0] for line in by_creation.out.splitlines()[1:]) == ["alpha", "beta"]
+    assert (kinds.code, kinds.out) == (0, "pod/alpha\nservice/web\n")
+    assert [line.split()[0] for line in no_headers.out.splitlines()] == ["alpha", "beta"]
+    assert [line.split()[0] for line in two_types_no_headers.out.splitlines()] == [
+        "pod/alpha",
+        "pod/beta",
+        "service/web",
+    ]
+    assert bad_output.code == 1
+    assert bad_output.err.startswith(
+        'error: unable to match a printer suitable for the output format "xml"'
+    )
+
+
+async def test_api_resources_lists_every_served_kind(apiserver: APIServerProcess) -> None:
+    listed, cluster_scoped = await kpyctl_all(
+        apiserver, ["api-resources"], ["api-resources", "--namespaced=false", "-o", "name"]
+    )
+    assert listed.code == 0
+    lines = words(listed.out)
+    assert lines[0] == "NAME SHORTNAMES APIVERSION NAMESPACED KIND"
+    for expected in (
+        "pods po v1 true Pod",
+        "deployments deploy apps/v1 true Deployment",
+        "jobs batch/v1 true Job",
+        "leases coordination.k8s.io/v1 true Lease",
+        "horizontalpodautoscalers hpa autoscaling/v2 true HorizontalPodAutoscaler",
+    ):
+        assert expected in lines, (expected, listed.out)
+    assert "nodes" in cluster_scoped.out.split()
+    assert "pods" not in cluster_scoped.out.split()
+
+
+async def test_describe_pod_containers_as_kubectl(
+    client: Client, api_namespace: str, apiserver: APIServerProcess
+) -> None:
+    container = {
+        "name": "app",
+        "image": "busybox",
+        "command": ["sh", "-c", "sleep 1000"],
+        "env": [
+            {"name": "PLAIN", "value": "x"},
+            {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "k"}}},
+            {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg", "readOnly": True}],
+        "resources": {"limits": {"cpu": "500m", "memory": "64Mi"}},
+        "livenessProbe": {"exec": {"command": ["true"]}},
+    }
+    created = await client.create(
+        codec.from_dict(
+            Pod,
+            {
+                "metadata": {"name": "full"},
+                "spec": {
+                    "nodeName": "somewhere",
+                    "containers": [container],
+                    "volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}],
+                },
+            },
+        )
+    )
+    created.status.CopyFrom(
+        codec.from_dict(
+            Pod,
+            {
+                "status": {
+                    "phase": "Running",
+                    "containerStatuses": [
+                        {
+                            "name": "app",
+                            "image": "busybox",
+                            "imageID": "sha256:feed",
+                            "containerID": "process://42",
+                            "restartCount": 2,
+                            "state": {
+                                "waiting": {
+                                    "reason": "CrashLoopBackOff",
+                                    "message": "back-off 20s restarting failed container",
+                                }
+                            },
+                            "lastState": {
+                                "terminated": {
+                                    "exitCode": 1,
+                                    "reason": "Error",
+                                    "startedAt": "2024-01-01T00:00:00Z",
+                                    "finishedAt": "2024-01-01T00:00:01Z",
+                                }
+                            },
+                        }
+                    ],
+                }
+            },
+        ).status
+    )
+    await client.update_status(created)
+    [described] = await kpyctl_all(apiserver, ["describe", "pod", "full", "-n", api_namespace])
+    assert (described.code, described.err) == (0, ""), described.err
+    lines = words(described.out)
+    for expected in (
+        "Container ID: process://42",
+        "Image: busybox",
+        "Image ID: sha256:feed",
+        "Command:",
+        "sleep 1000",
+        "State: Waiting",
+        "Reason: CrashLoopBackOff",
+        "Message: back-off 20s restarting failed container",
+        "Last State: Terminated",
+        "Exit Code: 1",
+        "Ready: False",
+        "Restart Count: 2",
+        "cpu: 500m",
+        "memory: 64Mi",
+        "PLAIN: x",
+        "FROM_CM: <set to the key 'k' of config map 'cfg'> Optional: false",
+        "ME: full (v1:metadata.name)",
+        "/etc/cfg from cfg (ro)",
+        "Type: ConfigMap (a volume populated by a ConfigMap)",
+        "QoS Class: Guaranteed",  # requests default to the limits
+    ):
+        assert expected in lines, (expected, described.out)
+    assert any(line.startswith("Liveness: exec [true] delay=0s") for line in lines), described.out
+    assert not any(line.startswith("Scheduler") for line in lines)  # it has a node
+
+
+async def test_describe_deployment_shows_its_pod_template(
+    client: Client, api_namespace: str, apiserver: APIServerProcess
+) -> None:
+    template = {
+        "metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "nginx", "image": "nginx:1.25"}]},
+    }
+    await client.create(
+        codec.from_dict(
+            Deployment,
+            {
+                "metadata": {"name": "web"},
+                "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": template},
+            },
+        )
+    )
+    [described] = await kpyctl_all(apiserver, ["describe", "deploy", "web", "-n", api_namespace])
+    assert described.code == 0, described.err
+    assert "Pod Template:\n  Labels:  app=web\n  Containers:\n   nginx:\n" in described.out, (
+        described.out
+    )
+    lines = words(described.out)
+    assert "Image: nginx:1.25" in lines
+    assert "Volumes: <none>" in lines
+
+
+async def test_describe_service_and_secret(
+    client: Client, api_namespace: str, apiserver: APIServerProcess
+) -> None:
+    await client.create(
+        codec.from_dict(
+            Service,
+            {
+                "metadata": {"name": "web"},
+                "spec": {
+                    "selector": {"app": "web"},
+                    "ports": [{"name": "http", "port": 80, "targetPort": 8080}],
+                },
+            },
+        )
+    )
+    await client.create(
+        codec.from_dict(
+            Endpoints,
+            {
+                "metadata": {"name": "web"},
+                "subsets": [
+                    {"addresses": [{"ip": "127.1.0.9"}], "ports": [{"name": "http", "port": 8080}]}
+                ],
+            },
+        )
+    )
+    await client.create(
+        codec.from_dict(Secret, {"metadata": {"name": "s"}, "stringData": {"password": "secret"}})
+    )
+    service, secret = await kpyctl_all(
+        apiserver,
+        ["describe", "svc", "web", "-n", api_namespace],
+        ["describe", "secret", "s", "-n", api_namespace],
+    )
+    assert service.code == 0, service.err
+    lines = words(service.out)
+    for expected in (
+        "Selector: app=web",
+        "Port: http 80/TCP",
+        "TargetPort: 8080/TCP",
+        "Endpoints: 127.1.0.9:8080",
+        "Events: <none>",
+    ):
+        assert expected in lines, (expected, service.out)
+    assert secret.code == 0, secret.err
+    assert "password: 6 bytes" in words(secret.out)
+    assert "secret\n" not in secret.out
+    assert "Events" not in secret.out

@@ -215,3 +215,38 @@ def test_client_takes_servers_or_config(home: Path) -> None:
     assert Client(["a:1"]).namespace == "team-a"
     given = ClientConfig(("c:3",), "team-c", 2.0)
     assert Client(given).config is given
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "want"),
+    [
+        ("none by default", "servers: [a:1]\n", ()),
+        (
+            "a list, in order",
+            "schedulers: ['127.0.0.1:10251', 'b:2']\n",
+            ("127.0.0.1:10251", "b:2"),
+        ),
+        ("a comma list", "schedulers: 'a:1,b:2'\n", ("a:1", "b:2")),
+    ],
+)
+def test_schedulers(name: str, text: str, want: tuple[str, ...], home: Path) -> None:
+    write_home_config(home, text)
+
+    config = load_config(servers="x:1", namespace="n")
+
+    assert config.schedulers == want, f"{name}: kept through the overrides"
+
+
+def test_cluster_uid(home: Path) -> None:
+    write_home_config(home, "servers: [a:1]\ncluster-uid: 3f2a9c1e5b7d4a60\n")
+    assert load_config(servers="b:2").cluster_uid == "3f2a9c1e5b7d4a60"
+    write_home_config(home, "cluster-uid: [x]\n")
+    with pytest.raises(ConfigError, match="cluster-uid: must be a string"):
+        load_config()
+
+
+def test_bad_schedulers(home: Path) -> None:
+    write_home_config(home, "schedulers: ['a:x']\n")
+
+    with pytest.raises(ConfigError, match=r'schedulers\[0\]: "a:x" is not of the form host:port'):
+        load_config()
