@@ -340,6 +340,11 @@ def _scaling_rules(rules: Any, *, window: int, policies: tuple[tuple[str, int], 
             rules.policies.add(type=kind, value=value, period_seconds=15)
 
 
+@_defaults_for("kpy.api.scheduling.v1.PriorityClass")
+def _priority_class(pc: Any) -> None:
+    _default(pc, "preemption_policy", "PreemptLowerPriority")
+
+
 @_defaults_for("kpy.api.storage.v1.StorageClass")
 def _storage_class(sc: Any) -> None:
     _default(sc, "reclaim_policy", "Delete")

@@ -100,6 +100,7 @@ def _build_default() -> Scheme:
     from kpy.api.batch import v1 as batch_v1
     from kpy.api.coordination import v1 as coordination_v1
     from kpy.api.core import v1 as core_v1
+    from kpy.api.scheduling import v1 as scheduling_v1
     from kpy.api.storage import v1 as storage_v1
 
     s = Scheme()
@@ -173,6 +174,15 @@ def _build_default() -> Scheme:
             ("hpa",),
         ),
         R("coordination.k8s.io", "v1", "Lease", "leases", True, coordination_v1.Lease),
+        R(
+            "scheduling.k8s.io",
+            "v1",
+            "PriorityClass",
+            "priorityclasses",
+            False,
+            scheduling_v1.PriorityClass,
+            ("pc",),
+        ),
         R(
             "apiextensions.k8s.io",
             "v1",

@@ -10,19 +10,46 @@ the defaults of its API types (`kpy.api.defaults`).
   its template the matching labels (`controller-uid`, `job-name`, and their
   `batch.kubernetes.io/` forms), so two Jobs never adopt each other's pods.
 
+- Pods get their priority from their PriorityClass (Kubernetes' Priority
+  admission, `admit_priority`): `spec.priorityClassName` resolves to
+  `spec.priority` and `spec.preemptionPolicy`; a pod naming no class gets
+  the globalDefault class (the lowest, should several claim it), else
+  priority 0. The built-in `system-cluster-critical` (2000000000) and
+  `system-node-critical` (2000001000) are stored when the server starts
+  (`ensure_system_priority_classes`) and resolve even if deleted. An unknown class is
+  Forbidden ("no PriorityClass with name X was found"), and so is a pod
+  whose own priority or preemptionPolicy contradicts its class. An update
+  that omits them keeps them (`admit_update`).
+
 Admission runs after the server has set uid and creationTimestamp, before
 defaulting and validation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from kpy.api.core.v1 import Toleration
+from kpy.api import errors
+from kpy.api.core.v1 import Pod, Toleration
+from kpy.api.scheduling import (
+    DEFAULT_PRIORITY_WHEN_NO_DEFAULT_CLASS_EXISTS,
+    PREEMPT_LOWER_PRIORITY,
+    SYSTEM_CLUSTER_CRITICAL,
+    SYSTEM_NODE_CRITICAL,
+    SYSTEM_PRIORITY_CLASSES,
+)
+from kpy.api.scheduling.v1 import PriorityClass
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from google.protobuf.message import Message
+
+    from kpy.api.scheme import ResourceInfo
+    from kpy.apiserver.watch_cache import WatchCache
+    from kpy.storage import Store
 
 NOT_READY_TAINT: Final = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT: Final = "node.kubernetes.io/unreachable"
@@ -84,3 +111,130 @@ def _job(job: Any) -> None:
 
 
 _ON_CREATE: Final[dict[str, _Admit]] = {"Pod": _pod, "Job": _job}
+
+
+# -- Priority -------------------------------------------------------------------------
+
+
+class PriorityClasses(Protocol):
+    """Where the Priority step reads PriorityClasses (the API server's
+    watch cache, falling back to storage for one just created)."""
+
+    async def get(self, name: str) -> PriorityClass | None: ...
+
+    async def list(self) -> Sequence[PriorityClass]: ...
+
+
+class StoredPriorityClasses:
+    """PriorityClasses as the API server holds them: its watch cache, and
+    storage for a class the cache has not seen yet (created a moment ago)."""
+
+    def __init__(self, store: Store, info: ResourceInfo, cache: WatchCache) -> None:
+        self._store, self._info, self._cache = store, info, cache
+
+    async def get(self, name: str) -> PriorityClass | None:
+        found = self._cache.get("", name)
+        if found is None:
+            try:
+                found = await self._store.get(self._info, "", name)
+            except errors.NotFound:
+                return None
+        return found if isinstance(found, PriorityClass) else None
+
+    async def list(self) -> Sequence[PriorityClass]:
+        items, _ = self._cache.list()
+        return [pc for pc in items if isinstance(pc, PriorityClass)]
+
+
+_SYSTEM_CLASS_DESCRIPTIONS: Final = {
+    SYSTEM_CLUSTER_CRITICAL: "Used for system critical pods that must run in the cluster, "
+    "but can be moved to another node if necessary.",
+    SYSTEM_NODE_CRITICAL: "Used for system critical pods that must not be moved from their "
+    "current node.",
+}
+
+
+async def ensure_system_priority_classes(create: Callable[..., Awaitable[object]]) -> None:
+    """Store the built-in PriorityClasses unless they exist (the API
+    server's start, as kube-apiserver's scheduling post-start hook does);
+    `create(obj, namespace="")` is the registry's create."""
+    for name, value in SYSTEM_PRIORITY_CLASSES.items():
+        pc = PriorityClass(
+            value=value,
+            description=_SYSTEM_CLASS_DESCRIPTIONS[name],
+            preemption_policy=PREEMPT_LOWER_PRIORITY,
+        )
+        pc.metadata.name = name
+        with contextlib.suppress(errors.AlreadyExists):
+            await create(pc, namespace="")
+
+
+def _builtin(name: str) -> PriorityClass | None:
+    value = SYSTEM_PRIORITY_CLASSES.get(name)
+    if value is None:
+        return None
+    pc = PriorityClass(value=value, preemption_policy=PREEMPT_LOWER_PRIORITY)
+    pc.metadata.name = name
+    return pc
+
+
+async def _default_class(classes: PriorityClasses) -> PriorityClass | None:
+    # Should a race leave two global defaults, the lower value wins, as in Kubernetes.
+    defaults = [pc for pc in await classes.list() if pc.global_default]
+    return min(defaults, key=lambda pc: pc.value, default=None)
+
+
+async def admit_priority(obj: Message, classes: PriorityClasses) -> None:
+    """Resolve a new Pod's priority from its PriorityClass, in place (see
+    the module docstring); other kinds pass untouched. Raises Forbidden."""
+    if not isinstance(obj, Pod):
+        return
+    spec = obj.spec
+    # Without any class, the pod's own policy stands (Kubernetes' is nil then).
+    policy = spec.preemption_policy or PREEMPT_LOWER_PRIORITY
+    if not spec.priority_class_name:
+        pc = await _default_class(classes)
+        priority = pc.value if pc is not None else DEFAULT_PRIORITY_WHEN_NO_DEFAULT_CLASS_EXISTS
+        if pc is not None:
+            spec.priority_class_name = pc.metadata.name
+            policy = pc.preemption_policy or PREEMPT_LOWER_PRIORITY
+    else:
+        found = await classes.get(spec.priority_class_name) or _builtin(spec.priority_class_name)
+        if found is None:
+            raise _forbidden(
+                obj, f"no PriorityClass with name {spec.priority_class_name} was found"
+            )
+        priority = found.value
+        policy = found.preemption_policy or PREEMPT_LOWER_PRIORITY
+    if spec.HasField("priority") and spec.priority != priority:
+        raise _forbidden(
+            obj,
+            f"the integer value of priority ({spec.priority}) must not be provided in pod spec; "
+            f"priority admission controller computed {priority} from the given PriorityClass name",
+        )
+    spec.priority = priority
+    if spec.HasField("preemption_policy") and spec.preemption_policy != policy:
+        raise _forbidden(
+            obj,
+            f"the string value of PreemptionPolicy ({spec.preemption_policy}) must not be "
+            f"provided in pod spec; priority admission controller computed {policy} from the "
+            "given PriorityClass name",
+        )
+    spec.preemption_policy = policy
+
+
+def admit_update(new: Message, old: Message) -> None:
+    """On update, a Pod that omits the priority (or preemptionPolicy) that
+    admission gave it at creation keeps it, as Kubernetes' Priority
+    admission does; a change is then refused by validation."""
+    if not isinstance(new, Pod) or not isinstance(old, Pod):
+        return
+    if not new.spec.HasField("priority") and old.spec.HasField("priority"):
+        new.spec.priority = old.spec.priority
+    if not new.spec.HasField("preemption_policy") and old.spec.HasField("preemption_policy"):
+        new.spec.preemption_policy = old.spec.preemption_policy
+
+
+def _forbidden(pod: Pod, reason: str) -> errors.Forbidden:
+    name = pod.metadata.name or pod.metadata.generate_name
+    return errors.Forbidden(f'pods "{name}" is forbidden: {reason}', kind="pods", name=name)

@@ -13,6 +13,11 @@ Contract:
   (Succeeded / Failed pods are dropped, as they free their node).
 - A node removed takes its NodeInfo away; pods still recorded on it come
   back with the node if it returns.
+- A node whose status.allocatable (or capacity) cannot be parsed is kept
+  out of `node_infos()` and listed by `invalid_nodes()` with what is wrong,
+  logged once per distinct problem; it comes back when an update fixes it.
+  A bound pod whose quantities cannot be parsed still counts on its node
+  (with no requests) and is logged once. No object makes the cache raise.
 - Everything happens on the event loop between awaits, so a scheduling
   cycle (which does not await while filtering and scoring) sees a
   consistent picture without the snapshot copy kube-scheduler needs.
@@ -20,10 +25,12 @@ Contract:
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kpy.scheduler.framework import NodeInfo
+from kpy.scheduler.resources import invalid_node_quantities, invalid_pod_quantities
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -31,6 +38,8 @@ if TYPE_CHECKING:
     from kpy.api.core.v1 import Node, Pod
 
 __all__ = ["Cache", "holds_resources", "pod_key"]
+
+log = logging.getLogger("kpy.scheduler")
 
 
 def pod_key(pod: Pod) -> str:
@@ -56,11 +65,21 @@ class Cache:
         self._pods: dict[str, _PodState] = {}
         # Pods recorded on a node the cache does not (or no longer) know.
         self._orphans: dict[str, dict[str, Pod]] = {}
+        # Nodes left out because they cannot be parsed: name -> what is wrong.
+        self._invalid_nodes: dict[str, str] = {}
+        # Bound pods logged for unparsable quantities, so each is logged once.
+        self._invalid_pods: dict[str, str] = {}
 
     # -- nodes ------------------------------------------------------------------------
 
     def add_node(self, node: Node) -> None:
         name = node.metadata.name
+        problems = invalid_node_quantities(node)
+        if problems:
+            self._set_invalid(name, "; ".join(problems))
+            return
+        if self._invalid_nodes.pop(name, None) is not None:
+            log.info("node usable again", extra={"node": name})
         info = self._nodes.get(name)
         if info is not None:
             info.set_node(node)
@@ -71,7 +90,24 @@ class Cache:
 
     update_node = add_node
 
+    def _set_invalid(self, name: str, problem: str) -> None:
+        if self._invalid_nodes.get(name) != problem:
+            log.error(
+                "node left out of scheduling: it cannot be parsed; fix the node's status",
+                extra={"node": name, "error": problem},
+            )
+        self._invalid_nodes[name] = problem
+        self._drop_node_info(name)
+
+    def invalid_nodes(self) -> dict[str, str]:
+        """Nodes left out of `node_infos()`: name -> what cannot be parsed."""
+        return dict(self._invalid_nodes)
+
     def remove_node(self, name: str) -> None:
+        self._invalid_nodes.pop(name, None)
+        self._drop_node_info(name)
+
+    def _drop_node_info(self, name: str) -> None:
         info = self._nodes.pop(name, None)
         if info is None:
             return
@@ -98,13 +134,27 @@ class Cache:
             self._unaccount(state.pod)
         if not holds_resources(pod):
             self._pods.pop(key, None)
+            self._invalid_pods.pop(key, None)
             return
         self._pods[key] = _PodState(pod, assumed=False)
+        self._check_quantities(key, pod)
         self._account(pod)
 
     update_pod = add_pod
 
+    def _check_quantities(self, key: str, pod: Pod) -> None:
+        problems = "; ".join(invalid_pod_quantities(pod))
+        if not problems:
+            self._invalid_pods.pop(key, None)
+        elif self._invalid_pods.get(key) != problems:
+            self._invalid_pods[key] = problems
+            log.error(
+                "bound pod counted with no requests: its quantities cannot be parsed",
+                extra={"pod": key, "node": pod.spec.node_name, "error": problems},
+            )
+
     def remove_pod(self, pod: Pod) -> None:
+        self._invalid_pods.pop(pod_key(pod), None)
         state = self._pods.pop(pod_key(pod), None)
         if state is not None:
             self._unaccount(state.pod)

@@ -1,11 +1,13 @@
 """Equivalence classes: remember each node's verdict for a kind of pod.
 
 Pods of one ReplicaSet, Job or DaemonSet are scheduled alike: same
-requests, tolerations, affinity, ports. When every plugin of a profile
-judges a node from the pod and that node alone (true of kpy's default
-plugins; not of inter-pod affinity, which kpy does not have), a node's
-filter verdict and raw scores for one pod hold for the next pod of its
-class, until the node changes. NodeInfo.generation changes on every change
+requests, tolerations, affinity, ports. For a plugin that judges a node
+from the pod and that node alone (all of kpy's default plugins except
+inter-pod affinity and topology spread, which count pods on other nodes
+and say so with `cluster_wide = True`), a node's filter verdict and raw
+score for one pod hold for the next pod of its class, until the node
+changes. The framework remembers only those plugins' verdicts and runs
+the cluster-wide ones every time. NodeInfo.generation changes on every change
 (a pod assumed, bound or gone; the node updated), so an entry is used only
 while its generation matches, and the cache never serves a stale verdict.
 
@@ -16,8 +18,8 @@ every node, as they must.
 
 The cache holds `classes` classes (least recently used dropped first);
 entries of removed nodes go with their class. Enable it per profile
-(`Profile.equivalence_cache`); a profile with a plugin that looks beyond
-one node must leave it off.
+(`Profile.equivalence_cache`); a plugin that looks beyond one node must
+be marked `cluster_wide`.
 """
 
 from __future__ import annotations

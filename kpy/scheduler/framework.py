@@ -19,7 +19,13 @@ Contract:
   means "not a success"). Statuses are values: compare them with `==`. The
   framework stamps the failing plugin's name on the status it reports.
 - Filter plugins run in profile order and the first rejection decides a node
-  (later filters are not run), as in Kubernetes. `find_nodes_that_fit` stops
+  (later filters are not run), as in Kubernetes. `CycleState.all_nodes`
+  holds every node of the cycle, for plugins that count pods cluster-wide;
+  such plugins set `cluster_wide = True` and the equivalence cache never
+  remembers their verdicts (they run after the node-local filters there).
+- PostFilter plugins (preemption) get the framework through
+  `bind_framework`, to re-run filters on a node with pods removed
+  (`filter_node_with`); they propose, the scheduler acts. `find_nodes_that_fit` stops
   once it has found kube-scheduler's number of feasible nodes (all of them
   below 100 nodes; about 42% of 1,000), starting each search where the last
   one stopped, unless `find_all=True`.
@@ -56,6 +62,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 
     from kpy.api.core.v1 import Pod
+    from kpy.api.labels import Selector
 
 __all__ = [
     "DEFAULT_BIND_ALL_HOST_IP",
@@ -90,6 +97,7 @@ __all__ = [
     "default_normalize_score",
     "default_profile",
     "fit_error_message",
+    "is_cluster_wide",
     "new_status",
     "pod_host_ports",
     "pod_key",
@@ -176,12 +184,16 @@ class CycleState:
     (by convention "PreFilter<PluginName>" and "PreScore<PluginName>"), and
     the plugins switched off for this cycle by a Skip."""
 
-    __slots__ = ("_data", "skip_filter_plugins", "skip_score_plugins")
+    __slots__ = ("_data", "all_nodes", "skip_filter_plugins", "skip_score_plugins")
 
     def __init__(self) -> None:
         self._data: dict[str, object] = {}
         self.skip_filter_plugins: set[str] = set()
         self.skip_score_plugins: set[str] = set()
+        #: every node of the cycle's snapshot (set by the framework before
+        #: PreFilter), for plugins that count pods cluster-wide (inter-pod
+        #: affinity, topology spread) while Filter and Score see one node.
+        self.all_nodes: Sequence[NodeInfo] = ()
 
     def read(self, key: str) -> object:
         """The value written under `key`; KeyError if none was."""
@@ -203,6 +215,7 @@ class CycleState:
         other._data = dict(self._data)
         other.skip_filter_plugins = set(self.skip_filter_plugins)
         other.skip_score_plugins = set(self.skip_score_plugins)
+        other.all_nodes = self.all_nodes
         return other
 
 
@@ -299,11 +312,34 @@ def pod_key(pod: Pod) -> str:
 _generation = itertools.count(1)
 
 
+def _assigned_pod_resource(pod: Pod) -> PodResource:
+    # A pod already on a node whose quantities cannot be parsed (stored
+    # before the API server refused them) still takes its place there, with
+    # requests of nothing: the scheduler cannot know more, and must not die
+    # of it. The cache logs such pods when they arrive.
+    try:
+        return compute_pod_resource(pod)
+    except ValueError:
+        return PodResource(Resource(), 0, 0)
+
+
 @dataclass(frozen=True, slots=True)
 class _PodEntry:
     pod: Pod
     resource: PodResource
     ports: tuple[HostPort, ...]
+    # Any pod (anti-)affinity at all; required anti-affinity in particular.
+    affinity: bool
+    required_anti_affinity: bool
+
+
+def _affinity_flags(pod: Pod) -> tuple[bool, bool]:
+    if not pod.spec.HasField("affinity"):
+        return False, False
+    a = pod.spec.affinity
+    has_affinity = a.HasField("pod_affinity") or a.HasField("pod_anti_affinity")
+    required_anti = bool(a.pod_anti_affinity.required_during_scheduling_ignored_during_execution)
+    return has_affinity, required_anti
 
 
 class NodeInfo:
@@ -315,6 +351,9 @@ class NodeInfo:
     - `allocatable`: `status.allocatable` (or capacity when empty), including
       `allowed_pod_number` from "pods".
     - `used_ports`: host ports taken by the pods.
+    - `pods_with_affinity`, `pods_with_required_anti_affinity`: how many of
+      the pods have pod (anti-)affinity, so inter-pod affinity visits only
+      the nodes that hold such pods.
     - `name` and `labels` are copied from the node once, because reading a
       protobuf field costs more than a dict lookup and filters read them for
       every pod; `node_cache` holds what plugins derive from the node (parsed
@@ -335,6 +374,8 @@ class NodeInfo:
         "node",
         "node_cache",
         "non_zero_requested",
+        "pods_with_affinity",
+        "pods_with_required_anti_affinity",
         "requested",
         "used_ports",
     )
@@ -347,6 +388,8 @@ class NodeInfo:
 
     def __init__(self, node: Node | None = None, pods: Iterable[Pod] = ()) -> None:
         self._pods: dict[str, _PodEntry] = {}
+        self.pods_with_affinity = 0
+        self.pods_with_required_anti_affinity = 0
         self.requested = Resource()
         self.non_zero_requested = Resource()
         self.used_ports = HostPortInfo()
@@ -378,8 +421,12 @@ class NodeInfo:
         key = self._key(pod)
         if key in self._pods:
             self._forget(self._pods.pop(key))
-        entry = _PodEntry(pod, compute_pod_resource(pod), pod_host_ports(pod))
+        entry = _PodEntry(
+            pod, _assigned_pod_resource(pod), pod_host_ports(pod), *_affinity_flags(pod)
+        )
         self._pods[key] = entry
+        self.pods_with_affinity += entry.affinity
+        self.pods_with_required_anti_affinity += entry.required_anti_affinity
         self.requested.add_resource(entry.resource.resource)
         self.non_zero_requested.milli_cpu += entry.resource.non_zero_milli_cpu
         self.non_zero_requested.memory += entry.resource.non_zero_memory
@@ -400,6 +447,8 @@ class NodeInfo:
         """An independent copy (pods and node objects shared, not copied)."""
         other = NodeInfo.__new__(NodeInfo)
         other._pods = dict(self._pods)
+        other.pods_with_affinity = self.pods_with_affinity
+        other.pods_with_required_anti_affinity = self.pods_with_required_anti_affinity
         other.requested = self.requested.clone()
         other.non_zero_requested = self.non_zero_requested.clone()
         other.used_ports = self.used_ports.clone()
@@ -412,6 +461,8 @@ class NodeInfo:
         return other
 
     def _forget(self, entry: _PodEntry) -> None:
+        self.pods_with_affinity -= entry.affinity
+        self.pods_with_required_anti_affinity -= entry.required_anti_affinity
         self.requested.add_resource(entry.resource.resource, -1)
         self.non_zero_requested.milli_cpu -= entry.resource.non_zero_milli_cpu
         self.non_zero_requested.memory -= entry.resource.non_zero_memory
@@ -451,9 +502,12 @@ class PreFilterResult:
 
 @dataclass(frozen=True, slots=True)
 class PostFilterResult:
-    """A PostFilter plugin's proposal, e.g. the node preemption freed."""
+    """A PostFilter plugin's proposal: the node preemption makes room on
+    ("" clears a nomination), and the pods to evict for it (the scheduler
+    evicts them: plugins do not call the API)."""
 
     nominated_node_name: str = ""
+    victims: tuple[Pod, ...] = ()
 
 
 @dataclass(slots=True)
@@ -612,7 +666,7 @@ class Profile:
     score_weights: Mapping[str, int] = field(default_factory=dict)
     percentage_of_nodes_to_score: int = 0
     #: reuse node verdicts across pods of one class (kpy.scheduler.equivalence);
-    #: only for profiles whose plugins each judge a node by the pod and it alone.
+    #: plugins marked `cluster_wide` (they look beyond one node) are left out of it.
     equivalence_cache: bool = False
 
     def __post_init__(self) -> None:
@@ -667,11 +721,17 @@ def default_profile(
     scheduler_name: str = DEFAULT_SCHEDULER_NAME,
     *,
     bind: Callable[[Pod, str], Awaitable[object]] | None = None,
+    namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+    default_spread_selector: Callable[[Pod], Selector | None] | None = None,
 ) -> Profile:
     """kube-scheduler's default plugins that kpy implements, in its order, with
     its default weights (TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1,
-    NodeResourcesBalancedAllocation 1), and DefaultBinder over `bind` when
-    given (the scheduler gives the API call)."""
+    PodTopologySpread 2, InterPodAffinity 2, NodeResourcesBalancedAllocation
+    1), DefaultPreemption as PostFilter, and DefaultBinder over `bind` when
+    given (the scheduler gives the API call). `namespace_labels` answers a
+    namespace's labels (for namespaceSelector); `default_spread_selector`
+    the selector of a pod's Services and controller (for the default
+    topology spread constraints)."""
     # Imported here: the plugins import this module for Status and NodeInfo.
     from kpy.scheduler import plugins
 
@@ -683,16 +743,22 @@ def default_profile(
         plugins.NodeAffinity(),
         plugins.NodePorts(),
         plugins.NodeResourcesFit(),
+        plugins.PodTopologySpread(default_spread_selector),
+        plugins.InterPodAffinity(namespace_labels),
+        plugins.DefaultPreemption(),
         plugins.BalancedAllocation(),
         *binders,
         weights={
             plugins.TaintToleration.name: 3,
             plugins.NodeAffinity.name: 2,
             plugins.NodeResourcesFit.name: 1,
+            plugins.PodTopologySpread.name: 2,
+            plugins.InterPodAffinity.name: 2,
             plugins.BalancedAllocation.name: 1,
         },
         scheduler_name=scheduler_name,
-        # Each of these plugins judges a node by the pod and that node alone.
+        # Node-local plugins' verdicts are remembered per pod class; the
+        # cluster-wide ones (inter-pod affinity) are run every time.
         equivalence_cache=True,
     )
 
@@ -713,7 +779,12 @@ class Framework:
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
-        self._filters = [(p.name, p.filter) for p in profile.filter]
+        self._filters: list[tuple[str, Callable[[CycleState, Pod, NodeInfo], Status]]] = [
+            (p.name, p.filter) for p in profile.filter
+        ]
+        self._cluster_wide = {p.name for p in profile.filter if is_cluster_wide(p)} | {
+            p.name for p in profile.score if is_cluster_wide(p)
+        }
         self._scores = [
             (
                 p.name,
@@ -726,6 +797,12 @@ class Framework:
         # Where the next search starts, so successive pods spread over nodes.
         self._next_start_node_index = 0
         self.equivalence = EquivalenceCache() if profile.equivalence_cache else None
+        # Plugins that need the framework itself (preemption re-runs filters)
+        # get it here, as kube-scheduler hands plugins a Handle.
+        for plugin in profile.post_filter:
+            bind_framework = getattr(plugin, "bind_framework", None)
+            if bind_framework is not None:
+                bind_framework(self)
 
     # --- PreFilter / Filter / PostFilter ---
 
@@ -734,6 +811,7 @@ class Framework:
     ) -> tuple[PreFilterResult | None, Status]:
         """Run every PreFilter plugin; record Skips in the state; merge the
         node sets they return. Stops at the first rejection or error."""
+        state.all_nodes = nodes
         result, status, _ = self._pre_filter(state, pod, nodes)
         return result, status
 
@@ -775,6 +853,24 @@ class Framework:
                 return _filter_failure(name, status)
         return SUCCESS
 
+    def filter_node_with(self, pod: Pod, node_info: NodeInfo, nodes: Sequence[NodeInfo]) -> Status:
+        """Whether `pod` fits `node_info` (say, a clone with pods removed) in a
+        cluster of `nodes` (which holds `node_info` in place of the original):
+        PreFilter over `nodes` in a fresh cycle, then Filter on the node. For
+        preemption's what-ifs; nothing is remembered."""
+        state = CycleState()
+        state.all_nodes = nodes
+        result, status, narrowing = self._pre_filter(state, pod, nodes)
+        if status.code:
+            return status
+        names = result.node_names if result is not None else None
+        if names is not None and node_info.name not in names:
+            return new_status(
+                Code.UNSCHEDULABLE_AND_UNRESOLVABLE,
+                f"node(s) didn't satisfy plugin(s) {_go_list(sorted(narrowing))}",
+            )
+        return self.run_filter(state, pod, node_info)
+
     def find_nodes_that_fit(
         self,
         pod: Pod,
@@ -786,6 +882,7 @@ class Framework:
         """PreFilter, then Filter over the nodes: the feasible nodes found and
         why each rejected node was rejected. Raises PluginError on an Error."""
         state = state if state is not None else CycleState()
+        state.all_nodes = node_infos
         diagnosis = Diagnosis()
         result, status, narrowing = self._pre_filter(state, pod, node_infos)
         diagnosis.unschedulable_plugins.update(narrowing)
@@ -828,6 +925,12 @@ class Framework:
         skipped = state.skip_filter_plugins
         filters = [(name, run) for name, run in self._filters if name not in skipped]
         memo = self.equivalence.for_pod(pod).filters if self.equivalence is not None else None
+        # What a node's verdict for a pod class may be remembered from: the
+        # node-local filters; cluster-wide ones run every time, after them.
+        cluster_wide: list[tuple[str, Callable[[CycleState, Pod, NodeInfo], Status]]] = []
+        if memo is not None:
+            cluster_wide = [(n, run) for n, run in filters if n in self._cluster_wide]
+            filters = [(n, run) for n, run in filters if n not in self._cluster_wide]
         start = self._next_start_node_index % count
         feasible: list[NodeInfo] = []
         processed = 0
@@ -848,6 +951,14 @@ class Framework:
                         break
                 if memo is not None:
                     memo[node_info.name] = (node_info.generation, status)
+            if not status.code:
+                for wide_name, wide_run in cluster_wide:
+                    status = wide_run(state, pod, node_info)
+                    if status.code:
+                        status = _filter_failure(wide_name, status)
+                        if status.code is Code.ERROR:
+                            raise PluginError(status)
+                        break
             if status.code:
                 diagnosis[node_info.name] = status
                 diagnosis.unschedulable_plugins.add(status.plugin)
@@ -912,7 +1023,8 @@ class Framework:
         for name, score_nodes, normalize, weight in self._scores:
             if name in state.skip_score_plugins:
                 continue
-            values = self._raw_scores(state, pod, nodes, name, score_nodes, memo)
+            plugin_memo = None if name in self._cluster_wide else memo
+            values = self._raw_scores(state, pod, nodes, name, score_nodes, plugin_memo)
             if normalize is not None:
                 scores = [NodeScore(n.name, v) for n, v in zip(nodes, values, strict=True)]
                 status = normalize(state, pod, scores)
@@ -1010,6 +1122,12 @@ class Framework:
             raise PluginError(status)
         host = self.select_host(self.run_score(state, pod, feasible), rng)
         return ScheduleResult(host, evaluated, len(feasible), diagnosis)
+
+
+def is_cluster_wide(plugin: object) -> bool:
+    """Whether a plugin's verdict on a node depends on other nodes' pods
+    (it sets `cluster_wide = True`), so no equivalence cache may remember it."""
+    return bool(getattr(plugin, "cluster_wide", False))
 
 
 def _one_by_one(

@@ -22,7 +22,8 @@ Keys are "namespace/name". A pod is in at most one place at a time; `update`
 replaces the stored pod wherever it is (and an unschedulable pod whose spec
 changed is tried again); `delete` drops it from everywhere. `pop()` hands a
 pod out; the scheduler reports the outcome with `done(key)` (success or
-bound elsewhere) or `add_unschedulable(info, cycle)` (failure).
+bound elsewhere), `add_unschedulable(info, cycle)` (fits nowhere) or
+`add_backoff(info)` (an error: retried after its back-off only).
 """
 
 from __future__ import annotations
@@ -182,6 +183,14 @@ class SchedulingQueue:
         else:
             self._unschedulable[info.key] = info
             self._arm(info.timestamp + self._max_unschedulable)
+
+    def add_backoff(self, info: QueuedPodInfo) -> None:
+        """The pod failed for a reason no cluster event fixes (it cannot be
+        parsed, a binding failed): it is tried again once its back-off ends."""
+        if self._in_flight.pop(info.key, None) is None:
+            return  # deleted meanwhile
+        info.timestamp = self._clock.now()
+        self._push_backoff(info)
 
     def close(self) -> None:
         self._closed = True

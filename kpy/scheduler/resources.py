@@ -51,6 +51,8 @@ __all__ = [
     "ResourceList",
     "allocatable_and_requested",
     "compute_pod_resource",
+    "invalid_node_quantities",
+    "invalid_pod_quantities",
     "is_extended_resource_name",
     "is_pod_level_requests_set",
     "is_prefixed_native_resource",
@@ -89,6 +91,42 @@ def parse_quantity(text: str) -> Quantity:
 
 def _resource_list(messages: Mapping[str, QuantityMessage]) -> ResourceList:
     return {name: parse_quantity(q.string) for name, q in messages.items()}
+
+
+def _invalid(path: str, messages: Mapping[str, QuantityMessage]) -> list[str]:
+    bad: list[str] = []
+    for name, q in sorted(messages.items()):
+        try:
+            parse_quantity(q.string)
+        except ValueError:
+            bad.append(f'{path}.{name}: invalid quantity "{q.string}"')
+    return bad
+
+
+def invalid_pod_quantities(pod: Pod) -> list[str]:
+    """Each resource quantity of `pod` the scheduler cannot parse, as
+    `<field path>: invalid quantity "<text>"` (requests of every container,
+    pod-level requests, overhead); empty when all parse. The API server
+    refuses such pods now, but objects stored before may still hold them."""
+    bad: list[str] = []
+    spec = pod.spec
+    for kind, containers in (
+        ("initContainers", spec.init_containers),
+        ("containers", spec.containers),
+    ):
+        for i, container in enumerate(containers):
+            bad += _invalid(f"spec.{kind}[{i}].resources.requests", container.resources.requests)
+    bad += _invalid("spec.resources.requests", spec.resources.requests)
+    bad += _invalid("spec.overhead", spec.overhead)
+    return bad
+
+
+def invalid_node_quantities(node: Node) -> list[str]:
+    """Each quantity of the node's status.allocatable and status.capacity
+    that cannot be parsed, as invalid_pod_quantities words them."""
+    return _invalid("status.allocatable", node.status.allocatable) + _invalid(
+        "status.capacity", node.status.capacity
+    )
 
 
 # --- resource names (Kubernetes' v1helper and scheduler util) ---

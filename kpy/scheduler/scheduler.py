@@ -17,6 +17,19 @@ scheduler.go and schedule_one.go).
   with Kubernetes' message ("0/3 nodes are available: ..."), and a
   FailedScheduling event; a bound pod gets a Scheduled event naming its
   node (the API server sets PodScheduled=True on binding).
+- Preemption: a pod that fits nowhere runs the PostFilter plugins
+  (DefaultPreemption). When they name a node, the pod's
+  status.nominatedNodeName is set, the victims get a DisruptionTarget
+  condition and a Preempted event and are deleted (gracefully), and the
+  pod waits, unschedulable, for their deletion to move it back. Until it
+  binds, pods of no higher priority see it on that node, so they cannot
+  take the room made for it.
+- One bad object never stops the loop: a pod whose quantities cannot be
+  parsed, or whose cycle fails in any plugin, gets FailedScheduling and
+  PodScheduled=False reason SchedulerError with what is wrong, and is
+  tried again after its back-off; a node that cannot be parsed is left
+  out (see the Cache) and counted in "0/N nodes are available" as "node(s)
+  had invalid resource quantities".
 - `explain(pod)` runs the same filters and scores for one pod without
   assuming or binding anything: the Scheduler gRPC service's answer.
 
@@ -36,7 +49,7 @@ import anyio
 import anyio.abc
 
 from kpy.api import errors
-from kpy.api.core.v1 import Node, Pod
+from kpy.api.core.v1 import Namespace, Node, Pod
 from kpy.cache.events import NORMAL, WARNING, EventBroadcaster
 from kpy.cache.informer import EventHandler, SharedInformerFactory, deleted_object
 from kpy.component import ElectionOptions, run_elected
@@ -46,24 +59,30 @@ from kpy.scheduler import service
 from kpy.scheduler.cache import Cache, holds_resources, pod_key
 from kpy.scheduler.framework import (
     NO_NODES_AVAILABLE,
+    Code,
     CycleState,
+    Diagnosis,
     Framework,
     PluginError,
     ScoredNode,
     default_profile,
     fit_error_message,
+    new_status,
 )
+from kpy.scheduler.plugins.default_preemption import pod_priority
 from kpy.scheduler.queue import QueueClosedError, QueuedPodInfo, SchedulingQueue
+from kpy.scheduler.resources import invalid_pod_quantities
+from kpy.scheduler.spreading import DefaultSpreadSelector
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from kpy.client import Client
-    from kpy.scheduler.framework import Profile
+    from kpy.scheduler.framework import NodeInfo, Profile
 
 log = logging.getLogger("kpy.scheduler")
 
-__all__ = ["DEFAULT_SCHEDULER_NAME", "Decision", "Scheduler"]
+__all__ = ["DEFAULT_SCHEDULER_NAME", "INVALID_NODE_REASON", "Decision", "Scheduler"]
 
 DEFAULT_SCHEDULER_NAME: Final = "default-scheduler"
 COMPONENT: Final = "kpy-scheduler"
@@ -89,8 +108,16 @@ class Scheduler:
     ) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
+        self.informers = SharedInformerFactory(client)
+        self._namespaces = self.informers.informer(Namespace).lister()
         self.framework = Framework(
-            profile or default_profile(scheduler_name, bind=self._bind_through_api)
+            profile
+            or default_profile(
+                scheduler_name,
+                bind=self._bind_through_api,
+                namespace_labels=self._namespace_labels,
+                default_spread_selector=DefaultSpreadSelector(self.informers),
+            )
         )
         self.election = election or ElectionOptions(name=LEASE_NAME)
         self.metrics = Metrics()
@@ -100,11 +127,13 @@ class Scheduler:
         self._announce = announce or (lambda line: None)
         self.queue = SchedulingQueue()
         self.cache = Cache()
-        self.informers = SharedInformerFactory(client)
         self.events = EventBroadcaster(client)
         self.recorder = self.events.new_recorder(scheduler_name)
         self.leading = anyio.Event()
         self._rng = rng or random.Random()
+        # Preemptors and the node made room on: key -> (node, pod). Other pods
+        # of no higher priority see those pods on the node until they bind.
+        self._nominated: dict[str, tuple[str, Pod]] = {}
         self._binds = anyio.CapacityLimiter(bind_concurrency)
         self._attempts = self.metrics.counter(
             "scheduler_schedule_attempts", "Scheduling attempts by result.", ["result"]
@@ -144,12 +173,17 @@ class Scheduler:
             )
         )
 
+    def _namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        ns = self._namespaces.get("", name)
+        return ns.metadata.labels if ns is not None else None
+
     def responsible_for(self, pod: Pod) -> bool:
         return (pod.spec.scheduler_name or DEFAULT_SCHEDULER_NAME) == self.scheduler_name
 
     def _pod_changed(self, old: Pod | None, pod: Pod) -> None:
         key = pod_key(pod)
         if pod.spec.node_name:
+            self._nominated.pop(key, None)
             if key in self.queue:
                 self.queue.delete(key)  # bound (by us, or by someone else)
             was_counted = key in self.cache
@@ -171,6 +205,7 @@ class Scheduler:
             return
         key = pod_key(pod)
         self.queue.delete(key)
+        self._nominated.pop(key, None)
         if key in self.cache:
             self.cache.remove_pod(pod)
             self.queue.move_all_to_active_or_backoff("AssignedPodDelete")
@@ -234,41 +269,125 @@ class Scheduler:
             self.queue.done(key)
             return
         started = time.perf_counter()
-        decision = self.decide(pod)
+        decision = self.decide(pod, preempt=True)
         self._algorithm.observe(time.perf_counter() - started)
+        if decision.error:
+            # Not an answer about the cluster: nothing that happens there helps,
+            # so back-off decides when to look again, not cluster events.
+            self._attempts.labels("error").inc()
+            self.queue.add_backoff(info)
+            self.recorder.event(pod, WARNING, "FailedScheduling", decision.message)
+            binds.start_soon(self._mark_unschedulable, pod, decision.message, "SchedulerError")
+            return
         if decision.node is None:
             self._attempts.labels("unschedulable").inc()
             self.queue.add_unschedulable(info, cycle)
             info.unschedulable_plugins = decision.rejected_by
             self.recorder.event(pod, WARNING, "FailedScheduling", decision.message)
-            binds.start_soon(self._mark_unschedulable, pod, decision.message)
+            nominated = decision.nominated_node
+            if nominated:
+                self._nominated[key] = (nominated, pod)
+                binds.start_soon(self._preempt, pod, nominated, decision.victims)
+            elif decision.nominated_node is not None:
+                self._nominated.pop(key, None)
+            binds.start_soon(
+                self._mark_unschedulable, pod, decision.message, "Unschedulable", nominated
+            )
             return
+        self._nominated.pop(key, None)
         assumed = Pod()
         assumed.CopyFrom(pod)
         assumed.spec.node_name = decision.node
         self.cache.assume_pod(assumed)
         binds.start_soon(self._bind, info, cycle, decision.node)
 
-    def decide(self, pod: Pod) -> Decision:
-        """The node for `pod` now, or why none fits (no side effects)."""
-        nodes = self.cache.node_infos()
+    def decide(self, pod: Pod, *, preempt: bool = False) -> Decision:
+        """The node for `pod` now, or why none fits (no side effects). With
+        `preempt`, a pod that fits nowhere gets the node preemption would
+        make room on and the victims to evict for it. Never raises for a bad
+        pod or node: an error comes back as a Decision with `error` set,
+        naming what is wrong."""
+        key = pod_key(pod)
+        problems = invalid_pod_quantities(pod)
+        if problems:
+            log.error("pod cannot be parsed", extra={"pod": key, "error": "; ".join(problems)})
+            return Decision(None, _invalid_pod_message(problems), set(), error=True)
+        nodes = self._with_nominated(pod, self.cache.node_infos())
+        state = CycleState()
+        nominated: str | None = None
+        victims: tuple[Pod, ...] = ()
         try:
-            result = self.framework.schedule_pod(pod, nodes, self._rng)
+            result = self.framework.schedule_pod(pod, nodes, self._rng, state=state)
+            if result.node_info is None and preempt and nodes:
+                post, status = self.framework.run_post_filter(
+                    state, self._as_nominated(pod), result.diagnosis
+                )
+                if status.is_success() and post is not None:
+                    nominated, victims = post.nominated_node_name, post.victims
+                elif status.code is Code.ERROR:
+                    raise PluginError(status)
+                else:
+                    result.diagnosis.post_filter_msg = status.message()
+                    nominated = post.nominated_node_name if post is not None else None
         except PluginError as e:
-            return Decision(None, f"running the scheduling framework: {e}", set())
+            return Decision(None, f"running the scheduling framework: {e}", set(), error=True)
+        except Exception as e:
+            # A bug or an object no check foresaw: this pod waits, the others go on.
+            log.exception("scheduling cycle failed", extra={"pod": key})
+            return Decision(None, f"scheduling {key} failed: {e}", set(), error=True)
         if result.node_info is None:
-            message = (
-                fit_error_message(len(nodes), result.diagnosis) if nodes else NO_NODES_AVAILABLE
-            )
-            return Decision(None, message, set(result.diagnosis.unschedulable_plugins))
+            invalid = self.cache.invalid_nodes()
+            add_invalid_nodes(result.diagnosis, invalid)
+            total = len(nodes) + len(invalid)
+            message = fit_error_message(total, result.diagnosis) if total else NO_NODES_AVAILABLE
+            rejected = set(result.diagnosis.unschedulable_plugins)
+            return Decision(None, message, rejected, nominated_node=nominated, victims=victims)
         return Decision(result.node_info.name, "", set())
+
+    def _as_nominated(self, pod: Pod) -> Pod:
+        """`pod` with the nomination this scheduler gave it, should the
+        informer not have brought the status patch back yet."""
+        mine = self._nominated.get(pod_key(pod))
+        if mine is None or pod.status.nominated_node_name == mine[0]:
+            return pod
+        copy = Pod()
+        copy.CopyFrom(pod)
+        copy.status.nominated_node_name = mine[0]
+        return copy
+
+    def _with_nominated(self, pod: Pod, nodes: list[NodeInfo]) -> list[NodeInfo]:
+        """`nodes`, where pods of no lower priority than `pod` are nominated,
+        replaced by copies holding those pods too: the room a preemption
+        made is kept for its preemptor (RunFilterPluginsWithNominatedPods)."""
+        if not self._nominated:
+            return nodes
+        key, priority = pod_key(pod), pod_priority(pod)
+        extra: dict[str, list[Pod]] = {}
+        for other, (node, nominated) in self._nominated.items():
+            if other != key and pod_priority(nominated) >= priority:
+                extra.setdefault(node, []).append(nominated)
+        if not extra:
+            return nodes
+        out: list[NodeInfo] = []
+        for node_info in nodes:
+            more = extra.get(node_info.name)
+            if more:
+                node_info = node_info.clone()
+                for nominated in more:
+                    node_info.add_pod(nominated)
+            out.append(node_info)
+        return out
 
     def explain(self, pod: Pod) -> rpc.ExplainResponse:
         """Every node's verdict for `pod`: the filter that rejected it, or its
         scores. Binds and assumes nothing."""
+        response = rpc.ExplainResponse()
+        problems = invalid_pod_quantities(pod)
+        if problems:
+            response.message = _invalid_pod_message(problems)
+            return response
         nodes = self.cache.node_infos()
         state = CycleState()
-        response = rpc.ExplainResponse()
         feasible, diagnosis = self.framework.find_nodes_that_fit(
             pod, nodes, state=state, find_all=True
         )
@@ -288,14 +407,17 @@ class Scheduler:
             response.selected = self.framework.select_host(
                 [ScoredNode(feasible[i], totals[i]) for i in order], self._rng
             ).name
+        invalid = self.cache.invalid_nodes()
+        add_invalid_nodes(diagnosis, invalid)
+        total = len(nodes) + len(invalid)
         for name, status in sorted(diagnosis.items()):
             response.nodes.add(node=name, plugin=status.plugin, reasons=list(status.reasons))
-        if not nodes:
+        if not total:
             response.message = NO_NODES_AVAILABLE
         elif not feasible:
-            response.message = fit_error_message(len(nodes), diagnosis)
+            response.message = fit_error_message(total, diagnosis)
         else:
-            response.message = f"{len(feasible)}/{len(nodes)} nodes are available"
+            response.message = f"{len(feasible)}/{total} nodes are available"
         return response
 
     async def _bind(self, info: QueuedPodInfo, cycle: int, node: str) -> None:
@@ -314,7 +436,7 @@ class Scheduler:
             except errors.StatusError as e:
                 log.warning("binding failed", extra={"pod": key, "node": node, "error": str(e)})
                 self.cache.forget_pod(key)
-                self.queue.add_unschedulable(info, cycle - 1)  # -1: straight to back-off
+                self.queue.add_backoff(info)
                 self._attempts.labels("error").inc()
                 return
         self.queue.done(key)
@@ -325,24 +447,33 @@ class Scheduler:
     async def _bind_through_api(self, pod: Pod, node: str) -> None:
         await self.client.bind(pod.metadata.name, node, namespace=pod.metadata.namespace)
 
-    async def _mark_unschedulable(self, pod: Pod, message: str) -> None:
-        """PodScheduled=False, reason Unschedulable, unless it already says so."""
+    async def _mark_unschedulable(
+        self, pod: Pod, message: str, reason: str = "Unschedulable", nominated: str | None = None
+    ) -> None:
+        """PodScheduled=False with `reason` (Unschedulable, or SchedulerError
+        when the pod itself is at fault), unless it already says so; and
+        status.nominatedNodeName when `nominated` is given ("" clears it)."""
         current = next((c for c in pod.status.conditions if c.type == "PodScheduled"), None)
+        nomination_unchanged = nominated is None or nominated == pod.status.nominated_node_name
         if (
             current is not None
             and current.status == "False"
-            and current.reason == "Unschedulable"
+            and current.reason == reason
             and current.message == message
+            and nomination_unchanged
         ):
             return
         condition = {
             "type": "PodScheduled",
             "status": "False",
-            "reason": "Unschedulable",
+            "reason": reason,
             "message": message,
             "lastTransitionTime": _now_rfc3339(),
         }
-        patch = {"status": {"conditions": [condition]}}
+        status: dict[str, Any] = {"conditions": [condition]}
+        if not nomination_unchanged:
+            status["nominatedNodeName"] = nominated or None
+        patch = {"status": status}
         async with self._binds:
             try:
                 await self.client.patch(
@@ -357,6 +488,53 @@ class Scheduler:
                     "could not mark pod unschedulable", extra={"pod": pod_key(pod), "error": str(e)}
                 )
 
+    async def _preempt(self, preemptor: Pod, node: str, victims: tuple[Pod, ...]) -> None:
+        """Evict the victims for `preemptor` (kube-scheduler's
+        prepareCandidate): each gets a DisruptionTarget condition and a
+        Preempted event, then a graceful delete. A victim gone already is
+        no matter; another failure is logged and the preemptor's next
+        attempt preempts again."""
+        for victim in victims:
+            async with self._binds:
+                await self._evict(preemptor, node, victim)
+
+    async def _evict(self, preemptor: Pod, node: str, victim: Pod) -> None:
+        name, namespace = victim.metadata.name, victim.metadata.namespace
+        condition = {
+            "type": "DisruptionTarget",
+            "status": "True",
+            "reason": "PreemptionByScheduler",
+            "message": f"{self.scheduler_name}: preempting to accommodate a higher priority pod",
+            "lastTransitionTime": _now_rfc3339(),
+        }
+        try:
+            await self.client.patch(
+                Pod,
+                name,
+                {"status": {"conditions": [condition]}},
+                namespace=namespace,
+                subresource="status",
+            )
+            self.recorder.event(
+                victim,
+                NORMAL,
+                "Preempted",
+                f"Preempted by pod {preemptor.metadata.uid} on node {node}",
+            )
+            await self.client.delete(Pod, name, namespace=namespace)
+        except errors.NotFound:
+            return
+        except errors.StatusError as e:
+            log.warning(
+                "could not evict a preemption victim",
+                extra={"pod": pod_key(victim), "preemptor": pod_key(preemptor), "error": str(e)},
+            )
+            return
+        log.info(
+            "preempted",
+            extra={"pod": pod_key(victim), "preemptor": pod_key(preemptor), "node": node},
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Decision:
@@ -365,6 +543,33 @@ class Decision:
     node: str | None
     message: str
     rejected_by: set[str]
+    #: the pod could not be judged at all (it cannot be parsed, or a plugin failed)
+    error: bool = False
+    #: preemption's node for the pod ("" clears a nomination; None: no change)
+    nominated_node: str | None = None
+    #: the pods to evict to make room there
+    victims: tuple[Pod, ...] = ()
+
+
+#: The reason a node that cannot be parsed counts under in "0/N nodes are available".
+INVALID_NODE_REASON: Final = "node(s) had invalid resource quantities"
+
+
+def add_invalid_nodes(diagnosis: Diagnosis, invalid: dict[str, str]) -> None:
+    """Count the nodes the cache left out (they cannot be parsed) among the
+    rejected ones, each with INVALID_NODE_REASON."""
+    status = new_status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, INVALID_NODE_REASON).with_plugin(
+        "SchedulerCache"
+    )
+    for name in invalid:
+        diagnosis[name] = status
+
+
+def _invalid_pod_message(problems: list[str]) -> str:
+    return (
+        f"invalid pod: {'; '.join(problems)}; the scheduler will not place it until it is "
+        "deleted and created again with valid quantities"
+    )
 
 
 def _scheduling_relevant(node: Node) -> tuple[Any, ...]:

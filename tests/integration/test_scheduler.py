@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,16 +24,21 @@ import pytest
 from kpy.api import errors
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Event, Namespace, Node, Pod
+from kpy.api.scheduling.v1 import PriorityClass
+from kpy.api.scheme import scheme
 from kpy.apiserver.process import APIServerProcess
 from kpy.client import Client
 from kpy.component import ElectionOptions
 from kpy.rpc.scheduler import v1 as rpc
 from kpy.scheduler.process import SchedulerProcess
 from kpy.scheduler.scheduler import Scheduler
+from kpy.storage import Store
 from tests.integration._controllers import elected_pair, eventually
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
+
+    import aetcd
 
     from kpy.storage import EtcdServer
 
@@ -334,3 +340,221 @@ async def test_two_replicas_never_bind_a_pod_twice(
     for e in events:
         per_pod[e.involved_object.name] = per_pod.get(e.involved_object.name, 0) + e.count
     assert all(count == 1 for count in per_pod.values()), per_pod
+
+
+async def test_required_anti_affinity_spreads_replicas_and_leaves_the_fourth_pending(
+    client: Client, api_namespace: str
+) -> None:
+    sched = f"s-{api_namespace}"
+    names = [f"{api_namespace[:40]}-aa{i}" for i in range(3)]
+    anti = {
+        "podAntiAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": [
+                {
+                    "labelSelector": {"matchLabels": {"app": "web"}},
+                    "topologyKey": "kubernetes.io/hostname",
+                }
+            ]
+        }
+    }
+    async with nodes(client, *(node(n) for n in names)), scheduling(client, sched):
+        for i in range(4):
+            replica = pod(f"web-{i}", sched, cpu="100m", affinity=anti)
+            replica.metadata.labels["app"] = "web"
+            await client.create(replica)
+
+        async def three_bound() -> list[str] | None:
+            placed = [
+                p.spec.node_name for p in (await client.list(Pod, namespace=api_namespace)).items
+            ]
+            bound = [n for n in placed if n]
+            return bound if len(bound) == 3 else None
+
+        assert sorted(await eventually(three_bound, what="3 replicas bound")) == sorted(names)
+
+        async def refused() -> Any:
+            for p in (await client.list(Pod, namespace=api_namespace)).items:
+                c = next((c for c in p.status.conditions if c.type == "PodScheduled"), None)
+                if not p.spec.node_name and c is not None and c.status == "False":
+                    return c
+            return None
+
+        condition = await eventually(refused, what="the fourth replica refused")
+        assert condition.message == (
+            "0/3 nodes are available: 3 node(s) didn't match pod anti-affinity rules."
+        )
+
+
+@contextlib.asynccontextmanager
+async def priority_classes(client: Client, **values: int) -> AsyncIterator[dict[str, str]]:
+    """PriorityClasses (cluster-wide) named after the test, deleted after it."""
+    made: dict[str, str] = {}
+    try:
+        for short, value in values.items():
+            name = f"{client.config.namespace[:40]}-{short}"
+            await client.create(
+                from_dict(PriorityClass, {"metadata": {"name": name}, "value": value})
+            )
+            made[short] = name
+        yield made
+    finally:
+        for name in made.values():
+            with contextlib.suppress(errors.NotFound):
+                await client.delete(PriorityClass, name)
+
+
+async def test_a_pod_gets_its_priority_from_its_class_and_an_unknown_class_is_refused(
+    client: Client, api_namespace: str
+) -> None:
+    sched = f"s-{api_namespace}"
+    async with priority_classes(client, high=1000) as classes:
+        made = await client.create(pod("classy", sched, priorityClassName=classes["high"]))
+        assert (made.spec.priority, made.spec.preemption_policy) == (1000, "PreemptLowerPriority")
+        made.spec.ClearField("priority")
+        made.spec.ClearField("preemption_policy")
+        made.spec.termination_grace_period_seconds = 5
+        updated = await client.update(made)
+        assert (updated.spec.priority, updated.spec.termination_grace_period_seconds) == (1000, 5)
+        critical = await client.create(
+            pod("critical", sched, priorityClassName="system-cluster-critical")
+        )
+        assert critical.spec.priority == 2_000_000_000
+        builtin = await client.get(PriorityClass, "system-node-critical")
+        assert (builtin.value, builtin.global_default) == (2_000_001_000, False)
+        plain = await client.create(pod("plain", sched))
+        assert plain.spec.priority == 0
+        with pytest.raises(errors.Forbidden) as refused:
+            await client.create(pod("lost", sched, priorityClassName="no-such-class"))
+        assert "no PriorityClass with name no-such-class was found" in str(refused.value)
+
+
+async def test_a_high_priority_pod_preempts_a_low_priority_one_on_a_full_node(
+    client: Client, api_namespace: str
+) -> None:
+    sched = f"s-{api_namespace}"
+    full = f"{api_namespace[:40]}-full"
+    async with (
+        priority_classes(client, low=10, high=1000) as classes,
+        nodes(client, node(full, cpu="1")),
+        scheduling(client, sched),
+    ):
+        # No agent here: a grace period of 0 lets the API server remove the victim at once.
+        await client.create(
+            pod(
+                "low",
+                sched,
+                cpu="1",
+                priorityClassName=classes["low"],
+                terminationGracePeriodSeconds=0,
+            )
+        )
+        assert await eventually(lambda: node_of(client, "low"), what="low bound") == full
+        await client.create(pod("high", sched, cpu="1", priorityClassName=classes["high"]))
+        assert await eventually(lambda: node_of(client, "high"), what="high bound") == full
+
+        async def low_gone() -> bool:
+            try:
+                await client.get(Pod, "low")
+            except errors.NotFound:
+                return True
+            return False
+
+        assert await eventually(low_gone, what="the victim deleted")
+
+        async def preempted_event() -> list[Event]:
+            found = (await client.list(Event, namespace=api_namespace)).items
+            return [e for e in found if e.reason == "Preempted" and e.involved_object.name == "low"]
+
+        [event] = await eventually(preempted_event, what="a Preempted event")
+        high = await client.get(Pod, "high")
+        assert event.message == f"Preempted by pod {high.metadata.uid} on node {full}"
+
+
+async def test_a_pod_that_never_preempts_stays_pending(client: Client, api_namespace: str) -> None:
+    sched = f"s-{api_namespace}"
+    full = f"{api_namespace[:40]}-full"
+    async with (
+        priority_classes(client, low=10) as classes,
+        nodes(client, node(full, cpu="1")),
+        scheduling(client, sched),
+    ):
+        await client.create(pod("low", sched, cpu="1", priorityClassName=classes["low"]))
+        assert await eventually(lambda: node_of(client, "low"), what="low bound") == full
+        await client.create(
+            from_dict(
+                PriorityClass,
+                {
+                    "metadata": {"name": f"{api_namespace[:40]}-never"},
+                    "value": 1000,
+                    "preemptionPolicy": "Never",
+                },
+            )
+        )
+        try:
+            await client.create(
+                pod("waits", sched, cpu="1", priorityClassName=f"{api_namespace[:40]}-never")
+            )
+
+            async def refused() -> Any:
+                c = await scheduled_condition(client, "waits")
+                return c if c is not None and c.status == "False" else None
+
+            condition = await eventually(refused, what="PodScheduled=False")
+            assert condition.message == (
+                "0/1 nodes are available: 1 Insufficient cpu. "
+                "preemption: not eligible due to preemptionPolicy=Never."
+            )
+            assert await node_of(client, "low") == full
+        finally:
+            with contextlib.suppress(errors.NotFound):
+                await client.delete(PriorityClass, f"{api_namespace[:40]}-never")
+
+
+async def test_objects_that_cannot_be_parsed_do_not_stop_the_scheduler(
+    client: Client, api_namespace: str, etcd_client: aetcd.Client
+) -> None:
+    """A pod and a node stored before the API server refused their
+    quantities: the scheduler says what is wrong and goes on scheduling."""
+    sched = f"s-{api_namespace}"
+    base = api_namespace[:40]
+    raw = Store(etcd_client, prefix="/sched-tests")
+    bad_node = node(f"{base}-garbage")
+    bad_node.status.allocatable["cpu"].string = "garbage!"
+    bad_pod = pod("bad", sched)
+    bad_pod.metadata.namespace = api_namespace
+    bad_pod.metadata.uid = str(uuid.uuid4())
+    bad_pod.spec.overhead["cpu"].string = "1.5.5Gi"
+    await raw.create(scheme.for_message(Pod), bad_pod)
+    await raw.create(scheme.for_message(Node), bad_node)
+    try:
+        async with nodes(client, node(f"{base}-good")) as [good], scheduling(client, sched):
+            await client.create(pod("fine", sched))
+            assert await eventually(lambda: node_of(client, "fine"), what="bound") == good
+
+            async def refused(name: str) -> Any:
+                c = await scheduled_condition(client, name)
+                return c if c is not None and c.status == "False" else None
+
+            async def told() -> list[Event]:
+                found = (await client.list(Event, namespace=api_namespace)).items
+                return [
+                    e
+                    for e in found
+                    if e.reason == "FailedScheduling" and e.involved_object.name == "bad"
+                ]
+
+            [event, *_] = await eventually(told, what="the bad pod told")
+            assert 'spec.overhead.cpu: invalid quantity "1.5.5Gi"' in event.message
+            await client.create(pod("big", sched, cpu="4"))
+            condition = await eventually(lambda: refused("big"), what="big refused")
+            assert condition.message == (
+                "0/2 nodes are available: 1 Insufficient cpu, "
+                "1 node(s) had invalid resource quantities."
+            )
+            await client.create(pod("after", sched))
+            assert await eventually(lambda: node_of(client, "after"), what="still binding") == good
+    finally:
+        with contextlib.suppress(errors.NotFound):
+            await client.delete(Node, bad_node.metadata.name)
+        with contextlib.suppress(errors.NotFound):
+            await client.delete(Pod, "bad")

@@ -18,6 +18,15 @@ unchanged.
 - node_resources_fit: NodeResourcesFit with the LeastAllocated scoring
   strategy; PreFilter, Filter, PreScore, Score. Mirrors noderesources/fit.go,
   least_allocated.go and resource_allocation.go.
+- pod_topology_spread: PodTopologySpread; PreFilter, Filter, PreScore,
+  Score, NormalizeScore, with the system default constraints. Mirrors
+  podtopologyspread/filtering.go, scoring.go and common.go. Cluster-wide.
+- inter_pod_affinity: InterPodAffinity; PreFilter, Filter, PreScore, Score,
+  NormalizeScore. Mirrors interpodaffinity/filtering.go and scoring.go.
+  Cluster-wide (`cluster_wide = True`): left out of the equivalence cache.
+- default_preemption: DefaultPreemption; PostFilter. Mirrors
+  defaultpreemption/default_preemption.go and framework/preemption; it
+  picks the node and the victims, the scheduler evicts them.
 - balanced_allocation: NodeResourcesBalancedAllocation; PreScore, Score.
   Mirrors noderesources/balanced_allocation.go and resource_allocation.go.
 - default_binder: DefaultBinder; Bind. Mirrors defaultbinder/default_binder.go;
@@ -35,20 +44,26 @@ kube-scheduler's order with its default score weights.
 
 from kpy.scheduler.plugins.balanced_allocation import BalancedAllocation
 from kpy.scheduler.plugins.default_binder import DefaultBinder
+from kpy.scheduler.plugins.default_preemption import DefaultPreemption
+from kpy.scheduler.plugins.inter_pod_affinity import InterPodAffinity
 from kpy.scheduler.plugins.node_affinity import NodeAffinity
 from kpy.scheduler.plugins.node_name import NodeName
 from kpy.scheduler.plugins.node_ports import NodePorts
 from kpy.scheduler.plugins.node_resources_fit import NodeResourcesFit
 from kpy.scheduler.plugins.node_unschedulable import NodeUnschedulable
+from kpy.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from kpy.scheduler.plugins.taint_toleration import TaintToleration
 
 __all__ = [
     "BalancedAllocation",
     "DefaultBinder",
+    "DefaultPreemption",
+    "InterPodAffinity",
     "NodeAffinity",
     "NodeName",
     "NodePorts",
     "NodeResourcesFit",
     "NodeUnschedulable",
+    "PodTopologySpread",
     "TaintToleration",
 ]

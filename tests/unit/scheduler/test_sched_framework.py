@@ -408,12 +408,23 @@ def test_default_profile_lists_kube_schedulers_plugins_and_weights() -> None:
         "NodeAffinity",
         "NodePorts",
         "NodeResourcesFit",
+        "PodTopologySpread",
+        "InterPodAffinity",
     ]
-    assert [p.name for p in profile.pre_filter] == ["NodeAffinity", "NodePorts", "NodeResourcesFit"]
+    assert [p.name for p in profile.pre_filter] == [
+        "NodeAffinity",
+        "NodePorts",
+        "NodeResourcesFit",
+        "PodTopologySpread",
+        "InterPodAffinity",
+    ]
+    assert [p.name for p in profile.post_filter] == ["DefaultPreemption"]
     assert [p.name for p in profile.score] == [
         "TaintToleration",
         "NodeAffinity",
         "NodeResourcesFit",
+        "PodTopologySpread",
+        "InterPodAffinity",
         "NodeResourcesBalancedAllocation",
     ]
     weights = {p.name: profile.weight(p.name) for p in profile.score}
@@ -421,6 +432,8 @@ def test_default_profile_lists_kube_schedulers_plugins_and_weights() -> None:
         "TaintToleration": 3,
         "NodeAffinity": 2,
         "NodeResourcesFit": 1,
+        "PodTopologySpread": 2,
+        "InterPodAffinity": 2,
         "NodeResourcesBalancedAllocation": 1,
     }
     assert all(isinstance(p, FilterPlugin) for p in profile.filter)
