@@ -14,6 +14,7 @@ import anyio
 
 from kpy import logs
 from kpy._process import cancel_on_signal, exit_with_parent
+from kpy.apiserver.compaction import parse_interval
 from kpy.apiserver.server import APIServer, ServerConfig
 
 
@@ -39,6 +40,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--bookmark-interval", type=float, default=5.0, help="seconds between watch bookmarks"
     )
+    p.add_argument(
+        "--etcd-compaction-interval",
+        default="5m",
+        help="how often an API server compacts etcd's history, keeping one interval of it: "
+        "seconds or a duration (5m, 90s); 0 disables (default %(default)s)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -63,6 +70,10 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error(f"{flag} must be positive, got {value}")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
+    try:
+        parse_interval(args.etcd_compaction_interval)
+    except ValueError as e:
+        parser.error(f"--etcd-compaction-interval: {e}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         watch_cache_capacity=args.watch_cache_size,
         watcher_queue_size=args.watch_queue_size,
         bookmark_interval=args.bookmark_interval,
+        compaction_interval=parse_interval(args.etcd_compaction_interval),
     )
     failed: list[OSError] = []
     try:

@@ -24,7 +24,9 @@ finalizers for the garbage collector; Background (the default) adds none.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -32,6 +34,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
+import anyio
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -52,6 +55,8 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo
     from kpy.api.selection import Predicate
     from kpy.apiserver.watch_cache import CacheWatcher, WatchCache
+
+log = logging.getLogger("kpy.apiserver")
 
 M = TypeVar("M", bound=Message)
 NamespaceLookup = Callable[[str], Awaitable[Message | None]]
@@ -127,6 +132,8 @@ class Registry:
         self._namespaces = namespaces
         self._clock = clock
         self._deleting = deleting  # one per server: namespaces writes, all read
+        #: where Pod creation resolves priorityClassName (set by the server)
+        self.priority_classes: admission.PriorityClasses | None = None
         self._strategy = strategy_for(info.kind)
         group = f".{info.group}" if info.group else ""
         self._qualified_kind = f"{info.kind}{group}"
@@ -193,20 +200,29 @@ class Registry:
 
     # -- create -----------------------------------------------------------------
 
-    async def create(self, obj: Message, *, namespace: str, dry_run: bool = False) -> Message:
+    async def create(
+        self, obj: Message, *, namespace: str, dry_run: bool = False, uid: str = ""
+    ) -> Message:
+        """`uid`: the uid the client proposes (used when it is a canonical
+        UUID, else one is made), so a client can tell its own write from
+        another after losing the answer; the object's own metadata.uid is
+        always ignored, as Kubernetes does (a manifest copied from a live
+        object must not take over its identity)."""
         obj = _copy(obj)
         self._scope(obj, namespace)
         m = _meta(obj)
         generate = not m.name and bool(m.generate_name)
         if generate:
             m.name = m.generate_name + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-        m.uid = str(uuid.uuid4())
+        m.uid = uid if _canonical_uuid(uid) else str(uuid.uuid4())
         m.creation_timestamp.CopyFrom(self._now())
         m.generation = 1
         for field in ("resource_version", "deletion_timestamp", "deletion_grace_period_seconds"):
             m.ClearField(field)
         self._strategy.prepare_for_create(obj)
         admission.admit(obj)
+        if self.priority_classes is not None:
+            await admission.admit_priority(obj, self.priority_classes)
         set_defaults(obj)
         try:
             self._check_valid(obj, None)
@@ -446,6 +462,7 @@ class Registry:
             m.deletion_grace_period_seconds = old.deletion_grace_period_seconds
         m.generation = old.generation
         self._strategy.prepare_for_update(new, current)
+        admission.admit_update(new, current)
         set_defaults(new)
         if self._strategy.spec_changed(new, current):
             m.generation = old.generation + 1
@@ -678,19 +695,95 @@ class Registry:
         options: DeleteOptions,
         *,
         dry_run: bool = False,
+        deadline: float | None = None,
     ) -> builtins.list[Message]:
+        """Deletes every matching object as `delete` would (finalizers and
+        grace periods kept: such objects are marked, not removed), and
+        returns their last states. Objects gone meanwhile, and mirror pods
+        (only their node's agent removes them), are skipped.
+
+        The deletes run `_COLLECTION_WORKERS` at a time, each its own guarded
+        etcd write, so every object gets its own revision and its own DELETED
+        event. `deadline`: seconds the caller waits. When most of it is spent
+        before the work is done, the work goes on in the background until it
+        is (Kubernetes does not abandon it either) and Timeout says how far it
+        got; a request cancelled by its client does not stop it either."""
         listed = await self.list(namespace, predicate)
-        out: builtins.list[Message] = []
-        for obj in listed.items:
-            m = _meta(obj)
-            try:
-                result = await self.delete(m.namespace, m.name, options, dry_run=dry_run)
-            except errors.NotFound:
-                continue  # deleted meanwhile
-            except errors.Forbidden:
-                continue  # mirror pods: only their node's agent removes them
-            out.append(result.object)
-        return out
+        progress = _CollectionProgress(len(listed.items))
+        work = asyncio.ensure_future(self._delete_all(listed.items, options, dry_run, progress))
+        _BACKGROUND.add(work)
+        work.add_done_callback(self._background_done)
+        budget = None if deadline is None else max(deadline * 0.9 - 0.5, 0.1)
+        try:
+            done: builtins.list[Message] = await asyncio.wait_for(asyncio.shield(work), budget)
+        except TimeoutError:
+            raise errors.Timeout(
+                f"deleting {progress.total} {self.info.group_resource} takes longer than the "
+                f"request's deadline: {progress.done} done so far; the server goes on deleting "
+                "the rest: list them to follow it",
+                kind=self.info.group_resource,
+            ) from None
+        return done
+
+    async def _delete_all(
+        self,
+        items: tuple[Message, ...],
+        options: DeleteOptions,
+        dry_run: bool,
+        progress: _CollectionProgress,
+    ) -> builtins.list[Message]:
+        results: dict[int, Message] = {}
+        failed: builtins.list[errors.StatusError] = []  # the first error stops the work
+        todo = iter(enumerate(items))
+
+        async def worker() -> None:
+            for index, obj in todo:
+                if failed:
+                    return
+                m = _meta(obj)
+                try:
+                    result = await self.delete(m.namespace, m.name, options, dry_run=dry_run)
+                except errors.NotFound:
+                    continue  # deleted meanwhile
+                except errors.Forbidden:
+                    continue  # mirror pods: only their node's agent removes them
+                except errors.StatusError as e:
+                    failed.append(e)
+                    return
+                finally:
+                    progress.done += 1
+                results[index] = result.object
+
+        async with anyio.create_task_group() as tg:
+            for _ in range(min(_COLLECTION_WORKERS, len(items))):
+                tg.start_soon(worker)
+        if failed:
+            raise failed[0]
+        return [results[i] for i in sorted(results)]
+
+    def _background_done(self, work: asyncio.Future[builtins.list[Message]]) -> None:
+        _BACKGROUND.discard(work)
+        if not work.cancelled() and work.exception() is not None:
+            log.error(
+                "deleting a collection of %s failed: %s",
+                self.info.group_resource,
+                work.exception(),
+            )
+
+
+@dataclass(slots=True)
+class _CollectionProgress:
+    total: int
+    done: int = 0
+
+
+_COLLECTION_WORKERS: Final = 32
+"""Deletes of one deletecollection in flight at once: enough to keep etcd's
+pipeline full (it batches concurrent writes into one disk sync)."""
+
+_BACKGROUND: set[asyncio.Future[Any]] = set()
+"""Collections being deleted after their request ended; held here so that
+they run to the end (the event loop keeps only weak references)."""
 
 
 _STALE: Final = (
@@ -715,6 +808,13 @@ def _as_generate_name(cause: errors.FieldError, m: ObjectMeta) -> errors.FieldEr
         return cause
     detail = cause.detail.replace(f'"{m.name}"', f'"{m.generate_name}"')
     return errors.FieldError("metadata.generateName", cause.reason, detail)
+
+
+def _canonical_uuid(value: str) -> bool:
+    try:
+        return str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
 
 
 def _parse_version(value: str) -> int:

@@ -1,7 +1,8 @@
 """The API server process: etcd client, watch caches, registries, gRPC.
 
 `APIServer.run` owns everything it starts: one watch cache per resource (each
-one etcd watch), the gRPC server, and the etcd client. It reports the bound
+one etcd watch), the etcd compactor (see `compaction`), the gRPC server, and
+the etcd client. It reports the bound
 port through `task_status` once the caches are loaded, the namespaces
 `default` and `kube-system` exist, and the port accepts calls; cancelling
 `run` stops the gRPC server (in-flight calls get a short grace), closes every
@@ -22,6 +23,8 @@ import grpc.aio
 from kpy.api import errors
 from kpy.api.core.v1 import Namespace
 from kpy.api.scheme import Scheme, scheme
+from kpy.apiserver import admission
+from kpy.apiserver.compaction import DEFAULT_INTERVAL, Compactor
 from kpy.apiserver.proxy import AgentConnector, NodeConnector
 from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
 from kpy.apiserver.service import APIService, serve_on
@@ -48,6 +51,7 @@ class ServerConfig:
     watcher_queue_size: int = 1_000  # undelivered events a watch may hold before it is closed
     bookmark_interval: float = 5.0
     watch_timeout: tuple[float, float] = (300.0, 600.0)
+    compaction_interval: float = DEFAULT_INTERVAL  # seconds; 0: never compact etcd
     extra_grpc_options: tuple[tuple[str, int], ...] = field(default=())
 
 
@@ -73,7 +77,12 @@ class APIServer:
             store = Store(client, prefix=cfg.prefix)
             async with anyio.create_task_group() as tg:
                 registries = await self._start_caches(store, tg)
+                if cfg.compaction_interval > 0:
+                    tg.start_soon(Compactor(store, cfg.compaction_interval).run)
                 await self._ensure_namespaces(registries[("", "v1", "namespaces")])
+                classes = registries.get(("scheduling.k8s.io", "v1", "priorityclasses"))
+                if classes is not None:
+                    await admission.ensure_system_priority_classes(classes.create)
                 server = self._grpc_server(registries)
                 self.port = _listen(server, cfg.address, cfg.port)
                 await server.start()
@@ -122,6 +131,10 @@ class APIServer:
             registries[(info.group, info.version, info.plural)] = Registry(
                 store, info, cache=cache, namespaces=lookup_namespace, deleting=deleting
             )
+        classes = registries.get(("scheduling.k8s.io", "v1", "priorityclasses"))
+        if classes is not None:
+            stored = admission.StoredPriorityClasses(store, classes.info, classes.cache)
+            registries[("", "v1", "pods")].priority_classes = stored
         async with anyio.create_task_group() as starting:
             for registry in registries.values():
                 starting.start_soon(tg.start, registry.cache.run)

@@ -49,6 +49,9 @@ Context = Any  # grpc.aio.ServicerContext[request, response]; stubs are not gene
 
 # Metadata a node agent sends to act as its node (deleting its mirror pods).
 NODE_METADATA = "kpy-node"
+# Metadata a client sends with a create: the uid it proposes for the object,
+# so that it can recognise its own write after a failure (see kpy.client).
+CREATE_UID = "kpy-create-uid"
 
 _VERBS = ["create", "get", "list", "watch", "update", "patch", "delete", "deletecollection"]
 
@@ -133,7 +136,10 @@ class APIService(api.APIServicer):
                     f"create is not supported on {ref.resource}/{ref.subresource}"
                 )
             obj = registry.decode(request.object)
-            created = await registry.create(obj, namespace=namespace, dry_run=request.dry_run)
+            uid = _metadata(context, CREATE_UID)
+            created = await registry.create(
+                obj, namespace=namespace, dry_run=request.dry_run, uid=uid
+            )
             return api.ObjectResponse(object=created.SerializeToString())
         except Exception as e:
             await self._fail(context, e)
@@ -284,7 +290,9 @@ class APIService(api.APIServicer):
         try:
             registry, namespace, predicate = self._selection(request)
             options = request.options if request.HasField("options") else DeleteOptions()
-            deleted = await registry.delete_collection(namespace, predicate, options)
+            deleted = await registry.delete_collection(
+                namespace, predicate, options, deadline=context.time_remaining()
+            )
             return api.DeleteCollectionResponse(items=[o.SerializeToString() for o in deleted])
         except Exception as e:
             await self._fail(context, e)
@@ -375,6 +383,14 @@ def _caller_node(context: Context) -> str:
     has no authentication yet: this guards against mistakes, not attacks."""
     for key, value in context.invocation_metadata() or ():
         if key == NODE_METADATA:
+            return str(value)
+    return ""
+
+
+def _metadata(context: Context, key: str) -> str:
+    """The value of request metadata `key` ("" when absent)."""
+    for k, value in context.invocation_metadata() or ():
+        if k == key:
             return str(value)
     return ""
 

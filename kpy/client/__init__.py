@@ -9,10 +9,11 @@
             async for event in events:
                 ...
 
-Errors are the `kpy.api.errors` classes (NotFound, Conflict, Invalid, ...).
+Errors are the `kpy.api.errors` classes (NotFound, Conflict, Invalid, ...),
+and `OutcomeUnknown` (a Timeout) for a write whose answer was lost.
 """
 
-from kpy.client.client import Client, Deleted, ObjectList, Watch, WatchEvent
+from kpy.client.client import Client, Deleted, ObjectList, OutcomeUnknown, Watch, WatchEvent
 from kpy.client.config import ClientConfig, ConfigError, config_path, load_config
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "ConfigError",
     "Deleted",
     "ObjectList",
+    "OutcomeUnknown",
     "Watch",
     "WatchEvent",
     "config_path",

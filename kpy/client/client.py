@@ -9,8 +9,48 @@ Failures raise the `kpy.api.errors` hierarchy (`NotFound`, `Conflict`,
 `Invalid` with its field causes, `Expired`, ...), the same classes the
 server raised. When a server cannot be reached the client moves on to the
 next address of its configuration and retries with jittered exponential
-back-off (0.1 s doubling to 5 s) for up to `retry_timeout` seconds; answers
-of a reachable server are never retried, except Unavailable ones.
+back-off (0.1 s doubling to 5 s) for up to `retry_timeout` seconds; a
+server's verdict is never retried. Retries never write twice: a failed
+call is one of three things:
+- *answered*: the server sent its verdict (NotFound, Conflict, Invalid...);
+  raised as is.
+- *not sent*: the request certainly never reached a server. gRPC says so
+  only when it fails a call without a connection ("failed to connect to all
+  addresses", the channel being down when the call starts), or when an API
+  server refused it before doing anything (TooManyRequests). Any call is
+  sent again, to the next server.
+- *outcome unknown*: everything else that is transient (the connection
+  dropped after the request may have gone out, a server-side Unavailable or
+  Timeout from etcd, a deadline): the server may have applied it.
+Reads (get, list, watch), delete_collection and writes that are idempotent
+(an update without a resourceVersion, merge and strategic patches, scale)
+are sent again after Unavailable (a deadline is raised: the caller's time
+is spent); such a write sent twice leaves what it leaves sent once, though
+it may land again over a change another writer made in between, as a late
+request would. The others are resolved, never blindly resent:
+- create: the SDK proposes the new object's uid (request metadata
+  `kpy-create-uid`, which the server uses instead of making one; nothing is
+  added to the object), and for `generateName` picks the random suffix
+  itself, so the name and uid are known before sending. After an unknown
+  outcome it reads the object by name: its own uid there is success; another
+  uid is AlreadyExists (a create never replaces, so its write did not
+  happen); NotFound means it was not stored yet, and the create is sent
+  again (a late original then loses to it, or it to the original, and the
+  AlreadyExists that follows is resolved the same way). A generated name
+  found taken by another object gets a new suffix; the uid stays. Limit:
+  an object of ours deleted by someone else before the re-read looks never
+  stored, and is created again.
+- update with a resourceVersion: sent again (the version guards it); a
+  Conflict after an unknown outcome re-reads the object, and it is success
+  when the object holds what was written, else `OutcomeUnknown`.
+- delete: sent again; NotFound after an unknown outcome is success when a uid
+  precondition named the object, else `OutcomeUnknown` (it is gone, but this
+  call may not have removed it).
+- bind: sent again; the Conflict "already assigned" to the same node is
+  success.
+- JSON patches: `OutcomeUnknown` (applying one twice may differ from once).
+`OutcomeUnknown` is a `Timeout`, Kubernetes' reason for "may have been
+applied"; its message says what to check.
 
 `watch` is an async context manager yielding events; it resumes by itself
 from the last resource version it delivered when a stream ends, falls
@@ -24,6 +64,8 @@ import asyncio
 import json
 import logging
 import random
+import secrets
+import uuid
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Self, TypeVar
@@ -48,6 +90,15 @@ if TYPE_CHECKING:
 
 # Metadata naming the node a node agent speaks for (the API server's name for it).
 NODE_METADATA: Final = "kpy-node"
+# Metadata carrying the uid a create proposes for its object (see the module docstring).
+CREATE_UID_METADATA: Final = "kpy-create-uid"
+
+# Kubernetes' SimpleNameGenerator: 5 random characters after at most 58 of the prefix.
+_NAME_CHARS: Final = "bcdfghjklmnpqrstvwxz2456789"
+_MAX_PREFIX: Final = 58
+_NAME_TRIES: Final = 16  # generated names found taken before giving up
+
+Outcome = Literal["answered", "not sent", "unknown"]
 
 log = logging.getLogger("kpy.client")
 
@@ -70,6 +121,12 @@ _CHANNEL_OPTIONS = [
 
 _INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 """The annotation on the bookmark that ends a watch's initial ADDED events."""
+
+
+class OutcomeUnknown(errors.Timeout):
+    """A write that may or may not have been applied: its answer was lost
+    (the server went away, or timed out) and the SDK could not tell from the
+    stored object. Read the object to see what happened."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,34 +223,55 @@ class Client:
             stub = self._stubs[index] = api.APIStub(channel)
         return stub
 
-    def _fail_over(self) -> None:
+    def _fail_over(self, failed: int | None = None) -> None:
+        """Moves to the next server; with `failed` (the index a call used),
+        only if no other call moved already, so that many calls failing
+        together move once instead of back and forth."""
+        if failed is not None and failed != self._current:
+            return
         if len(self._channels) > 1:
             self._current = (self._current + 1) % len(self._channels)
             log.info("switching API server", extra={"server": self.config.servers[self._current]})
 
     async def _call(
-        self, method: str, request: Any, metadata: tuple[tuple[str, str], ...] = ()
+        self,
+        method: str,
+        request: Any,
+        metadata: tuple[tuple[str, str], ...] = (),
+        *,
+        idempotent: bool = True,
     ) -> Any:
+        """One call, sent again after failures that allow it (see the module
+        docstring). A call that is not `idempotent` is sent again only when it
+        certainly never reached a server; an unknown outcome raises
+        `OutcomeUnknown` for the verb to resolve."""
         backoff = _Backoff(self.retry_timeout)
         while True:
+            server = self._current
             try:
                 rpc = getattr(self._stub(), method)
                 return await rpc(request, timeout=self.config.timeout, metadata=metadata or None)
             except grpc.aio.AioRpcError as e:
-                error = await self._retry_or_raise(e, backoff)
+                error = await self._retry_or_raise(e, backoff, server, idempotent=idempotent)
                 if error is not None:
                     raise error from None
 
     async def _retry_or_raise(
-        self, e: grpc.aio.AioRpcError, backoff: _Backoff
+        self, e: grpc.aio.AioRpcError, backoff: _Backoff, server: int, *, idempotent: bool
     ) -> errors.StatusError | None:
         """None when the call should be tried again (after sleeping), else the
-        error to raise."""
+        error to raise. `server`: the index of the server the call went to."""
         error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
-        if e.code() != grpc.StatusCode.UNAVAILABLE:
+        answered = _from_server(e)
+        outcome = _classify(e.code(), e.details() or "", error if answered else None)
+        if outcome == "answered":
             return error
-        if not _from_server(e):
-            self._fail_over()
+        if not answered and e.code() == grpc.StatusCode.UNAVAILABLE:
+            self._fail_over(server)
+        if outcome == "unknown" and not idempotent:
+            return _outcome_unknown(error)
+        if outcome == "unknown" and e.code() != grpc.StatusCode.UNAVAILABLE:
+            return error  # a deadline: the caller's time is spent
         if not await backoff.sleep():
             return error
         return None
@@ -231,13 +309,72 @@ class Client:
         return self._scheme.for_message(kind)
 
     async def create(self, obj: M, *, namespace: str | None = None, dry_run: bool = False) -> M:
+        """Stores a new object. With `generateName` (and no name) the client
+        picks the name's random suffix, another one while a name is taken.
+        Never creates twice; see the module docstring for how a lost answer
+        is resolved."""
         info = self.info(type(obj))
         ns = namespace or obj.metadata.namespace or self.namespace  # type: ignore[attr-defined]
-        request = api.CreateRequest(
-            ref=_ref(info, ns), object=obj.SerializeToString(), dry_run=dry_run
+        if dry_run:  # writes nothing: any failure may be sent again
+            request = api.CreateRequest(
+                ref=_ref(info, ns), object=obj.SerializeToString(), dry_run=True
+            )
+            return type(obj).FromString((await self._call("Create", request)).object)
+        obj = _copy(obj)
+        m = obj.metadata  # type: ignore[attr-defined]
+        generate = not m.name and bool(m.generate_name)
+        uid = str(uuid.uuid4())
+        for _ in range(_NAME_TRIES if generate else 1):
+            if generate:
+                m.name = generate_name(m.generate_name)
+            try:
+                return await self._create_once(info, ns, obj, uid)
+            except errors.AlreadyExists:
+                if not generate:
+                    raise
+            except errors.Invalid as e:
+                if not generate:
+                    raise
+                raise _as_generate_name(e, m.name, m.generate_name) from None
+        raise errors.AlreadyExists(
+            f"{info.group_resource}: {_NAME_TRIES} names generated from {m.generate_name!r} "
+            "were all taken; retry, or choose another generateName",
+            kind=info.group_resource,
         )
-        response = await self._call("Create", request)
-        return type(obj).FromString(response.object)
+
+    async def _create_once(self, info: ResourceInfo, namespace: str, obj: M, uid: str) -> M:
+        """Creates `obj` under its name with the proposed `uid`, resolving
+        lost answers by reading the name (see the module docstring)."""
+        name = obj.metadata.name  # type: ignore[attr-defined]
+        request = api.CreateRequest(ref=_ref(info, namespace), object=obj.SerializeToString())
+        metadata = ((CREATE_UID_METADATA, uid),)
+        backoff = _Backoff(self.retry_timeout)
+        lost: OutcomeUnknown | None = None  # the last lost answer, once there was one
+        while True:
+            try:
+                response = await self._call("Create", request, metadata, idempotent=False)
+                return type(obj).FromString(response.object)
+            except OutcomeUnknown as e:
+                lost = e
+            except errors.AlreadyExists:
+                if lost is None:
+                    raise  # nothing of ours was ever in doubt: the name was taken
+            try:
+                stored = await self.get(type(obj), name, namespace=namespace)
+            except errors.NotFound:
+                pass  # not stored (yet): send it again
+            except (errors.Unavailable, errors.Timeout):
+                raise _outcome_unknown(lost, f'create {info.group_resource} "{name}"') from None
+            else:
+                if stored.metadata.uid == uid:  # type: ignore[attr-defined]
+                    return stored
+                raise errors.already_exists(info.group_resource, name)
+            log.info(
+                "create outcome unknown; sending it again",
+                extra={"resource": info.plural, "object": name, "error": str(lost)},
+            )
+            if not await backoff.sleep():
+                raise _outcome_unknown(lost, f'create {info.group_resource} "{name}"') from None
 
     async def get(self, kind: type[M], name: str, *, namespace: str | None = None) -> M:
         info = self.info(kind)
@@ -279,13 +416,33 @@ class Client:
         (an object without one overwrites unconditionally)."""
         info = self.info(type(obj))
         m = obj.metadata  # type: ignore[attr-defined]
+        namespace = m.namespace or self.namespace
         request = api.UpdateRequest(
-            ref=_ref(info, m.namespace or self.namespace, m.name, subresource),
+            ref=_ref(info, namespace, m.name, subresource),
             object=obj.SerializeToString(),
             dry_run=dry_run,
         )
-        response = await self._call("Update", request)
-        return type(obj).FromString(response.object)
+        if dry_run or not m.resource_version:  # idempotent: the same replace again
+            return type(obj).FromString((await self._call("Update", request)).object)
+        backoff = _Backoff(self.retry_timeout)
+        lost: OutcomeUnknown | None = None
+        while True:
+            try:
+                response = await self._call("Update", request, idempotent=False)
+                return type(obj).FromString(response.object)
+            except OutcomeUnknown as e:
+                lost = e
+            except errors.Conflict:
+                if lost is None:
+                    raise
+                # ours, or another writer's: the object tells
+                stored = await self.get(type(obj), m.name, namespace=namespace)
+                if _holds(stored, obj, subresource):
+                    return stored
+                what = f'update {info.group_resource} "{m.name}"'
+                raise _outcome_unknown(lost, what) from None
+            if not await backoff.sleep():
+                raise _outcome_unknown(lost, f'update {info.group_resource} "{m.name}"') from None
 
     async def update_status(self, obj: M, *, dry_run: bool = False) -> M:
         return await self.update(obj, subresource="status", dry_run=dry_run)
@@ -308,7 +465,9 @@ class Client:
             patch=body,
             dry_run=dry_run,
         )
-        response = await self._call("Patch", request)
+        # Merge and strategic patches give the same result applied twice;
+        # a JSON patch (an "add" to a list, say) may not.
+        response = await self._call("Patch", request, idempotent=patch_type != "json")
         return kind.FromString(response.object)
 
     async def delete(
@@ -330,8 +489,29 @@ class Client:
             ref=_ref(self.info(kind), namespace or self.namespace, name), options=options
         )
         metadata = ((NODE_METADATA, as_node),) if as_node else ()
-        response = await self._call("Delete", request, metadata)
-        return Deleted(kind.FromString(response.object), response.deleted)
+        backoff = _Backoff(self.retry_timeout)
+        lost: OutcomeUnknown | None = None
+        while True:
+            try:
+                response = await self._call("Delete", request, metadata, idempotent=dry_run)
+                return Deleted(kind.FromString(response.object), response.deleted)
+            except OutcomeUnknown as e:
+                lost = e
+            except errors.NotFound:
+                if lost is None:
+                    raise
+                what = f'delete {request.ref.resource} "{name}"'
+                if preconditions is None or not preconditions.HasField("uid"):
+                    raise _outcome_unknown(
+                        lost, what, "it is gone, but maybe not by this call"
+                    ) from None
+                gone = kind()
+                gone.metadata.name = name  # type: ignore[attr-defined]
+                gone.metadata.namespace = request.ref.namespace  # type: ignore[attr-defined]
+                gone.metadata.uid = preconditions.uid  # type: ignore[attr-defined]
+                return Deleted(gone, True)
+            if not await backoff.sleep():
+                raise _outcome_unknown(lost, f'delete {request.ref.resource} "{name}"') from None
 
     async def delete_collection(
         self,
@@ -397,11 +577,29 @@ class Client:
         binding.metadata.resource_version = resource_version
         binding.target.kind = "Node"
         binding.target.name = node
+        namespace = namespace or self.namespace
         request = api.CreateRequest(
-            ref=_ref(self.info(Pod), namespace or self.namespace, name, "binding"),
+            ref=_ref(self.info(Pod), namespace, name, "binding"),
             object=binding.SerializeToString(),
         )
-        return Pod.FromString((await self._call("Create", request)).object)
+        backoff = _Backoff(self.retry_timeout)
+        lost: OutcomeUnknown | None = None
+        while True:
+            try:
+                return Pod.FromString(
+                    (await self._call("Create", request, idempotent=False)).object
+                )
+            except OutcomeUnknown as e:
+                lost = e
+            except errors.Conflict:
+                if lost is None:
+                    raise
+                pod = await self.get(Pod, name, namespace=namespace)
+                if pod.spec.node_name == node:
+                    return pod  # our binding, or one to the same node
+                raise
+            if not await backoff.sleep():
+                raise _outcome_unknown(lost, f'bind pod "{name}"') from None
 
     async def resources(self) -> builtins.list[api.APIResource]:
         response = await self._call("Resources", api.ResourcesRequest())
@@ -693,3 +891,98 @@ def _delete_options(
     if dry_run:
         options.dry_run.append("All")
     return options
+
+
+_NOT_SENT_DETAILS: Final = (
+    # gRPC fails a call this way only when no connection could carry it
+    "failed to connect to all addresses",
+    "DNS resolution failed",
+)
+_UNKNOWN_CODES: Final = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.CANCELLED,
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.INTERNAL,
+    }
+)
+
+
+def _classify(code: grpc.StatusCode, details: str, answer: errors.StatusError | None) -> Outcome:
+    """What a failed call says about its request: "answered" (the server's
+    verdict), "not sent" (certainly not applied) or "unknown" (may have been
+    applied). `answer` is the error the API server sent, None when the
+    failure came from the transport. When unsure: unknown."""
+    if answer is not None:
+        if isinstance(answer, errors.TooManyRequests):
+            return "not sent"  # refused before any work
+        if isinstance(answer, errors.Unavailable | errors.Timeout):
+            return "unknown"  # etcd's trouble mid-write: the write may have landed
+        return "answered"
+    if code == grpc.StatusCode.UNAVAILABLE and any(d in details for d in _NOT_SENT_DETAILS):
+        return "not sent"
+    if code in _UNKNOWN_CODES:
+        return "unknown"
+    return "answered"
+
+
+def _outcome_unknown(
+    error: errors.StatusError | None, what: str = "", now: str = ""
+) -> OutcomeUnknown:
+    cause = f"{error}" if error is not None else "the answer was lost"
+    head = f"{what}: " if what else ""
+    state = f"; {now}" if now else ""
+    return OutcomeUnknown(
+        f"{head}the outcome is unknown, the request may or may not have been applied "
+        f"({cause}){state}; read the object to see its state before trying again",
+        kind=error.kind if error is not None else "",
+        name=error.name if error is not None else "",
+    )
+
+
+def generate_name(prefix: str) -> str:
+    """A name from `generateName`, as the API server would make it."""
+    return prefix[:_MAX_PREFIX] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+
+
+def _as_generate_name(e: errors.Invalid, name: str, prefix: str) -> errors.Invalid:
+    """A refused generated name is a problem with the prefix the user wrote:
+    reported on metadata.generateName, as the server does for names it makes."""
+    causes = [
+        errors.FieldError("metadata.generateName", c.reason, c.detail.replace(name, prefix))
+        if c.path == "metadata.name"
+        else c
+        for c in e.causes
+    ]
+    return errors.Invalid(causes, kind=e.kind, name=prefix)
+
+
+_SERVER_OWNED = ("resource_version", "generation", "creation_timestamp", "managed_fields")
+
+
+def _holds(stored: Message, sent: Message, subresource: str) -> bool:
+    """Whether `stored` holds what an update of `subresource` with `sent`
+    wrote: the status for "status", else everything but the status and the
+    metadata the server owns. Defaults the server filled in make this False
+    (the caller then reports an unknown outcome, never a false success)."""
+    a, b = _copy(stored), _copy(sent)
+    if subresource == "status":
+        return a.status == b.status  # type: ignore[attr-defined,no-any-return]
+    for obj in (a, b):
+        if "status" in obj.DESCRIPTOR.fields_by_name:
+            obj.ClearField("status")
+        m = obj.metadata  # type: ignore[attr-defined]
+        for field in _SERVER_OWNED:
+            if field in m.DESCRIPTOR.fields_by_name:
+                m.ClearField(field)
+    if not b.metadata.uid:  # type: ignore[attr-defined]
+        for obj in (a, b):
+            obj.metadata.ClearField("uid")  # type: ignore[attr-defined]
+    return a == b
+
+
+def _copy(obj: M) -> M:
+    out = type(obj)()
+    out.CopyFrom(obj)
+    return out

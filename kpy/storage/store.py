@@ -104,6 +104,23 @@ class ResourceStat:
 
 
 @dataclass(frozen=True, slots=True)
+class CompactionClaim:
+    """The outcome of `Store.claim_compaction`. `time` is the compaction
+    clock after the attempt (the version of the shared key); `revision` the
+    etcd revision then; `claimed` whether this caller won the interval."""
+
+    time: int
+    revision: int
+    claimed: bool
+
+
+COMPACT_REV_KEY = b"compact_rev_key"
+"""The key every API server's compactor shares (Kubernetes' name, outside
+any prefix as there): its value is the last revision compacted to, its
+version the number of compactions claimed so far."""
+
+
+@dataclass(frozen=True, slots=True)
 class _Written:
     """The outcome of a guarded write: the new revision when it succeeded,
     else the key's current value (None when the key is gone)."""
@@ -334,6 +351,28 @@ class Store:
                     f"cannot compact to revision {revision}: it is beyond the current revision"
                 ) from e
             raise translate(e, f"compact to revision {revision}") from e
+
+    async def claim_compaction(self, expected_time: int, revision: int) -> CompactionClaim:
+        """Kubernetes' compaction lease: if the shared key's version is still
+        `expected_time` (no other compactor claimed since this one last
+        looked), records `revision` in it, which bumps its version, and
+        reports `claimed`; otherwise reports the key's version so the caller
+        catches up. Only the claimer then compacts, so several API servers
+        compact once per interval between them."""
+        key = COMPACT_REV_KEY
+        txn = rpc.TxnRequest(
+            compare=[rpc.Compare(key=key, target=rpc.Compare.VERSION, version=expected_time)],
+            success=[
+                rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=str(revision).encode()))
+            ],
+            failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=key))],
+        )
+        response = await self._txn(txn, f"claim the compaction of revision {revision}")
+        current = int(response.header.revision)
+        if response.succeeded:
+            return CompactionClaim(expected_time + 1, current, claimed=True)
+        kvs = response.responses[0].response_range.kvs
+        return CompactionClaim(int(kvs[0].version) if kvs else 0, current, claimed=False)
 
     # -- etcd calls ----------------------------------------------------------
 

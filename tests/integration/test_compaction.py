@@ -1,0 +1,121 @@
+"""etcd compaction by the API server (issue 14): against a real etcd of its
+own, since compacting the session's etcd would expire other tests' versions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import pytest
+
+from kpy.api import errors
+from kpy.api.core.v1 import ConfigMap
+from kpy.apiserver.compaction import Compactor
+from kpy.apiserver.process import APIServerProcess
+from kpy.storage import EtcdServer, Store, new_client
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from kpy.api.scheme import ResourceInfo
+
+pytestmark = pytest.mark.etcd
+
+INTERVAL = 0.3
+
+
+@pytest.fixture(scope="module")
+def own_etcd() -> Iterator[EtcdServer]:
+    server = EtcdServer(unsafe_no_fsync=True)
+    server.start()
+    pid = server.pid
+    yield server
+    server.stop()
+    assert not Path(f"/proc/{pid}").exists(), f"etcd (pid {pid}) is still running after stop()"
+
+
+@pytest.fixture
+async def own_store(own_etcd: EtcdServer) -> AsyncIterator[Store]:
+    client = new_client(own_etcd.endpoint)
+    await client.connect()
+    yield Store(client)
+    await client.close()
+
+
+def _configmaps() -> ResourceInfo:
+    from kpy.api.scheme import scheme
+
+    return scheme.resolve("configmaps")
+
+
+async def _write(store: Store, name: str) -> int:
+    cm = ConfigMap()
+    cm.metadata.name = name
+    cm.metadata.namespace = "compaction"
+    created = await store.create(_configmaps(), cm)
+    return int(created.metadata.resource_version)
+
+
+async def _readable(store: Store, revision: int) -> bool:
+    try:
+        await store.list(_configmaps(), "compaction", resource_version=revision)
+    except errors.Expired:
+        return False
+    return True
+
+
+async def test_compacts_to_the_revision_of_the_previous_tick(own_store: Store) -> None:
+    compactor = Compactor(own_store, INTERVAL)
+    first = await _write(own_store, "a")
+    await compactor.tick()  # sees the current revision; compacts nothing
+    assert compactor.statistics.compacted_to == 0
+    seen = await own_store.current_revision()
+    await _write(own_store, "b")
+    latest = await _write(own_store, "c")
+    await compactor.tick()
+    assert compactor.statistics.compacted_to == seen, "compacts to what it saw one tick ago"
+    assert not await _readable(own_store, first), "history before the last interval is gone"
+    assert await _readable(own_store, seen), "the last interval's history is kept"
+    assert await _readable(own_store, latest)
+
+
+async def test_two_compactors_compact_once_per_interval(own_store: Store) -> None:
+    one, two = Compactor(own_store, INTERVAL), Compactor(own_store, INTERVAL)
+    start = await _write(own_store, "before-two")
+    with anyio.move_on_after(INTERVAL * 8):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one.run)
+            await anyio.sleep(INTERVAL / 2)  # out of phase, as two servers are
+            tg.start_soon(two.run)
+            while True:
+                await _write(own_store, f"w-{time.monotonic_ns()}")
+                await anyio.sleep(0.05)
+    ticks = max(one.statistics.ticks, two.statistics.ticks)
+    claims = one.statistics.claimed + two.statistics.claimed
+    assert ticks >= 4, f"only {ticks} ticks in {INTERVAL * 8}s"
+    assert 1 <= claims <= ticks, f"{claims} compactions in {ticks} intervals: they must take turns"
+    assert not await _readable(own_store, start)
+
+
+@pytest.mark.timeout(120)
+async def test_apiserver_compacts_with_its_flag(own_etcd: EtcdServer, own_store: Store) -> None:
+    old = await _write(own_store, "old")
+    server = APIServerProcess(
+        own_etcd.endpoint, extra_args=("--etcd-compaction-interval", str(INTERVAL))
+    )
+    server.start()
+    pid = server.pid
+    try:
+        with anyio.fail_after(60):
+            while await _readable(own_store, old):
+                await _write(own_store, f"n-{time.monotonic_ns()}")
+                await anyio.sleep(INTERVAL)
+    finally:
+        server.stop()
+    assert not _alive(pid), f"kpy-apiserver (pid {pid}) still runs after stop()"
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
