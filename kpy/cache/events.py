@@ -35,7 +35,7 @@ from kpy.api.core.v1 import Event, ObjectReference
 from kpy.api.scheme import scheme
 
 if TYPE_CHECKING:
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
 
 log = logging.getLogger("kpy.events")
 
@@ -68,7 +68,7 @@ class EventBroadcaster:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         *,
         queue_size: int = 1000,
         cache_size: int = 4096,

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from kpy.api.labels import Selector
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
 
 log = logging.getLogger("kpy.cache.informer")
 
@@ -67,7 +67,7 @@ class InformerStatistics:
 class SharedInformer(Generic[M]):
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         kind: type[M],
         *,
         namespace: str | None = None,
@@ -221,7 +221,7 @@ class SharedInformerFactory:
     including informers asked for after it started."""
 
     def __init__(
-        self, client: Client, *, namespace: str | None = None, resync_period: float = 0.0
+        self, client: ClientProtocol, *, namespace: str | None = None, resync_period: float = 0.0
     ) -> None:
         self._client = client
         self._namespace = namespace

@@ -36,7 +36,7 @@ from kpy.api import errors
 from kpy.api.coordination.v1 import Lease
 
 if TYPE_CHECKING:
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
 
 log = logging.getLogger("kpy.leader_election")
 
@@ -66,7 +66,7 @@ class LeaderElectionConfig:
 class LeaderElector:
     """See the module docstring."""
 
-    def __init__(self, client: Client, config: LeaderElectionConfig) -> None:
+    def __init__(self, client: ClientProtocol, config: LeaderElectionConfig) -> None:
         self._client = client
         self.config = config
         self._observed: Lease | None = None

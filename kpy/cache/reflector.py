@@ -33,7 +33,7 @@ from kpy.api import errors
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
 
 log = logging.getLogger("kpy.cache.reflector")
 
@@ -56,7 +56,7 @@ class ReflectorStore(Protocol[M_contra]):
 class Reflector(Generic[M]):
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         kind: type[M],
         store: ReflectorStore[M],
         *,

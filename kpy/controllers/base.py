@@ -1,6 +1,7 @@
 """The controller pattern, once (sample-controller's controller.go).
 
-A controller subclasses `Controller`:
+A controller subclasses `Controller` and is built from a
+`ControllerContext` (client, informer factories, metrics, events):
 
 - its constructor wires informer handlers to `enqueue` (or to
   `enqueue_key`), so every change ends as a key ("namespace/name") on one
@@ -30,6 +31,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -40,15 +42,33 @@ from kpy.cache.workqueue import RateLimitingQueue, ShutDown
 
 if TYPE_CHECKING:
     from kpy.cache._clock import Clock
-    from kpy.cache.events import EventRecorder
+    from kpy.cache.events import EventBroadcaster, EventRecorder
+    from kpy.cache.informer import SharedInformerFactory
+    from kpy.client import ClientProtocol
     from kpy.metrics import Metrics
 
 log = logging.getLogger("kpy.controllers")
 
-__all__ = ["Controller", "deleted_object", "key_of"]
+__all__ = ["Controller", "ControllerContext", "deleted_object", "key_of"]
 
 
 key_of = deletion_key
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerContext:
+    """What a controller is built from: each controller module's
+    `new_*_controller(ctx)` takes one, and the manager makes one per run.
+    It lives here, beside `Controller`, so that controller modules never
+    import the manager that imports them."""
+
+    client: ClientProtocol
+    informers: SharedInformerFactory
+    metrics: Metrics
+    #: cluster-scoped informers (nodes, namespaces) when `informers` is
+    #: restricted to one namespace; the same factory otherwise.
+    cluster_informers: SharedInformerFactory
+    events: EventBroadcaster
 
 
 class Controller(abc.ABC):

@@ -28,6 +28,7 @@ from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import SharedInformerFactory
 from kpy.component import ElectionOptions, LeadershipLost, run_elected
 from kpy.controllers import deployment, garbagecollector, namespace, replicaset
+from kpy.controllers.base import ControllerContext
 from kpy.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -56,19 +57,6 @@ class RunnableController(Protocol):
     name: str
 
     async def run(self, workers: int) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ControllerContext:
-    """What a controller is built from."""
-
-    client: Client
-    informers: SharedInformerFactory
-    metrics: Metrics
-    #: cluster-scoped informers (nodes, namespaces) when `informers` is
-    #: restricted to one namespace; the same factory otherwise.
-    cluster_informers: SharedInformerFactory
-    events: EventBroadcaster
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,8 +44,8 @@ if TYPE_CHECKING:
 
     from kpy.api.scheme import ResourceInfo
     from kpy.cache.informer import SharedInformer
-    from kpy.client import Client
-    from kpy.controllers.manager import ControllerContext
+    from kpy.client import ClientProtocol
+    from kpy.controllers.base import ControllerContext
     from kpy.metrics import Metrics
 
 log = logging.getLogger("kpy.controllers.namespace")
@@ -129,7 +129,7 @@ class NamespaceController(Controller):
 
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         namespaces: SharedInformer[Namespace],
         *,
         metrics: Metrics | None = None,

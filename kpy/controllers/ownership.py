@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
     from kpy.api.core.v1 import PodTemplateSpec
     from kpy.api.labels import Selector
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
 
 log = logging.getLogger("kpy.controllers")
 
@@ -167,7 +167,7 @@ class ControllerRefManager:
 
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         owner: Any,
         selector: Selector,
         controller_ref: OwnerReference,

@@ -58,8 +58,8 @@ if TYPE_CHECKING:
 
     from kpy.cache.events import EventRecorder
     from kpy.cache.informer import Lister, SharedInformer
-    from kpy.client import Client
-    from kpy.controllers.manager import ControllerContext
+    from kpy.client import ClientProtocol
+    from kpy.controllers.base import ControllerContext
     from kpy.metrics import Metrics
 
 log = logging.getLogger("kpy.controllers.replicaset")
@@ -116,7 +116,7 @@ class ReplicaSetController(Controller):
 
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         owners: SharedInformer[Any],
         pods: SharedInformer[Pod],
         *,
@@ -124,7 +124,9 @@ class ReplicaSetController(Controller):
         metrics: Metrics | None = None,
         recorder: EventRecorder | None = None,
         burst_replicas: int = BURST_REPLICAS,
+        now: Callable[[], float] = time.time,
     ) -> None:
+        """`now`: wall-clock seconds, for availability (minReadySeconds)."""
         if kind is _REPLICATION_CONTROLLER:
             self.name = "replicationcontroller"
         super().__init__(metrics=metrics, recorder=recorder)
@@ -133,6 +135,7 @@ class ReplicaSetController(Controller):
         self._owners: Lister[Any] = owners.lister()
         self._pods = pods
         self._burst = burst_replicas
+        self._now = now
         self.expectations = ControllerExpectations()
         owners.add_event_handler(
             EventHandler(
@@ -331,7 +334,7 @@ class ReplicaSetController(Controller):
             raise first_error[0]
 
     async def _update_status(self, rs: Any, pods: list[Pod], failure: Exception | None) -> None:
-        status = _status(rs, pods, failure)
+        status = _status(rs, pods, failure, self._now())
         if status == rs.status:
             return
         fresh = type(rs)()
@@ -368,12 +371,11 @@ async def _in_parallel(count: int, create: Callable[[], Any]) -> _Failure | None
     return _Failure(failures[0], len(failures)) if failures else None
 
 
-def _status(rs: Any, pods: list[Pod], failure: Exception | None) -> Any:
+def _status(rs: Any, pods: list[Pod], failure: Exception | None, now: float) -> Any:
     """The status `rs` should have for its active pods (Kubernetes'
     calculateStatus)."""
     status = type(rs.status)()
     template_labels = rs.spec.template.metadata.labels
-    now = time.time()
     status.replicas = len(pods)
     status.fully_labeled_replicas = sum(
         1 for p in pods if all(p.metadata.labels.get(k) == v for k, v in template_labels.items())
@@ -394,7 +396,7 @@ def _status(rs: Any, pods: list[Pod], failure: Exception | None) -> Any:
         if previous is not None and previous.status == "True":
             condition.last_transition_time.CopyFrom(previous.last_transition_time)
         else:
-            condition.last_transition_time.GetCurrentTime()
+            condition.last_transition_time.FromNanoseconds(int(now * 1e9))
     return status
 
 

@@ -519,7 +519,7 @@ async def test_scale(case: ScaleCase, fake: Harness) -> None:
             continue
         desired = case.desired_annotations.get(target.metadata.name, case.old.spec.replicas)
         util.set_replicas_annotations(target, desired, desired + util.max_surge(case.old))
-    await controller.scale(case.d, case.new_rs, case.old_rss)
+    await controller.syncer.scale(case.d, case.new_rs, case.old_rss)
     sizes = {r.metadata.name: r.spec.replicas for r in [case.new_rs, *case.old_rss] if r}
     sizes.update({u.metadata.name: u.spec.replicas for u in client.updates()})
     if case.new_rs is not None:
@@ -535,7 +535,7 @@ async def test_scale_leaves_a_saturated_but_broken_new_replica_set_alone(fake: H
     old_rs = rs("foo-v1", 1, created=OLD)
     for target in (new_rs, old_rs):
         util.set_replicas_annotations(target, 2, 3)
-    await controller.scale(d, new_rs, [old_rs])
+    await controller.syncer.scale(d, new_rs, [old_rs])
     assert client.updates() == []
 
 
@@ -547,7 +547,7 @@ async def test_scale_takes_old_replica_sets_down_once_the_new_one_is_saturated(
     new_rs = rs("foo-v2", 3, created=NEW, available=3)
     util.set_replicas_annotations(new_rs, 3, 4)
     old_rs = rs("foo-v1", 1, created=OLD)
-    await controller.scale(d, new_rs, [old_rs])
+    await controller.syncer.scale(d, new_rs, [old_rs])
     assert [(u.metadata.name, u.spec.replicas) for u in client.updates()] == [("foo-v1", 0)]
 
 
@@ -578,7 +578,7 @@ async def test_reconcile_new_replica_set(case: ReconcileNewCase, fake: Harness) 
     client, controller, _ = fake
     new_rs, old_rs = rs("foo-v2", case.new), rs("foo-v1", case.old)
     d = deployment(case.replicas, surge=case.surge, unavailable=0, selector={"foo": "bar"})
-    scaled = await controller.reconcile_new_replica_set([new_rs, old_rs], new_rs, d)
+    scaled = await controller.rolling.reconcile_new_replica_set([new_rs, old_rs], new_rs, d)
     if case.want is None:
         assert not scaled, case.name
         assert client.actions == [], case.name
@@ -614,7 +614,9 @@ async def test_reconcile_old_replica_sets(case: ReconcileOldCase, fake: Harness)
     new_rs = rs("foo-new", case.new, available=case.new_available, selector={"foo": "new"})
     old_rs = rs("foo-old", case.old, available=case.old_available, selector={"foo": "old"})
     d = deployment(case.replicas, surge=0, unavailable=case.unavailable, selector={"foo": "new"})
-    scaled = await controller.reconcile_old_replica_sets([old_rs, new_rs], [old_rs], new_rs, d)
+    scaled = await controller.rolling.reconcile_old_replica_sets(
+        [old_rs, new_rs], [old_rs], new_rs, d
+    )
     if case.want_old is None:
         assert not scaled, case.name
         assert client.actions == [], case.name
@@ -645,7 +647,9 @@ async def test_cleanup_unhealthy_replicas(case: CleanupUnhealthyCase, fake: Harn
     client, controller, _ = fake
     old_rs = rs("foo-v2", case.old, available=case.available)
     d = deployment(10, surge=2, unavailable=2)
-    after, cleaned = await controller.cleanup_unhealthy_replicas([old_rs], d, case.max_cleanup)
+    after, cleaned = await controller.rolling.cleanup_unhealthy_replicas(
+        [old_rs], d, case.max_cleanup
+    )
     assert cleaned == case.want, case.name
     assert after[0].spec.replicas == case.old - case.want, case.name
     assert len(client.updates()) == (1 if case.want else 0), case.name
@@ -677,7 +681,9 @@ async def test_scale_down_old_replica_sets_for_rolling_update(
     client, controller, _ = fake
     old_rs = rs("foo-v2", case.old, available=case.available)
     d = deployment(case.replicas, surge=0, unavailable=case.unavailable, selector={"foo": "bar"})
-    scaled = await controller.scale_down_old_replica_sets_for_rolling_update([old_rs], [old_rs], d)
+    scaled = await controller.rolling.scale_down_old_replica_sets_for_rolling_update(
+        [old_rs], [old_rs], d
+    )
     if case.want_old is None:
         assert scaled == 0, case.name
         assert client.actions == [], case.name
@@ -742,7 +748,7 @@ CLEANUP_CASES = [
 async def test_cleanup_deployment(case: CleanupCase, fake: Harness) -> None:
     client, controller, _ = fake
     d = deployment(1, history=case.limit, selector={"foo": "bar"})
-    await controller.cleanup_deployment(case.old_rss, d)
+    await controller.syncer.cleanup_deployment(case.old_rss, d)
     assert [name for verb, name in client.actions if verb == "delete"] == case.want_deleted
 
 
@@ -751,7 +757,7 @@ async def test_cleanup_waits_for_the_replica_set_controller_to_catch_up(fake: Ha
     lagging = with_status("foo-1", 0, 0, 1)
     lagging.metadata.generation = 3
     lagging.status.observed_generation = 2
-    await controller.cleanup_deployment([lagging], deployment(1, history=0))
+    await controller.syncer.cleanup_deployment([lagging], deployment(1, history=0))
     assert client.actions == []
 
 
@@ -918,7 +924,7 @@ REQUEUE_CASES = [
 @pytest.mark.parametrize("case", REQUEUE_CASES, ids=lambda c: c.name)
 async def test_requeue_stuck_deployment(case: RequeueCase, fake: Harness) -> None:
     _, controller, _ = fake
-    got = controller.requeue_stuck_deployment(case.d, case.new, now=case.now)
+    got = controller.progress.requeue_stuck_deployment(case.d, case.new, now=case.now)
     assert got == pytest.approx(case.want, abs=1e-6), case.name
 
 
@@ -958,7 +964,7 @@ async def test_sync_rollout_status(case: RolloutStatusCase, fake: Harness) -> No
         "Progressing", "True", case.before, "", now=NOW - case.age
     )
     d.status.conditions.append(before)
-    await controller.sync_rollout_status([new_rs], new_rs, d)
+    await controller.progress.sync_rollout_status([new_rs], new_rs, d)
     written = [obj for verb, obj in client.actions if verb == "update_status"]
     assert len(written) == 1, case.name
     cond = util.get_deployment_condition(written[0].status, "Progressing")
@@ -1291,7 +1297,7 @@ def test_deployments_for_a_replica_set() -> None:
 async def test_new_replica_set_is_named_by_its_template_hash(fake: Harness) -> None:
     client, controller, _ = fake
     d = deployment(3, surge=1, unavailable=0, selector={"app": "web"}, deadline=600)
-    created = await controller.get_new_replica_set(d, [], [], True)
+    created = await controller.syncer.get_new_replica_set(d, [], [], True)
     template_hash = util.compute_hash(d.spec.template, None)
     assert created.metadata.name == f"foo-{template_hash}"
     assert created.spec.selector.match_labels[HASH] == template_hash
@@ -1313,7 +1319,7 @@ async def test_hash_collision_bumps_the_collision_count(fake: Harness) -> None:
     replica_sets.indexer.add(squatter)
     client.create_error = errors.AlreadyExists("exists")
     with pytest.raises(errors.AlreadyExists):
-        await controller.get_new_replica_set(d, [], [], True)
+        await controller.syncer.get_new_replica_set(d, [], [], True)
     written = [obj for verb, obj in client.actions if verb == "update_status"]
     assert [w.status.collision_count for w in written] == [1]
     assert util.compute_hash(d.spec.template, 1) != util.compute_hash(d.spec.template, None)
@@ -1325,7 +1331,7 @@ async def test_an_existing_new_replica_set_of_ours_is_taken(fake: Harness) -> No
     ours = owned_rs(d, f"foo-{util.compute_hash(d.spec.template, None)}", 1)
     replica_sets.indexer.add(ours)
     client.create_error = errors.AlreadyExists("exists")
-    got = await controller.get_new_replica_set(d, [], [], True)
+    got = await controller.syncer.get_new_replica_set(d, [], [], True)
     assert got is ours
     assert d.status.collision_count == 0
 

@@ -7,9 +7,14 @@ old ReplicaSets to the new one by the strategy (RollingUpdate within
 maxSurge / maxUnavailable, or Recreate); a change of replicas alone only
 scales (proportionally when several ReplicaSets have pods). Revisions live
 in the `deployment.kubernetes.io/revision` annotation of each ReplicaSet and
-of the Deployment; rollback (`rollback.rollback`) is done the way `kubectl
-rollout undo` does it, by writing an old ReplicaSet's template back into the
-Deployment.
+of the Deployment; rollback is `kpyctl rollout undo`'s (kpy/cli/_rollback.py),
+done the way kubectl does it, by writing an old ReplicaSet's template back
+into the Deployment.
+
+Kubernetes spreads the methods of one DeploymentController over several
+files; here each file holds one small class, and the controller composes
+them (see controller.py): `DeploymentSyncer` (sync.go), `RolloutProgress`
+(progress.go), `RollingUpdate` (rolling.go) and `Recreate` (recreate.go).
 
 Where Kubernetes' functions live (snake_case names throughout):
 
@@ -33,11 +38,11 @@ Where Kubernetes' functions live (snake_case names throughout):
   `scale_up_new_replica_set_for_recreate`, `old_pods_running`.
 - `util.py` (util/deployment_util.go, plus ComputeHash and the ReplicaSet
   orderings of pkg/controller): the pure arithmetic and bookkeeping.
-- `rollback.py` (kubectl's DeploymentRollbacker): `rollback`.
 
 Differences from Kubernetes, and why:
 - kpy's status subresource writes only the status, so the Deployment's
-  revision annotation goes through the main path (`SyncSteps.write_deployment`).
+  revision annotation goes through the main path
+  (`DeploymentSyncer.write_deployment`).
 - There is no spec.rollbackTo (apps/v1 dropped it); rollback is client-side.
 - An error while scaling old ReplicaSets fails the sync (and retries it)
   rather than being dropped until the next event.
@@ -57,7 +62,7 @@ from kpy.controllers.deployment.rollback import RollbackResult, rollback
 from kpy.controllers.replicaset import pods_informer_with_owner_index
 
 if TYPE_CHECKING:
-    from kpy.controllers.manager import ControllerContext
+    from kpy.controllers.base import ControllerContext
 
 __all__ = ["DeploymentController", "RollbackResult", "new_deployment_controller", "rollback"]
 

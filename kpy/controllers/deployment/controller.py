@@ -17,22 +17,31 @@ pause/resume in the Progressing condition; a paused Deployment or a scaling
 event (an active ReplicaSet sized for another replica count) is only scaled
 (`sync_for_scaling`); anything else rolls out by its strategy. See the
 package docstring for where each Kubernetes function lives.
+
+The controller is built by composition, read top to bottom in `__init__`:
+a `DeploymentSyncer` (client, ReplicaSet lister, recorder, clock: the steps
+of sync.go), a `RolloutProgress` over it and the work queue, and the two
+strategies, `RollingUpdate` and `Recreate`, over both. The controller
+itself only routes: handlers to the queue, `sync(key)` to the step that
+applies.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.api.labels import selector_from_label_selector
 from kpy.cache.informer import EventHandler
 from kpy.cache.store import split_key
-from kpy.controllers.base import deleted_object
+from kpy.controllers.base import Controller, deleted_object
 from kpy.controllers.deployment import util
-from kpy.controllers.deployment.recreate import RecreateSteps
-from kpy.controllers.deployment.rolling import RollingSteps
+from kpy.controllers.deployment.progress import RolloutProgress
+from kpy.controllers.deployment.recreate import Recreate
+from kpy.controllers.deployment.rolling import RollingUpdate
+from kpy.controllers.deployment.sync import CONTROLLER, DeploymentSyncer
 from kpy.controllers.ownership import ControllerRefManager, get_controller_of, new_controller_ref
 from kpy.controllers.replicaset import POD_OWNER_INDEX
 
@@ -43,7 +52,7 @@ if TYPE_CHECKING:
     from kpy.api.meta.v1 import OwnerReference
     from kpy.cache.events import EventRecorder
     from kpy.cache.informer import SharedInformer
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
     from kpy.metrics import Metrics
 
 log = logging.getLogger("kpy.controllers.deployment")
@@ -51,13 +60,16 @@ log = logging.getLogger("kpy.controllers.deployment")
 __all__ = ["DeploymentController"]
 
 
-class DeploymentController(RollingSteps, RecreateSteps):
+class DeploymentController(Controller):
     """See the module docstring. `pods` must carry the ReplicaSet
     controller's owner index (`replicaset.pods_informer_with_owner_index`)."""
 
+    name = CONTROLLER
+    max_retries: ClassVar[int | None] = 15
+
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         deployments: SharedInformer[Deployment],
         replica_sets: SharedInformer[ReplicaSet],
         pods: SharedInformer[Pod],
@@ -68,10 +80,15 @@ class DeploymentController(RollingSteps, RecreateSteps):
     ) -> None:
         super().__init__(metrics=metrics, recorder=recorder)
         self.client = client
-        self.now = now
         self.d_lister = deployments.lister()
         self.rs_lister = replica_sets.lister()
         self._pods = pods
+        # The steps, composed: sync.go's over the client and the ReplicaSet
+        # lister; progress over those and the queue; the strategies over both.
+        self.syncer = DeploymentSyncer(client, self.rs_lister, record=self.record, now=now)
+        self.progress = RolloutProgress(self.syncer, self.queue)
+        self.rolling = RollingUpdate(self.syncer, self.progress)
+        self.recreate = Recreate(self.syncer, self.progress)
         deployments.add_event_handler(self.enqueue_handler())
         replica_sets.add_event_handler(
             EventHandler(
@@ -190,19 +207,20 @@ class DeploymentController(RollingSteps, RecreateSteps):
             await self._refuse_selecting_everything(d)
             return
         rs_list = await self.get_replica_sets_for_deployment(d)
+        syncer = self.syncer
         if d.metadata.HasField("deletion_timestamp"):
-            await self.sync_status_only(d, rs_list)
+            await syncer.sync_status_only(d, rs_list)
             return
-        await self.check_paused_conditions(d)
-        if d.spec.paused or await self.is_scaling_event(d, rs_list):
-            await self.sync_for_scaling(d, rs_list)
+        await syncer.check_paused_conditions(d)
+        if d.spec.paused or await syncer.is_scaling_event(d, rs_list):
+            await syncer.sync_for_scaling(d, rs_list)
             return
         strategy = d.spec.strategy.type
         if strategy == util.RECREATE:
             pod_map = self.get_pod_map_for_deployment(d, rs_list)
-            await self.rollout_recreate(d, rs_list, pod_map)
+            await self.recreate.rollout_recreate(d, rs_list, pod_map)
         elif strategy == util.ROLLING_UPDATE:
-            await self.rollout_rolling(d, rs_list)
+            await self.rolling.rollout_rolling(d, rs_list)
         else:
             raise ValueError(f"deployment {key}: unexpected strategy type {strategy!r}")
 
@@ -213,7 +231,7 @@ class DeploymentController(RollingSteps, RecreateSteps):
         )
         if d.status.observed_generation < d.metadata.generation:
             d.status.observed_generation = d.metadata.generation
-            await self.write_deployment(d, status=True)
+            await self.syncer.write_deployment(d, status=True)
 
     async def get_replica_sets_for_deployment(self, d: Deployment) -> list[ReplicaSet]:
         """The ReplicaSets this Deployment controls after adopting matching

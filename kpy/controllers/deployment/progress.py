@@ -13,6 +13,9 @@ A rollout that is neither complete nor timed out is requeued for the moment
 its deadline passes (`requeue_stuck_deployment`), so a stuck rollout is
 noticed without polling. ReplicaFailure conditions of the ReplicaSets (the
 new one's first) are promoted to the Deployment.
+
+`RolloutProgress` writes through the `DeploymentSyncer` and requeues
+through the controller's work queue, the two things it is built from.
 """
 
 from __future__ import annotations
@@ -22,27 +25,35 @@ from typing import TYPE_CHECKING, Final
 
 from kpy.controllers.base import key_of
 from kpy.controllers.deployment import util
-from kpy.controllers.deployment.sync import SyncSteps, calculate_status
+from kpy.controllers.deployment.sync import calculate_status
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from kpy.api.apps.v1 import Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet
+    from kpy.cache.workqueue import RateLimitingQueue
+    from kpy.controllers.deployment.sync import DeploymentSyncer
 
 log = logging.getLogger("kpy.controllers.deployment")
 
-__all__ = ["REQUEUE_MARGIN", "ProgressSteps", "get_replica_failures"]
+__all__ = ["REQUEUE_MARGIN", "RolloutProgress", "get_replica_failures"]
 
 #: seconds added to a progress check's delay so that it lands after the deadline.
 REQUEUE_MARGIN: Final = 0.25
 
 
-class ProgressSteps(SyncSteps):
+class RolloutProgress:
+    """progress.go's two steps; see the module docstring."""
+
+    def __init__(self, syncer: DeploymentSyncer, queue: RateLimitingQueue[str]) -> None:
+        self._syncer = syncer
+        self._queue = queue
+
     async def sync_rollout_status(
         self, all_rss: Sequence[ReplicaSet | None], new_rs: ReplicaSet | None, d: Deployment
     ) -> None:
         """The status of a Deployment mid-rollout; see the module docstring."""
-        now = self.now()
+        now = self._syncer.now()
         new_status = calculate_status(all_rss, new_rs, d, now=now)
         if not util.has_progress_deadline(d):
             util.remove_deployment_condition(new_status, util.DEPLOYMENT_PROGRESSING)
@@ -63,7 +74,7 @@ class ProgressSteps(SyncSteps):
             self.requeue_stuck_deployment(d, new_status)
             return
         d.status.CopyFrom(new_status)
-        await self.write_deployment(d, status=True)
+        await self._syncer.write_deployment(d, status=True)
 
     def requeue_stuck_deployment(
         self, d: Deployment, new_status: DeploymentStatus, now: float | None = None
@@ -77,18 +88,18 @@ class ProgressSteps(SyncSteps):
             return -1
         if util.deployment_complete(d, new_status) or current.reason == util.TIMED_OUT_REASON:
             return -1
-        now = self.now() if now is None else now
+        now = self._syncer.now() if now is None else now
         last_update = current.last_update_time.seconds + current.last_update_time.nanos / 1e9
         after = last_update + d.spec.progress_deadline_seconds - now
         if after < 1:
             if after > 0:
                 # Kubernetes checks at once here because its condition times are
                 # whole seconds; these are exact, so wait for the moment itself.
-                self.enqueue_after(d, after + REQUEUE_MARGIN)
+                self._queue.add_after(key_of(d), after + REQUEUE_MARGIN)
             else:
-                self.queue.add_rate_limited(key_of(d))
+                self._queue.add_rate_limited(key_of(d))
             return 0
-        self.enqueue_after(d, after + REQUEUE_MARGIN)
+        self._queue.add_after(key_of(d), after + REQUEUE_MARGIN)
         return after
 
 

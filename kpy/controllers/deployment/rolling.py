@@ -16,6 +16,10 @@ Invariants, for the ReplicaSets' spec.replicas: their sum never exceeds
 replicas + maxSurge, and old pods are only removed while at least
 replicas - maxUnavailable pods stay available, counting the new
 ReplicaSet's unavailable pods against the budget.
+
+`RollingUpdate` is built from the `DeploymentSyncer` (scaling, history,
+the new ReplicaSet) and `RolloutProgress` (the status it ends each step
+with).
 """
 
 from __future__ import annotations
@@ -24,33 +28,42 @@ import logging
 from typing import TYPE_CHECKING
 
 from kpy.controllers.deployment import util
-from kpy.controllers.deployment.progress import ProgressSteps
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from kpy.api.apps.v1 import Deployment, ReplicaSet
+    from kpy.controllers.deployment.progress import RolloutProgress
+    from kpy.controllers.deployment.sync import DeploymentSyncer
 
 log = logging.getLogger("kpy.controllers.deployment")
 
-__all__ = ["RollingSteps"]
+__all__ = ["RollingUpdate"]
 
 
-class RollingSteps(ProgressSteps):
+class RollingUpdate:
+    """rolling.go's steps; see the module docstring."""
+
+    def __init__(self, syncer: DeploymentSyncer, progress: RolloutProgress) -> None:
+        self._syncer = syncer
+        self._progress = progress
+
     async def rollout_rolling(self, d: Deployment, rs_list: Sequence[ReplicaSet]) -> None:
-        new_rs, old_rss = await self.get_all_replica_sets_and_sync_revision(d, rs_list, True)
+        """One step of the rollout (see the module docstring)."""
+        syncer = self._syncer
+        new_rs, old_rss = await syncer.get_all_replica_sets_and_sync_revision(d, rs_list, True)
         assert new_rs is not None  # created when missing
         all_rss: list[ReplicaSet | None] = [*old_rss, new_rs]
         if await self.reconcile_new_replica_set(all_rss, new_rs, d):
-            await self.sync_rollout_status(all_rss, new_rs, d)
+            await self._progress.sync_rollout_status(all_rss, new_rs, d)
             return
         active_old = util.filter_active_replica_sets(old_rss)
         if await self.reconcile_old_replica_sets(all_rss, active_old, new_rs, d):
-            await self.sync_rollout_status(all_rss, new_rs, d)
+            await self._progress.sync_rollout_status(all_rss, new_rs, d)
             return
         if util.deployment_complete(d, d.status):
-            await self.cleanup_deployment(old_rss, d)
-        await self.sync_rollout_status(all_rss, new_rs, d)
+            await syncer.cleanup_deployment(old_rss, d)
+        await self._progress.sync_rollout_status(all_rss, new_rs, d)
 
     async def reconcile_new_replica_set(
         self, all_rss: Sequence[ReplicaSet | None], new_rs: ReplicaSet, deployment: Deployment
@@ -61,10 +74,12 @@ class RollingSteps(ProgressSteps):
         if new_rs.spec.replicas == replicas:
             return False
         if new_rs.spec.replicas > replicas:
-            scaled, _ = await self.scale_replica_set_and_record_event(new_rs, replicas, deployment)
+            scaled, _ = await self._syncer.scale_replica_set_and_record_event(
+                new_rs, replicas, deployment
+            )
             return scaled
         count = util.new_rs_new_replicas(deployment, all_rss, new_rs)
-        scaled, _ = await self.scale_replica_set_and_record_event(new_rs, count, deployment)
+        scaled, _ = await self._syncer.scale_replica_set_and_record_event(new_rs, count, deployment)
         return scaled
 
     async def reconcile_old_replica_sets(
@@ -116,7 +131,7 @@ class RollingSteps(ProgressSteps):
             if rs.spec.replicas == 0 or unhealthy <= 0:
                 continue
             count = min(max_cleanup_count - total, unhealthy)
-            _, ordered[i] = await self.scale_replica_set_and_record_event(
+            _, ordered[i] = await self._syncer.scale_replica_set_and_record_event(
                 rs, rs.spec.replicas - count, deployment
             )
             total += count
@@ -146,6 +161,8 @@ class RollingSteps(ProgressSteps):
             if rs.spec.replicas == 0:
                 continue
             count = min(rs.spec.replicas, budget - total)
-            await self.scale_replica_set_and_record_event(rs, rs.spec.replicas - count, deployment)
+            await self._syncer.scale_replica_set_and_record_event(
+                rs, rs.spec.replicas - count, deployment
+            )
             total += count
         return total

@@ -3,11 +3,14 @@ pkg/controller/deployment/sync.go): finding or creating the new ReplicaSet
 and keeping revisions in step, proportional scaling, cleaning up history and
 computing status.
 
-`SyncSteps` is the base of the controller's step classes (progress, rolling,
-recreate) and of `DeploymentController` itself, as Kubernetes spreads the
-methods of one DeploymentController over several files. Every method takes
-the Deployment as a private copy that it may change (status, annotations);
-ReplicaSets are lister objects and are copied before any change.
+`DeploymentSyncer` holds what these steps need (the client, the ReplicaSet
+lister, an event recorder and the clock) and nothing else: no queue, no
+handlers. The controller builds one and hands it to the strategies
+(`RollingUpdate`, `Recreate`) and to `RolloutProgress`, where Kubernetes
+spreads the methods of one DeploymentController over several files. Every
+method takes the Deployment as a private copy that it may change (status,
+annotations); ReplicaSets are lister objects and are copied before any
+change.
 
 Writes and what they carry:
 - ReplicaSets: `create`; `update` (spec.replicas and the replicas
@@ -24,25 +27,32 @@ Writes and what they carry:
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 from kpy.api import errors
 from kpy.api.apps.v1 import Deployment, DeploymentStatus, ReplicaSet
 from kpy.api.core.v1 import PodTemplateSpec
 from kpy.cache.events import NORMAL, WARNING
-from kpy.controllers.base import Controller
 from kpy.controllers.deployment import util
 from kpy.controllers.ownership import get_controller_of, new_controller_ref
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from kpy.cache.informer import Lister
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
+
+Recorder = Callable[[Any, str, str, str], None]
+"""Records an Event: (object, type, reason, message), as `Controller.record`."""
 
 log = logging.getLogger("kpy.controllers.deployment")
 
-__all__ = ["SyncSteps", "calculate_status", "copy_of"]
+__all__ = ["CONTROLLER", "DeploymentSyncer", "calculate_status", "copy_of"]
+
+#: the controller's name, in logs.
+CONTROLLER: Final = "deployment"
 
 
 def copy_of(rs: ReplicaSet) -> ReplicaSet:
@@ -51,16 +61,23 @@ def copy_of(rs: ReplicaSet) -> ReplicaSet:
     return out
 
 
-class SyncSteps(Controller):
-    """See the module docstring. Subclasses set the attributes below."""
+class DeploymentSyncer:
+    """The steps of sync.go over one client and ReplicaSet lister; see the
+    module docstring."""
 
-    name = "deployment"
-    max_retries: ClassVar[int | None] = 15
-
-    client: Client
-    rs_lister: Lister[ReplicaSet]
-    #: wall-clock seconds, for condition times and the progress deadline.
-    now: Callable[[], float]
+    def __init__(
+        self,
+        client: ClientProtocol,
+        rs_lister: Lister[ReplicaSet],
+        *,
+        record: Recorder | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.client = client
+        self.rs_lister = rs_lister
+        self.record: Recorder = record or _no_events
+        #: wall-clock seconds, for condition times and the progress deadline.
+        self.now = now
 
     # -- the new ReplicaSet and revisions -------------------------------------------------
 
@@ -142,7 +159,7 @@ class SyncSteps(Controller):
             log.info(
                 "created new replica set",
                 extra={
-                    "controller": self.name,
+                    "controller": CONTROLLER,
                     "key": f"{d.metadata.namespace}/{d.metadata.name}",
                     "replicaset": created.metadata.name,
                     "replicas": created.spec.replicas,
@@ -199,7 +216,7 @@ class SyncSteps(Controller):
         log.info(
             "hash collision; bumped collisionCount",
             extra={
-                "controller": self.name,
+                "controller": CONTROLLER,
                 "key": f"{d.metadata.namespace}/{d.metadata.name}",
                 "collision_count": d.status.collision_count,
             },
@@ -213,7 +230,7 @@ class SyncSteps(Controller):
         log.warning(
             "creating the new replica set failed",
             extra={
-                "controller": self.name,
+                "controller": CONTROLLER,
                 "key": f"{d.metadata.namespace}/{d.metadata.name}",
                 "replicaset": rs.metadata.name,
                 "error": str(e),
@@ -349,7 +366,7 @@ class SyncSteps(Controller):
             log.info(
                 "scaled replica set",
                 extra={
-                    "controller": self.name,
+                    "controller": CONTROLLER,
                     "key": f"{deployment.metadata.namespace}/{deployment.metadata.name}",
                     "replicaset": rs.metadata.name,
                     "direction": scaling_operation,
@@ -382,7 +399,7 @@ class SyncSteps(Controller):
                 continue
             log.info(
                 "deleting old replica set beyond the revision history limit",
-                extra={"controller": self.name, "replicaset": rs.metadata.name},
+                extra={"controller": CONTROLLER, "replicaset": rs.metadata.name},
             )
             try:
                 await self.client.delete(
@@ -423,6 +440,10 @@ class SyncSteps(Controller):
             ),
         )
         await self.write_deployment(d, status=True)
+
+
+def _no_events(obj: Any, eventtype: str, reason: str, message: str) -> None:
+    """The recorder of a syncer built without one."""
 
 
 def new_replica_set_for(d: Deployment) -> ReplicaSet:

@@ -65,8 +65,8 @@ if TYPE_CHECKING:
 
     from kpy.api.scheme import Scheme
     from kpy.cache.informer import SharedInformer
-    from kpy.client import Client
-    from kpy.controllers.manager import ControllerContext
+    from kpy.client import ClientProtocol
+    from kpy.controllers.base import ControllerContext
     from kpy.metrics import Metrics
 
 log = logging.getLogger("kpy.controllers.gc")
@@ -122,7 +122,7 @@ class GarbageCollector(Controller):
 
     def __init__(
         self,
-        client: Client,
+        client: ClientProtocol,
         informers: Iterable[tuple[ResourceInfo, SharedInformer[Any]]],
         *,
         metrics: Metrics | None = None,
