@@ -37,8 +37,9 @@ from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Node, Pod
 from kpy.client import Client
 from kpy.scheduler.cache import Cache
-from kpy.scheduler.framework import Framework, default_profile
+from kpy.scheduler.framework import Framework
 from kpy.scheduler.process import SchedulerProcess
+from kpy.scheduler.profiles import default_profile
 
 NAME = "scheduler"
 IN_FLIGHT = 32

@@ -42,7 +42,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 import anyio
@@ -65,11 +65,11 @@ from kpy.scheduler.framework import (
     Framework,
     PluginError,
     ScoredNode,
-    default_profile,
     fit_error_message,
     new_status,
 )
 from kpy.scheduler.plugins.default_preemption import pod_priority
+from kpy.scheduler.profiles import default_profile
 from kpy.scheduler.queue import QueueClosedError, QueuedPodInfo, SchedulingQueue
 from kpy.scheduler.resources import invalid_pod_quantities
 from kpy.scheduler.spreading import DefaultSpreadSelector
@@ -299,7 +299,8 @@ class Scheduler:
         assumed.CopyFrom(pod)
         assumed.spec.node_name = decision.node
         self.cache.assume_pod(assumed)
-        binds.start_soon(self._bind, info, cycle, decision.node)
+        state = decision.state if decision.state is not None else CycleState()
+        binds.start_soon(self._bind, info, decision.node, state)
 
     def decide(self, pod: Pod, *, preempt: bool = False) -> Decision:
         """The node for `pod` now, or why none fits (no side effects). With
@@ -342,7 +343,7 @@ class Scheduler:
             message = fit_error_message(total, result.diagnosis) if total else NO_NODES_AVAILABLE
             rejected = set(result.diagnosis.unschedulable_plugins)
             return Decision(None, message, rejected, nominated_node=nominated, victims=victims)
-        return Decision(result.node_info.name, "", set())
+        return Decision(result.node_info.name, "", set(), state=state)
 
     def _as_nominated(self, pod: Pod) -> Pod:
         """`pod` with the nomination this scheduler gave it, should the
@@ -420,11 +421,12 @@ class Scheduler:
             response.message = f"{len(feasible)}/{total} nodes are available"
         return response
 
-    async def _bind(self, info: QueuedPodInfo, cycle: int, node: str) -> None:
+    async def _bind(self, info: QueuedPodInfo, node: str, state: CycleState) -> None:
+        """Bind in the background, in the cycle's own state (`state`)."""
         pod, key = info.pod, info.key
         async with self._binds:
             try:
-                status = await self.framework.run_bind(CycleState(), pod, node)
+                status = await self.framework.run_bind(state, pod, node)
                 if status.code:
                     raise errors.Internal(f"binding {key} to {node}: {status.message()}")
             except (errors.Conflict, errors.NotFound):
@@ -549,6 +551,8 @@ class Decision:
     nominated_node: str | None = None
     #: the pods to evict to make room there
     victims: tuple[Pod, ...] = ()
+    #: the cycle that chose `node`, as its plugins left it: Bind runs in it
+    state: CycleState | None = field(default=None, compare=False, repr=False)
 
 
 #: The reason a node that cannot be parsed counts under in "0/N nodes are available".
@@ -561,8 +565,7 @@ def add_invalid_nodes(diagnosis: Diagnosis, invalid: dict[str, str]) -> None:
     status = new_status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, INVALID_NODE_REASON).with_plugin(
         "SchedulerCache"
     )
-    for name in invalid:
-        diagnosis[name] = status
+    diagnosis.node_to_status.update(dict.fromkeys(invalid, status))
 
 
 def _invalid_pod_message(problems: list[str]) -> str:

@@ -38,7 +38,7 @@ between calls: what they derive from the pod lives in the CycleState
 run, except where Kubernetes reports an error instead), and what they derive
 from a node lives in `NodeInfo.node_cache`. Score plugins also offer
 `score_nodes` (many nodes per call, same results), which the framework
-prefers. `kpy.scheduler.framework.default_profile()` lists them in
+prefers. `kpy.scheduler.profiles.default_profile()` lists them in
 kube-scheduler's order with its default score weights.
 """
 

@@ -12,7 +12,8 @@ import pytest
 
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Pod
-from kpy.scheduler.framework import CycleState, Framework, NodeInfo, default_profile
+from kpy.scheduler.framework import CycleState, Framework, NodeInfo
+from kpy.scheduler.profiles import default_profile
 from kpy.scheduler.scheduler import Scheduler
 from tests.unit.scheduler.sched_builders import node, taint
 

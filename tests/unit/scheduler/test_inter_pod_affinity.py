@@ -20,11 +20,11 @@ from kpy.scheduler.framework import (
     NodeInfo,
     NodeScore,
     Status,
-    default_profile,
     fit_error_message,
     new_status,
 )
 from kpy.scheduler.plugins.inter_pod_affinity import InterPodAffinity
+from kpy.scheduler.profiles import default_profile
 from tests.unit.scheduler.sched_builders import node
 
 if TYPE_CHECKING:

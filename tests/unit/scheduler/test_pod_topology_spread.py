@@ -21,9 +21,9 @@ from kpy.scheduler.framework import (
     NodeInfo,
     NodeScore,
     Status,
-    default_profile,
 )
 from kpy.scheduler.plugins.pod_topology_spread import PodTopologySpread
+from kpy.scheduler.profiles import default_profile
 from tests.unit.scheduler.sched_builders import node, taint
 
 if TYPE_CHECKING:

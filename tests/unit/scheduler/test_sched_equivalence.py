@@ -12,9 +12,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from kpy.scheduler.cache import Cache
-from kpy.scheduler.framework import CycleState, Framework, default_profile
+from kpy.scheduler.framework import (
+    SUCCESS,
+    Code,
+    CycleState,
+    Framework,
+    NodeInfo,
+    Status,
+    new_status,
+)
+from kpy.scheduler.framework.equivalence import EquivalenceCache
+from kpy.scheduler.profiles import default_profile
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from kpy.api.core.v1 import Node, Pod
 
 from tests.unit.scheduler.sched_builders import (
@@ -101,3 +113,78 @@ def test_cached_and_uncached_frameworks_decide_alike(seed: int) -> None:
         candidate.spec.node_name = chosen.name
         cache.assume_pod(candidate)
     assert len(with_memo.equivalence) == len(POD_CLASSES)
+
+
+# --- the wrapper alone ---
+
+
+@dataclasses.dataclass(frozen=True)
+class WrapCase:
+    name: str
+    #: what the node-local filters answer
+    local: Status
+    #: between the first pod and the second: "", "node" (a pod lands on the
+    #: node) or "class" (the second pod asks for more)
+    change: str
+    #: how often the node-local filters, the cluster-wide ones and the
+    #: (node-local) score plugin ran over both pods
+    local_calls: int
+    wide_calls: int
+    scored: int
+
+
+WRAP_CASES = [
+    WrapCase("same class, node unchanged: remembered", SUCCESS, "", 1, 2, 1),
+    WrapCase("a pod landed on the node: judged again", SUCCESS, "node", 2, 2, 2),
+    WrapCase("another class: judged again", SUCCESS, "class", 2, 2, 2),
+    WrapCase(
+        "a rejection is remembered, and spares the cluster-wide filters",
+        new_status(Code.UNSCHEDULABLE, "no"),
+        "",
+        1,
+        0,
+        1,
+    ),
+    WrapCase("an error is never remembered", new_status(Code.ERROR, "boom"), "", 2, 0, 1),
+]
+
+
+@pytest.mark.parametrize("case", WRAP_CASES, ids=lambda c: c.name)
+def test_the_cache_wraps_node_local_filters_and_scores(case: WrapCase) -> None:
+    calls = {"local": 0, "wide": 0, "scored": 0}
+
+    def local(state: CycleState, p: Pod) -> Callable[[NodeInfo], Status]:
+        def check(node_info: NodeInfo) -> Status:
+            calls["local"] += 1
+            return case.local
+
+        return check
+
+    def wide(state: CycleState, p: Pod) -> Callable[[NodeInfo], Status]:
+        def check(node_info: NodeInfo) -> Status:
+            calls["wide"] += 1
+            return SUCCESS
+
+        return check
+
+    def score_nodes(
+        state: CycleState, p: Pod, nodes: Sequence[NodeInfo]
+    ) -> tuple[list[int], Status]:
+        calls["scored"] += len(nodes)
+        return [7] * len(nodes), SUCCESS
+
+    cache = EquivalenceCache()
+    check, score = cache.filter(local, wide), cache.score("Scorer", score_nodes)
+    info = NodeInfo(node("n1", allocatable={"cpu": "4", "pods": "10"}))
+    first = pod(container({"cpu": "1"}), name="a", uid="a")
+    second = pod(container({"cpu": "2" if case.change == "class" else "1"}), name="b", uid="b")
+    statuses = []
+    for i, candidate in enumerate((first, second)):
+        if i and case.change == "node":
+            info.add_pod(pod(container({"cpu": "1"}), name="other", uid="other"))
+        state = CycleState()
+        statuses.append(check(state, candidate)(info))
+        assert score(state, candidate, [info]) == ([7], SUCCESS), case.name
+    assert statuses == [case.local, case.local], case.name
+    got = (calls["local"], calls["wide"], calls["scored"])
+    assert got == (case.local_calls, case.wide_calls, case.scored), case.name

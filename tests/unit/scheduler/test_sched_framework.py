@@ -29,10 +29,10 @@ from kpy.scheduler.framework import (
     ScorePlugin,
     Status,
     default_normalize_score,
-    default_profile,
     fit_error_message,
     new_status,
 )
+from kpy.scheduler.profiles import default_profile
 from tests.unit.scheduler.sched_builders import (
     container,
     node,
@@ -381,10 +381,9 @@ def test_fit_error_message(num_nodes: int, statuses: list[Status], message: str)
 
 
 def test_fit_error_message_appends_the_post_filter_message() -> None:
-    diagnosis = Diagnosis()
-    diagnosis["n"] = rejected("Insufficient cpu")
-    diagnosis.post_filter_msg = (
-        "preemption: 0/1 nodes are available: 1 No preemption victims found."
+    diagnosis = Diagnosis(
+        {"n": rejected("Insufficient cpu")},
+        post_filter_msg="preemption: 0/1 nodes are available: 1 No preemption victims found.",
     )
     assert fit_error_message(1, diagnosis) == (
         "0/1 nodes are available: 1 Insufficient cpu. "

@@ -1,0 +1,64 @@
+"""The default profile: the one place that names the in-tree plugins
+(kube-scheduler's `apis/config/v1/default_plugins.go`).
+
+The framework knows plugins only through the Profile it is given; this
+module sits above both, so neither imports the other's way back.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kpy.scheduler import plugins
+from kpy.scheduler.framework import DEFAULT_SCHEDULER_NAME, Profile
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Mapping
+
+    from kpy.api.core.v1 import Pod
+    from kpy.api.labels import Selector
+
+__all__ = ["default_profile"]
+
+
+def default_profile(
+    scheduler_name: str = DEFAULT_SCHEDULER_NAME,
+    *,
+    bind: Callable[[Pod, str], Awaitable[object]] | None = None,
+    namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
+    default_spread_selector: Callable[[Pod], Selector | None] | None = None,
+) -> Profile:
+    """kube-scheduler's default plugins that kpy implements, in its order, with
+    its default weights (TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1,
+    PodTopologySpread 2, InterPodAffinity 2, NodeResourcesBalancedAllocation
+    1), DefaultPreemption as PostFilter, and DefaultBinder over `bind` when
+    given (the scheduler gives the API call). `namespace_labels` answers a
+    namespace's labels (for namespaceSelector); `default_spread_selector`
+    the selector of a pod's Services and controller (for the default
+    topology spread constraints)."""
+    binders = (plugins.DefaultBinder(bind),) if bind is not None else ()
+    return Profile.of(
+        plugins.NodeUnschedulable(),
+        plugins.NodeName(),
+        plugins.TaintToleration(),
+        plugins.NodeAffinity(),
+        plugins.NodePorts(),
+        plugins.NodeResourcesFit(),
+        plugins.PodTopologySpread(default_spread_selector),
+        plugins.InterPodAffinity(namespace_labels),
+        plugins.DefaultPreemption(),
+        plugins.BalancedAllocation(),
+        *binders,
+        weights={
+            plugins.TaintToleration.name: 3,
+            plugins.NodeAffinity.name: 2,
+            plugins.NodeResourcesFit.name: 1,
+            plugins.PodTopologySpread.name: 2,
+            plugins.InterPodAffinity.name: 2,
+            plugins.BalancedAllocation.name: 1,
+        },
+        scheduler_name=scheduler_name,
+        # Node-local plugins' verdicts are remembered per pod class; the
+        # cluster-wide ones (inter-pod affinity, topology spread) run every time.
+        equivalence_cache=True,
+    )
