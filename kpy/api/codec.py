@@ -16,6 +16,13 @@ The special types are converted here and only here:
 
 Encoding emits exactly the fields that are set, so decode(encode(x)) == x and
 a manifest decoded and encoded comes back with the same fields.
+
+Input nested deeper than `MAX_DEPTH` (100) is refused as BadRequest before
+any recursive walk starts (see `kpy.api._limits` for why 100). Free-form
+JSON (Struct, Value) is bounded more tightly where it sits: protobuf reads
+back at most `PROTOBUF_MAX_DEPTH` nested messages and every JSON level costs
+it three (map entry, Value, Struct), so an object that decodes here is one
+that storage can read again.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import base64
 import binascii
 import difflib
 import json
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,6 +41,7 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from kpy.api import errors
 from kpy.api._descriptors import is_map, json_fields, map_value
+from kpy.api._limits import MAX_DEPTH, depth_message, nesting_depth
 from kpy.api._yaml import Document, YAMLError, load_documents
 from kpy.api.errors import FieldError
 from kpy.api.quantity import Quantity
@@ -63,6 +72,10 @@ _INT_RANGES = {
 }
 _FLOATS = (FieldDescriptor.TYPE_DOUBLE, FieldDescriptor.TYPE_FLOAT)
 
+PROTOBUF_MAX_DEPTH = 100
+"""The most nested messages protobuf's parser (upb) reads; a deeper message
+serializes fine but cannot be parsed again, so it must never be stored."""
+
 
 # ---------------------------------------------------------------- decoding
 
@@ -90,6 +103,7 @@ class _Decoder:
 
     def __init__(self) -> None:
         self.problems: list[FieldError] = []
+        self.level = 0  # how many messages enclose the one being filled, itself included
 
     def fail(self, path: str, reason: str, detail: str) -> None:
         self.problems.append(FieldError(path, reason, detail))
@@ -106,6 +120,13 @@ class _Decoder:
         )
 
     def message(self, msg: Message, data: Any, path: str) -> None:
+        self.level += 1
+        try:
+            self._fill(msg, data, path)
+        finally:
+            self.level -= 1
+
+    def _fill(self, msg: Message, data: Any, path: str) -> None:
         full_name = msg.DESCRIPTOR.full_name
         special = _SPECIAL_DECODERS.get(full_name)
         if special is not None:
@@ -165,6 +186,8 @@ class _Decoder:
             if not isinstance(key, str):
                 self.wrong_type(item_path, "a string key", key)
                 continue
+            if self.text(key, item_path) is None:
+                continue
             if value_field.type == FieldDescriptor.TYPE_MESSAGE:
                 self.message(target[key], item, item_path)
             elif item is None:
@@ -178,7 +201,7 @@ class _Decoder:
         kind = field.type
         if kind == FieldDescriptor.TYPE_STRING:
             if isinstance(value, str):
-                return value
+                return self.text(value, path)
         elif kind == FieldDescriptor.TYPE_BOOL:
             if isinstance(value, bool):
                 return value
@@ -191,6 +214,21 @@ class _Decoder:
             return self.base64(value, path)
         self.wrong_type(path, _scalar_name(field), value)
         return None
+
+    def text(self, value: str, path: str) -> str | None:
+        """`value` if protobuf can store it: JSON's "\\ud800" escapes give
+        Python strings with lone surrogates, which are not Unicode text."""
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            self.fail(
+                path,
+                errors.INVALID,
+                f"not valid Unicode text: {value[exc.start]!r} at position {exc.start} is a "
+                "lone surrogate; send the character itself, or its escape pair",
+            )
+            return None
+        return value
 
     def integer(self, kind: int, value: Any, path: str) -> int | None:
         if isinstance(value, float) and value.is_integer():
@@ -259,9 +297,28 @@ def _decode_int_or_string(d: _Decoder, msg: Message, data: Any, path: str) -> No
         msg.str_val = data  # type: ignore[attr-defined]
 
 
+def _free_form_too_deep(d: _Decoder, data: Any, path: str, *, struct: bool) -> bool:
+    """Whether free-form JSON at `path` nests too deep for protobuf to read
+    back (reported as a problem): each JSON level costs three messages (map
+    entry, Value, Struct), less one for a Struct, which is its own first."""
+    room = PROTOBUF_MAX_DEPTH - d.level + (1 if struct else 0)
+    limit = max(room // 3, 0)
+    if nesting_depth(data, stop=limit) <= limit:
+        return False
+    d.fail(
+        path,
+        errors.INVALID,
+        f"nesting depth exceeds {limit}: free-form JSON here can nest at most {limit} "
+        f"levels (protobuf reads at most {PROTOBUF_MAX_DEPTH} nested messages); flatten it",
+    )
+    return True
+
+
 def _decode_struct(d: _Decoder, msg: Message, data: Any, path: str) -> None:
     if not isinstance(data, dict):
         d.wrong_type(path, "an object", data)
+        return
+    if _free_form_too_deep(d, data, path, struct=True):
         return
     try:
         msg.update(_jsonable(data))  # type: ignore[attr-defined]
@@ -270,6 +327,8 @@ def _decode_struct(d: _Decoder, msg: Message, data: Any, path: str) -> None:
 
 
 def _decode_value(d: _Decoder, msg: Message, data: Any, path: str) -> None:
+    if _free_form_too_deep(d, data, path, struct=False):
+        return
     holder = struct_pb2.Struct()
     try:
         holder.update({"v": _jsonable(data)})
@@ -300,7 +359,11 @@ _SPECIAL_DECODERS = {
 def from_dict(message_type: type[M], data: Any, *, path: str = "") -> M:
     """Decode a plain value (as parsed from YAML or JSON) into `message_type`.
 
-    Raises `Invalid` listing every problem with its field path."""
+    Raises `Invalid` listing every problem with its field path, or
+    `BadRequest` for a value nested deeper than `MAX_DEPTH`."""
+    if nesting_depth(data) > MAX_DEPTH:
+        what = message_type.DESCRIPTOR.name + (f" {path}" if path else "")
+        raise errors.BadRequest(f"{what}: {depth_message()}", kind=message_type.DESCRIPTOR.name)
     msg = message_type()
     decoder = _Decoder()
     decoder.message(msg, data, path)
@@ -369,7 +432,10 @@ def _encode_value(msg: Any) -> Any:
         return [_encode_value(v) for v in msg.list_value.values]
     if kind == "number_value":
         number = msg.number_value
-        return int(number) if float(number).is_integer() and abs(number) < 2**53 else number
+        # Whole numbers read back as ints, as a user wrote them; -0.0 keeps its sign.
+        whole = float(number).is_integer() and abs(number) < 2**53
+        negative_zero = number == 0 and math.copysign(1.0, number) < 0
+        return int(number) if whole and not negative_zero else number
     if kind in ("string_value", "bool_value"):
         return getattr(msg, kind)
     return None
@@ -521,6 +587,8 @@ def _load(text: str, source: str, decode: Callable[[Any], M], *, lists: bool) ->
                             errors.Invalid([cause], kind=exc.kind, name=exc.name),
                         )
                     )
+            except errors.BadRequest as exc:  # the document as a whole, e.g. too deep
+                problems.append(DecodeProblem(source, doc.index, doc.line, exc))
     if problems:
         raise ManifestError(problems)
     return objects
@@ -542,7 +610,24 @@ def _items(doc: Document) -> Iterable[tuple[Any, str]]:
 def dump_yaml(objects: Iterable[Message], *, using: Scheme | None = None) -> str:
     """Objects as a multi-document YAML stream, in manifest form."""
     docs = [encode_object(o, using=using) for o in objects]
-    return yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, allow_unicode=True)
+    return yaml.dump_all(
+        docs, Dumper=_Dumper, sort_keys=False, default_flow_style=False, allow_unicode=True
+    )
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes strings holding NEL (U+0085) double-quoted:
+    PyYAML puts it raw into a single-quoted scalar, where YAML reads it as a
+    line break and folds it to a space, so the text would not load back."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, text: str) -> yaml.ScalarNode:
+    if "\x85" in text:
+        return dumper.represent_scalar("tag:yaml.org,2002:str", text, style='"')
+    return dumper.represent_str(text)
+
+
+_Dumper.add_representer(str, _represent_str)
 
 
 def dump_json(obj: Message, *, using: Scheme | None = None) -> str:

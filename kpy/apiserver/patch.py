@@ -25,6 +25,22 @@ Contract, for all three:
 - The result is not checked against the schema here: the caller decodes it
   with `kpy.api.codec.from_dict`, which reports unknown fields and values of
   the wrong type with their paths.
+
+Bounds, so that a small patch cannot make the server work or allocate
+without end (Kubernetes' CVE-2019-1002100: one `add` and k `copy`s of the
+growing subtree double it k times). As kube-apiserver does:
+- a patch body is at most `MAX_PATCH_BYTES` (3 MiB), read by `parse_body`;
+- a JSON patch has at most `MAX_JSON_PATCH_OPERATIONS` (10,000) operations;
+- the values a JSON patch adds and copies may add up to `MAX_ADDED_BYTES`
+  (3 MiB, measured as JSON), evanphx/json-patch's AccumulatedCopySizeLimit;
+  the result is then never more than that larger than the target. A merge
+  or strategic patch adds at most its own size, so its body cap bounds it;
+- no input, and no value a JSON patch places, nests deeper than
+  `kpy.api._limits.MAX_DEPTH` (100): the walks here are recursive.
+All three refuse at once, before the work: `PatchTooLarge` for a size or a
+count (the API server answers RequestEntityTooLarge), `PatchError` for depth.
+Merging a list by key, ordering it and taking a set union use hash indexes,
+so a patch with many elements costs linear time, not quadratic.
 """
 
 from __future__ import annotations
@@ -36,6 +52,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 from kpy.api._descriptors import is_map, is_message, json_fields, map_value
+from kpy.api._limits import MAX_DEPTH, depth_message, nesting_depth
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -43,7 +60,25 @@ if TYPE_CHECKING:
     from google.protobuf.descriptor import Descriptor, FieldDescriptor
     from google.protobuf.message import Message
 
-__all__ = ["PatchError", "json_patch", "merge_patch", "strategic_merge_patch"]
+__all__ = [
+    "MAX_ADDED_BYTES",
+    "MAX_JSON_PATCH_OPERATIONS",
+    "MAX_PATCH_BYTES",
+    "PatchError",
+    "PatchTooLarge",
+    "json_patch",
+    "merge_patch",
+    "parse_body",
+    "strategic_merge_patch",
+]
+
+MAX_PATCH_BYTES: Final = 3 * 1024 * 1024
+"""The largest patch body accepted: kube-apiserver's request body limit."""
+MAX_JSON_PATCH_OPERATIONS: Final = 10_000
+"""The most operations in one JSON patch: kube-apiserver's maxJSONPatchOperations."""
+MAX_ADDED_BYTES: Final = 3 * 1024 * 1024
+"""How many bytes (as JSON) the values that one JSON patch adds, replaces
+and copies may add up to: kube-apiserver's accumulated copy size limit."""
 
 
 class PatchError(ValueError):
@@ -56,6 +91,12 @@ class PatchError(ValueError):
         self.path = path
         self.reason = reason
         super().__init__(f"{path}: {reason}" if path else reason)
+
+
+class PatchTooLarge(PatchError):
+    """A patch refused for its size or its number of operations, before any
+    work: too long a body, too many operations, or operations that would
+    grow the object past `MAX_ADDED_BYTES`."""
 
 
 # ---------------------------------------------------------------- shared
@@ -83,6 +124,59 @@ def _shown(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def _check_depth(value: Any, what: str) -> None:
+    if nesting_depth(value) > MAX_DEPTH:
+        raise PatchError("", f"{what}: {depth_message()}")
+
+
+def _json_size(value: Any) -> int:
+    """The length of `value` as compact JSON (its depth is already bounded)."""
+    return len(json.dumps(value, separators=(",", ":"), default=str))
+
+
+def _identity(value: Any) -> Any:
+    """A hashable stand-in for a JSON value: equal for values `_json_equal`
+    calls equal (1 and 1.0), different for true and 1 or "1" and 1."""
+    if isinstance(value, bool):
+        return (bool, value)
+    if isinstance(value, int | float):
+        return (float, value)  # 1 == 1.0 and hash(1) == hash(1.0)
+    if isinstance(value, dict):
+        return (dict, frozenset((str(k), _identity(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return (list, tuple(_identity(v) for v in value))
+    if isinstance(value, str) or value is None:
+        return (type(value), value)
+    return (type(value), repr(value))
+
+
+def parse_body(body: bytes, *, what: str = "the patch") -> Any:
+    """A patch body parsed as JSON, within the bounds above.
+
+    Raises `PatchTooLarge` for a body over `MAX_PATCH_BYTES`, and
+    `PatchError` for a body that is not JSON (NaN and Infinity are not), or
+    that nests deeper than `MAX_DEPTH`. An empty body is `null`."""
+    if len(body) > MAX_PATCH_BYTES:
+        raise PatchTooLarge(
+            "",
+            f"{what} is {len(body)} bytes, and the limit is {MAX_PATCH_BYTES} bytes; "
+            "send a smaller patch (several in turn, or replace the object with update)",
+        )
+    try:
+        document = json.loads(body or b"null", parse_constant=_no_constant)
+    except RecursionError:
+        # The C parser guards its own stack; past it the depth is over the limit too.
+        raise PatchError("", f"{what}: {depth_message()}") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise PatchError("", f"{what} is not valid JSON: {e}") from None
+    _check_depth(document, what)
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value (use a number, or a string)")
+
+
 def _json_equal(a: Any, b: Any) -> bool:
     """Equality as JSON sees it: 1 == 1.0, but true != 1 and "1" != 1."""
     if isinstance(a, bool) or isinstance(b, bool):
@@ -104,7 +198,10 @@ def merge_patch(target: Any, patch: Any) -> Any:
 
     An object patch merges into the target member by member (a target that is
     not an object counts as `{}`), a `null` member deletes, and any other
-    patch value, lists included, replaces the target whole. Never fails."""
+    patch value, lists included, replaces the target whole. Fails only for
+    an input nested deeper than `MAX_DEPTH` (`PatchError`)."""
+    _check_depth(target, "the object to patch")
+    _check_depth(patch, "the patch")
     return _merge_owned(copy.deepcopy(target), patch)
 
 
@@ -133,20 +230,61 @@ def json_patch(target: Any, operations: Any) -> Any:
 
     Operations apply in order to a copy of `target`; the first that cannot
     (a bad operation, a pointer to nothing, a failed `test`) raises
-    `PatchError` naming it by index, and no partial result is returned."""
+    `PatchError` naming it by index, and no partial result is returned.
+    More than `MAX_JSON_PATCH_OPERATIONS` operations, or values added and
+    copied past `MAX_ADDED_BYTES`, raise `PatchTooLarge` before the
+    operation that would cross the limit runs."""
     if not isinstance(operations, list):
         raise PatchError(
             "",
             f"a JSON patch is a list of operations, got {_kind(operations)}; "
             'send [{"op": ..., "path": ...}, ...]',
         )
+    if len(operations) > MAX_JSON_PATCH_OPERATIONS:
+        raise PatchTooLarge(
+            "",
+            f"the allowed maximum operations in a JSON patch is {MAX_JSON_PATCH_OPERATIONS}, "
+            f"got {len(operations)}; split the patch, or replace the object with update",
+        )
+    _check_depth(target, "the object to patch")
+    _check_depth(operations, "the patch")
     document = copy.deepcopy(target)
+    budget = _Budget()
     for index, operation in enumerate(operations):
-        document = _apply_operation(document, operation, index)
+        document = _apply_operation(document, operation, index, budget)
     return document
 
 
-def _apply_operation(document: Any, operation: Any, index: int) -> Any:
+class _Budget:
+    """What the operations of one JSON patch have added so far, in bytes."""
+
+    def __init__(self) -> None:
+        self.added = 0
+
+    def place(self, tokens: list[str], value: Any, where: str) -> None:
+        """Account for `value` about to be placed at `tokens`: refuse it if
+        the patch would then have added more than MAX_ADDED_BYTES, or if it
+        would nest deeper than MAX_DEPTH there."""
+        self.added += _json_size(value)
+        if self.added > MAX_ADDED_BYTES:
+            raise PatchTooLarge(
+                where,
+                f"the values this patch adds and copies come to more than {MAX_ADDED_BYTES} "
+                f"bytes (the limit on how much one patch may grow an object); "
+                "send a smaller patch",
+            )
+        _check_room(tokens, value, where)
+
+
+def _check_room(tokens: list[str], value: Any, where: str) -> None:
+    """Refuse placing `value` at `tokens` if the document would then nest
+    deeper than MAX_DEPTH (a scalar adds no depth)."""
+    room = max(MAX_DEPTH - len(tokens), 0)
+    if nesting_depth(value, stop=room) > room:
+        raise PatchError(where, f"the value placed here: {depth_message()}")
+
+
+def _apply_operation(document: Any, operation: Any, index: int, budget: _Budget) -> Any:
     where = f"operation {index}"
     if not isinstance(operation, dict):
         raise PatchError(where, f'expected an object with "op" and "path", got {_kind(operation)}')
@@ -161,19 +299,25 @@ def _apply_operation(document: Any, operation: Any, index: int) -> Any:
     where = f"operation {index} ({op} {json.dumps(path_text)})"
     path = _parse_pointer(path_text, "path", where)
     if op == "add":
-        return _add(document, path, copy.deepcopy(_value_member(operation, where)), where)
+        value = _value_member(operation, where)
+        budget.place(path, value, where)
+        return _add(document, path, copy.deepcopy(value), where)
     if op == "remove":
         document, _ = _remove(document, path, where)
         return document
     if op == "replace":
-        return _replace(document, path, copy.deepcopy(_value_member(operation, where)), where)
+        value = _value_member(operation, where)
+        budget.place(path, value, where)
+        return _replace(document, path, copy.deepcopy(value), where)
     if op == "test":
         _test(document, path, _value_member(operation, where), where)
         return document
     source_text = _string_member(operation, "from", where)
     source = _parse_pointer(source_text, "from", where)
     if op == "copy":
-        return _add(document, path, copy.deepcopy(_resolve(document, source, where)), where)
+        value = _resolve(document, source, where)
+        budget.place(path, value, where)  # before the copy: it may be what is too large
+        return _add(document, path, copy.deepcopy(value), where)
     # move
     if path[: len(source)] == source and len(path) > len(source):
         raise PatchError(
@@ -184,6 +328,7 @@ def _apply_operation(document: Any, operation: Any, index: int) -> Any:
     if path == source:
         _resolve(document, source, where)  # it must still exist
         return document
+    _check_room(path, _resolve(document, source, where), where)
     document, value = _remove(document, source, where)
     return _add(document, path, value, where)
 
@@ -452,7 +597,8 @@ def strategic_merge_patch(
     - `"$setElementOrder/<list>": [elements or keys]` orders the merged list
       as given; elements not named follow, in their relative order;
     - `"$retainKeys": [names]` keeps only those members after merging.
-    Anything else starting with "$" raises `PatchError`."""
+    Anything else starting with "$" raises `PatchError`, as does an input
+    nested deeper than `MAX_DEPTH`."""
     if not isinstance(patch, dict):
         raise PatchError(
             "",
@@ -461,6 +607,8 @@ def strategic_merge_patch(
         )
     # The stubs type DESCRIPTOR as the union of the pure-Python and upb classes.
     descriptor: Descriptor = message_type.DESCRIPTOR  # type: ignore[assignment]
+    _check_depth(target, "the object to patch")
+    _check_depth(patch, "the patch")
     merged = _merge_message(copy.deepcopy(target), patch, descriptor, "")
     return {} if merged is None else merged
 
@@ -642,6 +790,7 @@ def _replace_list(patch: list[Any], path: str) -> list[Any]:
 
 def _merge_value_list(current: list[Any], patch: list[Any], path: str) -> list[Any]:
     """A merged list of plain values: an ordered set union."""
+    have = {_identity(value) for value in current}
     for index, item in enumerate(patch):
         if item is None:
             raise PatchError(
@@ -651,7 +800,8 @@ def _merge_value_list(current: list[Any], patch: list[Any], path: str) -> list[A
             )
         if isinstance(item, dict | list):
             raise PatchError(f"{path}[{index}]", f"expected a plain value, got {_kind(item)}")
-        if not any(_json_equal(item, have) for have in current):
+        if _identity(item) not in have:
+            have.add(_identity(item))
             current.append(item)
     return current
 
@@ -662,6 +812,7 @@ def _merge_keyed_list(
     """A list merged by key: deletions first, then each element merged into
     the element with its key, or appended."""
     merges: list[tuple[str, Any, dict[str, Any]]] = []
+    gone: set[Any] = set()
     replace = False
     for index, item in enumerate(patch):
         where = f"{path}[{index}]"
@@ -671,8 +822,7 @@ def _merge_keyed_list(
         if directive is None:
             merges.append((where, _key_value(item, key, path, where), item))
         elif directive == "delete":
-            gone = _key_value(item, key, path, where)
-            current = [e for e in current if not _has_key(e, key, gone)]
+            gone.add(_identity(_key_value(item, key, path, where)))
         elif directive == "replace":
             if len(item) != 1:
                 raise PatchError(
@@ -690,9 +840,15 @@ def _merge_keyed_list(
             )
     if replace:
         current = []
+    elif gone:
+        current = [e for e in current if _key_identity(e, key) not in gone]
+    positions: dict[Any, int] = {}  # each key's first element, as a linear search finds it
+    for position, element in enumerate(current):
+        positions.setdefault(_key_identity(element, key), position)
     for where, value, item in merges:
-        found = next((i for i, e in enumerate(current) if _has_key(e, key, value)), None)
+        found = positions.get(_identity(value))
         if found is None:
+            positions[_identity(value)] = len(current)
             current.append(_merge_fields(None, item, descriptor, where))
         else:
             current[found] = _merge_fields(current[found], item, descriptor, where)
@@ -711,8 +867,13 @@ def _key_value(item: dict[str, Any], key: str, path: str, where: str) -> Any:
     return value
 
 
-def _has_key(element: Any, key: str, value: Any) -> bool:
-    return isinstance(element, dict) and _json_equal(element.get(key), value)
+_NO_KEY: Final = object()  # the identity of an element without a merge key: matches none
+
+
+def _key_identity(element: Any, key: str) -> Any:
+    if not isinstance(element, dict) or element.get(key) is None:
+        return _NO_KEY
+    return _identity(element[key])
 
 
 def _list_field(descriptor: Descriptor, name: str, where: str) -> FieldDescriptor:
@@ -736,7 +897,8 @@ def _delete_from_list(
         raise PatchError(where, f"expected a list of values to remove, got {_kind(values)}")
     current = result.get(name)
     if isinstance(current, list):
-        result[name] = [e for e in current if not any(_json_equal(e, v) for v in values)]
+        gone = {_identity(value) for value in values}
+        result[name] = [e for e in current if _identity(e) not in gone]
 
 
 def _set_element_order(
@@ -767,8 +929,12 @@ def _set_element_order(
     if not isinstance(current, list):
         return
 
+    ranks: dict[Any, int] = {}
+    for position, value in enumerate(wanted):
+        ranks.setdefault(_identity(value), position)
+
     def rank(element: Any) -> int:
         value = element.get(key) if key is not None and isinstance(element, dict) else element
-        return next((i for i, w in enumerate(wanted) if _json_equal(w, value)), len(wanted))
+        return ranks.get(_identity(value), len(wanted))
 
     result[name] = sorted(current, key=rank)  # stable: unnamed elements keep their order

@@ -25,7 +25,6 @@ finalizers for the garbage collector; Background (the default) adds none.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import secrets
 import time
@@ -859,9 +858,11 @@ def _parse_patch(patch_type: str, body: bytes) -> Any:
             f'unsupported patch type "{patch_type}": use "merge", "strategic" or "json"'
         )
     try:
-        document = json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError) as e:
-        raise errors.BadRequest(f"the patch is not valid JSON: {e}") from None
+        document = patch.parse_body(body)
+    except patch.PatchTooLarge as e:
+        raise errors.TooLarge(str(e)) from None
+    except patch.PatchError as e:
+        raise errors.BadRequest(str(e)) from None
     want = list if patch_type == "json" else dict
     if not isinstance(document, want):
         shape = "a list of operations" if patch_type == "json" else "a JSON object"
@@ -876,6 +877,8 @@ def _apply_patch(patch_type: str, target: Any, document: Any, message_type: type
         if patch_type == "json":
             return patch.json_patch(target, document)
         return patch.strategic_merge_patch(target, document, message_type)
+    except patch.PatchTooLarge as e:
+        raise errors.TooLarge(f"the patch cannot be applied: {e}") from None
     except patch.PatchError as e:
         raise errors.BadRequest(f"the patch cannot be applied: {e}") from None
 

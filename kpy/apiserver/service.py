@@ -487,7 +487,9 @@ def _lenient(method: str, decode: Callable[[bytes], Any]) -> Callable[[bytes], A
 
 
 async def _abort(context: Context, error: errors.StatusError) -> NoReturn:
-    await context.abort(status.code_for(error), error.message, status.trailing_metadata(error))
+    await context.abort(
+        status.code_for(error), status.wire_text(error.message), status.trailing_metadata(error)
+    )
     raise AssertionError("unreachable")  # abort raises
 
 

@@ -85,18 +85,26 @@ def code_for(error: errors.StatusError) -> grpc.StatusCode:
     return _CODE.get(error.reason, grpc.StatusCode.INTERNAL)
 
 
+def wire_text(text: str) -> str:
+    """`text` as UTF-8 can carry it: an error that quotes bad input may hold
+    lone surrogates (JSON's "\\ud800"), which protobuf and gRPC refuse to
+    encode; they travel as backslash escapes instead."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def to_status(error: errors.StatusError) -> Status:
     """The Status message describing `error` (Kubernetes' metav1.Status)."""
-    details = StatusDetails(name=error.name, kind=error.kind)
+    details = StatusDetails(name=wire_text(error.name), kind=wire_text(error.kind))
     if isinstance(error, errors.Invalid):
         details.causes.extend(
-            StatusCause(reason=c.reason, message=c.detail, field=c.path) for c in error.causes
+            StatusCause(reason=c.reason, message=wire_text(c.detail), field=wire_text(c.path))
+            for c in error.causes
         )
     return Status(
         api_version="v1",
         kind="Status",
         status="Failure",
-        message=error.message,
+        message=wire_text(error.message),
         reason=error.reason,
         code=error.code,
         details=details,

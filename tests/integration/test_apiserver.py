@@ -20,7 +20,7 @@ import grpc.aio
 import pytest
 
 from kpy.api import codec
-from kpy.api.apps.v1 import Deployment
+from kpy.api.apps.v1 import ControllerRevision, Deployment
 from kpy.api.autoscaling.v1 import Scale
 from kpy.api.batch.v1 import Job
 from kpy.api.core.v1 import Binding, ConfigMap, Namespace, Node, Pod
@@ -1470,3 +1470,105 @@ async def test_logs_container_choice(client: Client, api_namespace: str) -> None
         await read_logs(client, "p", api_namespace, container="nope")
     with pytest.raises(Unavailable):
         await read_logs(client, "p", api_namespace, container="sidecar")
+
+
+# -- patches that would blow up (issue 14) ---------------------------------------------
+
+
+def _copy_bomb(copies: int) -> list[dict[str, Any]]:
+    """CVE-2019-1002100's shape: one add, then copies that double the subtree
+    (22 copies, 1,098 bytes, blocked every request for 26 s and took 1 GB)."""
+    operations: list[dict[str, Any]] = [
+        {"op": "add", "path": "/metadata/annotations", "value": {"a": "x"}}
+    ]
+    operations += [
+        {"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/annotations/b{i}"}
+        for i in range(copies)
+    ]
+    return operations
+
+
+async def test_patch_bombs_are_refused_fast_and_the_server_keeps_serving(
+    client: Client, api_namespace: str
+) -> None:
+    await client.create(make(ConfigMap, "cm", {"data": {"a": "1"}}), namespace=api_namespace)
+    deep = b'{"data": ' + b'{"k": ' * 5000 + b"1" + b"}" * 5001
+    cases: list[tuple[str, str, Any, type[StatusError], str]] = [
+        (
+            "copy bomb",
+            "json",
+            _copy_bomb(40),
+            TooLarge,
+            "the values this patch adds and copies come to more than 3145728 bytes",
+        ),
+        (
+            "too many operations",
+            "json",
+            [{"op": "test", "path": "/data/a", "value": "1"}] * 10_001,
+            TooLarge,
+            "the allowed maximum operations in a JSON patch is 10000, got 10001",
+        ),
+        ("deep merge patch", "merge", deep, BadRequest, "nesting depth exceeds 100"),
+        ("deep strategic patch", "strategic", deep, BadRequest, "nesting depth exceeds 100"),
+        (
+            "body over 3 MiB",
+            "merge",
+            b'{"data": {"a": "' + b"x" * (3 * 1024 * 1024) + b'"}}',
+            TooLarge,
+            "and the limit is 3145728 bytes",
+        ),
+    ]
+    for case_id, patch_type, body, error, text in cases:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(error) as info:
+            await client.patch(
+                ConfigMap,
+                "cm",
+                body,
+                namespace=api_namespace,
+                patch_type=patch_type,  # type: ignore[arg-type]
+            )
+        elapsed = asyncio.get_running_loop().time() - started
+        assert text in str(info.value), f"{case_id}: {info.value}"
+        # Refused before the work (well under a second alone; slack for a loaded machine).
+        assert elapsed < 5, f"{case_id} took {elapsed:.1f} s"
+        stored = await client.get(ConfigMap, "cm", namespace=api_namespace)
+        assert dict(stored.data) == {"a": "1"}, case_id
+    # Input the fuzzers found crashing the codec or the error reply: 422, never 500.
+    with pytest.raises(Invalid, match=r"data\[k\]: not valid Unicode text"):
+        await client.patch(ConfigMap, "cm", b'{"data": {"k": "\\ud800"}}', namespace=api_namespace)
+    with pytest.raises(Invalid, match="lone surrogate"):
+        await client.patch(ConfigMap, "cm", b'{"data": {"\\udc00": "v"}}', namespace=api_namespace)
+    # A patch within the limits still applies.
+    operations = [{"op": "copy", "from": "/data/a", "path": f"/data/b{i}"} for i in range(3)]
+    patched = await client.patch(
+        ConfigMap, "cm", operations, namespace=api_namespace, patch_type="json"
+    )
+    assert dict(patched.data) == {"a": "1", "b0": "1", "b1": "1", "b2": "1"}
+
+
+async def test_deep_free_form_json_is_refused_before_it_is_stored(
+    client: Client, api_namespace: str
+) -> None:
+    """A ControllerRevision patched to a Struct protobuf cannot parse again
+    was stored, and every later read of it failed with an internal error."""
+    revision = unique("rev")
+    await client.create(
+        codec.from_dict(
+            ControllerRevision, {"metadata": {"name": revision}, "data": {"a": 1}, "revision": 1}
+        ),
+        namespace=api_namespace,
+    )
+    deep: Any = 1
+    for _ in range(40):
+        deep = {"k": deep}
+    with pytest.raises(Invalid, match="data: nesting depth exceeds 33"):
+        await client.patch(
+            ControllerRevision,
+            revision,
+            {"data": deep},
+            namespace=api_namespace,
+            patch_type="merge",
+        )
+    stored = await client.get(ControllerRevision, revision, namespace=api_namespace)
+    assert codec.to_dict(stored)["data"] == {"a": 1}

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from kpy.api import codec, errors
-from kpy.api.apps.v1 import Deployment, DeploymentSpec
+from kpy.api.apiextensions.v1 import CustomResourceDefinition
+from kpy.api.apps.v1 import ControllerRevision, Deployment, DeploymentSpec
 from kpy.api.core.v1 import ConfigMap, Pod, PodSpec, Secret
 from kpy.api.meta.v1 import IntOrString
 
@@ -136,6 +137,12 @@ data: {password: cGFzc3dvcmQ=}
             "bad time",
             "metadata: {name: p, creationTimestamp: yesterday}",
             'metadata.creationTimestamp: "yesterday" is not an RFC 3339 time',
+        ),
+        (
+            "lone surrogate",  # an internal error before (found by the fuzzer)
+            'metadata: {name: p, labels: {"\\ud800": "\\udc00x"}}',
+            "metadata.labels[\ud800]: not valid Unicode text: '\\ud800' at position 0 "
+            "is a lone surrogate",
         ),
         (
             "bool for int-or-string",
@@ -337,3 +344,133 @@ def test_errors_are_status_errors() -> None:
         codec.load_manifest("kind: Pod\n")
     assert isinstance(info.value, errors.BadRequest)
     assert isinstance(info.value.problems[0].error, errors.Invalid)
+
+
+# ------------------------------------------------------------ nesting and aliases
+
+
+def _deep_yaml(depth: int) -> str:
+    """A ConfigMap whose (unknown) field `x` nests `depth - 1` flow lists."""
+    return "apiVersion: v1\nkind: ConfigMap\nx: " + "[" * (depth - 1) + "]" * (depth - 1) + "\n"
+
+
+def _laughs(levels: int) -> str:
+    """The "billion laughs": each anchor is a list of ten of the one before."""
+    lines = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for i in range(1, levels):
+        lines.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    return "apiVersion: v1\nkind: ConfigMap\n" + "\n".join(lines) + "\n"
+
+
+def _nested(depth: int) -> Any:
+    value: Any = 1
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("depth 101", _deep_yaml(101), "test.yaml (line 3): nesting depth exceeds 100"),
+        ("depth 100000", _deep_yaml(100_000), "test.yaml (line 3): nesting depth exceeds 100"),
+        ("json depth 5000", "[" * 5000 + "]" * 5000, "(line 1): nesting depth exceeds 100"),
+        ("anchor in itself", "a: &a [*a]\n", "test.yaml (line 1): nesting depth exceeds 100"),
+        ("billion laughs", _laughs(9), "aliases expand to more than 100000 values"),
+        ("mapping as a key", "{[a]: 1}\n", "a mapping key must be a string, not a mapping"),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 20 else "",
+)
+def test_documents_too_deep_or_too_aliased_are_refused(name: str, text: str, expected: str) -> None:
+    """These raised RecursionError (an Internal error at the server) or ran
+    for minutes before; each is a BadRequest naming the line now."""
+    problems = _problems(text)
+    assert any(expected in p for p in problems), f"{name}: {problems}"
+
+
+def test_depth_100_and_a_few_aliases_still_decode() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: &d {a: b}\n"
+    assert dict(_one(text).data) == {"a": "b"}
+    assert list(codec.load_documents(_deep_yaml(100))[0].value) == ["apiVersion", "kind", "x"]
+
+
+@pytest.mark.parametrize(
+    ("name", "message_type", "data", "error", "expected"),
+    [
+        (
+            "value too deep",
+            ConfigMap,
+            {"metadata": _nested(101)},
+            errors.BadRequest,
+            "ConfigMap: nesting depth exceeds 100",
+        ),
+        (
+            "struct too deep for protobuf",
+            ControllerRevision,
+            {"data": _nested(34)},
+            errors.Invalid,
+            "data: nesting depth exceeds 33: free-form JSON here can nest at most 33 levels",
+        ),
+        (
+            "crd schema too deep for protobuf",
+            CustomResourceDefinition,
+            {"spec": {"versions": [{"schema": {"openAPIV3Schema": _nested(33)}}]}},
+            errors.Invalid,
+            "spec.versions[0].schema.openAPIV3Schema: nesting depth exceeds 32",
+        ),
+    ],
+    ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "",
+)
+def test_values_too_deep_are_refused(
+    name: str, message_type: Any, data: Any, error: type[errors.StatusError], expected: str
+) -> None:
+    with pytest.raises(error) as info:
+        codec.from_dict(message_type, data)
+    assert type(info.value) is error, name
+    assert expected in str(info.value), f"{name}: {info.value}"
+
+
+def test_free_form_json_as_deep_as_protobuf_reads_round_trips() -> None:
+    """Stored objects must parse again: a Struct one level deeper serialized
+    fine but failed every later read ("Exceeded upb_DecodeOptions_MaxDepth")."""
+    for message_type, data in (
+        (ControllerRevision, {"data": _nested(33)}),
+        (
+            CustomResourceDefinition,
+            {"spec": {"versions": [{"schema": {"openAPIV3Schema": _nested(32)}}]}},
+        ),
+    ):
+        obj = codec.from_dict(message_type, data)
+        assert message_type.FromString(obj.SerializeToString()) == obj
+        assert codec.to_dict(obj) == data
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("negative zero", -0.0),  # came back as 0: the fuzzer found it
+        ("negative whole", -5),
+        ("whole float", 2.0),
+        ("fraction", 0.5),
+        ("big", 2.0**60),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_free_form_numbers_round_trip(name: str, value: float) -> None:
+    obj = codec.from_dict(ControllerRevision, {"data": {"n": value}})
+    back = codec.to_dict(obj)["data"]["n"]
+    assert codec.from_dict(ControllerRevision, {"data": {"n": back}}) == obj, name
+    assert back == value, name
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["\x85", "a\x85b", "\u2028", "é", "\x00", "\t", " a", "a\nb\n", "yes", "1.5", ""],
+    ids=repr,
+)
+def test_dumped_yaml_loads_back_to_the_same_string(text: str) -> None:
+    """NEL came back as a space (found by the codec fuzzer): `kpyctl get -o
+    yaml` followed by apply would have changed the object."""
+    cm = codec.from_dict(ConfigMap, {"metadata": {"name": "c"}, "data": {"k": text}})
+    (back,) = codec.load_manifest(codec.dump_yaml([cm]))
+    assert back == cm

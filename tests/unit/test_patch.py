@@ -4,6 +4,7 @@ Kubernetes' strategic merge patch, each table-driven."""
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,7 +17,14 @@ from kpy.api.apiextensions.v1 import CustomResourceDefinition
 from kpy.api.apps.v1 import ControllerRevision, Deployment
 from kpy.api.core.v1 import Node, Pod, Service
 from kpy.apiserver import patch as patch_module
-from kpy.apiserver.patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from kpy.apiserver.patch import (
+    PatchError,
+    PatchTooLarge,
+    json_patch,
+    merge_patch,
+    parse_body,
+    strategic_merge_patch,
+)
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -862,3 +870,211 @@ def test_merge_key_table_names_real_fields() -> None:
         assert found.is_repeated, field_name
         assert not is_map(found), field_name
         assert found.message_type is None, f"{field_name} is not a list of plain values"
+
+
+# ---------------------------------------------------------------- limits
+
+
+def _nested(depth: int, leaf: Any = 1) -> Any:
+    """`leaf` inside `depth` objects: {"k": {"k": ... leaf}}."""
+    value = leaf
+    for _ in range(depth):
+        value = {"k": value}
+    return value
+
+
+def _copy_bomb(copies: int) -> list[dict[str, Any]]:
+    """CVE-2019-1002100's shape: one add, then copies that double the subtree."""
+    operations: list[dict[str, Any]] = [
+        {"op": "add", "path": "/metadata/annotations", "value": {"a": "x" * 10}}
+    ]
+    for i in range(copies):
+        operations.append(
+            {"op": "copy", "from": "/metadata/annotations", "path": f"/metadata/annotations/b{i}"}
+        )
+    return operations
+
+
+def _apply(kind: str, target: Any, document: Any) -> Any:
+    if kind == "merge":
+        return merge_patch(target, document)
+    if kind == "json":
+        return json_patch(target, document)
+    return strategic_merge_patch(target, document, Pod)
+
+
+@dataclass(frozen=True)
+class LimitCase:
+    id: str
+    kind: str  # merge, json or strategic
+    target: Any
+    patch: Any
+    error: str  # a substring of the message
+    too_large: bool = False  # PatchTooLarge (the server answers 413), else PatchError (400)
+
+
+POD = {"metadata": {"name": "p"}}
+LIMIT_CASES = [
+    LimitCase(
+        "copy-bomb-22",
+        "json",
+        POD,
+        _copy_bomb(22),
+        'operation 17 (copy "/metadata/annotations/b16"): the values this patch adds and '
+        "copies come to more than 3145728 bytes",
+        too_large=True,
+    ),
+    LimitCase(
+        "one-big-add-and-copies",
+        "json",
+        POD,
+        [
+            {"op": "add", "path": "/metadata/labels", "value": {"a": "x" * (2 * 1024 * 1024)}},
+            {"op": "copy", "from": "/metadata/labels", "path": "/metadata/annotations"},
+        ],
+        'operation 1 (copy "/metadata/annotations"): the values this patch adds',
+        too_large=True,
+    ),
+    LimitCase(
+        "too-many-operations",
+        "json",
+        POD,
+        [{"op": "test", "path": "/metadata/name", "value": "p"}] * 10_001,
+        "the allowed maximum operations in a JSON patch is 10000, got 10001",
+        too_large=True,
+    ),
+    LimitCase("merge-patch-too-deep", "merge", POD, _nested(101), "nesting depth exceeds 100"),
+    LimitCase(
+        "merge-target-too-deep",
+        "merge",
+        _nested(101),
+        {},
+        "the object to patch: nesting depth exceeds 100",
+    ),
+    LimitCase(
+        "strategic-patch-too-deep",
+        "strategic",
+        POD,
+        {"metadata": {"annotations": _nested(100)}},
+        "the patch: nesting depth exceeds 100",
+    ),
+    LimitCase(
+        "json-patch-too-deep",
+        "json",
+        POD,
+        [{"op": "add", "path": "/a", "value": _nested(99)}],
+        "the patch: nesting depth exceeds 100",
+    ),
+    LimitCase(
+        "json-copy-into-own-leaf",
+        "json",
+        {"a": _nested(60)},
+        [{"op": "copy", "from": "/a", "path": "/a" + "/k" * 60}],
+        'copy "/a' + "/k" * 60 + '"): the value placed here: nesting depth exceeds 100',
+    ),
+    LimitCase(
+        "json-move-too-deep",
+        "json",
+        {"a": _nested(60), "b": _nested(50)},
+        [{"op": "move", "from": "/b", "path": "/a" + "/k" * 59 + "/b"}],
+        "the value placed here: nesting depth exceeds 100",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", LIMIT_CASES, ids=[c.id for c in LIMIT_CASES])
+def test_patches_past_a_limit_are_refused_fast(case: LimitCase) -> None:
+    started = time.monotonic()
+    with pytest.raises(PatchError) as info:
+        _apply(case.kind, case.target, case.patch)
+    elapsed = time.monotonic() - started
+    assert case.error in str(info.value), f"{case.id}: {info.value}"
+    assert isinstance(info.value, PatchTooLarge) == case.too_large, case.id
+    # The copy bomb took 26 s and 1 GB at 22 copies before the limit; generous slack.
+    assert elapsed < 5, f"{case.id} took {elapsed:.1f} s"
+
+
+def test_a_patch_within_the_limits_still_applies() -> None:
+    depth_99 = {"metadata": {"annotations": None}, "spec": _nested(98, {})}
+    assert merge_patch({}, depth_99) == {"metadata": {}, "spec": _nested(98, {})}
+    operations = [{"op": "test", "path": "/metadata/name", "value": "p"}] * 10_000
+    assert json_patch(POD, operations) == POD
+    assert json_patch(POD, _copy_bomb(10))["metadata"]["annotations"]["b9"]["a"] == "x" * 10
+
+
+@dataclass(frozen=True)
+class BodyCase:
+    id: str
+    body: bytes
+    expected: Any = None
+    error: str = ""
+    too_large: bool = False
+
+
+BODY_CASES = [
+    BodyCase("object", b'{"a": [1, 2.5, "x", true, null]}', {"a": [1, 2.5, "x", True, None]}),
+    BodyCase("empty-is-null", b"", None),
+    BodyCase("depth-100", b"[" * 100 + b"]" * 100, _nested(0, [])),
+    BodyCase("depth-101", b"[" * 101 + b"]" * 101, error="the patch: nesting depth exceeds 100"),
+    # Deeper than the C parser's own guard: RecursionError before, BadRequest now.
+    BodyCase("depth-100000", b"[" * 100_000, error="the patch: nesting depth exceeds 100"),
+    BodyCase("not-json", b"{nope", error="the patch is not valid JSON"),
+    BodyCase("nan", b'{"a": NaN}', error="the patch is not valid JSON: NaN is not a JSON value"),
+    BodyCase("not-utf8", b'{"a": "\xff"}', error="the patch is not valid JSON"),
+    BodyCase(
+        "over-3MiB",
+        b'"' + b"x" * (3 * 1024 * 1024) + b'"',
+        error="the patch is 3145730 bytes, and the limit is 3145728 bytes",
+        too_large=True,
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BODY_CASES, ids=[c.id for c in BODY_CASES])
+def test_patch_bodies(case: BodyCase) -> None:
+    if not case.error:
+        if case.id == "depth-100":
+            assert patch_module.nesting_depth(parse_body(case.body)) == 100
+        else:
+            assert parse_body(case.body) == case.expected, case.id
+        return
+    with pytest.raises(PatchError) as info:
+        parse_body(case.body)
+    assert str(info.value).startswith(case.error), f"{case.id}: {info.value}"
+    assert isinstance(info.value, PatchTooLarge) == case.too_large, case.id
+
+
+@pytest.mark.parametrize(
+    ("case_id", "patch"),
+    [
+        (
+            "containers-merged-by-name",
+            {"spec": {"containers": [{"name": f"c{i}"} for i in range(100_000)]}},
+        ),
+        (
+            "finalizers-union-and-order",
+            {
+                "metadata": {
+                    "finalizers": [f"f{i}" for i in range(100_000)],
+                    "$setElementOrder/finalizers": [f"f{i}" for i in range(100_000)],
+                    "$deleteFromPrimitiveList/finalizers": [f"g{i}" for i in range(100_000)],
+                }
+            },
+        ),
+        (
+            "containers-deleted-by-name",
+            {
+                "spec": {
+                    "containers": [{"name": f"c{i}", "$patch": "delete"} for i in range(100_000)]
+                }
+            },
+        ),
+    ],
+)
+def test_strategic_lists_merge_in_linear_time(case_id: str, patch: dict[str, Any]) -> None:
+    """A 2 MB patch of 100,000 list elements was quadratic (10^10 comparisons)."""
+    target = {"metadata": {"finalizers": ["a"]}, "spec": {"containers": [{"name": "c1"}]}}
+    started = time.monotonic()
+    strategic_merge_patch(target, patch, Pod)
+    elapsed = time.monotonic() - started
+    assert elapsed < 10, f"{case_id} took {elapsed:.1f} s"

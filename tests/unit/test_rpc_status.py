@@ -256,3 +256,17 @@ def test_unknown_reason_is_internal() -> None:
     error = status.from_grpc(grpc.StatusCode.INTERNAL, "x", metadata)
     assert type(error) is errors.Internal
     assert error.message == "gone"
+
+
+def test_lone_surrogates_travel_as_escapes() -> None:
+    """An error quoting JSON's "\\ud800" could not be encoded: the server
+    failed to answer at all (found by the codec fuzzer)."""
+    error = errors.Invalid(
+        [errors.FieldError("data[\ud800]", errors.INVALID, "bad \udc00")], kind="ConfigMap"
+    )
+    decoded = status.from_status(
+        status.Status.FromString(status.to_status(error).SerializeToString())
+    )
+    assert isinstance(decoded, errors.Invalid)
+    assert decoded.causes == [errors.FieldError("data[\\ud800]", errors.INVALID, "bad \\udc00")]
+    assert "data[\\ud800]" in decoded.message
