@@ -7,8 +7,12 @@ flags, the client, and kubectl's way of reporting errors.
 - `run(args, verb)` loads the configuration, opens a `Client`, runs
   `verb(client, args, out, err)` and turns errors into kubectl's output and
   exit codes: `Error from server (NotFound): pods "x" not found` and exit 1;
-  a configuration or usage problem is exit 1 with what to do; an API
-  server that cannot be reached says which address and how to start one.
+  a configuration or usage problem is exit 1 with what to do. Which part is
+  down is told apart: an API server that cannot be reached says which
+  address and how to start one; an API server that answers that its
+  storage (etcd) is unavailable says that etcd is down, not the server.
+  A reader that goes away (`kpyctl get pods -o yaml | head`) ends the verb
+  quietly, exit 0, as kubectl does.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
+import grpc.aio
 
-from kpy.api import errors
+from kpy.api import codec, errors
 from kpy.api.scheme import scheme
 from kpy.cli._manifests import UsageError
+from kpy.cli._streams import reader_gone
 from kpy.client import Client
 from kpy.client.config import ConfigError, load_config
+from kpy.rpc import status
 
 if TYPE_CHECKING:
     import argparse
@@ -30,7 +37,19 @@ if TYPE_CHECKING:
 
     from kpy.api.scheme import ResourceInfo
 
-__all__ = ["add_flags", "get_named", "namespace_of", "resolve", "run"]
+__all__ = [
+    "add_flags",
+    "answered_by_server",
+    "get_named",
+    "namespace_of",
+    "one_target",
+    "ref",
+    "resolve",
+    "run",
+    "server_error_message",
+    "storage_down",
+    "unavailable_message",
+]
 
 
 def add_flags(p: argparse.ArgumentParser, *, all_namespaces: bool = False) -> None:
@@ -101,14 +120,114 @@ def run(
     except UsageError as e:
         err.write(f"error: {e}\n")
         return 1
+    except codec.ManifestError as e:  # a file's problem, found here, not the server's
+        for problem in e.problems:
+            err.write(f"error: {problem}\n")
+        return 1
     except errors.Unavailable as e:
-        where = ", ".join(config.servers)
-        err.write(
+        err.write(unavailable_message(e, ", ".join(config.servers)))
+        return 1
+    except errors.StatusError as e:
+        err.write(server_error_message(e, ", ".join(config.servers)))
+        return 1
+    except BrokenPipeError:  # whoever read our output stopped (`| head`): not an error
+        return reader_gone()
+
+
+def answered_by_server(e: errors.StatusError) -> bool:
+    """Whether an API server sent `e` (the failed call carried its Status),
+    rather than the transport failing to reach one."""
+    cause = e.__context__
+    if not isinstance(cause, grpc.aio.AioRpcError):
+        return False
+    return any(key == status.STATUS_KEY for key, _ in cause.trailing_metadata() or ())
+
+
+# What the API server's storage layer says when etcd is down or slow
+# (kpy.storage's error texts); a message with one of them means the API
+# server answered and its storage is the part that is down.
+_STORAGE_DOWN = ("etcd is unavailable", "cannot connect to etcd", "etcd did not answer")
+
+
+def unavailable_message(e: errors.Unavailable, where: str) -> str:
+    """What to tell the user about an Unavailable error, naming the part
+    that is down and what to do next."""
+    if not answered_by_server(e):
+        return (
             f"error: cannot reach the API server at {where}: {e}\n"
             "Is the cluster running? Start one with 'kpy up', or point --server "
             "(or ~/.kpy/config) at a running kpy-apiserver.\n"
         )
-        return 1
-    except errors.StatusError as e:
-        err.write(f"Error from server ({e.reason}): {e.message}\n")
-        return 1
+    return server_error_message(e, where)
+
+
+def storage_down(e: errors.StatusError) -> bool:
+    """Whether `e` says the API server's storage (etcd) is down: no use
+    sending more requests until it is back."""
+    return any(words in e.message for words in _STORAGE_DOWN)
+
+
+def server_error_message(e: errors.StatusError, where: str) -> str:
+    """kubectl's `Error from server (Reason): message`, and when the message
+    says the API server's storage (etcd) is down, a line saying so and what
+    to do (whatever the error's class: a write whose answer was lost to it
+    comes back as a Timeout)."""
+    text = f"Error from server ({e.reason}): {e.message}\n"
+    if storage_down(e):
+        text += (
+            f"The API server at {where} is up, but its storage (etcd) is unavailable: "
+            "start etcd again ('kpy status' shows which processes of a local cluster run), "
+            "then retry.\n"
+        )
+    return text
+
+
+def ref(info: ResourceInfo, name: str) -> str:
+    """kubectl's name of an object in messages: `deployment.apps/web`."""
+    group = f".{info.group}" if info.group else ""
+    return f"{info.singular}{group}/{name}"
+
+
+def one_target(words: list[str]) -> tuple[ResourceInfo, str]:
+    """The object named by `TYPE/NAME` or `TYPE NAME`; UsageError otherwise."""
+    if len(words) == 1 and "/" in words[0]:
+        kind, _, name = words[0].partition("/")
+        if kind and name:
+            return resolve(kind), name
+    if len(words) == 2 and "/" not in words[0]:
+        return resolve(words[0]), words[1]
+    shown = " ".join(words) or "nothing"
+    raise UsageError(f"name one object as TYPE/NAME or TYPE NAME, e.g. pod/web (got {shown})")
+
+
+def object_target(words: list[str]) -> tuple[ResourceInfo, str]:
+    """`TYPE/NAME` or `TYPE NAME` → (the kind, the name), for `rollout` and
+    `scale`; UsageError otherwise. (`one_target` with those verbs' wording.)"""
+    if len(words) == 1 and "/" in words[0]:
+        kind, _, name = words[0].partition("/")
+    elif len(words) == 2:
+        kind, name = words
+    else:
+        raise UsageError("name the object as TYPE/NAME or TYPE NAME, e.g. deployment/web")
+    info = resolve(kind)
+    if not name:
+        raise UsageError(f"give the name of the {kind}, as {kind}/NAME")
+    return info, name
+
+
+def slash_target(target: str) -> tuple[ResourceInfo, str]:
+    """`TYPE/NAME` → (the kind, the name), for `label`, `annotate` and
+    `set image`; UsageError naming what was given otherwise."""
+    kind, _, name = target.partition("/")
+    if not name:
+        raise UsageError(f"name the object as TYPE/NAME, e.g. pod/web (got {target!r})")
+    return resolve(kind), name
+
+
+def resolve_type(spec: str, names: list[str]) -> tuple[ResourceInfo, list[str]]:
+    """The resource and names of `TYPE NAME...` or `TYPE/NAME`; UsageError
+    (kubectl's wording) when the type is unknown."""
+    if "/" in spec:
+        spec, name = spec.split("/", 1)
+        names = [name, *names]
+    return resolve(spec), names

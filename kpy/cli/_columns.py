@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from kpy.cli import jsonpath
+from kpy.cli import _jsonpath
 from kpy.cli._printers import NONE
 
 if TYPE_CHECKING:
@@ -59,7 +59,7 @@ class Column:
     """One column of `-o custom-columns`: its header and its JSONPath."""
 
     header: str
-    template: jsonpath.Template
+    template: _jsonpath.Template
 
 
 def parse_custom_columns(spec: str) -> list[Column]:
@@ -71,7 +71,7 @@ def parse_custom_columns(spec: str) -> list[Column]:
             raise ValueError(
                 f"unexpected custom-columns spec: {part}, expected <header>:<json-path-expr>"
             )
-        columns.append(Column(header, jsonpath.parse(jsonpath.relaxed(path))))
+        columns.append(Column(header, _jsonpath.parse(_jsonpath.relaxed(path))))
     return columns
 
 
@@ -90,7 +90,8 @@ def parse_custom_columns_file(text: str) -> list[Column]:
             f"found {len(paths)}"
         )
     return [
-        Column(h, jsonpath.parse(jsonpath.relaxed(p))) for h, p in zip(headers, paths, strict=True)
+        Column(h, _jsonpath.parse(_jsonpath.relaxed(p)))
+        for h, p in zip(headers, paths, strict=True)
     ]
 
 
@@ -120,7 +121,7 @@ def go_sprint(value: Any) -> str:
 
 
 def sort_by(
-    items: Sequence[Any], template: jsonpath.Template, data_of: Callable[[Any], Any]
+    items: Sequence[Any], template: _jsonpath.Template, data_of: Callable[[Any], Any]
 ) -> list[Any]:
     """The items ordered by the value at `template` (kubectl's --sort-by):
     numbers numerically, strings in natural order (`web-2` before

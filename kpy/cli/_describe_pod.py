@@ -205,7 +205,8 @@ def _amounts(values: Any) -> dict[str, Quantity | str]:
 def containers_rows(label: str, containers: Any, statuses: Any, pod: Any, space: str = "") -> Rows:
     """`Containers:` (or `Init Containers:`) and each container under it.
     `space` prefixes the label (a pod template's is indented); then, as in
-    kubectl, the names are indented one space more than a pod's."""
+    kubectl, the names are indented one space more than a pod's. `pod` is
+    None for a pod template: its Downward API values are left blank."""
     by_name = {s.name: s for s in statuses}
     rows: Rows = [[space + label]]
     for c in containers:
@@ -341,7 +342,7 @@ def _env_rows(e: Any, container: Any, pod: Any, level: int) -> Rows:
     source = e.value_from
     if source.HasField("field_ref"):
         ref = source.field_ref
-        value = _field_value(pod, ref.field_path)
+        value = "" if pod is None else _field_value(pod, ref.field_path)
         return [[name, f"{value} ({ref.api_version or 'v1'}:{ref.field_path})"]]
     if source.HasField("resource_field_ref"):
         ref = source.resource_field_ref

@@ -5,30 +5,31 @@ as the API server would; every problem in every file is reported, and
 nothing is applied unless all of them are valid. With `--dry-run=client`
 that is all: nothing is sent anywhere.
 
-Otherwise each object is created, or updated the way kubectl apply does:
-the manifest as written (not defaulted) is kept in the
-`kubectl.kubernetes.io/last-applied-configuration` annotation, and an
-update is a three-way JSON merge patch: the new manifest, plus a null for
-every field the last applied manifest had and the new one has not, so a
-field removed from the file is removed from the object while fields other
+Otherwise each object is created, or updated the way kubectl apply does
+(_apply_object.py, shared with `diff`): the manifest as written (not
+defaulted) is kept in the `kubectl.kubernetes.io/last-applied-configuration`
+annotation, and an update is a three-way JSON merge patch, so a field
+removed from the file is removed from the object while fields other
 writers set (status, defaults, a controller's annotations) are left alone.
-Lists are replaced as a whole (merge-patch semantics). The output is
-kubectl's: `deployment.apps/web created|configured|unchanged`.
+The output is kubectl's: `deployment.apps/web created|configured|unchanged`.
 `--dry-run=server` sends everything with dry run: the server checks, and
-stores nothing.
+stores nothing. `-k DIR` applies what `kpyctl kustomize DIR` prints.
+Sources with no object at all are refused as kubectl refuses them:
+`error: no objects passed to apply`.
 """
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kpy.api import codec, errors
 from kpy.api.defaults import set_defaults
 from kpy.api.scheme import scheme
 from kpy.api.validation import validate
-from kpy.cli import _client
+from kpy.cli import _client, _kustomize
+from kpy.cli._apply_object import apply_object
 from kpy.cli._manifests import Source, UsageError, read_sources
 
 if TYPE_CHECKING:
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     from kpy.client import Client
 
 DEFAULT_NAMESPACE = "default"
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -51,6 +51,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         default=[],
         metavar="FILE",
         help="a file, a directory of manifests, or - for stdin (repeatable)",
+    )
+    p.add_argument(
+        "-k",
+        "--kustomize",
+        default=None,
+        metavar="DIR",
+        help="apply the kustomization in DIR (what `kpyctl kustomize DIR` prints)",
     )
     p.add_argument(
         "-R",
@@ -74,11 +81,14 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        sources = read_sources(args.filename, recursive=args.recursive)
+        sources = _sources(args)
     except UsageError as exc:
         err.write(f"error: {exc}\n")
         return 1
     objects, problems = prepare(sources, namespace=args.namespace)
+    if not objects and not problems:
+        err.write("error: no objects passed to apply\n")
+        return 1
     if problems:
         for problem in problems:
             err.write(f"error: {problem}\n")
@@ -97,6 +107,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     return _client.run(args, lambda client, a, o, e: _apply_all(client, a, written, o, e), out, err)
 
 
+def _sources(args: argparse.Namespace) -> list[Source]:
+    if args.kustomize is not None:
+        if args.filename:
+            raise UsageError("only one of -f or -k can be specified")
+        return [_kustomize.build_source(args.kustomize)]
+    if not args.filename:
+        raise UsageError("must specify one of -f and -k")
+    return read_sources(args.filename, recursive=args.recursive)
+
+
 async def _apply_all(
     client: Client, args: argparse.Namespace, objects: list[Message], out: TextIO, err: TextIO
 ) -> int:
@@ -109,6 +129,8 @@ async def _apply_all(
         try:
             outcome = await apply_one(client, obj, dry_run=args.dry_run == "server")
         except errors.StatusError as e:
+            if isinstance(e, errors.Unavailable) or _client.storage_down(e):
+                raise  # the API server or its storage is down: no use trying the rest
             err.write(f"Error from server ({e.reason}): {_ref(obj)}: {e.message}\n")
             failed += 1
             continue
@@ -119,44 +141,8 @@ async def _apply_all(
 
 async def apply_one(client: Client, obj: Message, *, dry_run: bool = False) -> str:
     """Creates or patches one object; "created", "configured" or "unchanged"."""
-    meta = obj.metadata  # type: ignore[attr-defined]
-    config = codec.encode_object(obj)
-    config_text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    namespace = meta.namespace or None
-    try:
-        live = await client.get(type(obj), meta.name, namespace=namespace)
-    except errors.NotFound:
-        meta.annotations[LAST_APPLIED] = config_text
-        await client.create(obj, namespace=namespace, dry_run=dry_run)
-        return "created"
-    previous_text = live.metadata.annotations.get(LAST_APPLIED)  # type: ignore[attr-defined]
-    if previous_text == config_text:
-        return "unchanged"
-    previous = json.loads(previous_text) if previous_text else {}
-    patch = three_way_patch(previous, config)
-    patch.pop("apiVersion", None)  # the path names the kind; the body must not
-    patch.pop("kind", None)
-    patch.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = config_text
-    await client.patch(
-        type(obj), meta.name, patch, namespace=namespace, patch_type="merge", dry_run=dry_run
-    )
-    return "configured"
-
-
-def three_way_patch(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch setting everything in `current` and deleting (null)
-    every field of `previous` that `current` no longer has."""
-    patch: dict[str, Any] = {}
-    for key, value in current.items():
-        before = previous.get(key)
-        if isinstance(value, dict) and isinstance(before, dict):
-            patch[key] = three_way_patch(before, value)
-        else:
-            patch[key] = value
-    for key in previous:
-        if key not in current:
-            patch[key] = None
-    return patch
+    outcome, _ = await apply_object(client, obj, dry_run=dry_run)
+    return outcome
 
 
 def _ref(obj: Message) -> str:

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, TextIO
 
-from kpy.api import codec, errors
+from kpy.api import errors
 from kpy.api.scheme import scheme
 from kpy.cli import _client
-from kpy.cli._manifests import UsageError, read_sources
+from kpy.cli._manifests import UsageError, load_objects, read_sources
 
 if TYPE_CHECKING:
     import argparse
@@ -49,10 +49,9 @@ def _targets(args: argparse.Namespace) -> list[tuple[ResourceInfo, str, str | No
         if args.target:
             raise UsageError("give either -f FILE or TYPE NAME, not both")
         found = []
-        for source in read_sources(args.filename):
-            for obj in codec.load_manifest(source.text, source=source.name):
-                meta = obj.metadata  # type: ignore[attr-defined]
-                found.append((scheme.for_message(type(obj)), meta.name, meta.namespace or None))
+        for obj in load_objects(read_sources(args.filename), verb="delete"):
+            meta = obj.metadata  # type: ignore[attr-defined]
+            found.append((scheme.for_message(type(obj)), meta.name, meta.namespace or None))
         return found
     if not args.target:
         raise UsageError("give TYPE NAME, TYPE/NAME, TYPE -l SELECTOR, TYPE --all or -f FILE")

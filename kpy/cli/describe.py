@@ -36,7 +36,6 @@ from kpy.api import codec, errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Endpoints, Event, Pod
 from kpy.cli import _client, _describe_pod, _printers
-from kpy.cli.get import resolve_type
 from kpy.rpc.scheduler import v1 as sched_rpc
 
 if TYPE_CHECKING:
@@ -78,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _describe(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    info, names = resolve_type(args.type, args.names)
+    info, names = _client.resolve_type(args.type, args.names)
     namespace = _client.namespace_of(client, args)
     code = 0
     objects: list[Message] = []
@@ -223,7 +222,7 @@ def _template(template: Any) -> Rows:
     rows: Rows = [["Pod Template:"]]
     rows += _map_rows("Labels:", dict(template.metadata.labels), "=", level=1)
     rows += _describe_pod.containers_rows(
-        "Containers:", template.spec.containers, [], template, space="  "
+        "Containers:", template.spec.containers, [], None, space="  "
     )
     rows += _describe_pod.volume_rows(template.spec.volumes, space="  ")
     return rows

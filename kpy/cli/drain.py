@@ -4,7 +4,8 @@
                          [--grace-period N] [--timeout D] [--pod-selector SELECTOR]
 
 What it does, in kubectl's order and words:
-1. Cordons every node (`node/N cordoned`, or `node/N already cordoned`).
+1. Cordons every node (`node/N cordoned`, or `node/N already cordoned`),
+   as `kpyctl cordon` does (_cordon.py).
 2. Per node, judges each of its pods (`judge`, pure): mirror pods are left
    alone (the API refuses to delete them; only their node's agent can);
    DaemonSet pods are refused unless --ignore-daemonsets, and then skipped
@@ -38,8 +39,9 @@ import anyio
 
 from kpy.api import errors
 from kpy.api.apps.v1 import DaemonSet
-from kpy.api.core.v1 import Node, Pod
+from kpy.api.core.v1 import Pod
 from kpy.cli import _client
+from kpy.cli._cordon import set_unschedulable
 from kpy.cli._manifests import UsageError
 from kpy.controllers.ownership import get_controller_of
 
@@ -274,7 +276,7 @@ async def _drain(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
         parse_duration(args.timeout) or UNBOUNDED_TIMEOUT,
     )
     for name in args.nodes:
-        await _cordon(client, name, out)
+        await set_unschedulable(client, name, True, out)
     for i, name in enumerate(args.nodes):
         try:
             await _drain_node(client, name, options, out, err)
@@ -290,16 +292,6 @@ async def _drain(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
         out.write(f"node/{name} drained\n")
         out.flush()
     return 0
-
-
-async def _cordon(client: Client, name: str, out: TextIO) -> None:
-    node = await client.get(Node, name)
-    if node.spec.unschedulable:
-        out.write(f"node/{name} already cordoned\n")
-    else:
-        await client.patch(Node, name, {"spec": {"unschedulable": True}})
-        out.write(f"node/{name} cordoned\n")
-    out.flush()
 
 
 async def _drain_node(

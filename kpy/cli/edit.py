@@ -1,12 +1,14 @@
-"""Small changes to live objects, as kubectl makes them: `label`,
-`annotate`, `cordon`, `uncordon`, `taint`, `set image` and `create -f`.
+"""`kpyctl edit TYPE NAME | TYPE/NAME`: kubectl's edit. The live object
+opens in the user's editor ($KPY_EDITOR, $KUBE_EDITOR or $EDITOR) as YAML;
+what is saved goes back as one merge patch of the differences, so a
+concurrent writer's other fields are never lost.
 
-Each is one patch (or, for taints, a compare-and-swap update of the node's
-list), so a concurrent writer's other fields are never lost. Existing
-labels, annotations and taints are only replaced with `--overwrite`, as
-kubectl insists. Output and errors are kubectl's: `pod/web labeled`,
-`node/n1 cordoned`, `error: 'app' already has a value (web), and
---overwrite is false`.
+A refusal the user can fix (invalid, conflict, a changed apiVersion, kind
+or name) opens the file again with the reasons on top, as kubectl does;
+an empty or unchanged file edits nothing, and when the user gives up on a
+rejected edit the file is kept and named (`A copy of your changes has been
+stored to "..."`). The editor loop itself is _editor.py's. Prints kubectl's
+`pod/web edited`.
 """
 
 from __future__ import annotations
@@ -14,207 +16,87 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, TextIO
 
 from kpy.api import codec, errors
-from kpy.api.core.v1 import Node, Taint
-from kpy.api.scheme import scheme
-from kpy.cli import _client
-from kpy.cli._manifests import UsageError, read_sources
+from kpy.cli import _client, _editor
 
 if TYPE_CHECKING:
     import argparse
 
-    from kpy.api.scheme import ResourceInfo
     from kpy.client import Client
 
-_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+__all__ = ["add_parser"]
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    for verb, field, done in (
-        ("label", "labels", "labeled"),
-        ("annotate", "annotations", "annotated"),
-    ):
-        p = sub.add_parser(verb, help=f"update the {field} of an object")
-        p.add_argument("target", metavar="TYPE/NAME | TYPE NAME")
-        p.add_argument("changes", nargs="+", metavar="KEY=VALUE | KEY-")
-        p.add_argument("--overwrite", action="store_true", help=f"replace existing {field}")
-        _client.add_flags(p)
-        p.set_defaults(run=lambda args, f=field, d=done: _client.run(args, _meta_verb(f, d)))
-    for verb, value in (("cordon", True), ("uncordon", False)):
-        p = sub.add_parser(verb, help=f"mark a node as {'un' if value else ''}schedulable")
-        p.add_argument("node")
-        _client.add_flags(p)
-        p.set_defaults(run=lambda args, v=value: _client.run(args, _cordon(v)))
-    p = sub.add_parser("taint", help="update the taints of a node")
-    p.add_argument("kind", metavar="nodes")
-    p.add_argument("node")
-    p.add_argument("taints", nargs="+", metavar="KEY[=VALUE]:EFFECT | KEY[:EFFECT]-")
-    p.add_argument("--overwrite", action="store_true")
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "edit", help="edit a resource in your editor ($KPY_EDITOR, $KUBE_EDITOR or $EDITOR)"
+    )
+    p.add_argument("target", nargs="+", metavar="TYPE NAME | TYPE/NAME")
     _client.add_flags(p)
-    p.set_defaults(run=lambda args: _client.run(args, _taint))
-    setter = sub.add_parser("set", help="set a field of an object")
-    kinds = setter.add_subparsers(dest="set_what", metavar="image", required=True)
-    p = kinds.add_parser("image", help="update the image of a container")
-    p.add_argument("target", metavar="TYPE/NAME")
-    p.add_argument("images", nargs="+", metavar="CONTAINER=IMAGE")
-    _client.add_flags(p)
-    p.set_defaults(run=lambda args: _client.run(args, _set_image))
-    p = sub.add_parser("create", help="create objects from manifests (no update)")
-    p.add_argument("-f", "--filename", action="append", default=[], metavar="FILE")
-    _client.add_flags(p)
-    p.set_defaults(run=lambda args: _client.run(args, _create))
+    p.set_defaults(run=lambda args: _client.run(args, _edit))
 
 
-def _one(target: str) -> tuple[ResourceInfo, str]:
-    kind, _, name = target.partition("/")
-    if not name:
-        raise UsageError(f"name the object as TYPE/NAME, e.g. pod/web (got {target!r})")
-    return _client.resolve(kind), name
+# Refusals the user can fix in the editor, so the file is opened again.
+_FIXABLE = (errors.Invalid, errors.BadRequest, errors.Conflict, errors.Forbidden)
 
 
-def _ref(info: ResourceInfo, name: str) -> str:
-    group = f".{info.group}" if info.group else ""
-    return f"{info.singular}{group}/{name}"
-
-
-def parse_changes(words: list[str]) -> dict[str, str | None]:
-    """`key=value` sets, `key-` removes (None); UsageError for anything else."""
-    changes: dict[str, str | None] = {}
-    for word in words:
-        if word.endswith("-") and "=" not in word:
-            changes[word[:-1]] = None
-        elif "=" in word:
-            key, _, value = word.partition("=")
-            changes[key] = value
-        else:
-            raise UsageError(f"invalid change {word!r}: use KEY=VALUE to set, KEY- to remove")
-    return changes
-
-
-def _meta_verb(field: str, done: str) -> Any:
-    async def run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-        info, name = _one(args.target) if "/" in args.target else (_client.resolve(args.target), "")
-        if not name:
-            if not args.changes or "=" in args.changes[0] or args.changes[0].endswith("-"):
-                raise UsageError("name the object as TYPE/NAME or TYPE NAME")
-            name, args.changes = args.changes[0], args.changes[1:]
-        changes = parse_changes(args.changes)
-        ns = _client.namespace_of(client, args) if info.namespaced else None
-        live = await client.get(info.message, name, namespace=ns)
-        current = getattr(live.metadata, field)  # type: ignore[attr-defined]
-        for key, value in changes.items():
-            if (
-                value is not None
-                and key in current
-                and current[key] != value
-                and not args.overwrite
-            ):
-                raise UsageError(
-                    f"'{key}' already has a value ({current[key]}), and --overwrite is false"
-                )
-        patch = {"metadata": {field: changes}}
-        await client.patch(info.message, name, patch, namespace=ns, patch_type="merge")
-        out.write(f"{_ref(info, name)} {done}\n")
-        return 0
-
-    return run
-
-
-def _cordon(unschedulable: bool) -> Any:
-    async def run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-        node = await client.get(Node, args.node)
-        word = "cordoned" if unschedulable else "uncordoned"
-        if node.spec.unschedulable == unschedulable:
-            out.write(f"node/{args.node} already {word}\n")
-            return 0
-        await client.patch(Node, args.node, {"spec": {"unschedulable": unschedulable}})
-        out.write(f"node/{args.node} {word}\n")
-        return 0
-
-    return run
-
-
-def parse_taint(word: str) -> tuple[str, str, str, bool]:
-    """(key, value, effect, remove) of `key=value:Effect`, `key:Effect`,
-    `key-` or `key:Effect-`; UsageError naming the problem."""
-    remove = word.endswith("-")
-    body = word[:-1] if remove else word
-    spec, _, effect = body.partition(":")
-    key, _, value = spec.partition("=")
-    if not key:
-        raise UsageError(f"invalid taint {word!r}: the key is empty")
-    if effect and effect not in _EFFECTS:
-        raise UsageError(f"invalid taint effect {effect!r}: use one of {', '.join(_EFFECTS)}")
-    if not remove and not effect:
-        raise UsageError(f"invalid taint {word!r}: give KEY[=VALUE]:EFFECT, or KEY- to remove")
-    return key, value, effect, remove
-
-
-async def _taint(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if scheme.resolve(args.kind).kind != "Node":
-        raise UsageError("taint works on nodes: kpyctl taint nodes NAME KEY=VALUE:EFFECT")
-    wanted = [parse_taint(w) for w in args.taints]
-    while True:
-        node = await client.get(Node, args.node)
-        taints = list(node.spec.taints)
-        removed = False
-        for key, value, effect, remove in wanted:
-            same = [t for t in taints if t.key == key and (not effect or t.effect == effect)]
-            if remove:
-                if not same:
-                    raise errors.NotFound(f"taint {key!r} not found", name=args.node)
-                taints = [t for t in taints if t not in same]
-                removed = True
-                continue
-            if same and not args.overwrite:
-                raise UsageError(
-                    f"node {args.node} already has {key} taint(s) with same effect(s) "
-                    "and --overwrite is false"
-                )
-            taints = [t for t in taints if t not in same] + [
-                Taint(key=key, value=value, effect=effect)
-            ]
-        del node.spec.taints[:]
-        node.spec.taints.extend(taints)
-        try:
-            await client.update(node)
-        except errors.Conflict:
-            continue
-        out.write(f"node/{args.node} {'untainted' if removed else 'tainted'}\n")
-        return 0
-
-
-async def _set_image(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    info, name = _one(args.target)
+async def _edit(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    info, name = _client.one_target(args.target)
     ns = _client.namespace_of(client, args) if info.namespaced else None
-    live: Any = await client.get(info.message, name, namespace=ns)
-    spec = live.spec if info.kind == "Pod" else live.spec.template.spec
-    names = {c.name for c in spec.containers}
-    images = dict(w.partition("=")[::2] for w in args.images)
-    for container, image in images.items():
-        if not image:
-            raise UsageError(f"give CONTAINER=IMAGE, got {container!r}")
-        if container not in names:
-            raise UsageError(f'unable to find container named "{container}"')
-    containers = [{"name": c, "image": i} for c, i in images.items()]
-    body = {"containers": containers}
-    patch = {"spec": body} if info.kind == "Pod" else {"spec": {"template": {"spec": body}}}
-    await client.patch(info.message, name, patch, namespace=ns)
-    out.write(f"{_ref(info, name)} image updated\n")
-    return 0
+    kind: Any = info.message
+    original = codec.encode_object(await client.get(kind, name, namespace=ns))
+    resource = f"{info.plural}.{info.group}" if info.group else info.plural
+    title = f'{resource} "{name}" was not valid:'
+    command = _editor.editor_command()
+    path = _editor.temporary_file()
+
+    async def save(value: dict[str, Any], text: str) -> None:
+        if _identity(value) != _identity(original):
+            raise _editor.EditRejected(
+                title, ["At least one of apiVersion, kind and name was changed"]
+            )
+        try:
+            codec.load_manifest(text, source=str(path))
+        except codec.ManifestError as e:
+            raise _editor.EditRejected(title, [_problem(p) for p in e.problems]) from None
+        patch = _editor.merge_diff(original, value)
+        try:
+            await client.patch(kind, name, patch, namespace=ns, patch_type="merge")
+        except _FIXABLE as e:
+            causes = getattr(e, "causes", None)
+            raise _editor.EditRejected(
+                title, [str(c) for c in causes] if causes else [e.message]
+            ) from None
+
+    keep = False
+    try:
+        outcome = await _editor.edit_loop(
+            original,
+            edit=lambda text: _editor.run_editor(text, path, command),
+            save=save,
+            name=str(path),
+        )
+        if outcome.saved:
+            out.write(f"{_client.ref(info, name)} edited\n")
+            return 0
+        if outcome.code:
+            keep = True
+            err.write(f'A copy of your changes has been stored to "{path}"\n')
+        err.write(outcome.message + "\n")
+        return outcome.code
+    finally:
+        if not keep:
+            path.unlink(missing_ok=True)
 
 
-async def _create(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    failed = 0
-    for source in read_sources(args.filename):
-        for obj in codec.load_manifest(source.text, source=source.name):
-            info = scheme.for_message(type(obj))
-            meta = obj.metadata  # type: ignore[attr-defined]
-            ns = (meta.namespace or _client.namespace_of(client, args)) if info.namespaced else None
-            try:
-                await client.create(obj, namespace=ns)
-            except errors.StatusError as e:
-                err.write(f"Error from server ({e.reason}): {e.message}\n")
-                failed += 1
-                continue
-            out.write(f"{_ref(info, meta.name)} created\n")
-    return 1 if failed else 0
+def _identity(obj: dict[str, Any]) -> tuple[Any, Any, Any]:
+    meta = obj.get("metadata")
+    return (
+        obj.get("apiVersion"),
+        obj.get("kind"),
+        meta.get("name") if isinstance(meta, dict) else None,
+    )
+
+
+def _problem(problem: codec.DecodeProblem) -> str:
+    where = f"line {problem.line}: " if problem.line is not None else ""
+    return f"{where}{problem.error}"

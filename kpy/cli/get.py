@@ -22,7 +22,7 @@ flags, wording and exit codes.
   asked, else a `List`), which `kpy.api.codec.load_manifest` reads back;
   `-o jsonpath=TEMPLATE` (or `jsonpath-file=`, or `-o jsonpath
   --template=...`) renders that same object or List through
-  kpy.cli.jsonpath; `-o custom-columns=H:PATH,...` (or
+  kpy.cli._jsonpath; `-o custom-columns=H:PATH,...` (or
   `custom-columns-file=`) prints one column per path; `-o name` prints
   `KIND[.GROUP]/NAME`. These print nothing on stderr when nothing is found.
 - `-w` (one type only) prints the table, then one line per change from a
@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import yaml
 
 from kpy.api import codec
-from kpy.cli import _client, _columns, _printers, jsonpath
+from kpy.cli import _client, _columns, _jsonpath, _printers
 from kpy.cli._manifests import UsageError
 
 if TYPE_CHECKING:
@@ -51,7 +51,7 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo
     from kpy.client import Client
 
-__all__ = ["ALL_CATEGORY", "Output", "add_parser", "name_of", "parse_output", "resolve_type", "run"]
+__all__ = ["ALL_CATEGORY", "Output", "add_parser", "name_of", "parse_output", "run"]
 
 ALL_CATEGORY = (
     *("pods", "replicationcontrollers", "services"),
@@ -120,7 +120,7 @@ class Output:
     """The parsed `-o`: its format and, for templates and columns, what to print."""
 
     format: str  # "" (a table), wide, yaml, json, name, jsonpath, custom-columns
-    template: jsonpath.Template | None = None
+    template: _jsonpath.Template | None = None
     columns: tuple[_columns.Column, ...] = ()
 
 
@@ -144,14 +144,14 @@ def parse_output(value: str, template: str = "") -> Output:
             text = arg or template
             if not text:
                 raise UsageError("template format specified but no template given")
-            return Output("jsonpath", template=jsonpath.parse(text))
+            return Output("jsonpath", template=_jsonpath.parse(text))
         if name == "custom-columns":
             if "-file" in value.partition("=")[0]:
                 columns = _columns.parse_custom_columns_file(arg)
             else:
                 columns = _columns.parse_custom_columns(arg)
             return Output("custom-columns", columns=tuple(columns))
-    except (jsonpath.JSONPathError, ValueError) as e:
+    except (_jsonpath.JSONPathError, ValueError) as e:
         raise UsageError(str(e)) from None
     return Output(name)
 
@@ -162,15 +162,6 @@ class Request:
 
     info: ResourceInfo
     names: list[str]
-
-
-def resolve_type(spec: str, names: list[str]) -> tuple[ResourceInfo, list[str]]:
-    """The resource and names of `TYPE NAME...` or `TYPE/NAME`; UsageError
-    (kubectl's wording) when the type is unknown."""
-    if "/" in spec:
-        spec, name = spec.split("/", 1)
-        names = [name, *names]
-    return _client.resolve(spec), names
 
 
 def requests_of(spec: str, names: list[str]) -> tuple[list[Request], bool]:
@@ -270,16 +261,16 @@ async def _list_all(
             return objects, page.resource_version
 
 
-def _sort_template(expression: str) -> jsonpath.Template | None:
+def _sort_template(expression: str) -> _jsonpath.Template | None:
     if not expression:
         return None
     try:
-        return jsonpath.parse(jsonpath.relaxed(expression))
-    except jsonpath.JSONPathError as e:
+        return _jsonpath.parse(_jsonpath.relaxed(expression))
+    except _jsonpath.JSONPathError as e:
         raise UsageError(f"--sort-by: {e}") from None
 
 
-def _sort(objects: list[Message], template: jsonpath.Template) -> list[Message]:
+def _sort(objects: list[Message], template: _jsonpath.Template) -> list[Message]:
     if not objects:
         return objects
     try:

@@ -1,147 +1,106 @@
-"""`kpyctl logs` and `kpyctl exec`: a container's output and commands run in
-it, through the API server's pods/log and pods/exec (which reach the pod's
-node agent).
+"""`kpyctl logs`: a container's output, through the API server's pods/log
+(which reaches the pod's node agent).
 
     kpyctl logs POD|TYPE/NAME [CONTAINER] [-c CONTAINER] [-f] [-p] [--tail N]
-    kpyctl exec POD|TYPE/NAME [-c CONTAINER] [-i] [-t] -- COMMAND [ARGS...]
+    kpyctl logs -l SELECTOR [-c C | --all-containers] [--prefix] [-f] [--max-log-requests N]
 
 Contracts, as kubectl keeps them:
-- The pod is named `NAME` or `pod/NAME` (`po/`, `pods/`); a workload
-  (`deploy/web`, `rs/`, `sts/`, `ds/`, `job/`, `rc/`) means one of its pods,
-  the running and ready one first, and logs says which when there are
-  several (`Found 3 pods, using pod/web-1`, on stderr).
+- The pod is named `NAME` or `pod/NAME`, or a workload `TYPE/NAME` means
+  one of its pods (_pods.py says which, and says so on stderr).
 - Output is written as the bytes arrive and flushed at once, so `-f` shows
   each line as the container writes it; `-f` ends when the container exits.
+- `-l SELECTOR` shows every matching pod's logs, one pod after another
+  (all at once with `-f`, refused beyond `--max-log-requests`, 5, in
+  kubectl's words); `--tail` then defaults to 10 lines, as kubectl's does,
+  a pod's first container is meant unless `-c` or `--all-containers`, and
+  `--prefix` starts every line with `[pod/NAME/CONTAINER] `.
 - Which container is meant is the API server's rule (the one named, or the
   only one); its refusal comes through in kubectl's form, e.g.
   `Error from server (BadRequest): a container name must be specified for
   pod web, choose one of: [a b]`, exit 1.
-- exec copies the command's stdout and stderr to ours as they come, `-i`
-  forwards our stdin until it ends, and kpyctl exits with the command's exit
-  code, printing `command terminated with exit code N` on stderr when it is
-  not 0.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+import argparse
+from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 
 from kpy.api import errors
 from kpy.api.core.v1 import Pod
-from kpy.api.labels import selector_from_label_selector
 from kpy.cli import _client
 from kpy.cli._manifests import UsageError
+from kpy.cli._pods import pod_name
+from kpy.cli._streams import agent_unavailable, reader_gone, write_bytes
 
 if TYPE_CHECKING:
-    import argparse
-    from collections.abc import AsyncIterator
+    from collections.abc import Sequence
 
     from kpy.client import Client
 
-__all__ = ["add_parsers", "pick_pod", "pod_name"]
-
-# Kinds whose `spec.selector` names the pods a `TYPE/NAME` means.
-_WORKLOADS = (
-    "Deployment",
-    "ReplicaSet",
-    "StatefulSet",
-    "DaemonSet",
-    "Job",
-    "ReplicationController",
-)
-_READ_SIZE = 64 * 1024
+__all__ = ["add_parser"]
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("logs", help="print the logs of a container in a pod")
-    p.add_argument("pod", metavar="POD | TYPE/NAME")
+    p.add_argument("pod", nargs="?", default="", metavar="POD | TYPE/NAME")
     p.add_argument("positional_container", nargs="?", metavar="CONTAINER", default="")
+    p.add_argument("-l", "--selector", default="", help="the pods with these labels")
+    p.add_argument("--all-containers", action="store_true", help="every container of each pod")
+    p.add_argument(
+        "--prefix", action="store_true", help="start each line with [pod/NAME/CONTAINER]"
+    )
+    p.add_argument(
+        "--max-log-requests",
+        type=int,
+        default=5,
+        metavar="N",
+        help="with -l and -f: how many logs may be followed at once",
+    )
     p.add_argument("-c", "--container", default="", help="the container (needed if several)")
     p.add_argument("-f", "--follow", action="store_true", help="stream until the container exits")
     p.add_argument(
         "-p", "--previous", action="store_true", help="the previous (dead) instance's logs"
     )
     p.add_argument(
-        "--tail", type=int, default=-1, metavar="N", help="only the last N lines (-1: all)"
+        "--tail",
+        type=int,
+        default=-1,
+        action=_Given,
+        metavar="N",
+        help="only the last N lines (-1: all; the default, or 10 with -l)",
     )
+    p.set_defaults(tail_given=False)
     _client.add_flags(p)
     p.set_defaults(run=lambda args: _client.run(args, _logs))
 
-    # `exec POD [flags] -- COMMAND [ARGS...]`: main() splits the words after
-    # `--` off before parsing, so flags may come after POD, as with kubectl.
-    p = sub.add_parser(
-        "exec", help="run a command in a container", usage="kpyctl exec POD [flags] -- COMMAND"
-    )
-    p.add_argument("pod", metavar="POD | TYPE/NAME")
-    p.add_argument("-c", "--container", default="", help="the container (needed if several)")
-    p.add_argument("-i", "--stdin", action="store_true", help="pass our stdin to the command")
-    p.add_argument("-t", "--tty", action="store_true", help="accepted; kpy has no terminals yet")
-    _client.add_flags(p)
-    p.set_defaults(run=lambda args: _client.run(args, _exec))
 
+class _Given(argparse.Action):
+    """Stores the value and notes that the flag was given (as cobra's
+    `Changed`): `--tail`'s default depends on whether `-l` is used."""
 
-# -- which pod ------------------------------------------------------------------------------
-
-
-async def pod_name(client: Client, target: str, namespace: str, err: TextIO) -> str:
-    """The pod `target` means: `NAME`, `pod/NAME`, or one pod of a workload
-    `TYPE/NAME` (see the module docstring). NotFound when the workload is
-    missing; UsageError (`error: no pods found ...`) when it has no pods."""
-    kind, slash, name = target.partition("/")
-    if not slash:
-        return target
-    info = _client.resolve(kind)
-    if info.kind == "Pod":
-        return name
-    if info.kind not in _WORKLOADS:
-        raise UsageError(
-            f"cannot find the pods of a {info.kind}: name a pod, or one of "
-            "deployment, replicaset, statefulset, daemonset, job, replicationcontroller"
-        )
-    owner: Any = await client.get(info.message, name, namespace=namespace)
-    selector = owner.spec.selector
-    if info.kind == "ReplicationController":
-        text = ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
-    else:
-        text = str(selector_from_label_selector(selector))
-    pods = (await client.list(Pod, namespace=namespace, label_selector=text)).items
-    if not pods:
-        raise UsageError(
-            f'no pods found for {info.singular} "{name}" (selector {text}); see its status '
-            f"with kpyctl describe {info.singular} {name}"
-        )
-    chosen = pick_pod(pods)
-    if len(pods) > 1:
-        err.write(f"Found {len(pods)} pods, using pod/{chosen.metadata.name}\n")
-    return str(chosen.metadata.name)
-
-
-def pick_pod(pods: list[Pod]) -> Pod:
-    """The pod to show of several: not being deleted, scheduled, running,
-    ready, then the oldest (so repeated calls agree)."""
-
-    def rank(pod: Pod) -> tuple[bool, bool, bool, bool, int, str]:
-        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
-        return (
-            pod.metadata.HasField("deletion_timestamp"),
-            not pod.spec.node_name,
-            pod.status.phase != "Running",
-            not ready,
-            pod.metadata.creation_timestamp.seconds,
-            pod.metadata.name,
-        )
-
-    return min(pods, key=rank)
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        setattr(namespace, f"{self.dest}_given", True)
 
 
 # -- logs -----------------------------------------------------------------------------------
 
 
 async def _logs(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.selector or args.all_containers:
+        return await _many_logs(client, args, out, err)
+    if not args.pod:
+        raise UsageError(
+            "expected POD or TYPE/NAME, or -l SELECTOR: kpyctl logs POD [-c CONTAINER]"
+        )
     if args.positional_container and args.container:
         raise UsageError("give the container once: either -c CONTAINER or POD CONTAINER")
     if args.tail < -1:
@@ -164,103 +123,91 @@ async def _logs(client: Client, args: argparse.Namespace, out: TextIO, err: Text
     try:
         async for data in stream:
             if args.tail != 0:  # --tail=0 asks only whether the logs can be read
-                _write_bytes(out, data)
+                write_bytes(out, data)
     except errors.Unavailable as e:
-        return _agent_unavailable(e, err)
+        return agent_unavailable(e, err)
     except BrokenPipeError:
-        return _reader_gone()
+        return reader_gone()
     return 0
 
 
-# -- exec -----------------------------------------------------------------------------------
-
-
-async def _exec(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if not args.command:
-        raise UsageError(
-            "you must specify at least one command for the container: "
-            "kpyctl exec POD -- COMMAND [ARGS...]"
-        )
-    if args.tty:
-        err.write("Unable to use a TTY - kpy's exec has no terminal support yet; going on\n")
+async def _many_logs(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`logs -l SELECTOR` (or `--all-containers`): see the module docstring."""
+    if args.selector and args.pod:
+        raise UsageError("only one of a selector or a pod name may be specified")
+    if args.all_containers and (args.container or args.positional_container):
+        raise UsageError("--all-containers=true should not be specified with container name")
+    tail = args.tail if args.tail_given else 10 if args.selector else -1
+    if tail < -1:
+        raise UsageError(f"--tail must be -1 (all lines) or a count of lines, not {tail}")
     ns = _client.namespace_of(client, args)
-    name = await pod_name(client, args.pod, ns, err)
-    stdin = _read_stdin(sys.stdin.buffer) if args.stdin else None
-    exit_code: int | None = None
-    responses = client.exec(
-        name, list(args.command), namespace=ns, container=args.container, stdin=stdin
-    )
-    try:
-        async for response in responses:
-            if response.stdout:
-                _write_bytes(out, response.stdout)
-            if response.stderr:
-                _write_bytes(err, response.stderr)
-            if response.HasField("exit_code"):
-                exit_code = response.exit_code
-    except errors.Unavailable as e:
-        return _agent_unavailable(e, err)
-    except BrokenPipeError:
-        return _reader_gone()
-    if exit_code is None:
-        err.write(
-            f'error: the exec stream of pod "{name}" ended without an exit code (the node '
-            "agent or the API server went away?); run the command again to know its outcome\n"
+    if args.selector:
+        listed = await client.list(Pod, namespace=ns, label_selector=args.selector)
+        pods = sorted(listed.items, key=lambda p: p.metadata.name)
+        if not pods:
+            err.write(f"No resources found in {ns} namespace.\n")
+            return 0
+    else:
+        pods = [await client.get(Pod, await pod_name(client, args.pod, ns, err), namespace=ns)]
+    streams = [(pod.metadata.name, c) for pod in pods for c in _containers_of(pod, args)]
+    if args.follow and len(streams) > args.max_log_requests:
+        raise UsageError(
+            f"you are attempting to follow {len(streams)} log streams, but maximum allowed "
+            f"concurrency is {args.max_log_requests}, use --max-log-requests to increase the limit"
         )
-        return 1
-    if exit_code != 0:
-        err.write(f"command terminated with exit code {exit_code}\n")
-    return exit_code
 
+    async def show(pod: str, container: str) -> None:
+        prefix = f"[pod/{pod}/{container}] ".encode() if args.prefix else b""
+        lines = _Lines(out, prefix)
+        async for data in client.logs(
+            pod,
+            namespace=ns,
+            container=container,
+            follow=args.follow,
+            previous=args.previous,
+            tail_lines=max(tail, 0) or (1 if tail == 0 else 0),
+        ):
+            if tail != 0:
+                lines.feed(data)
+        lines.close()
 
-async def _read_stdin(source: BinaryIO) -> AsyncIterator[bytes]:
-    """Chunks of `source` as they arrive, until it ends. A pipe or terminal
-    is awaited on the event loop (so the exec can end while nothing is
-    typed); a file or /dev/null, which cannot be awaited, is read directly
-    (reading them never blocks for long)."""
-    fd = source.fileno()
-    pollable = True
-    while True:
-        if pollable:
-            try:
-                await anyio.wait_readable(fd)
-            except PermissionError:  # epoll refuses regular files and /dev/null
-                pollable = False
-        data = os.read(fd, _READ_SIZE)
-        if not data:
-            return
-        yield data
-
-
-# -- output and errors ----------------------------------------------------------------------
-
-
-def _write_bytes(stream: TextIO, data: bytes) -> None:
-    """Writes `data` as is (through the binary buffer under a text stream)
-    and flushes, so a follower sees each chunk when it comes."""
-    binary = getattr(stream, "buffer", None)
-    if binary is None:
-        stream.write(data.decode(errors="replace"))
-        stream.flush()
-        return
-    stream.flush()  # text written before goes first
-    binary.write(data)
-    binary.flush()
-
-
-def _agent_unavailable(e: errors.Unavailable, err: TextIO) -> int:
-    """Reports an unreachable node agent as the API server's answer it is
-    (the shared handler would say the API server itself cannot be reached)."""
-    if e.kind != "nodes":
-        raise e
-    err.write(f"Error from server (ServiceUnavailable): {e.message}\n")
-    return 1
-
-
-def _reader_gone() -> int:
-    """Ends quietly when whoever reads our output stopped (`| head`): stdout
-    goes to /dev/null so that the final flush at exit cannot fail again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        if args.follow:
+            async with anyio.create_task_group() as tg:
+                for pod, container in streams:
+                    tg.start_soon(show, pod, container)
+        else:
+            for pod, container in streams:
+                await show(pod, container)
+    except errors.Unavailable as e:
+        return agent_unavailable(e, err)
+    except BrokenPipeError:
+        return reader_gone()
     return 0
+
+
+def _containers_of(pod: Pod, args: argparse.Namespace) -> list[str]:
+    names = [c.name for c in pod.spec.containers]
+    if args.all_containers:
+        return [c.name for c in pod.spec.init_containers] + names
+    return [args.container or args.positional_container or names[0]]
+
+
+class _Lines:
+    """Writes whole lines only, each after `prefix`, so that the lines of
+    streams followed at once never mix within a line."""
+
+    def __init__(self, out: TextIO, prefix: bytes) -> None:
+        self._out = out
+        self._prefix = prefix
+        self._rest = b""
+
+    def feed(self, data: bytes) -> None:
+        *lines, self._rest = (self._rest + data).split(b"\n")
+        if lines:
+            write_bytes(self._out, b"".join(self._prefix + line + b"\n" for line in lines))
+
+    def close(self) -> None:
+        if self._rest:
+            write_bytes(self._out, self._prefix + self._rest + b"\n")
+            self._rest = b""

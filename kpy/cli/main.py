@@ -1,11 +1,73 @@
-"""kpyctl's entry: parses the command line and runs one verb."""
+"""kpyctl's entry: parses the command line and runs one verb.
+
+Each verb is the module of its name in this package (`exec` in exec.py,
+`set image` in set.py; `cordon` and `uncordon` share cordon.py); helpers
+shared by several verbs are the private `_*.py` modules. `build_parser`
+below is the one place that lists them, in the order `--help` shows.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Protocol
 
-from kpy.cli import api_resources, apply, delete, describe, drain, edit, get, logs, rollout, top
+from kpy.cli import (
+    annotate,
+    api_resources,
+    apply,
+    cordon,
+    create,
+    delete,
+    describe,
+    diff,
+    drain,
+    edit,
+    get,
+    kustomize,
+    label,
+    logs,
+    patch,
+    rollout,
+    run,
+    scale,
+    taint,
+    top,
+)
+from kpy.cli import exec as exec_verb
+from kpy.cli import set as set_verb
+
+
+class _Verb(Protocol):
+    """What a verb's module offers: its subcommand(s) added to kpyctl's."""
+
+    def add_parser(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
+
+
+_VERBS: tuple[_Verb, ...] = (
+    apply,
+    get,
+    api_resources,
+    describe,
+    rollout,
+    scale,
+    delete,
+    label,
+    annotate,
+    cordon,  # and uncordon
+    taint,
+    set_verb,
+    edit,
+    logs,
+    exec_verb,
+    top,
+    drain,
+    create,
+    patch,
+    run,
+    diff,
+    kustomize,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,30 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kpyctl", description="kpyctl controls the kpy cluster manager."
     )
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    apply.add_parser(sub)
-    get.add_parser(sub)
-    api_resources.add_parser(sub)
-    describe.add_parser(sub)
-    rollout.add_parser(sub)
-    rollout.add_scale_parser(sub)
-    delete.add_parser(sub)
-    edit.add_parsers(sub)
-    logs.add_parsers(sub)
-    top.add_parser(sub)
-    drain.add_parser(sub)
+    for verb in _VERBS:
+        verb.add_parser(sub)
     return parser
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """The command line parsed; for `exec`, the words after `--` are the
-    command (kept whole, its flags its own) and flags may follow the pod."""
+    """The command line parsed; for `exec` and `run`, the words after `--`
+    are the command (kept whole, its flags its own) and flags may follow."""
     command: list[str] = []
-    if argv[:1] == ["exec"] and "--" in argv:
+    if argv[:1] in (["exec"], ["run"]) and "--" in argv:
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     if args.verb == "exec":
         args.command = command
+    elif args.verb == "run":
+        args.command_words = command
     return args
 
 

@@ -1,22 +1,20 @@
-"""`kpyctl rollout status|history|undo|pause|resume|restart` and
-`kpyctl scale`, with kubectl's arguments, wording and exit codes.
+"""`kpyctl rollout status|history|undo|pause|resume|restart`, with
+kubectl's arguments, wording and exit codes.
 
-- The object is named `TYPE/NAME` or `TYPE NAME` (`deployment/web`,
-  `deploy web`). rollout works on Deployments; scale on anything with a
-  scale subresource (Deployments, ReplicaSets, StatefulSets,
-  ReplicationControllers).
+- The Deployment is named `TYPE/NAME` or `TYPE NAME` (`deployment/web`,
+  `deploy web`); rollout works on Deployments only.
 - `rollout status` watches the Deployment (no polling) and prints what
   kubectl prints while it waits; it ends with `deployment "web"
   successfully rolled out` (exit 0), or an error when the progress deadline
   is exceeded or `--timeout` passes (exit 1).
-- `rollout undo` is `kpy.controllers.deployment.rollback`, the same as
-  kubectl's: the old ReplicaSet's template is written back.
+- `rollout undo` is `_rollback.rollback`, the same as kubectl's: the old
+  ReplicaSet's template is written back.
 """
 
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import anyio
 
@@ -24,16 +22,16 @@ from kpy.api import errors
 from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.cli import _client
 from kpy.cli._manifests import UsageError
-from kpy.controllers.deployment import rollback, util
+from kpy.cli._rollback import rollback
+from kpy.controllers.deployment import util
 from kpy.controllers.ownership import get_controller_of
 
 if TYPE_CHECKING:
     import argparse
 
-    from kpy.api.scheme import ResourceInfo
     from kpy.client import Client
 
-__all__ = ["add_parser", "add_scale_parser", "status_message", "target"]
+__all__ = ["add_parser", "status_message"]
 
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
@@ -66,36 +64,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         v.set_defaults(run=lambda args, run=run: _client.run(args, run))
 
 
-def add_scale_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("scale", help="set a new size for a deployment, replica set or stateful set")
-    p.add_argument("target", nargs="+", metavar="TYPE/NAME | TYPE NAME")
-    p.add_argument("--replicas", type=int, required=True, help="the new number of replicas")
-    p.add_argument(
-        "--current-replicas",
-        type=int,
-        default=None,
-        help="only scale if the current size is this (a precondition)",
-    )
-    _client.add_flags(p)
-    p.set_defaults(run=lambda args: _client.run(args, _scale))
-
-
-def target(words: list[str]) -> tuple[ResourceInfo, str]:
-    """`TYPE/NAME` or `TYPE NAME` → (the kind, the name); UsageError otherwise."""
-    if len(words) == 1 and "/" in words[0]:
-        kind, _, name = words[0].partition("/")
-    elif len(words) == 2:
-        kind, name = words
-    else:
-        raise UsageError("name the object as TYPE/NAME or TYPE NAME, e.g. deployment/web")
-    info = _client.resolve(kind)
-    if not name:
-        raise UsageError(f"give the name of the {kind}, as {kind}/NAME")
-    return info, name
-
-
 def _deployment(args: argparse.Namespace) -> str:
-    info, name = target(args.target)
+    info, name = _client.object_target(args.target)
     if info.kind != "Deployment":
         raise UsageError(f"rollout works on deployments, not {info.plural}")
     return name
@@ -224,7 +194,7 @@ async def _undo(client: Client, args: argparse.Namespace, out: TextIO, err: Text
     return 0
 
 
-# -- pause, resume, restart, scale --------------------------------------------------------
+# -- pause, resume, restart --------------------------------------------------------------
 
 
 async def _set_paused(client: Client, args: argparse.Namespace, out: TextIO, paused: bool) -> int:
@@ -256,23 +226,4 @@ async def _restart(client: Client, args: argparse.Namespace, out: TextIO, err: T
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
     await client.patch(Deployment, name, patch, namespace=ns)
     out.write(f"{_ref(name)} restarted\n")
-    return 0
-
-
-async def _scale(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    info, name = target(args.target)
-    if args.replicas < 0:
-        raise UsageError("--replicas must be 0 or more")
-    ns = _client.namespace_of(client, args)
-    kind: Any = info.message
-    scale = await client.get_scale(kind, name, namespace=ns)
-    if args.current_replicas is not None and scale.spec.replicas != args.current_replicas:
-        raise errors.Conflict(
-            f"expected replicas to be {args.current_replicas}, was {scale.spec.replicas}",
-            name=name,
-        )
-    scale.spec.replicas = args.replicas
-    await client.update_scale(kind, scale, namespace=ns)
-    group = f".{info.group}" if info.group else ""
-    out.write(f"{info.singular}{group}/{name} scaled\n")
     return 0

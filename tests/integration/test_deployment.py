@@ -8,13 +8,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import anyio
-import pytest
 
-from kpy.api import errors
 from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Pod
-from kpy.controllers.deployment import rollback, util
+from kpy.controllers.deployment import util
 from kpy.controllers.ownership import get_controller_of, is_pod_ready
 from tests.integration._controllers import eventually, make_all_ready, make_ready, running
 
@@ -197,56 +195,6 @@ async def test_scaling_replicas_alone_starts_no_rollout(client: Client, api_name
         assert rs.metadata.annotations[util.DESIRED_REPLICAS_ANNOTATION] == "5"
         assert rs.metadata.annotations[util.REVISION_ANNOTATION] == "1"
         assert d.metadata.annotations[util.REVISION_ANNOTATION] == "1"
-
-
-async def test_rollback_to_previous_and_to_a_named_revision(
-    client: Client, api_namespace: str
-) -> None:
-    ns = api_namespace
-    async with running(client, ns, "replicaset", "deployment"):
-        await client.create(web(2, image="busybox:1"))
-        await rolled_out(client, ns)
-        for image in ("busybox:2", "busybox:3"):
-            await set_image(client, ns, image)
-            await rolled_out(client, ns)
-
-        result = await rollback(client, ns, "web")  # to the previous: revision 2
-        assert (result.revision, result.skipped) == (2, False)
-        d = await rolled_out(client, ns)
-        assert d.spec.template.spec.containers[0].image == "busybox:2"
-        assert HASH not in d.spec.template.metadata.labels
-        await revisions_settle(client, ns, {"busybox:1": "1", "busybox:3": "3", "busybox:2": "4"})
-        newest = (await replica_sets(client, ns))[-1]
-        assert newest.metadata.annotations[util.REVISION_HISTORY_ANNOTATION] == "2"
-
-        result = await rollback(client, ns, "web", to_revision=1)
-        assert result.revision == 1
-        d = await rolled_out(client, ns)
-        assert d.spec.template.spec.containers[0].image == "busybox:1"
-        await revisions_settle(client, ns, {"busybox:3": "3", "busybox:2": "4", "busybox:1": "5"})
-        assert d.metadata.annotations[util.REVISION_ANNOTATION] == "5"
-
-        again = await rollback(client, ns, "web", to_revision=5)
-        assert again.skipped
-        with pytest.raises(errors.NotFound, match="revision 99"):
-            await rollback(client, ns, "web", to_revision=99)
-        with pytest.raises(errors.Invalid):
-            await rollback(client, ns, "web", to_revision=-1)
-
-
-async def revisions_settle(client: Client, ns: str, want: dict[str, str]) -> None:
-    """Each image's ReplicaSet carries that revision."""
-
-    async def check() -> dict[str, str] | None:
-        got = {
-            r.spec.template.spec.containers[0].image: r.metadata.annotations.get(
-                util.REVISION_ANNOTATION, ""
-            )
-            for r in await replica_sets(client, ns)
-        }
-        return got if got == want else None
-
-    await eventually(check, what=f"revisions {want}")
 
 
 async def test_pause_stops_rollouts_not_scaling_and_resume_continues(

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kpy.cli._manifests import UsageError
-from kpy.cli.edit import parse_changes, parse_taint
+from kpy.cli._metadata import parse_changes
+from kpy.cli.taint import parse_taint
 
 
 @pytest.mark.parametrize(

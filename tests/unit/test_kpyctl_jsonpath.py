@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kpy.cli import jsonpath
+from kpy.cli import _jsonpath as jsonpath
 
 # The document of kubectl's JSONPath reference page.
 DOC: dict[str, Any] = {

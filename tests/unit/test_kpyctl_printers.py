@@ -30,7 +30,8 @@ from kpy.api.core.v1 import (
 )
 from kpy.api.scheme import scheme
 from kpy.api.storage.v1 import StorageClass
-from kpy.cli import _columns, _describe_pod, _printers, api_resources, describe, get, jsonpath
+from kpy.cli import _columns, _describe_pod, _printers, api_resources, describe, get
+from kpy.cli import _jsonpath as jsonpath
 from kpy.cli._manifests import UsageError
 from kpy.cli.describe import format_explain, toleration
 from kpy.rpc.scheduler import v1 as rpc

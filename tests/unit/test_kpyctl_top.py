@@ -11,6 +11,7 @@ import pytest
 from kpy.api import codec
 from kpy.api.core.v1 import Pod
 from kpy.cli._manifests import UsageError
+from kpy.cli._pods import pick_pod
 from kpy.cli.drain import (
     DAEMONSET_FATAL,
     DAEMONSET_WARNING,
@@ -28,7 +29,6 @@ from kpy.cli.drain import (
     parse_duration,
     plan,
 )
-from kpy.cli.logs import pick_pod
 from kpy.cli.main import build_parser, parse
 from kpy.cli.top import (
     Usage,

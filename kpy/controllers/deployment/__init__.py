@@ -58,13 +58,12 @@ from typing import TYPE_CHECKING
 
 from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.controllers.deployment.controller import DeploymentController
-from kpy.controllers.deployment.rollback import RollbackResult, rollback
 from kpy.controllers.replicaset import pods_informer_with_owner_index
 
 if TYPE_CHECKING:
     from kpy.controllers.base import ControllerContext
 
-__all__ = ["DeploymentController", "RollbackResult", "new_deployment_controller", "rollback"]
+__all__ = ["DeploymentController", "new_deployment_controller"]
 
 
 def new_deployment_controller(ctx: ControllerContext) -> DeploymentController:

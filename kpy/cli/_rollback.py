@@ -1,4 +1,4 @@
-"""Rollback, the way `kubectl rollout undo` does it (kubectl's
+"""Rollback for `kpyctl rollout undo`, the way kubectl does it (kubectl's
 DeploymentRollbacker): apps/v1 has no spec.rollbackTo, so the client writes
 an old ReplicaSet's template back into the Deployment and the controller
 rolls it out like any template change. The old ReplicaSet is found equal to
@@ -33,7 +33,7 @@ from kpy.controllers.deployment import util
 from kpy.controllers.ownership import get_controller_of
 
 if TYPE_CHECKING:
-    from kpy.client import Client
+    from kpy.client import ClientProtocol
 
 __all__ = ["RollbackResult", "rollback"]
 
@@ -57,7 +57,7 @@ class RollbackResult:
 
 
 async def rollback(
-    client: Client, namespace: str, name: str, to_revision: int = 0
+    client: ClientProtocol, namespace: str, name: str, to_revision: int = 0
 ) -> RollbackResult:
     """See the module docstring."""
     if to_revision < 0:
@@ -95,7 +95,9 @@ async def rollback(
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-async def _replica_set_for_revision(client: Client, d: Deployment, to_revision: int) -> ReplicaSet:
+async def _replica_set_for_revision(
+    client: ClientProtocol, d: Deployment, to_revision: int
+) -> ReplicaSet:
     """The Deployment's ReplicaSet for that revision (0: the one before the
     newest), read from the API rather than a cache."""
     selector = selector_from_label_selector(d.spec.selector)
