@@ -3,6 +3,8 @@ and the cluster uids agents are given or derive."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -116,3 +118,37 @@ def test_the_agent_refuses_a_bad_cluster_uid(capsys: pytest.CaptureFixture[str])
     with pytest.raises(SystemExit):
         config_from(["--cluster-uid", "Not_Valid"])
     assert "--cluster-uid: cluster uid 'Not_Valid' is not valid" in capsys.readouterr().err
+
+
+# `kpy status | head`: a reader that goes away ends the command quietly.
+_STATUS_SCRIPT = """
+import sys
+from kpy.cluster import main as cluster_main
+
+def status(args):
+    for _ in range(10_000):
+        print("x" * 1000, flush=True)
+    return 0
+
+cluster_main._status = status
+sys.exit(cluster_main.main(["status", "--dir", sys.argv[1]]))
+"""
+
+
+def test_kpy_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _STATUS_SCRIPT, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            assert proc.stderr is not None
+            assert proc.stdout.read(10) == b"x" * 10
+            proc.stdout.close()  # as `head` exits
+            err = proc.stderr.read().decode()
+            code = proc.wait(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # this test's own child, by its pid
+    assert (code, err) == (0, "")
