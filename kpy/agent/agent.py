@@ -36,8 +36,9 @@ from kpy.agent.backoff import Backoff
 from kpy.agent.env import references
 from kpy.agent.node import NodeAgent, NodeConfig
 from kpy.agent.pods import NodeView, PodWorkers
-from kpy.agent.probes import ProbeManager
+from kpy.agent.probes import ProbeDecider, ProbeManager
 from kpy.agent.runtime import LABEL_POD_UID
+from kpy.agent.runtime.simulated import SimulatedRuntime
 from kpy.agent.server import AgentService, add_to_server
 from kpy.agent.volumes import VolumeManager
 from kpy.api import errors
@@ -64,6 +65,12 @@ if TYPE_CHECKING:
 log = logging.getLogger("kpy.agent")
 
 COMPONENT = "kpy-agent"
+
+
+def _probe_decider(runtime: Runtime) -> ProbeDecider | None:
+    """Who answers probes in place of running them: the simulated runtime,
+    whose containers run nothing; nobody for the others."""
+    return runtime.probe if isinstance(runtime, SimulatedRuntime) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +150,11 @@ class Agent:
                 broadcaster = EventBroadcaster(self._client, host=self.node_name)
                 tg.start_soon(broadcaster.run)
                 informers = self._informers()
-                probes = ProbeManager(self.runtime, time_scale=cfg.probe_time_scale)
+                probes = ProbeManager(
+                    self.runtime,
+                    time_scale=cfg.probe_time_scale,
+                    decide=_probe_decider(self.runtime),
+                )
                 workers = self._workers = PodWorkers(
                     client=self._client,
                     runtime=self.runtime,

@@ -55,6 +55,7 @@ from kpy.agent.env import ConfigError, PodContext, container_env, expand
 from kpy.agent.probes import ProbeResult, run_action
 from kpy.agent.runtime import (
     LABEL_CONTAINER_ATTEMPT,
+    LABEL_CONTAINER_INIT,
     LABEL_CONTAINER_NAME,
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
@@ -502,6 +503,15 @@ class PodWorkers:
             self._events.event(pod, "Warning", "Failed", f"Error: {e}")
             return math.inf  # a change to the missing object wakes the pod
         values = dict(env)
+        labels = {
+            LABEL_POD_NAMESPACE: pod.metadata.namespace,
+            LABEL_POD_NAME: pod.metadata.name,
+            LABEL_POD_UID: rec.uid,
+            LABEL_CONTAINER_NAME: c.name,
+            LABEL_CONTAINER_ATTEMPT: str(attempt),
+        }
+        if any(x.name == c.name for x in pod.spec.init_containers):
+            labels[LABEL_CONTAINER_INIT] = "true"
         config = ContainerConfig(
             name=c.name,
             image=c.image,
@@ -515,15 +525,7 @@ class PodWorkers:
             cpu_limit_millis=cpu_limit,
             memory_limit_bytes=memory_limit,
             stop_signal=c.lifecycle.stop_signal or "SIGTERM",
-            labels={
-                LABEL_POD_NAMESPACE: pod.metadata.namespace,
-                LABEL_POD_NAME: pod.metadata.name,
-                LABEL_POD_UID: rec.uid,
-                LABEL_CONTAINER_NAME: c.name,
-                LABEL_CONTAINER_ATTEMPT: str(attempt),
-            },
-            annotations=dict(pod.metadata.annotations),
-            init=any(x.name == c.name for x in pod.spec.init_containers),
+            labels=labels,
             log_path=str(
                 self._volumes.log_dir(pod.metadata.namespace, pod.metadata.name, rec.uid)
                 / c.name

@@ -58,17 +58,17 @@ import socket
 import ssl
 import string
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeAlias
 
 import anyio
 
-from kpy.agent.runtime.base import ContainerConfig, RuntimeError_
+from kpy.agent.runtime.base import RuntimeError_
 from kpy.api.core.v1 import LifecycleHandler, Probe
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Sequence
+    from collections.abc import AsyncIterator, Sequence
 
     from anyio.abc import TaskGroup, TaskStatus
 
@@ -129,6 +129,9 @@ class ProbeStatistics:
 
 #: What `ProbeManager.add` calls on every change of a thresholded result.
 OnResult: TypeAlias = Callable[[ProbeResult], None]
+# Answers a container's probe of a kind ("startup", "readiness", "liveness")
+# without running it: whether it passes now.
+ProbeDecider: TypeAlias = Callable[[str, str], Awaitable[bool]]
 
 
 class _ActionError(Exception):
@@ -454,7 +457,6 @@ class _ContainerProbes:
     container: Container
     container_id: str
     pod_ip: str
-    config: ContainerConfig
     on_result: OnResult
     on_failure: OnResult | None
     added_at: float
@@ -477,10 +479,15 @@ class _WorkerSpec:
 class ProbeManager:
     """The probe workers of one agent; see the module docstring."""
 
-    def __init__(self, runtime: Runtime, *, time_scale: float = 1.0) -> None:
+    def __init__(
+        self, runtime: Runtime, *, time_scale: float = 1.0, decide: ProbeDecider | None = None
+    ) -> None:
+        """`decide`, if given, answers every probe in place of running it
+        (the simulated runtime's, whose containers run nothing)."""
         if time_scale <= 0:
             raise ValueError(f"ProbeManager: time_scale must be > 0, got {time_scale}")
         self._runtime = runtime
+        self._decide = decide
         self._time_scale = time_scale
         self._task_group: TaskGroup | None = None
         # Workers added before run() started; run() starts them.
@@ -514,7 +521,6 @@ class ProbeManager:
         *,
         on_result: OnResult,
         on_failure: OnResult | None = None,
-        config: ContainerConfig | None = None,
         started: bool = False,
         ready: bool = False,
     ) -> None:
@@ -522,8 +528,7 @@ class ProbeManager:
         runs, if it does not yet). Adding the same container id again is a
         no-op; another id for the same container (it restarted) replaces the
         old workers and state. `on_failure` hears of every failed run.
-        `config` is what the runtime's `probe()` is handed (by default just
-        name and image). `started` and `ready` are starting results carried
+        `started` and `ready` are starting results carried
         over from before an agent restart."""
         containers = self._pods.setdefault(pod_uid, {})
         current = containers.get(container.name)
@@ -536,7 +541,6 @@ class ProbeManager:
             container=container,
             container_id=container_id,
             pod_ip=pod_ip,
-            config=config or ContainerConfig(name=container.name, image=container.image),
             on_result=on_result,
             on_failure=on_failure,
             added_at=anyio.current_time(),
@@ -632,8 +636,8 @@ class ProbeManager:
     async def _probe_once(self, probes: _ContainerProbes, kind: str, probe: Probe) -> Outcome:
         timeout = float(_setting(probe, "timeout_seconds", 1))
         try:
-            decided = await self._runtime.probe(probes.container_id, kind, probes.config)
-            if decided is not None:
+            if self._decide is not None:
+                decided = await self._decide(probes.container_id, kind)
                 message = "" if decided else f"the {self._runtime.name} runtime failed it"
                 return Outcome(decided, message)
             return await run_action(

@@ -5,7 +5,9 @@ its images come from `deploy/docker-engine.sh image`. Without an engine the
 tests are skipped with that hint, except under CI (env `CI` set), where that
 is a failure.
 
-Every test works on a node name and a cluster uid of its own, so it sees
+What every runtime must do is in test_runtime_conformance.py; this module
+holds what is Docker's own. Every test works on a node name and a cluster
+uid of its own, so it sees
 only its own containers (the runtime lists by the `io.kpy.cluster` and
 `io.kpy.node` labels). Clean-up is the
 runtime's own (a fresh runtime removes every sandbox and container of the
@@ -15,9 +17,6 @@ node), then a sweep by label that also fails the test if anything was left.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import socket
 import time
 import uuid
 from contextlib import aclosing, asynccontextmanager
@@ -33,7 +32,6 @@ from kpy.agent.runtime import (
     LABEL_CONTAINER_NAME,
     LABEL_POD_NAME,
     ContainerConfig,
-    ContainerCreateError,
     ContainerEvent,
     ContainerState,
     ImageNeverPullError,
@@ -45,13 +43,11 @@ from kpy.agent.runtime import (
     RuntimeError_,
     SandboxState,
 )
-from kpy.agent.runtime.base import DEFAULT_CLUSTER_UID
 from kpy.agent.runtime.docker import (
     LABEL_CLUSTER,
     LABEL_NODE,
     DockerRuntime,
     DockerUnavailableError,
-    default_docker_host,
     docker_answers,
 )
 from kpy.agent.runtime.process import ProcessRuntime
@@ -59,6 +55,15 @@ from kpy.api import codec
 from kpy.api.core.v1 import Pod
 from tests.integration._agent import running_agent
 from tests.integration._controllers import eventually
+from tests.integration._runtimes import (
+    EVENT_TIMEOUT,
+    IMAGE,
+    UNTIL_STOPPED,
+    check_started_then_exited,
+    docker_host_or_skip,
+    remove_everything,
+    sweep,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -68,15 +73,6 @@ if TYPE_CHECKING:
     from kpy.client import Client
     from tests.integration._agent import AgentHandle
 
-IMAGE = "kpy.local/busybox:latest"
-ENGINE = (
-    "bash deploy/docker-engine.sh install && bash deploy/docker-engine.sh start "
-    "&& bash deploy/docker-engine.sh image"
-)
-EVENT_TIMEOUT = 15.0
-# Runs until stopped, and exits 0 at once on SIGTERM (a shell that is pid 1
-# of a container ignores it otherwise).
-UNTIL_STOPPED = "trap 'exit 0' TERM; sleep 3600 & wait"
 SERVE = (
     "mkdir -p /www && echo hello from $(hostname) > /www/index.html "
     "&& exec httpd -f -p 8080 -h /www"
@@ -85,45 +81,7 @@ SERVE = (
 
 @pytest.fixture(scope="session")
 def docker_host() -> str:
-    host = default_docker_host()
-    if docker_answers(host, timeout=2.0):
-        return host
-    message = f"no Docker engine answers at {host}; start one with: {ENGINE}"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-async def sweep(host: str, node: str, cluster: str | None = None) -> int:
-    """Force-removes every container labelled for `node` (of `cluster` if
-    given); how many there were."""
-    labels = [f"{LABEL_NODE}={node}"]
-    if cluster is not None:
-        labels.append(f"{LABEL_CLUSTER}={cluster}")
-    async with aiodocker.Docker(url=host) as docker:
-        filters = json.dumps({"label": labels})
-        found = await docker.containers.list(all=True, filters=filters)
-        for container in found:
-            await container.delete(force=True)
-    return len(found)
-
-
-async def remove_everything(host: str, node: str, cluster: str = DEFAULT_CLUSTER_UID) -> int:
-    """Removes the node's sandboxes and containers through a fresh runtime
-    (its records are Docker's labels), then sweeps, whatever happened;
-    returns what the runtime left for the sweep."""
-    cleaner = DockerRuntime(node_name=node, cluster_uid=cluster, docker_host=host)
-    try:
-        await cleaner.start()
-        for sandbox in await cleaner.list_pod_sandboxes():
-            await cleaner.remove_pod_sandbox(sandbox.id)
-        for container in await cleaner.list_containers():
-            await cleaner.remove_container(container.id)
-    finally:
-        with anyio.CancelScope(shield=True):
-            await cleaner.close()
-            left = await sweep(host, node, cluster)
-    return left
+    return docker_host_or_skip()
 
 
 @dataclass
@@ -243,9 +201,8 @@ class ExitCase:
     reason: str
 
 
+# Plain exit codes are conformance cases; this one is the engine's own.
 EXIT_CASES = [
-    ExitCase("exit 0 completes", "exit 0", 0, "Completed"),
-    ExitCase("exit 3 is an error", "exit 3", 3, "Error"),
     ExitCase("a child killed, passed on", "sleep 100 & kill -KILL $!; wait $!", 137, "Error"),
 ]
 
@@ -254,18 +211,14 @@ EXIT_CASES = [
 async def test_exit_code_reason_and_events(node: Node, case: ExitCase) -> None:
     container_id = await node.run(["sh", "-c", case.script])
 
-    started = await node.next_event(container_id)
-    exited = await node.next_event(container_id)
-
-    assert (started.kind, started.exit_code) == ("started", None), case.name
-    assert (exited.kind, exited.exit_code) == ("exited", case.exit_code), case.name
-    assert exited.labels == {LABEL_CONTAINER_NAME: "c"}, case.name
-    status = await node.runtime.container_status(container_id)
-    assert status.state is ContainerState.EXITED, case.name
-    assert (status.exit_code, status.reason) == (case.exit_code, case.reason), case.name
-    assert status.started_at is not None, case.name
-    assert status.finished_at is not None, case.name
-    assert status.finished_at >= status.started_at, case.name
+    status = await check_started_then_exited(
+        node.runtime,
+        node.next_event,
+        container_id,
+        case.exit_code,
+        case.reason,
+        {LABEL_CONTAINER_NAME: "c"},
+    )
     assert status.image == IMAGE, case.name
     assert status.image_id.startswith("sha256:"), case.name
 
@@ -418,30 +371,6 @@ async def _http_get(ip: str, port: int) -> bytes:
                 except (anyio.EndOfStream, anyio.BrokenResourceError):
                     pass
             return data.partition(b"\r\n\r\n")[2]
-
-
-async def test_sandboxes_get_their_own_ips_and_give_them_back(node: Node) -> None:
-    first, _ = await node.sandbox("one")
-    second, config = await node.sandbox("two")
-    container_id = await node.run(["sleep", "100"], pod=(second, config))
-
-    assert first.ip != second.ip
-    assert all(socket.inet_aton(s.ip) for s in (first, second))
-
-    await node.runtime.stop_pod_sandbox(second.id)
-    assert (await node.exited(container_id)).exit_code == 137, "stopping a sandbox kills"
-    await node.runtime.stop_pod_sandbox(second.id)  # stopping twice is fine
-    states = {s.name: (s.state, s.ip) for s in await node.runtime.list_pod_sandboxes()}
-    assert states == {"one": (SandboxState.READY, first.ip), "two": (SandboxState.NOT_READY, "")}
-    late = ContainerConfig(name="late", image=IMAGE, command=["true"])
-    with pytest.raises(ContainerCreateError, match="is stopped"):
-        await node.runtime.create_container(second.id, late, config)
-
-    await node.runtime.remove_pod_sandbox(second.id)
-    await node.runtime.remove_pod_sandbox(second.id)  # removing twice is fine
-    assert [s.name for s in await node.runtime.list_pod_sandboxes()] == ["one"]
-    assert await node.runtime.list_containers() == []
-    assert await node.runtime.list_containers(second.id) == []
 
 
 async def test_many_pods_at_once(node: Node) -> None:
@@ -687,14 +616,6 @@ async def test_exec_timeout_kills_the_command(node: Node) -> None:
         return b"sleep 77" not in out
 
     await eventually(sleeping, timeout=5, what="the timed-out command gone")
-
-
-async def test_exec_in_an_exited_container_fails(node: Node) -> None:
-    container_id = await node.run(["true"])
-    await node.exited(container_id)
-
-    with pytest.raises(RuntimeError_, match="is not running"):
-        await node.exec(container_id, ["true"])
 
 
 async def test_stats_count_cpu_and_memory(node: Node) -> None:

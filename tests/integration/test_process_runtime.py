@@ -1,5 +1,7 @@
 """ProcessRuntime against real processes: start and exit, logs, environment,
 pod IPs, bind mounts, stop, exec, stats, and surviving an agent restart.
+What every runtime must do is in test_runtime_conformance.py; this module
+holds what is the process runtime's own.
 
 Every test works in its own tmp_path (state dir, ip dir, logs). The `node`
 fixture's teardown opens a fresh runtime on the state dir, stops whatever
@@ -39,6 +41,12 @@ from kpy.agent.runtime import (
 )
 from kpy.agent.runtime._ipam import LoopbackIPAM
 from kpy.agent.runtime.process import ProcessRuntime
+from tests.integration._runtimes import (
+    alive,
+    check_started_then_exited,
+    recorded_pids,
+    wait_dead,
+)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -133,39 +141,7 @@ class Node:
 
     def all_recorded_pids(self) -> list[tuple[int, int]]:
         """(pid, start time) of every shim and container ever started here."""
-        found = []
-        for path in self.state_dir.glob("containers/*/running.json"):
-            record = json.loads(path.read_text())
-            found.append((record["pid"], record["pid_start_time"]))
-            found.append((record["shim_pid"], record["shim_start_time"]))
-        return found
-
-
-def _alive(pid: int, start_time: int | None = None) -> bool:
-    """Whether the process runs: zombies (waiting for init to reap them) and
-    a reused pid do not count."""
-    try:
-        data = Path(f"/proc/{pid}/stat").read_bytes()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    fields = data[data.rindex(b")") + 2 :].split()
-    if start_time is not None and int(fields[19]) != start_time:
-        return False
-    return fields[0] != b"Z"
-
-
-async def _wait_dead(pid: int, start_time: int | None = None) -> None:
-    """Returns once the process has exited (a pidfd turns readable then)."""
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    try:
-        if _alive(pid, start_time):  # checked after opening: the fd pins the process
-            with anyio.fail_after(5):
-                await anyio.wait_readable(fd)
-    finally:
-        os.close(fd)
+        return recorded_pids(self.state_dir)
 
 
 @pytest.fixture
@@ -184,8 +160,8 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
             await cleaner.stop_container(status.id, timeout=0)
         await cleaner.close()
         for pid, start_time in n.all_recorded_pids():
-            await _wait_dead(pid, start_time)
-            assert not _alive(pid, start_time), f"process {pid} outlived its container"
+            await wait_dead(pid, start_time)
+            assert not alive(pid, start_time), f"process {pid} outlived its container"
 
 
 # -- start, exit, events ---------------------------------------------------------
@@ -199,9 +175,8 @@ class ExitCase:
     reason: str
 
 
+# Plain exit codes are conformance cases; signals are this runtime's own.
 EXIT_CASES = [
-    ExitCase("exit 0 completes", "exit 0", 0, "Completed"),
-    ExitCase("exit 3 is an error", "exit 3", 3, "Error"),
     ExitCase("SIGKILL is 128+9", "kill -KILL $$", 137, "Error"),
     ExitCase("SIGTERM is 128+15", "kill -TERM $$", 143, "Error"),
 ]
@@ -211,18 +186,14 @@ EXIT_CASES = [
 async def test_exit_code_and_events(node: Node, case: ExitCase) -> None:
     container_id = await node.run(["sh", "-c", case.script])
 
-    started = await node.next_event(container_id)
-    exited = await node.next_event(container_id)
-
-    assert (started.kind, started.exit_code) == ("started", None), case.name
-    assert (exited.kind, exited.exit_code) == ("exited", case.exit_code), case.name
-    assert exited.labels == {LABEL_CONTAINER_NAME: "c"}, case.name
-    status = await node.runtime.container_status(container_id)
-    assert status.state is ContainerState.EXITED, case.name
-    assert (status.exit_code, status.reason) == (case.exit_code, case.reason), case.name
-    assert status.started_at is not None, case.name
-    assert status.finished_at is not None, case.name
-    assert status.finished_at >= status.started_at, case.name
+    await check_started_then_exited(
+        node.runtime,
+        node.next_event,
+        container_id,
+        case.exit_code,
+        case.reason,
+        {LABEL_CONTAINER_NAME: "c"},
+    )
 
 
 async def test_args_alone_are_the_command(node: Node) -> None:
@@ -253,15 +224,6 @@ async def test_executable_not_found_fails_the_start(node: Node) -> None:
     assert status.state is ContainerState.EXITED
     assert (status.exit_code, status.reason) == (128, "StartError")
     assert "executable file not found" in status.message
-
-
-async def test_a_container_starts_only_once(node: Node) -> None:
-    container_id = await node.run(["sh", "-c", "exit 0"])
-    await node.next_event(container_id)
-    await node.next_event(container_id)
-
-    with pytest.raises(RuntimeError_, match="starts only once"):
-        await node.runtime.start_container(container_id)
 
 
 # -- logs ------------------------------------------------------------------------
@@ -555,8 +517,8 @@ async def test_stop_with_sigterm_ignored_kills_after_the_timeout(node: Node) -> 
     assert 1.0 <= elapsed < 4.0, elapsed
     status = await node.runtime.container_status(container_id)
     assert (status.state, status.exit_code) == (ContainerState.EXITED, 137)
-    await _wait_dead(pids["container"])
-    await _wait_dead(pids["shim"])
+    await wait_dead(pids["container"])
+    await wait_dead(pids["shim"])
     await node.runtime.stop_container(container_id, timeout=1.0)  # stopped: a no-op
 
 
@@ -576,7 +538,7 @@ async def test_the_whole_process_group_dies_with_the_container(node: Node, tmp_p
     await node.next_event(container_id)
     await node.next_event(container_id)
 
-    await _wait_dead(int(pid_file.read_text()))
+    await wait_dead(int(pid_file.read_text()))
 
 
 # -- exec ------------------------------------------------------------------------
@@ -650,7 +612,7 @@ async def test_exec_timeout_kills_the_command(node: Node) -> None:
 
     assert time.monotonic() - started < 3
     (exec_pid,) = pids
-    await _wait_dead(exec_pid)
+    await wait_dead(exec_pid)
 
 
 async def test_exec_errors(node: Node) -> None:
@@ -742,7 +704,7 @@ async def test_containers_outlive_the_process_that_started_them(node: Node, tmp_
     )
     container_id = creator.stdout.decode().strip()
     # run_process returned: the creator has exited; its container has not.
-    assert _alive(node.pids(container_id)["container"])
+    assert alive(node.pids(container_id)["container"])
 
     await node.open()
 
@@ -761,7 +723,7 @@ async def test_a_container_that_died_unwatched_is_reported_exited(
     pids = node.pids(container_id)
     await node.close()
     go.touch()
-    await _wait_dead(pids["shim"])
+    await wait_dead(pids["shim"])
 
     await node.open()
 
@@ -774,14 +736,14 @@ async def test_a_container_whose_shim_was_killed_is_unknown(node: Node) -> None:
     pids = node.pids(container_id)
     await node.close()
     os.kill(pids["shim"], signal.SIGKILL)
-    await _wait_dead(pids["shim"])
+    await wait_dead(pids["shim"])
 
     await node.open()
 
     status = await node.runtime.container_status(container_id)
     assert status.state is ContainerState.EXITED
     assert (status.exit_code, status.reason) == (255, "Unknown")
-    await _wait_dead(pids["container"])  # not left running unsupervised
+    await wait_dead(pids["container"])  # not left running unsupervised
 
 
 async def test_a_restart_reclaims_ips_of_sandboxes_that_are_gone(node: Node) -> None:

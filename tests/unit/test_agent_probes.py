@@ -277,9 +277,11 @@ async def exec_runtime() -> AsyncIterator[tuple[SimulatedRuntime, dict[str, str]
 async def start_container(
     runtime: SimulatedRuntime, pod: str, annotations: Mapping[str, str]
 ) -> str:
-    sandbox = PodSandboxConfig(namespace="default", name=pod, uid=f"uid-{pod}")
+    sandbox = PodSandboxConfig(
+        namespace="default", name=pod, uid=f"uid-{pod}", annotations=dict(annotations)
+    )
     sandbox_id = (await runtime.run_pod_sandbox(sandbox)).id
-    config = ContainerConfig(name="app", image="app:1", annotations=dict(annotations))
+    config = ContainerConfig(name="app", image="app:1")
     container_id = await runtime.create_container(sandbox_id, config, sandbox)
     await runtime.start_container(container_id)
     return container_id
@@ -390,8 +392,8 @@ class SpyRuntime(SimulatedRuntime):
         super().__init__(node_name="node-a", clock=clock)
         self.answers: list[Answer] = []
 
-    async def probe(self, container_id: str, kind: str, config: ContainerConfig) -> bool:
-        success = await super().probe(container_id, kind, config)
+    async def probe(self, container_id: str, kind: str) -> bool:
+        success = await super().probe(container_id, kind)
         self.answers.append(Answer(anyio.current_time(), kind, success))
         return success
 
@@ -432,7 +434,7 @@ class Probing:
 async def probing() -> AsyncIterator[Probing]:
     clock = WallClock()
     runtime = SpyRuntime(clock)
-    manager = ProbeManager(runtime, time_scale=SCALE)
+    manager = ProbeManager(runtime, time_scale=SCALE, decide=runtime.probe)
     async with anyio.create_task_group() as tasks:
         await tasks.start(manager.run)
         yield Probing(clock, runtime, manager)
@@ -589,7 +591,7 @@ async def test_adding_a_restarted_container_replaces_its_workers() -> None:
 async def test_containers_added_before_run_are_probed_once_it_runs() -> None:
     clock = WallClock()
     runtime = SpyRuntime(clock)
-    manager = ProbeManager(runtime, time_scale=SCALE)
+    manager = ProbeManager(runtime, time_scale=SCALE, decide=runtime.probe)
     env = Probing(clock, runtime, manager)
     await env.add(Container(name="app", image="app:1", readiness_probe=exec_probe()), {})
     await anyio.sleep(PERIOD)

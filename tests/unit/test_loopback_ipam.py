@@ -1,4 +1,5 @@
-"""LoopbackIPAM: which address comes next, who holds it, and giving it back."""
+"""The IPAMs: which address comes next, who holds it, and giving it back
+(LoopbackIPAM on disk; NodeRangeIPAM, the simulated runtime's, in memory)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from kpy.agent.runtime import _ipam
-from kpy.agent.runtime._ipam import AddressExhaustedError, Claim, LoopbackIPAM
+from kpy.agent.runtime._ipam import AddressExhaustedError, Claim, LoopbackIPAM, NodeRangeIPAM
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -189,3 +190,57 @@ def test_a_claim_names_its_cluster(tmp_path: Path) -> None:
 
     assert first != second, "two clusters' kpy-node-1 never share an address"
     assert a1.claims() == {first: Claim("node-a", "s1", "c1"), second: Claim("node-a", "s2", "c2")}
+
+
+# -- NodeRangeIPAM ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeCase:
+    name: str
+    # Steps: "allocate", "release <ip>" or "reclaim <ip>,<ip>"; then what the
+    # next allocation gives.
+    steps: tuple[str, ...]
+    want_next: str
+
+
+RANGE_CASES = [
+    RangeCase("starts at host 1", (), "0.1"),
+    RangeCase("next-fit after the last given", ("allocate", "allocate"), "0.3"),
+    RangeCase("a released address waits its turn", ("allocate", "allocate", "release 0.1"), "0.3"),
+    RangeCase(
+        "reclaim keeps only the live addresses",
+        ("allocate", "allocate", "allocate", "reclaim 0.2"),
+        "0.4",
+    ),
+    RangeCase("after a restart, live addresses are skipped", ("reclaim 0.1,0.2",), "0.3"),
+]
+
+
+@pytest.mark.parametrize("case", RANGE_CASES, ids=lambda c: c.name)
+def test_node_range_allocation(case: RangeCase) -> None:
+    prefix = NodeRangeIPAM("node-a").allocate("first").rsplit(".", 2)[0]  # "10.x"
+    ipam = NodeRangeIPAM("node-a")
+    for step in case.steps:
+        verb, _, arg = step.partition(" ")
+        if verb == "allocate":
+            ipam.allocate("s")
+        elif verb == "release":
+            ipam.release(f"{prefix}.{arg}")
+        else:
+            ipam.reclaim(f"{prefix}.{ip}" for ip in arg.split(","))
+    assert ipam.allocate("next") == f"{prefix}.{case.want_next}", case.name
+
+
+def test_node_range_reclaim_returns_what_it_freed() -> None:
+    ipam = NodeRangeIPAM("node-a")
+    ips = [ipam.allocate(f"s{i}") for i in range(3)]
+    assert ipam.reclaim([ips[1]]) == [ips[0], ips[2]]
+
+
+def test_node_range_exhaustion_says_what_to_do() -> None:
+    ipam = NodeRangeIPAM("node-a")
+    prefix = ipam.allocate("first").rsplit(".", 2)[0]
+    ipam.reclaim(f"{prefix}.{host >> 8}.{host & 255}" for host in range(1, 65535))
+    with pytest.raises(AddressExhaustedError, match=r"no free sandbox IP .* stop some pods"):
+        ipam.allocate("one-too-many")

@@ -1,5 +1,6 @@
-"""The simulated runtime: annotation behaviours, events, sandbox IPs, the
-state file and scale. Wall time is a settable clock; exit timers run on the
+"""The simulated runtime: annotation behaviours (read from the sandbox's
+config, as a pod's annotations), events, sandbox IPs, the state file and
+scale. Wall time is a settable clock; exit timers run on the
 event loop with delays of a few tens of milliseconds."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import anyio
 import pytest
 
 from kpy.agent.runtime.base import (
+    LABEL_CONTAINER_INIT,
     LABEL_CONTAINER_NAME,
     LABEL_POD_UID,
     ContainerConfig,
@@ -57,15 +59,11 @@ def sandbox_config(
     )
 
 
-def container_config(
-    name: str = "app", annotations: Mapping[str, str] | None = None
-) -> ContainerConfig:
-    return ContainerConfig(
-        name=name,
-        image="registry.example/app:1",
-        labels={LABEL_CONTAINER_NAME: name},
-        annotations=dict(annotations or {}),
-    )
+def container_config(name: str = "app", *, init: bool = False) -> ContainerConfig:
+    labels = {LABEL_CONTAINER_NAME: name}
+    if init:
+        labels[LABEL_CONTAINER_INIT] = "true"
+    return ContainerConfig(name=name, image="registry.example/app:1", labels=labels)
 
 
 @pytest.fixture
@@ -83,11 +81,13 @@ async def run_container(
     pod: str = "web-0",
     name: str = "app",
     start: bool = True,
+    init: bool = False,
 ) -> tuple[str, str]:
-    """A sandbox with one container (started unless told); their ids."""
+    """A sandbox (of a pod with `annotations`) with one container (started
+    unless told); their ids."""
     sandbox = await rt.run_pod_sandbox(sandbox_config(pod, annotations))
     container_id = await rt.create_container(
-        sandbox.id, container_config(name, annotations), sandbox_config(pod, annotations)
+        sandbox.id, container_config(name, init=init), sandbox_config(pod, annotations)
     )
     if start:
         await rt.start_container(container_id)
@@ -155,16 +155,16 @@ async def test_probe_answers_from_annotations(case: ProbeCase) -> None:
     rt = SimulatedRuntime(node_name="node-a", clock=clock)
     _, container_id = await run_container(rt, case.annotations)
     clock.now += case.seconds_after_start
-    got = {kind: await rt.probe(container_id, kind, container_config()) for kind in case.want}
+    got = {kind: await rt.probe(container_id, kind) for kind in case.want}
     assert got == case.want, case.name
     await rt.close()
 
 
 async def test_probe_of_a_container_not_running_fails(runtime: SimulatedRuntime) -> None:
     _, created = await run_container(runtime, start=False)
-    assert await runtime.probe(created, "liveness", container_config()) is False
+    assert await runtime.probe(created, "liveness") is False
     with pytest.raises(NotFoundError, match="no simulated container nope"):
-        await runtime.probe("nope", "liveness", container_config())
+        await runtime.probe("nope", "liveness")
 
 
 @dataclass(frozen=True)
@@ -288,12 +288,25 @@ async def test_stop_exits_zero_at_once_and_only_once(runtime: SimulatedRuntime) 
     assert events == [("started", None), ("exited", 0)]
 
 
-async def test_events_start_from_the_call(runtime: SimulatedRuntime) -> None:
-    _, before = await run_container(runtime, pod="before")
+async def test_events_are_kept_from_start_not_from_the_call(runtime: SimulatedRuntime) -> None:
+    # The agent reads events only after its workers may have started (and
+    # seen exit) containers: what happened since start() must reach it.
+    _, before = await run_container(runtime, {"sim.kpy.io/app.exit-after": "0"}, pod="before")
     stream = runtime.events()
-    await runtime.stop_container(before, timeout=1)
-    (event,) = await next_events(stream, 1)
-    assert (event.kind, event.container_id) == ("exited", before)
+    events = await next_events(stream, 2)
+    assert [(event.kind, event.container_id) for event in events] == [
+        ("started", before),
+        ("exited", before),
+    ]
+
+
+async def test_init_containers_exit_at_once_unless_annotated(runtime: SimulatedRuntime) -> None:
+    _, init = await run_container(runtime, pod="a", init=True)
+    _, annotated = await run_container(
+        runtime, {"sim.kpy.io/app.exit-after": "30"}, pod="b", init=True
+    )
+    assert (await runtime.container_status(init)).state is ContainerState.EXITED
+    assert (await runtime.container_status(annotated)).state is ContainerState.RUNNING
 
 
 async def test_container_starts_once(runtime: SimulatedRuntime) -> None:
@@ -420,21 +433,27 @@ async def record_state(path: Path, clock: WallClock) -> Recorded:
     rt = SimulatedRuntime(node_name="node-a", state_file=path, clock=clock)
     await rt.start()
     recorded = Recorded()
-    sandbox = await rt.run_pod_sandbox(sandbox_config("kept"))
+    # One pod: its annotations name the container each is for.
+    kept = sandbox_config(
+        "kept",
+        {
+            "sim.kpy.io/soon.exit-after": "10",
+            "sim.kpy.io/down.exit-after": "5",
+            "sim.kpy.io/down.exit-code": "4",
+        },
+    )
+    sandbox = await rt.run_pod_sandbox(kept)
     recorded.sandbox_ip = sandbox.ip
 
-    async def create(name: str, annotations: Mapping[str, str]) -> str:
-        config = container_config(name, annotations)
-        container_id = await rt.create_container(sandbox.id, config, sandbox_config("kept"))
+    async def create(name: str) -> str:
+        container_id = await rt.create_container(sandbox.id, container_config(name), kept)
         await rt.start_container(container_id)
         return container_id
 
-    recorded.forever = await create("forever", {})
-    recorded.exits_soon = await create("soon", {"sim.kpy.io/soon.exit-after": "10"})
-    recorded.exits_while_down = await create(
-        "down", {"sim.kpy.io/down.exit-after": "5", "sim.kpy.io/down.exit-code": "4"}
-    )
-    recorded.exited = await create("done", {})
+    recorded.forever = await create("forever")
+    recorded.exits_soon = await create("soon")
+    recorded.exits_while_down = await create("down")
+    recorded.exited = await create("done")
     await rt.stop_container(recorded.exited, timeout=1)
     await rt.close()
     return recorded
@@ -463,7 +482,7 @@ async def test_state_file_recovery_continues_exit_timers(tmp_path: Path) -> None
 
     (exited_soon,) = await next_events(stream, 1)  # 50 ms, not the full 10 s
     assert exited_soon.container_id == recorded.exits_soon
-    assert (await rt.probe(recorded.forever, "liveness", container_config())) is True
+    assert (await rt.probe(recorded.forever, "liveness")) is True
     other = await rt.run_pod_sandbox(sandbox_config("new"))
     assert other.ip != recorded.sandbox_ip  # the recovered sandbox keeps its IP
     await rt.close()
@@ -506,3 +525,59 @@ async def test_five_thousand_containers_with_coalesced_saves(tmp_path: Path) -> 
     saved = json.loads(path.read_text())
     assert len(saved["containers"]) == count
     assert {c["state"] for c in saved["containers"]} == {"exited"}
+
+
+async def test_a_state_file_from_before_the_shared_config_form_loads(tmp_path: Path) -> None:
+    # Earlier versions stored the pod's annotations and an init flag in each
+    # container's config; they are read from the sandbox's config now.
+    annotations = {"sim.kpy.io/app.exit-after": "5"}
+    sandbox = {"namespace": "default", "name": "old", "uid": "u", "annotations": annotations}
+    config = {
+        "name": "app",
+        "image": "app:1",
+        "command": [],
+        "args": [],
+        "env": [["A", "1"]],
+        "mounts": [{"host_path": "/h", "container_path": "/c", "read_only": True}],
+        "labels": {LABEL_CONTAINER_NAME: "app"},
+        "annotations": annotations,
+        "init": False,
+    }
+    path = tmp_path / "sim-state.json"
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "node_name": "node-a",
+                "sandboxes": [
+                    {
+                        "id": "s1",
+                        "ip": "10.1.0.1",
+                        "state": "ready",
+                        "created_at": START,
+                        "config": sandbox,
+                    }
+                ],
+                "containers": [
+                    {
+                        "id": "c1",
+                        "sandbox_id": "s1",
+                        "config": config,
+                        "image_id": "sha256:x",
+                        "created_at": START,
+                        "state": "running",
+                        "started_at": START,
+                        "finished_at": None,
+                        "exit_code": None,
+                        "reason": "",
+                    }
+                ],
+            }
+        )
+    )
+    clock = WallClock(START + 10)  # past exit-after: it exits on recovery
+    rt = SimulatedRuntime(node_name="node-a", state_file=path, clock=clock)
+    await rt.start()
+    status = await rt.container_status("c1")
+    assert (status.state, status.finished_at) == (ContainerState.EXITED, START + 5)
+    await rt.close()

@@ -1,7 +1,14 @@
-"""Container runtimes for the node agent; `base` states the interface."""
+"""Container runtimes for the node agent; `base` states the interface.
+
+`docker`, `process` and `simulated` implement it on one core: `_records`
+(sandboxes and containers by id, the JSON form of configs), `_events` (the
+event stream), `_exec` (exec deadlines and stdin), `_statefile` (atomic JSON
+files) and `_ipam` (sandbox IPs).
+"""
 
 from kpy.agent.runtime.base import (
     LABEL_CONTAINER_ATTEMPT,
+    LABEL_CONTAINER_INIT,
     LABEL_CONTAINER_NAME,
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
@@ -26,6 +33,7 @@ from kpy.agent.runtime.base import (
 
 __all__ = [
     "LABEL_CONTAINER_ATTEMPT",
+    "LABEL_CONTAINER_INIT",
     "LABEL_CONTAINER_NAME",
     "LABEL_POD_NAME",
     "LABEL_POD_NAMESPACE",

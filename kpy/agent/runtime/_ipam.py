@@ -1,5 +1,19 @@
-"""Loopback addresses for the process runtime's pod sandboxes.
+"""Pod sandbox IPs: the one interface runtimes allocate them through.
 
+An IPAM hands out an address per sandbox (`allocate(sandbox_id)`), takes it
+back when the sandbox stops (`release(ip)`, a no-op for an address it does
+not hold), and after a restart keeps exactly the addresses of the sandboxes
+still ready (`reclaim(live_ips)` frees the rest and returns them). Running
+out is AddressExhaustedError. Two implementations:
+
+- `LoopbackIPAM`, the process runtime's: real loopback addresses, claimed
+  in a directory shared by every agent of the machine (below).
+- `NodeRangeIPAM`, the simulated runtime's: addresses that are only names,
+  10.x.y.z with x from the node name, held in memory.
+
+(Docker's engine allocates its own addresses on its bridge.)
+
+Loopback addresses:
 Linux routes the whole of 127.0.0.0/8 to `lo`, so every pod can have an
 address of its own with no configuration. `LoopbackIPAM` hands them out so
 that they are unique on the machine even when several agents (different node
@@ -28,9 +42,10 @@ import ipaddress
 import logging
 import os
 import uuid
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from kpy.agent.runtime.base import RuntimeError_
 
@@ -183,6 +198,51 @@ class LoopbackIPAM:
             claim = _read_claim(self.ip_dir / name)
             if claim is not None and self.owns(claim):
                 (self.ip_dir / name).unlink(missing_ok=True)
+
+
+# Host numbers 1..65534 of a node's 10.x.0.0/16.
+NODE_RANGE_SIZE: Final = 65534
+
+
+class NodeRangeIPAM:
+    """Addresses 10.x.y.z for a simulated node, x from a hash of the node
+    name (so nodes usually differ), y.z unique among the addresses held.
+    Next-fit, so an allocation is O(1) until the range is nearly full.
+    Nothing is kept on disk: `reclaim` with the live sandboxes' addresses
+    restores the holdings after a restart."""
+
+    def __init__(self, node_name: str) -> None:
+        self._prefix = f"10.{zlib.crc32(node_name.encode()) % 256}."
+        self._used: set[int] = set()
+        self._next = 1
+
+    def allocate(self, sandbox_id: str) -> str:
+        """The next free address; AddressExhaustedError when all are held."""
+        for _ in range(NODE_RANGE_SIZE):
+            host = self._next
+            self._next = host % NODE_RANGE_SIZE + 1
+            if host not in self._used:
+                self._used.add(host)
+                return f"{self._prefix}{host >> 8}.{host & 255}"
+        raise AddressExhaustedError(
+            f"no free sandbox IP in {self._prefix}0.0/16 for sandbox {sandbox_id}: "
+            f"{NODE_RANGE_SIZE} sandboxes are ready; stop some pods"
+        )
+
+    def release(self, ip: str) -> None:
+        """Gives `ip` back; a no-op if it is not held."""
+        self._used.discard(self._host(ip))
+
+    def reclaim(self, live_ips: Iterable[str]) -> list[str]:
+        """Holds exactly `live_ips`; returns the addresses it let go."""
+        live = {self._host(ip) for ip in live_ips}
+        released = sorted(self._used - live)
+        self._used = live
+        return [f"{self._prefix}{host >> 8}.{host & 255}" for host in released]
+
+    def _host(self, ip: str) -> int:
+        _, _, y, z = ip.split(".")
+        return int(y) << 8 | int(z)
 
 
 def _is_ipv4(name: str) -> bool:

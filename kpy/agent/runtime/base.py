@@ -10,13 +10,20 @@ Contract every implementation keeps:
 - Ids are opaque strings, unique on this machine for the runtime's life.
 - Every sandbox and container carries the labels it was created with. The
   agent puts the pod's namespace, name and uid and the container's name and
-  attempt there, so that after a restart `list_pod_sandboxes` and
+  attempt there (and marks init containers), so that after a restart `list_pod_sandboxes` and
   `list_containers` let it find what it was running: a runtime must keep
   running containers alive when the agent process exits, and report them
   again from `start()` on the next run.
 - A container that exits is reported once on `events()` (kind "exited",
   with its exit code); a container that starts is reported as "started".
-  The agent learns of deaths from this stream, never by polling.
+  The agent learns of deaths from this stream, never by polling. Events
+  are kept from `start()` until `close()`, read or not: the agent starts
+  the runtime, then its pod workers, then reads events, and an exit in
+  between must reach it. `events()` may be called before `start()`; one
+  reader takes them; `close()` ends the stream after what was kept.
+  Containers that exited while no runtime watched them (the agent was
+  down) are not reported: `list_containers()` after `start()` shows them
+  exited. (`_events.EventStream` is this stream, shared by every runtime.)
 - `stop_container(id, timeout)` sends the stop signal (SIGTERM unless the
   config named another), waits up to `timeout` seconds, then kills. It
   returns when the container has exited. Stopping an exited container is a
@@ -27,6 +34,14 @@ Contract every implementation keeps:
 - Several clusters may share a machine and a Docker engine, each with a
   node of the same name: a runtime is given its cluster's uid and its node
   name, and lists, adopts, frees and removes only what carries both.
+- The configs are CRI-shaped: what a runtime needs beyond them it reads
+  from their labels (the `LABEL_*` keys below) or from the sandbox's config
+  (the pod's annotations), never from fields of its own here. A stopped
+  sandbox has given its IP back and reports none (""). Ids a runtime does
+  not know are NotFoundError, but removing one is a no-op, and listing the
+  containers of one is [] (`_records.Records` does these lookups). A
+  container cannot be created in a stopped sandbox (ContainerCreateError),
+  and starts only once (RuntimeError_; a restart is a new container).
 - Errors are `RuntimeError_` subclasses with a message a user can act on;
   `ImagePullError` and `ContainerCreateError` carry the Kubernetes waiting
   reason the agent shows.
@@ -48,6 +63,8 @@ LABEL_POD_NAME = "io.kubernetes.pod.name"
 LABEL_POD_UID = "io.kubernetes.pod.uid"
 LABEL_CONTAINER_NAME = "io.kubernetes.container.name"
 LABEL_CONTAINER_ATTEMPT = "io.kubernetes.container.attempt"
+# "true" on a pod's init containers (absent on the others).
+LABEL_CONTAINER_INIT = "io.kpy.container.init"
 
 # The cluster of a runtime built without one (tests, benchmarks); agents
 # always name theirs (kpy-agent --cluster-uid, or one derived from its root dir).
@@ -94,6 +111,8 @@ class NotFoundError(RuntimeError_):
 
 @dataclass(frozen=True, slots=True)
 class PodSandboxConfig:
+    """What a pod's sandbox is made from; `annotations` are the pod's."""
+
     namespace: str
     name: str
     uid: str
@@ -146,12 +165,8 @@ class ContainerConfig:
     # Signal name for stop_container ("SIGTERM" unless Lifecycle.stopSignal).
     stop_signal: str = "SIGTERM"
     labels: Mapping[str, str] = field(default_factory=dict)
-    # The pod's annotations (the simulated runtime reads its behaviour here).
-    annotations: Mapping[str, str] = field(default_factory=dict)
     # The file the container's stdout and stderr go to.
     log_path: str = ""
-    # An init container (the simulated runtime lets these exit at once).
-    init: bool = False
 
 
 class ContainerState(enum.Enum):
@@ -273,9 +288,5 @@ class Runtime(Protocol):
     async def stats(self, container_id: str) -> ContainerStats: ...
 
     def events(self) -> AsyncIterator[ContainerEvent]:
-        """Started and exited events for every container, from the time of
-        the call; one reader."""
-
-    async def probe(self, container_id: str, kind: str, config: ContainerConfig) -> bool | None:
-        """A probe result the runtime decides itself (the simulated one),
-        or None: the agent runs the probe for real."""
+        """Started and exited events for every container, kept from
+        `start()` until `close()` (see the module docstring); one reader."""

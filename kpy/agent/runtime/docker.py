@@ -15,7 +15,7 @@ of several clusters, may share an engine, and two clusters both have a
 `kpy-node-1`: each runtime only ever lists, recovers and removes what
 carries its own cluster uid and node name), and what this runtime needs to
 rebuild its view after an agent restart (the sandbox of a container, its
-name, attempt and init flag; a sandbox's namespace, name and uid). Docker
+name and attempt; a sandbox's namespace, name and uid). Docker
 names follow the kubelet's dockershim, with the cluster uid added:
 `k8s_<container>_<pod>_<namespace>_<uid>_<attempt>_<cluster>`, and
 `k8s_POD_...` for the pause container.
@@ -63,6 +63,9 @@ import aiohttp
 import anyio
 from aiodocker.exceptions import DockerError
 
+from kpy.agent.runtime._events import EventStream
+from kpy.agent.runtime._exec import deadline_after, feed, remaining
+from kpy.agent.runtime._records import Records
 from kpy.agent.runtime.base import (
     DEFAULT_CLUSTER_UID,
     ContainerConfig,
@@ -103,7 +106,6 @@ LABEL_TYPE: Final = "io.kpy.type"  # TYPE_SANDBOX or TYPE_CONTAINER
 LABEL_SANDBOX: Final = "io.kpy.sandbox"  # a container's sandbox id
 LABEL_NAME: Final = "io.kpy.container.name"
 LABEL_ATTEMPT: Final = "io.kpy.attempt"
-LABEL_INIT: Final = "io.kpy.init"
 LABEL_POD_NAMESPACE: Final = "io.kpy.pod.namespace"
 LABEL_POD_NAME: Final = "io.kpy.pod.name"
 LABEL_POD_UID: Final = "io.kpy.pod.uid"
@@ -117,7 +119,6 @@ _OWN_LABELS: Final = frozenset(
         LABEL_SANDBOX,
         LABEL_NAME,
         LABEL_ATTEMPT,
-        LABEL_INIT,
         LABEL_POD_NAMESPACE,
         LABEL_POD_NAME,
         LABEL_POD_UID,
@@ -193,11 +194,8 @@ class DockerRuntime:
     """Runs pods in a Docker engine; see the module docstring.
 
     Call `start()` before anything else; `close()` stops the event reader
-    and the connection (containers keep running). Events are buffered from
-    `start()` on. Containers that exited while no runtime watched them are
-    not reported on `events()`: `list_containers()` shows them exited.
-    Removing an unknown sandbox or container is a no-op; removing a running
-    container kills it.
+    and the connection (containers keep running). `events()` means what
+    `base` says. Removing a running container kills it.
     """
 
     name = "docker"
@@ -224,10 +222,11 @@ class DockerRuntime:
         self._event_period = event_period
         self._docker: aiodocker.Docker | None = None
         self._ncpu = os.cpu_count() or 1
-        self._sandboxes: dict[str, PodSandbox] = {}
-        self._containers: dict[str, ContainerStatus] = {}
+        self._records: Records[PodSandbox, ContainerStatus] = Records(
+            f"of node {node_name} (cluster {self.cluster_uid}) in the engine at {self.docker_host}"
+        )
         self._seen: dict[str, _Seen] = {}
-        self._events: asyncio.Queue[ContainerEvent | BaseException | None] = asyncio.Queue()
+        self._events = EventStream(self.name)
         self._reader: asyncio.Task[None] | None = None
         self._streams = 0
         self._drops = 0
@@ -256,7 +255,7 @@ class DockerRuntime:
             ) from None
         self._docker = docker
         self._ncpu = int(info.get("NCPU") or self._ncpu)
-        self._events = asyncio.Queue()  # the previous one, if any, was ended by close()
+        self._events.open()
         since = time.time()
         try:
             await self._load()
@@ -272,14 +271,14 @@ class DockerRuntime:
                 "host": self.docker_host,
                 "cluster": self.cluster_uid,
                 "node": self.node_name,
-                "sandboxes": len(self._sandboxes),
-                "containers": len(self._containers),
+                "sandboxes": len(self._records.sandboxes),
+                "containers": len(self._records.containers),
             },
         )
 
     async def _load(self) -> None:
         """The view, from this node's containers as Docker has them now."""
-        self._sandboxes, self._containers, self._seen = {}, {}, {}
+        self._records.sandboxes, self._records.containers, self._seen = {}, {}, {}
         for item in await self._list():
             found = await self._inspect(item["Id"])
             if found is not None:
@@ -297,19 +296,16 @@ class DockerRuntime:
             self._reader = None
         docker, self._docker = self._docker, None
         await docker.close()
-        self._events.put_nowait(None)
+        self._events.close()
 
     def statistics(self) -> DockerStatistics:
         return DockerStatistics(
-            sandboxes=len(self._sandboxes),
-            containers=len(self._containers),
+            sandboxes=len(self._records.sandboxes),
+            containers=len(self._records.containers),
             streams=self._streams,
             drops=self._drops,
             last_event_at=self._last_event_at,
         )
-
-    async def probe(self, container_id: str, kind: str, config: ContainerConfig) -> bool | None:
-        return None
 
     # -- images ------------------------------------------------------------
 
@@ -392,13 +388,17 @@ class DockerRuntime:
         """Kills the sandbox's running containers, then stops the pause
         container (Docker takes its IP back)."""
         self._sandbox(sandbox_id)
-        live = [c.id for c in self._containers_of(sandbox_id) if c.state is ContainerState.RUNNING]
+        live = [
+            c.id
+            for c in self._records.containers_of(sandbox_id)
+            if c.state is ContainerState.RUNNING
+        ]
         await _each(self._kill, live)
         await self._kill(sandbox_id)
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         """Stops the sandbox and removes its containers and itself."""
-        if sandbox_id not in self._sandboxes:
+        if sandbox_id not in self._records.sandboxes:
             return
         await self.stop_pod_sandbox(sandbox_id)
         members = await self._list(f"{LABEL_SANDBOX}={sandbox_id}")
@@ -407,20 +407,16 @@ class DockerRuntime:
 
     async def list_pod_sandboxes(self) -> list[PodSandbox]:
         self._api()
-        return sorted(self._sandboxes.values(), key=lambda s: s.created_at)
+        return sorted(self._records.sandboxes.values(), key=lambda s: s.created_at)
 
     # -- containers --------------------------------------------------------
 
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox: PodSandboxConfig
     ) -> str:
-        record = self._sandbox(sandbox_id)
+        self._api()
+        record = self._records.ready_sandbox(sandbox_id, config.name, sandbox)
         pod = f"{record.namespace}/{record.name}"
-        if record.state is not SandboxState.READY:
-            raise ContainerCreateError(
-                f'cannot create container "{config.name}" of pod {pod}: its sandbox '
-                f"{sandbox_id[:12]} is stopped; run a new sandbox to create containers in"
-            )
         body = _container_body(config, sandbox_id, self._owner(), self._ncpu)
         name = _docker_name(config.name, sandbox, config.attempt, self.cluster_uid)
         what = f'container "{config.name}" of pod {pod}'
@@ -461,15 +457,15 @@ class DockerRuntime:
         await self._stop(container_id, timeout)
 
     async def remove_container(self, container_id: str) -> None:
-        if container_id in self._containers:
+        if container_id in self._records.containers:
             await self._remove(container_id)
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
         self._api()
         containers = (
-            list(self._containers.values())
+            list(self._records.containers.values())
             if sandbox_id is None
-            else self._containers_of(sandbox_id)
+            else self._records.containers_of(sandbox_id)
         )
         return sorted(containers, key=lambda c: c.created_at)
 
@@ -491,13 +487,7 @@ class DockerRuntime:
         return ContainerStats(container_id, time.time(), cpu, _working_set(data))
 
     def events(self) -> AsyncIterator[ContainerEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[ContainerEvent]:
-        while (event := await self._events.get()) is not None:
-            if isinstance(event, BaseException):
-                raise RuntimeError_(f"the docker event reader failed: {event}") from event
-            yield event
+        return self._events.read()
 
     # -- exec --------------------------------------------------------------
 
@@ -515,7 +505,7 @@ class DockerRuntime:
         c = self._container(container_id)
         if not command:
             raise RuntimeError_(f"exec in {_describe(c)}: the command is empty")
-        deadline = None if timeout is None else anyio.current_time() + timeout
+        deadline = deadline_after(timeout)
         try:
             execution = (
                 await self._api()
@@ -528,12 +518,12 @@ class DockerRuntime:
         feeder: asyncio.Future[None] | None = None
         what = f"exec {list(command)!r} in {_describe(c)}"
         try:
-            with anyio.fail_after(_remaining(deadline)):
+            with anyio.fail_after(remaining(deadline)):
                 await stream.__aenter__()
             if stdin is not None:
-                feeder = asyncio.ensure_future(_feed(stream, stdin))
+                feeder = asyncio.ensure_future(feed(stdin, stream.write_in, _half_closer(stream)))
             while True:
-                with anyio.fail_after(_remaining(deadline)):
+                with anyio.fail_after(remaining(deadline)):
                     message = await stream.read_out()
                 if message is None:
                     break
@@ -701,26 +691,11 @@ class DockerRuntime:
 
     def _sandbox(self, sandbox_id: str) -> PodSandbox:
         self._api()
-        try:
-            return self._sandboxes[sandbox_id]
-        except KeyError:
-            raise NotFoundError(
-                f"no pod sandbox {sandbox_id} of node {self.node_name} ({self._cluster()}) "
-                f"in the engine at {self.docker_host}"
-            ) from None
+        return self._records.sandbox(sandbox_id)
 
     def _container(self, container_id: str) -> ContainerStatus:
         self._api()
-        try:
-            return self._containers[container_id]
-        except KeyError:
-            raise NotFoundError(
-                f"no container {container_id} of node {self.node_name} ({self._cluster()}) "
-                f"in the engine at {self.docker_host}"
-            ) from None
-
-    def _containers_of(self, sandbox_id: str) -> list[ContainerStatus]:
-        return [c for c in self._containers.values() if c.sandbox_id == sandbox_id]
+        return self._records.container(container_id)
 
     def _observe(self, info: Json, *, emit: bool) -> None:
         """Applies what Docker said of one container (its inspect), unless
@@ -732,15 +707,15 @@ class DockerRuntime:
         if labels.get(LABEL_TYPE) == TYPE_SANDBOX:
             sandbox = _sandbox_from_inspect(info)
             if self._newer(sandbox.id, _sandbox_rank(info), docker_state):
-                self._sandboxes[sandbox.id] = sandbox
+                self._records.sandboxes[sandbox.id] = sandbox
         elif labels.get(LABEL_TYPE) == TYPE_CONTAINER:
             self._apply(_status_from_inspect(info), docker_state, emit=emit)
 
     def _apply(self, status: ContainerStatus, docker_state: str, *, emit: bool) -> None:
         if not self._newer(status.id, _container_rank(status), docker_state):
             return
-        before = self._containers.get(status.id)
-        self._containers[status.id] = status
+        before = self._records.containers.get(status.id)
+        self._records.containers[status.id] = status
         if not emit:
             return
         was = before.state if before is not None else ContainerState.CREATED
@@ -758,12 +733,12 @@ class DockerRuntime:
         return True
 
     def _forget(self, docker_id: str) -> None:
-        self._sandboxes.pop(docker_id, None)
-        self._containers.pop(docker_id, None)
+        self._records.sandboxes.pop(docker_id, None)
+        self._records.containers.pop(docker_id, None)
         self._seen.pop(docker_id, None)
 
     def _emit(self, status: ContainerStatus, kind: str) -> None:
-        self._events.put_nowait(
+        self._events.emit(
             ContainerEvent(
                 container_id=status.id,
                 sandbox_id=status.sandbox_id,
@@ -795,7 +770,7 @@ class DockerRuntime:
                     delay = min(delay * 2, 5.0)
         except Exception as e:
             log.exception("docker event reader failed", extra={"host": self.docker_host})
-            self._events.put_nowait(e)
+            self._events.fail(e)
 
     async def _follow_events(self, since: float) -> float:
         """One event stream, from `since` for at most `event_period`
@@ -882,7 +857,6 @@ def _container_body(
         LABEL_SANDBOX: sandbox_id,
         LABEL_NAME: config.name,
         LABEL_ATTEMPT: str(config.attempt),
-        LABEL_INIT: "true" if config.init else "false",
     }
     host: Json = {
         "NetworkMode": f"container:{sandbox_id}",
@@ -1107,18 +1081,19 @@ async def _frames(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
             yield data
 
 
-async def _feed(stream: Stream, stdin: AsyncIterator[bytes]) -> None:
-    """Writes stdin to the exec, then closes its write side (the command
-    sees end of file; its output still comes)."""
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        async for data in stdin:
-            await stream.write_in(data)
-        # aiodocker's Stream can only close both ways; half-close its transport.
+def _half_closer(stream: Stream) -> Callable[[], None]:
+    """Closes the write side of an exec's stream (the command sees end of
+    file; its output still comes). aiodocker's Stream can only close both
+    ways, so its transport is half-closed."""
+
+    def close() -> None:
         response = stream._resp
         connection = response.connection if response is not None else None
         transport = connection.transport if connection is not None else None
         if transport is not None and transport.can_write_eof():
             transport.write_eof()
+
+    return close
 
 
 async def _exit_code(execution: aiodocker.execs.Exec, deadline: float | None) -> int:
@@ -1127,17 +1102,13 @@ async def _exit_code(execution: aiodocker.execs.Exec, deadline: float | None) ->
     and runs on: polled until then, within the deadline."""
     pause = _EXIT_POLL
     while True:
-        with anyio.fail_after(_remaining(deadline)):
+        with anyio.fail_after(remaining(deadline)):
             info = await execution.inspect()
         if not info.get("Running"):
             return int(info.get("ExitCode") or 0)
-        with anyio.fail_after(_remaining(deadline)):
+        with anyio.fail_after(remaining(deadline)):
             await anyio.sleep(pause)
         pause = min(pause * 2, 0.5)
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else max(deadline - anyio.current_time(), 0.0)
 
 
 __all__ = [

@@ -54,7 +54,11 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 
+from kpy.agent.runtime._events import EventStream
+from kpy.agent.runtime._exec import deadline_after, feed, remaining
 from kpy.agent.runtime._ipam import LoopbackIPAM
+from kpy.agent.runtime._records import Records, config_to_json, container_config_from_json
+from kpy.agent.runtime._statefile import Json, read_json, write_json
 from kpy.agent.runtime.base import (
     DEFAULT_CLUSTER_UID,
     ContainerConfig,
@@ -64,8 +68,6 @@ from kpy.agent.runtime.base import (
     ContainerStats,
     ContainerStatus,
     ExecOutput,
-    Mount,
-    NotFoundError,
     PodSandbox,
     PodSandboxConfig,
     RuntimeError_,
@@ -87,8 +89,6 @@ KILL_GRACE = 30.0  # seconds a SIGKILLed container may take to be reported dead
 _CHUNK = 65536
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 _PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-Json = dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,12 +149,8 @@ class ProcessRuntime:
     """Runs containers as local processes; see the module docstring.
 
     Call `start()` before anything else; `close()` stops watching (the
-    containers keep running). Events are buffered from `start()` on, so none
-    is lost between `start()` and the first `events()` call. Containers that
-    exited while no runtime watched them are not reported on `events()`:
-    `list_containers()` shows them EXITED. `remove_pod_sandbox` and
-    `remove_container` of an unknown id are no-ops; removing a running
-    container kills it first.
+    containers keep running). `events()` means what `base` says. Removing
+    a running container kills it first.
     """
 
     name = "process"
@@ -177,9 +173,8 @@ class ProcessRuntime:
         self._ipam = LoopbackIPAM(ip_dir, node_name, cluster_uid)
         self._start_timeout = start_timeout
         self._log_poll_interval = log_poll_interval
-        self._sandboxes: dict[str, PodSandbox] = {}
-        self._containers: dict[str, _Container] = {}
-        self._events: asyncio.Queue[ContainerEvent | None] = asyncio.Queue()
+        self._records: Records[PodSandbox, _Container] = Records(f"in {state_dir}")
+        self._events = EventStream(self.name)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- lifecycle ---------------------------------------------------------
@@ -191,31 +186,31 @@ class ProcessRuntime:
         if self._loop is not None:
             return
         self._loop = asyncio.get_running_loop()
-        self._events = asyncio.Queue()  # the previous one, if any, was ended by close()
-        self._containers = {}
+        self._events.open()
         self._sandbox_dir.mkdir(parents=True, exist_ok=True)
         self._container_dir.mkdir(parents=True, exist_ok=True)
-        self._sandboxes = {s.id: s for s in _load_sandboxes(self._sandbox_dir)}
+        self._records.sandboxes = {s.id: s for s in _load_sandboxes(self._sandbox_dir)}
+        self._records.containers = {}
         for c in _load_containers(self._container_dir):
-            self._containers[c.id] = c
+            self._records.containers[c.id] = c
             if c.state is ContainerState.RUNNING:
                 self._watch(c, emit=False)
-        ready = [s.ip for s in self._sandboxes.values() if s.state is SandboxState.READY]
+        ready = [s.ip for s in self._records.sandboxes.values() if s.state is SandboxState.READY]
         self._ipam.reclaim(ready)
         log.info(
             "process runtime started",
-            extra={"sandboxes": len(self._sandboxes), "containers": len(self._containers)},
+            extra={
+                "sandboxes": len(self._records.sandboxes),
+                "containers": len(self._records.containers),
+            },
         )
 
     async def close(self) -> None:
         """Stops watching shims and ends `events()`; containers keep running."""
-        for c in self._containers.values():
+        for c in self._records.containers.values():
             self._unwatch(c)
-        self._events.put_nowait(None)
+        self._events.close()
         self._loop = None
-
-    async def probe(self, container_id: str, kind: str, config: ContainerConfig) -> bool | None:
-        return None
 
     async def pull_image(self, image: str, policy: str) -> str:
         """There are no images: every image is "present", whatever the policy."""
@@ -242,49 +237,47 @@ class ProcessRuntime:
         except BaseException:
             self._ipam.release(ip)
             raise
-        self._sandboxes[sandbox_id] = sandbox
+        self._records.sandboxes[sandbox_id] = sandbox
         return sandbox
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         sandbox = self._sandbox(sandbox_id)
-        doomed = [c for c in self._containers_of(sandbox_id) if c.state is ContainerState.RUNNING]
+        doomed = [
+            c for c in self._records.containers_of(sandbox_id) if c.state is ContainerState.RUNNING
+        ]
         for c in doomed:
             self._signal_group(c, signal.SIGKILL)
         for c in doomed:
             await self._await_killed(c)
         if sandbox.state is SandboxState.READY:
             self._ipam.release(sandbox.ip)
-            sandbox = replace(sandbox, state=SandboxState.NOT_READY)
+            # A stopped sandbox has given its IP back, and says so.
+            sandbox = replace(sandbox, state=SandboxState.NOT_READY, ip="")
             self._save_sandbox(sandbox)
-            self._sandboxes[sandbox_id] = sandbox
+            self._records.sandboxes[sandbox_id] = sandbox
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         """Stops the sandbox if needed and removes it and its containers."""
-        if sandbox_id not in self._sandboxes:
+        if sandbox_id not in self._records.sandboxes:
             return
         await self.stop_pod_sandbox(sandbox_id)
-        for c in self._containers_of(sandbox_id):
+        for c in self._records.containers_of(sandbox_id):
             await self.remove_container(c.id)
         (self._sandbox_dir / f"{sandbox_id}.json").unlink(missing_ok=True)
-        del self._sandboxes[sandbox_id]
+        del self._records.sandboxes[sandbox_id]
 
     async def list_pod_sandboxes(self) -> list[PodSandbox]:
         self._require_started()
-        return sorted(self._sandboxes.values(), key=lambda s: s.created_at)
+        return sorted(self._records.sandboxes.values(), key=lambda s: s.created_at)
 
     # -- containers --------------------------------------------------------
 
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox: PodSandboxConfig
     ) -> str:
-        record = self._sandbox(sandbox_id)
-        pod = f"{record.namespace}/{record.name}"
-        if record.state is not SandboxState.READY:
-            raise ContainerCreateError(
-                f"sandbox {sandbox_id} of pod {pod} is stopped; "
-                "run a new sandbox to create containers in"
-            )
-        _check_config(config, pod)
+        self._require_started()
+        record = self._records.ready_sandbox(sandbox_id, config.name, sandbox)
+        _check_config(config, f"{record.namespace}/{record.name}")
         container_id = uuid.uuid4().hex
         c = _Container(
             id=container_id,
@@ -296,8 +289,8 @@ class ProcessRuntime:
             directory=self._container_dir / container_id,
         )
         c.directory.mkdir(parents=True)
-        _write_json(c.directory / "container.json", _container_to_json(c))
-        self._containers[c.id] = c
+        write_json(c.directory / "container.json", _container_to_json(c))
+        self._records.containers[c.id] = c
         return c.id
 
     async def start_container(self, container_id: str) -> None:
@@ -310,14 +303,14 @@ class ProcessRuntime:
                 f"{c.describe()} is {c.state.value}, and a container starts only once; "
                 "create a new container to run it again"
             )
-        sandbox = self._sandboxes.get(c.sandbox_id)
+        sandbox = self._records.sandboxes.get(c.sandbox_id)
         if sandbox is None or sandbox.state is not SandboxState.READY:
             raise RuntimeError_(
                 f"cannot start {c.describe()}: its sandbox {c.sandbox_id} is stopped or gone "
                 "(its IP is released); run a new sandbox"
             )
         spec_path = c.directory / "spec.json"
-        _write_json(spec_path, self._shim_spec(c))
+        write_json(spec_path, self._shim_spec(c))
         report = await self._launch_shim(c, spec_path)
         if "error" in report:
             self._start_failed(c, str(report["error"]))
@@ -344,20 +337,20 @@ class ProcessRuntime:
     async def remove_container(self, container_id: str) -> None:
         """Removes the records (a running container is killed first); the
         log file at the config's log_path stays: it is the agent's."""
-        c = self._containers.get(container_id)
+        c = self._records.containers.get(container_id)
         if c is None:
             return
         if c.state is ContainerState.RUNNING:
             await self._kill(c)
         self._unwatch(c)
         shutil.rmtree(c.directory, ignore_errors=True)
-        del self._containers[container_id]
+        del self._records.containers[container_id]
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
         self._require_started()
-        containers = list(self._containers.values())
+        containers = list(self._records.containers.values())
         if sandbox_id is not None:
-            containers = self._containers_of(sandbox_id)
+            containers = self._records.containers_of(sandbox_id)
         return [_status(c) for c in sorted(containers, key=lambda c: c.created_at)]
 
     async def container_status(self, container_id: str) -> ContainerStatus:
@@ -374,11 +367,7 @@ class ProcessRuntime:
         return ContainerStats(container_id, time.time(), cpu_ns, memory)
 
     def events(self) -> AsyncIterator[ContainerEvent]:
-        return self._event_stream()
-
-    async def _event_stream(self) -> AsyncIterator[ContainerEvent]:
-        while (event := await self._events.get()) is not None:
-            yield event
+        return self._events.read()
 
     # -- exec --------------------------------------------------------------
 
@@ -397,7 +386,7 @@ class ProcessRuntime:
         if c.state is not ContainerState.RUNNING or c.running is None:
             raise RuntimeError_(f"{c.describe()} is {c.state.value}: exec needs it running")
         process = await self._spawn_exec(c, c.running, list(command), stdin is not None)
-        deadline = None if timeout is None else anyio.current_time() + timeout
+        deadline = deadline_after(timeout)
         try:
             async for output in _exec_output(process, stdin, deadline):
                 yield output
@@ -510,7 +499,7 @@ class ProcessRuntime:
             reason="StartError",
             message=message,
         )
-        _write_json(c.directory / "exit.json", _exit_to_json(c.ended))
+        write_json(c.directory / "exit.json", _exit_to_json(c.ended))
         c.exited.set()
         log.warning("container start failed: %s", message, extra={"container": c.id})
         raise RuntimeError_(f"starting {c.describe()}: {message}")
@@ -554,7 +543,7 @@ class ProcessRuntime:
             message="the container's shim exited without recording the exit code",
         )
         try:
-            _write_json(c.directory / "exit.json", _exit_to_json(ended))
+            write_json(c.directory / "exit.json", _exit_to_json(ended))
         except OSError as e:  # still report the exit; a restart will find it again
             log.error("cannot record the exit: %s", e, extra={"container": c.id})
         return ended
@@ -562,7 +551,7 @@ class ProcessRuntime:
     def _emit(self, c: _Container, kind: str) -> None:
         exit_code = c.ended.exit_code if c.ended is not None else None
         labels = dict(c.config.labels)
-        self._events.put_nowait(ContainerEvent(c.id, c.sandbox_id, kind, exit_code, labels))
+        self._events.emit(ContainerEvent(c.id, c.sandbox_id, kind, exit_code, labels))
 
     async def _kill(self, c: _Container) -> None:
         self._signal_group(c, signal.SIGKILL)
@@ -599,23 +588,14 @@ class ProcessRuntime:
 
     def _sandbox(self, sandbox_id: str) -> PodSandbox:
         self._require_started()
-        try:
-            return self._sandboxes[sandbox_id]
-        except KeyError:
-            raise NotFoundError(f"no pod sandbox {sandbox_id} in {self.state_dir}") from None
+        return self._records.sandbox(sandbox_id)
 
     def _container(self, container_id: str) -> _Container:
         self._require_started()
-        try:
-            return self._containers[container_id]
-        except KeyError:
-            raise NotFoundError(f"no container {container_id} in {self.state_dir}") from None
-
-    def _containers_of(self, sandbox_id: str) -> list[_Container]:
-        return [c for c in self._containers.values() if c.sandbox_id == sandbox_id]
+        return self._records.container(container_id)
 
     def _save_sandbox(self, sandbox: PodSandbox) -> None:
-        _write_json(self._sandbox_dir / f"{sandbox.id}.json", _sandbox_to_json(sandbox))
+        write_json(self._sandbox_dir / f"{sandbox.id}.json", _sandbox_to_json(sandbox))
 
 
 # -- container configuration ---------------------------------------------------
@@ -680,22 +660,6 @@ def _status(c: _Container) -> ContainerStatus:
 # -- records -------------------------------------------------------------------
 
 
-def _write_json(path: Path, value: Json) -> None:
-    tmp = path.with_name(f"{path.name}.tmp.{os.getpid()}")
-    tmp.write_text(json.dumps(value))
-    os.replace(tmp, path)
-
-
-def _read_json(path: Path) -> Json | None:
-    try:
-        value = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path} holds {type(value).__name__}, not an object")
-    return value
-
-
 def _sandbox_to_json(s: PodSandbox) -> Json:
     return {
         "id": s.id,
@@ -714,54 +678,27 @@ def _sandbox_from_json(d: Json) -> PodSandbox:
 
 
 def _container_to_json(c: _Container) -> Json:
-    config = c.config
     return {
         "id": c.id,
         "sandbox_id": c.sandbox_id,
         "ip": c.ip,
         "hostname": c.hostname,
         "created_at": c.created_at,
-        "config": {
-            "name": config.name,
-            "image": config.image,
-            "attempt": config.attempt,
-            "image_pull_policy": config.image_pull_policy,
-            "command": list(config.command),
-            "args": list(config.args),
-            "working_dir": config.working_dir,
-            "env": [list(pair) for pair in config.env],
-            "mounts": [[m.host_path, m.container_path, m.read_only] for m in config.mounts],
-            "cpu_limit_millis": config.cpu_limit_millis,
-            "memory_limit_bytes": config.memory_limit_bytes,
-            "stop_signal": config.stop_signal,
-            "labels": dict(config.labels),
-            "annotations": dict(config.annotations),
-            "log_path": config.log_path,
-        },
+        "config": config_to_json(c.config),
     }
 
 
 def _container_from_json(d: Json, directory: Path) -> _Container:
-    raw = d["config"]
-    config = ContainerConfig(
-        **{
-            **raw,
-            "command": tuple(raw["command"]),
-            "args": tuple(raw["args"]),
-            "env": tuple((k, v) for k, v in raw["env"]),
-            "mounts": tuple(Mount(h, c, ro) for h, c, ro in raw["mounts"]),
-        }
-    )
     c = _Container(
         id=d["id"],
         sandbox_id=d["sandbox_id"],
-        config=config,
+        config=container_config_from_json(d["config"]),
         ip=d["ip"],
         hostname=d["hostname"],
         created_at=d["created_at"],
         directory=directory,
     )
-    running = _read_json(directory / "running.json")
+    running = read_json(directory / "running.json")
     c.running = _Running(**running) if running is not None else None
     c.ended = _read_exit(directory / "exit.json")
     if c.ended is not None:
@@ -780,14 +717,14 @@ def _exit_to_json(e: _Exit) -> Json:
 
 
 def _read_exit(path: Path) -> _Exit | None:
-    d = _read_json(path)
+    d = read_json(path)
     return _Exit(**d) if d is not None else None
 
 
 def _load_sandboxes(directory: Path) -> Iterator[PodSandbox]:
     for path in sorted(directory.glob("*.json")):
         try:
-            yield _sandbox_from_json(_read_json(path) or {})
+            yield _sandbox_from_json(read_json(path) or {})
         except (ValueError, TypeError, KeyError) as e:
             log.error("skipping unreadable sandbox record %s: %s", path, e)
 
@@ -795,7 +732,7 @@ def _load_sandboxes(directory: Path) -> Iterator[PodSandbox]:
 def _load_containers(directory: Path) -> Iterator[_Container]:
     for record in sorted(directory.glob("*/container.json")):
         try:
-            yield _container_from_json(_read_json(record) or {}, record.parent)
+            yield _container_from_json(read_json(record) or {}, record.parent)
         except (ValueError, TypeError, KeyError) as e:
             log.error("skipping unreadable container record %s: %s", record.parent, e)
 
@@ -886,11 +823,20 @@ async def _exec_output(
     assert process.stderr is not None
     streams = {1: process.stdout, 2: process.stderr}
     reads = {asyncio.ensure_future(s.read(_CHUNK)): n for n, s in streams.items()}
-    feeder = asyncio.ensure_future(_feed(process, stdin)) if stdin is not None else None
+    feeder = None
+    if stdin is not None:
+        assert process.stdin is not None
+        writer = process.stdin
+
+        async def write(data: bytes) -> None:
+            writer.write(data)
+            await writer.drain()
+
+        feeder = asyncio.ensure_future(feed(stdin, write, writer.close))
     try:
         while reads:
             done, _ = await asyncio.wait(
-                reads, timeout=_remaining(deadline), return_when=asyncio.FIRST_COMPLETED
+                reads, timeout=remaining(deadline), return_when=asyncio.FIRST_COMPLETED
             )
             if not done:
                 raise TimeoutError
@@ -899,7 +845,7 @@ async def _exec_output(
                 if data := task.result():
                     yield ExecOutput(stream=n, data=data)
                     reads[asyncio.ensure_future(streams[n].read(_CHUNK))] = n
-        with anyio.fail_after(_remaining(deadline)):
+        with anyio.fail_after(remaining(deadline)):
             code = await process.wait()
         yield ExecOutput(exit_code=128 - code if code < 0 else code)
     finally:
@@ -907,21 +853,6 @@ async def _exec_output(
         for future in pending:
             future.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-
-
-async def _feed(process: asyncio.subprocess.Process, stdin: AsyncIterator[bytes]) -> None:
-    assert process.stdin is not None
-    try:
-        async for data in stdin:
-            process.stdin.write(data)
-            await process.stdin.drain()
-        process.stdin.close()
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the command stopped reading; its exit code says the rest
-
-
-def _remaining(deadline: float | None) -> float | None:
-    return None if deadline is None else max(deadline - anyio.current_time(), 0.0)
 
 
 async def _reap(process: asyncio.subprocess.Process) -> None:

@@ -5,18 +5,19 @@ no file is made per container: every operation is O(1) (a sandbox's
 operations are O(its containers)), and a container that must exit later
 does so from one `loop.call_later` timer.
 
-A started container runs until stopped, unless its pod's annotations (they
-arrive in `ContainerConfig.annotations`) say otherwise. With `<c>` the
-container's name:
+A started container runs until stopped, unless its pod's annotations (read
+from its sandbox's `PodSandboxConfig.annotations`) say otherwise. With `<c>`
+the container's name:
 
 - `sim.kpy.io/<c>.exit-after`: seconds after its start at which it exits,
-  with `sim.kpy.io/<c>.exit-code` (default 0). Init containers exit at
-  once unless this says otherwise.
+  with `sim.kpy.io/<c>.exit-code` (default 0). Init containers (labelled
+  `LABEL_CONTAINER_INIT`) exit at once unless this says otherwise.
 - `sim.kpy.io/<c>.fail-probes`: a comma list of the probe kinds (`startup`,
   `readiness`, `liveness`) that fail; with `sim.kpy.io/<c>.fail-probes-for`
   they fail only for that many seconds after the start, then pass.
-  `probe()` always answers (True or False), so the agent never runs a
-  simulated container's probe for real.
+  `probe()` (not part of the `Runtime` interface: the agent asks it of this
+  runtime alone) always answers, so a simulated container's probes never
+  run for real.
 - `sim.kpy.io/<c>.image-pull: fail`: `create_container` raises
   ImagePullError. `pull_image` has no annotations to read, so it fails for
   every image whose name contains `sim.kpy.io/pull-error` instead.
@@ -34,18 +35,21 @@ timeout; `stop_pod_sandbox` and `remove_container` kill what still runs,
 which exits with 137 (128 + SIGKILL), reason "Error". A container starts
 once (as in the CRI); a restart is a new container.
 
-Sandbox IPs are 10.x.y.z, x fixed by a hash of the node name (so nodes
-usually differ), y.z unique among this runtime's ready sandboxes and freed
+Sandbox IPs come from `_ipam.NodeRangeIPAM`: 10.x.y.z, x fixed by a hash of
+the node name, y.z unique among this runtime's ready sandboxes and freed
 when a sandbox stops.
 
+Events mean what `base` says (kept from `start()` to `close()`). The
+runtime also works without `start()` (for unit tests of the agent): it
+then keeps no events.
+
 Persistence: with `state_file`, the whole state is written there atomically
-(a temporary file renamed over it), at most once per `SAVE_INTERVAL` however
-many operations happen, and on `close()`. A new instance given the same file
+(`_statefile`), at most once per `SAVE_INTERVAL` however many operations
+happen, and on `close()`. A new instance given the same file
 recovers everything in `start()`: running containers keep running and their
 exit-after timers count from their recorded start time (one whose time
 passed while no runtime ran exits at once, with the finish time it would
-have had). The write is not fsynced: it survives an agent restart, not a
-power cut.
+have had).
 
 Timestamps (created, started, finished) come from `clock`, wall-clock
 seconds by default; timers run on the event loop. All methods must be called
@@ -59,17 +63,24 @@ import dataclasses
 import hashlib
 import json
 import logging
-import os
 import shlex
 import time
 import uuid
-import zlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Final
 
+from kpy.agent.runtime._events import EventStream
+from kpy.agent.runtime._ipam import NodeRangeIPAM
+from kpy.agent.runtime._records import (
+    Records,
+    config_to_json,
+    container_config_from_json,
+    sandbox_config_from_json,
+)
+from kpy.agent.runtime._statefile import write_json
 from kpy.agent.runtime.base import (
+    LABEL_CONTAINER_INIT,
     ContainerConfig,
     ContainerCreateError,
     ContainerEvent,
@@ -79,8 +90,6 @@ from kpy.agent.runtime.base import (
     ExecOutput,
     ImageNeverPullError,
     ImagePullError,
-    Mount,
-    NotFoundError,
     PodSandbox,
     PodSandboxConfig,
     RuntimeError_,
@@ -89,7 +98,7 @@ from kpy.agent.runtime.base import (
 from kpy.api.quantity import Quantity
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Sequence
+    from collections.abc import AsyncIterator, Callable, Mapping, Sequence
     from pathlib import Path
 
 __all__ = [
@@ -112,8 +121,6 @@ _PROBE_KINDS: Final = frozenset({"startup", "readiness", "liveness"})
 _DEFAULT_MEMORY_BYTES: Final = 4 * 1024 * 1024
 _KILLED_EXIT_CODE: Final = 137
 _STATE_VERSION: Final = 1
-# Host numbers 1..65534 of the node's 10.x.0.0/16.
-_POOL_SIZE: Final = 65534
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,10 +194,11 @@ class SimulatedRuntime:
         self._node_name = node_name
         self._state_file = state_file
         self._clock = clock
-        self._ips = _IpPool(node_name)
-        self._sandboxes: dict[str, _Sandbox] = {}
-        self._containers: dict[str, _Container] = {}
-        self._events: asyncio.Queue[ContainerEvent | None] | None = None
+        self._ips = NodeRangeIPAM(node_name)
+        self._records: Records[_Sandbox, _Container] = Records(
+            f"on node {node_name}", noun="simulated "
+        )
+        self._events = EventStream(self.name)
         self._save_timer: asyncio.TimerHandle | None = None
         self._saves = 0
         self._closed = False
@@ -198,23 +206,24 @@ class SimulatedRuntime:
     # --- life ---
 
     async def start(self) -> None:
-        """Recovers the state file's sandboxes and containers, if there is one."""
+        """Starts keeping events, and recovers the state file's sandboxes and
+        containers, if there is one."""
+        self._events.open()
         if self._state_file is None or not self._state_file.exists():
             return
         state = _load_state(self._state_file)
         for sandbox in state.sandboxes:
-            self._sandboxes[sandbox.id] = sandbox
-            if sandbox.state is SandboxState.READY:
-                self._ips.reserve(sandbox.ip)
+            self._records.sandboxes[sandbox.id] = sandbox
+        self._ips.reclaim(s.ip for s in state.sandboxes if s.state is SandboxState.READY)
         for container in state.containers:
-            self._containers[container.id] = container
-            self._sandboxes[container.sandbox_id].containers.add(container.id)
+            self._records.containers[container.id] = container
+            self._records.sandboxes[container.sandbox_id].containers.add(container.id)
         for container in state.containers:
             if container.state is ContainerState.RUNNING:
                 self._arm_exit_timer(container)
         log.info(
             "recovered simulated state",
-            extra={"file": str(self._state_file), "containers": len(self._containers)},
+            extra={"file": str(self._state_file), "containers": len(self._records.containers)},
         )
 
     async def close(self) -> None:
@@ -224,21 +233,22 @@ class SimulatedRuntime:
         if self._closed:
             return
         self._closed = True
-        for container in self._containers.values():
+        for container in self._records.containers.values():
             _cancel_timer(container)
             self._notify(container)
         if self._save_timer is not None:
             self._save_timer.cancel()
             self._save_timer = None
         self._save_now()
-        if self._events is not None:
-            self._events.put_nowait(None)
+        self._events.close()
 
     def statistics(self) -> SimulatedStatistics:
-        running = sum(1 for c in self._containers.values() if c.state is ContainerState.RUNNING)
+        running = sum(
+            1 for c in self._records.containers.values() if c.state is ContainerState.RUNNING
+        )
         return SimulatedStatistics(
-            sandboxes=len(self._sandboxes),
-            containers=len(self._containers),
+            sandboxes=len(self._records.sandboxes),
+            containers=len(self._records.containers),
             running=running,
             saves=self._saves,
         )
@@ -262,21 +272,22 @@ class SimulatedRuntime:
     # --- sandboxes ---
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox:
+        sandbox_id = _new_id()
         sandbox = _Sandbox(
-            id=_new_id(),
+            id=sandbox_id,
             config=config,
-            ip=self._ips.allocate(),
+            ip=self._ips.allocate(sandbox_id),
             state=SandboxState.READY,
             created_at=self._clock(),
         )
-        self._sandboxes[sandbox.id] = sandbox
+        self._records.sandboxes[sandbox.id] = sandbox
         self._changed()
         return _sandbox_view(sandbox)
 
     async def stop_pod_sandbox(self, sandbox_id: str) -> None:
         sandbox = self._sandbox(sandbox_id)
         for container_id in sandbox.containers:
-            self._kill(self._containers[container_id])
+            self._kill(self._records.containers[container_id])
         if sandbox.state is SandboxState.READY:
             sandbox.state = SandboxState.NOT_READY
             self._ips.release(sandbox.ip)
@@ -285,16 +296,16 @@ class SimulatedRuntime:
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         """Stops the sandbox if it is ready and removes it with its containers;
         removing a sandbox that is gone is a no-op."""
-        if sandbox_id not in self._sandboxes:
+        if sandbox_id not in self._records.sandboxes:
             return
         await self.stop_pod_sandbox(sandbox_id)
-        sandbox = self._sandboxes.pop(sandbox_id)
+        sandbox = self._records.sandboxes.pop(sandbox_id)
         for container_id in list(sandbox.containers):
-            self._forget(self._containers[container_id])
+            self._forget(self._records.containers[container_id])
         self._changed()
 
     async def list_pod_sandboxes(self) -> list[PodSandbox]:
-        return [_sandbox_view(sandbox) for sandbox in self._sandboxes.values()]
+        return [_sandbox_view(sandbox) for sandbox in self._records.sandboxes.values()]
 
     # --- containers ---
 
@@ -303,13 +314,8 @@ class SimulatedRuntime:
     ) -> str:
         """Raises ContainerCreateError for an annotation that does not parse
         and ImagePullError when `image-pull: fail` asks for it."""
-        owner = self._sandbox(sandbox_id)
-        if owner.state is not SandboxState.READY:
-            raise RuntimeError_(
-                f"cannot create container {config.name!r} in sandbox {sandbox_id} of pod "
-                f"{sandbox.namespace}/{sandbox.name}: the sandbox is stopped; run a new one"
-            )
-        behaviour = _behaviour_for(config, sandbox)
+        owner = self._records.ready_sandbox(sandbox_id, config.name, sandbox)
+        behaviour = _behaviour_for(config, owner.config)
         if behaviour.image_pull_fail:
             raise ImagePullError(
                 f'simulated pull of image "{config.image}" failed: annotation '
@@ -323,7 +329,7 @@ class SimulatedRuntime:
             image_id=_image_id(config.image),
             created_at=self._clock(),
         )
-        self._containers[container.id] = container
+        self._records.containers[container.id] = container
         owner.containers.add(container.id)
         self._changed()
         return container.id
@@ -357,21 +363,21 @@ class SimulatedRuntime:
     async def remove_container(self, container_id: str) -> None:
         """Kills the container if it runs, then forgets it; removing a
         container that is gone is a no-op."""
-        container = self._containers.get(container_id)
+        container = self._records.containers.get(container_id)
         if container is None:
             return
         self._kill(container)
-        self._sandboxes[container.sandbox_id].containers.discard(container_id)
+        self._records.sandboxes[container.sandbox_id].containers.discard(container_id)
         self._forget(container)
         self._changed()
 
     async def list_containers(self, sandbox_id: str | None = None) -> list[ContainerStatus]:
         if sandbox_id is None:
-            containers: Sequence[_Container] = list(self._containers.values())
+            containers: Sequence[_Container] = list(self._records.containers.values())
         else:
-            sandbox = self._sandboxes.get(sandbox_id)
+            sandbox = self._records.sandboxes.get(sandbox_id)
             ids = sandbox.containers if sandbox is not None else ()
-            containers = [self._containers[cid] for cid in ids]
+            containers = [self._records.containers[cid] for cid in ids]
         return [_status_view(container) for container in containers]
 
     async def container_status(self, container_id: str) -> ContainerStatus:
@@ -430,30 +436,12 @@ class SimulatedRuntime:
         )
 
     def events(self) -> AsyncIterator[ContainerEvent]:
-        """Every started/exited event from the time of this call until
-        `close()`. A second call takes the stream over from the first, which
-        then ends."""
-        if self._events is not None:
-            self._events.put_nowait(None)
-        queue: asyncio.Queue[ContainerEvent | None] = asyncio.Queue()
-        self._events = queue
-        if self._closed:
-            queue.put_nowait(None)
-        return self._read_events(queue)
+        return self._events.read()
 
-    async def _read_events(
-        self, queue: asyncio.Queue[ContainerEvent | None]
-    ) -> AsyncIterator[ContainerEvent]:
-        try:
-            while (event := await queue.get()) is not None:
-                yield event
-        finally:
-            if self._events is queue:
-                self._events = None
-
-    async def probe(self, container_id: str, kind: str, config: ContainerConfig) -> bool:
-        """The `fail-probes` annotations the container was created with
-        decide (`config` is not read); a container not running fails."""
+    async def probe(self, container_id: str, kind: str) -> bool:
+        """Whether the container passes its `kind` probe now: the
+        `fail-probes` annotations it was created with decide; a container
+        not running fails."""
         container = self._container(container_id)
         if container.state is not ContainerState.RUNNING or container.started_at is None:
             return False
@@ -499,7 +487,7 @@ class SimulatedRuntime:
     def _forget(self, container: _Container) -> None:
         _cancel_timer(container)
         container.removed = True
-        del self._containers[container.id]
+        del self._records.containers[container.id]
         self._notify(container)
 
     def _notify(self, container: _Container) -> None:
@@ -508,9 +496,7 @@ class SimulatedRuntime:
             container.changed = None
 
     def _emit(self, container: _Container, kind: str, exit_code: int | None = None) -> None:
-        if self._events is None:
-            return
-        self._events.put_nowait(
+        self._events.emit(
             ContainerEvent(
                 container_id=container.id,
                 sandbox_id=container.sandbox_id,
@@ -523,16 +509,10 @@ class SimulatedRuntime:
     # --- lookups ---
 
     def _sandbox(self, sandbox_id: str) -> _Sandbox:
-        sandbox = self._sandboxes.get(sandbox_id)
-        if sandbox is None:
-            raise NotFoundError(f"no simulated sandbox {sandbox_id} on node {self._node_name}")
-        return sandbox
+        return self._records.sandbox(sandbox_id)
 
     def _container(self, container_id: str) -> _Container:
-        container = self._containers.get(container_id)
-        if container is None:
-            raise NotFoundError(f"no simulated container {container_id} on node {self._node_name}")
-        return container
+        return self._records.container(container_id)
 
     def _running(self, container_id: str, action: str) -> _Container:
         container = self._container(container_id)
@@ -567,63 +547,30 @@ class SimulatedRuntime:
         state = {
             "version": _STATE_VERSION,
             "node_name": self._node_name,
-            "sandboxes": [_sandbox_to_json(s) for s in self._sandboxes.values()],
-            "containers": [_container_to_json(c) for c in self._containers.values()],
+            "sandboxes": [_sandbox_to_json(s) for s in self._records.sandboxes.values()],
+            "containers": [_container_to_json(c) for c in self._records.containers.values()],
         }
         # Synchronous on purpose: a few milliseconds twice a second at most,
         # and a snapshot taken on the loop cannot tear.
         self._state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self._state_file.with_name(self._state_file.name + ".tmp")
-        tmp.write_text(json.dumps(state, separators=(",", ":")))
-        os.replace(tmp, self._state_file)
+        write_json(self._state_file, state, compact=True)
         self._saves += 1
-
-
-class _IpPool:
-    """10.x.y.z addresses, x from the node name; next-fit, so an allocation
-    is O(1) until the pool is nearly full."""
-
-    def __init__(self, node_name: str) -> None:
-        self._prefix = f"10.{zlib.crc32(node_name.encode()) % 256}."
-        self._used: set[int] = set()
-        self._next = 1
-
-    def allocate(self) -> str:
-        for _ in range(_POOL_SIZE):
-            host = self._next
-            self._next = host % _POOL_SIZE + 1
-            if host not in self._used:
-                self._used.add(host)
-                return f"{self._prefix}{host >> 8}.{host & 255}"
-        raise RuntimeError_(
-            f"no free sandbox IP in {self._prefix}0.0/16: {_POOL_SIZE} sandboxes are ready; "
-            "stop some pods"
-        )
-
-    def reserve(self, ip: str) -> None:
-        self._used.add(self._host(ip))
-
-    def release(self, ip: str) -> None:
-        self._used.discard(self._host(ip))
-
-    def _host(self, ip: str) -> int:
-        _, _, y, z = ip.split(".")
-        return int(y) << 8 | int(z)
 
 
 # --- annotations ---
 
 
 def _behaviour_for(config: ContainerConfig, sandbox: PodSandboxConfig) -> _Behaviour:
-    """What the annotations ask of the container; an init container with no
-    exit-after of its own exits with success as soon as it starts."""
+    """What the pod's annotations (in `sandbox`, the sandbox's config) ask of
+    the container; an init container with no exit-after of its own exits
+    with success as soon as it starts."""
     prefix = f"{ANNOTATION_PREFIX}{config.name}."
     found = {
         key.removeprefix(prefix): value
-        for key, value in config.annotations.items()
+        for key, value in sandbox.annotations.items()
         if key.startswith(prefix)
     }
-    if config.init and "exit-after" not in found:
+    if config.labels.get(LABEL_CONTAINER_INIT) == "true" and "exit-after" not in found:
         found["exit-after"] = "0"
     if not found:
         return _Behaviour()
@@ -791,22 +738,9 @@ class _State:
     containers: list[_Container]
 
 
-def _plain(value: Any) -> Any:
-    """`value` as JSON-ready dicts and lists (dataclasses.asdict is far slower)."""
-    if value is None or isinstance(value, str | int | float):
-        return value
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(item) for item in value]
-    return value
-
-
 def _sandbox_to_json(sandbox: _Sandbox) -> dict[str, Any]:
     if sandbox.config_json is None:
-        sandbox.config_json = _plain(sandbox.config)
+        sandbox.config_json = config_to_json(sandbox.config)
     return {
         "id": sandbox.id,
         "ip": sandbox.ip,
@@ -818,7 +752,7 @@ def _sandbox_to_json(sandbox: _Sandbox) -> dict[str, Any]:
 
 def _container_to_json(container: _Container) -> dict[str, Any]:
     if container.config_json is None:
-        container.config_json = _plain(container.config)
+        container.config_json = config_to_json(container.config)
     return {
         "id": container.id,
         "sandbox_id": container.sandbox_id,
@@ -838,24 +772,25 @@ def _load_state(path: Path) -> _State:
         raw = json.loads(path.read_text())
         if raw.get("version") != _STATE_VERSION:
             raise ValueError(f"version {raw.get('version')!r}, expected {_STATE_VERSION}")
-        sandboxes = [_sandbox_from_json(item) for item in raw["sandboxes"]]
-        known = {sandbox.id for sandbox in sandboxes}
-        containers = [_container_from_json(item) for item in raw["containers"]]
-        orphans = [c.id for c in containers if c.sandbox_id not in known]
+        sandboxes = {s.id: s for s in (_sandbox_from_json(item) for item in raw["sandboxes"])}
+        orphans = [c["id"] for c in raw["containers"] if c["sandbox_id"] not in sandboxes]
         if orphans:
             raise ValueError(f"containers {orphans[:3]} name sandboxes that are not in the file")
+        containers = [
+            _container_from_json(item, sandboxes[item["sandbox_id"]]) for item in raw["containers"]
+        ]
     except (OSError, ValueError, KeyError, TypeError, ContainerCreateError) as err:
         raise RuntimeError_(
             f"cannot recover simulated state from {path}: {err}; "
             "delete the file to start with no containers"
         ) from err
-    return _State(sandboxes=sandboxes, containers=containers)
+    return _State(sandboxes=list(sandboxes.values()), containers=containers)
 
 
 def _sandbox_from_json(item: dict[str, Any]) -> _Sandbox:
     return _Sandbox(
         id=item["id"],
-        config=PodSandboxConfig(**item["config"]),
+        config=sandbox_config_from_json(item["config"]),
         ip=item["ip"],
         state=SandboxState(item["state"]),
         created_at=item["created_at"],
@@ -863,19 +798,13 @@ def _sandbox_from_json(item: dict[str, Any]) -> _Sandbox:
     )
 
 
-def _container_from_json(item: dict[str, Any]) -> _Container:
-    fields = dict(item["config"])
-    fields["command"] = tuple(fields["command"])
-    fields["args"] = tuple(fields["args"])
-    fields["env"] = tuple((name, value) for name, value in fields["env"])
-    fields["mounts"] = tuple(Mount(**mount) for mount in fields["mounts"])
-    config = ContainerConfig(**fields)
-    sandbox = PodSandboxConfig(namespace="", name=config.name, uid="")
+def _container_from_json(item: dict[str, Any], sandbox: _Sandbox) -> _Container:
+    config = container_config_from_json(item["config"])
     return _Container(
         id=item["id"],
         sandbox_id=item["sandbox_id"],
         config=config,
-        behaviour=_behaviour_for(config, sandbox),
+        behaviour=_behaviour_for(config, sandbox.config),
         image_id=item["image_id"],
         created_at=item["created_at"],
         config_json=item["config"],
