@@ -30,8 +30,8 @@ proto-check: proto
 		(echo "generated code in kpy/ differs from proto/: run 'make proto' and commit the result" && exit 1)
 
 lint: install
-	$(BIN)/ruff check kpy cmd tests bench
-	$(BIN)/ruff format --check kpy cmd tests bench
+	$(BIN)/ruff check kpy cmd tests bench tools
+	$(BIN)/ruff format --check kpy cmd tests bench tools
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 

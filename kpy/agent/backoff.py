@@ -10,16 +10,21 @@ Per key (pod uid and container name), as the kubelet's back-off:
 - `failed_at`, for other failed attempts (an image pull): each failure
   waits, base first, then doubling up to `cap`.
 
-Pure bookkeeping with the time passed in, so tests step time.
+Bookkeeping per key over the shared `kpy.backoff.Backoff` (one series per
+key, immediate first for restarts), with the time passed in, so tests step
+time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kpy.backoff import Backoff as Series
+
 
 @dataclass(slots=True)
 class _Entry:
+    series: Series
     delay: float
     finished_at: float
 
@@ -37,26 +42,29 @@ class Backoff:
         Asking again about the same instance gives the same answer; a newer
         instance moves the series on."""
         ran = finished_at - started_at if started_at is not None else 0.0
-        return self._advance(key, finished_at, first=0.0, reset=ran >= self.reset_after)
+        return self._advance(key, finished_at, immediate_first=True, ran=ran)
 
     def failed_at(self, key: str, at: float) -> float:
         """When an attempt that failed at `at` may be tried again: `base`
         after the first failure, then doubling. Asking again about the same
         failure gives the same answer."""
-        return self._advance(key, at, first=self.base, reset=False)
+        return self._advance(key, at, immediate_first=False, ran=0.0)
 
-    def _advance(self, key: str, finished_at: float, *, first: float, reset: bool) -> float:
+    def _advance(self, key: str, finished_at: float, *, immediate_first: bool, ran: float) -> float:
         entry = self._entries.get(key)
         if entry is not None and entry.finished_at == finished_at:
             return finished_at + entry.delay
-        if entry is None or reset:
-            delay = first
-        elif entry.delay == 0:
-            delay = self.base
-        else:
-            delay = min(entry.delay * 2, self.cap)
-        self._entries[key] = _Entry(delay, finished_at)
-        return finished_at + delay
+        if entry is None:
+            series = Series(
+                base=self.base,
+                cap=self.cap,
+                reset_after=self.reset_after,
+                immediate_first=immediate_first,
+            )
+            entry = self._entries[key] = _Entry(series, 0.0, finished_at)
+        entry.delay = entry.series.next(ran_for=ran)
+        entry.finished_at = finished_at
+        return finished_at + entry.delay
 
     def holding(self, key: str, now: float) -> float | None:
         """The end of the current wait for `key` if it has not passed."""

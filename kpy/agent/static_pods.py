@@ -17,7 +17,8 @@ The pure transformations follow Kubernetes:
 - `mirror_pod`: the API copy, annotated `kubernetes.io/config.mirror` and
   owned by the Node, so it goes when the Node goes.
 
-How `ManifestSource` sees changes: inotify on the directory, with a burst of
+How `ManifestSource` sees changes: inotify (the `asyncinotify` library) on the
+directory, with a burst of
 events settled for `debounce_seconds` into one re-read, plus a full re-read
 every `rescan_seconds` as a safety net: it catches what inotify cannot see
 (a symlinked manifest whose target changes elsewhere) and it is the only
@@ -40,8 +41,8 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import anyio
 import anyio.to_thread
+from asyncinotify import Event, Inotify, Mask, Watch
 
-from kpy.agent import _inotify
 from kpy.api import codec
 from kpy.api.core.v1 import Node, Pod, Toleration
 from kpy.api.defaults import set_defaults
@@ -324,18 +325,16 @@ def _scan(directory: Path, node_name: str, seen: datetime) -> _Scan:
 # No IN_MODIFY: a file being written is read once it is closed (IN_CLOSE_WRITE),
 # not half-written at the first write.
 _DIRECTORY_EVENTS = (
-    _inotify.IN_CREATE
-    | _inotify.IN_DELETE
-    | _inotify.IN_CLOSE_WRITE
-    | _inotify.IN_MOVED_TO
-    | _inotify.IN_MOVED_FROM
-    | _inotify.IN_DELETE_SELF
-    | _inotify.IN_MOVE_SELF
-    | _inotify.IN_ATTRIB
+    Mask.CREATE
+    | Mask.DELETE
+    | Mask.CLOSE_WRITE
+    | Mask.MOVED_TO
+    | Mask.MOVED_FROM
+    | Mask.DELETE_SELF
+    | Mask.MOVE_SELF
+    | Mask.ATTRIB
 )
-_PARENT_EVENTS = (
-    _inotify.IN_CREATE | _inotify.IN_DELETE | _inotify.IN_MOVED_TO | _inotify.IN_MOVED_FROM
-)
+_PARENT_EVENTS = Mask.CREATE | Mask.DELETE | Mask.MOVED_TO | Mask.MOVED_FROM
 # However long a burst of events lasts, the directory is re-read at least this often.
 _MAX_SETTLE_SECONDS = 1.0
 
@@ -385,8 +384,8 @@ class ManifestSource:
         self._pods: dict[str, Pod] | None = None
         self._errors: dict[Path, str] = {}
         self._present: bool | None = None
-        self._dir_wd: int | None = None
-        self._parent_wd: int | None = None
+        self._dir_watch: Watch | None = None
+        self._parent_watch: Watch | None = None
 
     @property
     def pods(self) -> Mapping[str, Pod]:
@@ -406,9 +405,9 @@ class ManifestSource:
             if inotify is not None:
                 inotify.close()
 
-    def _open_inotify(self) -> _inotify.Inotify | None:
+    def _open_inotify(self) -> Inotify | None:
         try:
-            return _inotify.Inotify()
+            return Inotify()
         except OSError as exc:
             log.warning(
                 "inotify is unavailable; static pod changes are seen only by the rescan",
@@ -420,34 +419,40 @@ class ManifestSource:
             )
             return None
 
-    async def _rescan_forever(self, inotify: _inotify.Inotify | None) -> None:
+    async def _rescan_forever(self, inotify: Inotify | None) -> None:
         while True:
             await anyio.sleep(self._rescan_seconds)
             await self._reload(inotify)
 
-    async def _follow_forever(self, inotify: _inotify.Inotify) -> None:
+    async def _follow_forever(self, inotify: Inotify) -> None:
         while True:
-            event = await anext(inotify)
+            event = await inotify.get()
             if self._concerns_us(event):
                 await self._settle(inotify)
                 await self._reload(inotify)
 
-    def _concerns_us(self, event: _inotify.InotifyEvent) -> bool:
-        # The parent's watch reports every sibling; only our directory counts.
-        return event.wd != self._parent_wd or event.name == self.directory.name
+    def _concerns_us(self, event: Event) -> bool:
+        # The parent's watch reports every sibling; only our directory counts. A
+        # queue overflow has no watch: events were lost, so re-read.
+        parent = self._parent_watch
+        if parent is None or event.watch is not parent:
+            return True
+        return event.name is not None and event.name.name == self.directory.name
 
-    async def _settle(self, inotify: _inotify.Inotify) -> None:
+    async def _settle(self, inotify: Inotify) -> None:
         """Returns once no event came for `debounce_seconds` (an editor's
         save is several events), or after at most _MAX_SETTLE_SECONDS."""
         deadline = anyio.current_time() + _MAX_SETTLE_SECONDS
         while True:
             quiet = min(self._debounce_seconds, deadline - anyio.current_time())
             with anyio.move_on_after(max(quiet, 0)) as scope:
-                await anext(inotify)
+                # An event read as the wait is cancelled may be dropped: harmless,
+                # since the directory is re-read whole right after.
+                await inotify.get()
             if scope.cancelled_caught:
                 return
 
-    async def _reload(self, inotify: _inotify.Inotify | None) -> None:
+    async def _reload(self, inotify: Inotify | None) -> None:
         async with self._lock:
             if inotify is not None:
                 self._watch(inotify)
@@ -459,19 +464,20 @@ class ManifestSource:
             if scan.pods is not None:
                 await self._report_pods(scan.pods)
 
-    def _watch(self, inotify: _inotify.Inotify) -> None:
+    def _watch(self, inotify: Inotify) -> None:
         """(Re)watches the directory and its parent; adding a watch that
-        exists is a no-op, so this also follows a directory recreated."""
+        exists gives the same watch back, so this also follows a directory
+        recreated."""
         parent = self.directory.parent
         if parent != self.directory:
-            self._parent_wd = _try_watch(inotify, parent, _PARENT_EVENTS)
-        wd = _try_watch(inotify, self.directory, _DIRECTORY_EVENTS | _inotify.IN_ONLYDIR)
-        if self._dir_wd is not None and wd != self._dir_wd:
+            self._parent_watch = _try_watch(inotify, parent, _PARENT_EVENTS)
+        watch = _try_watch(inotify, self.directory, _DIRECTORY_EVENTS | Mask.ONLYDIR)
+        if self._dir_watch is not None and watch is not self._dir_watch:
             # The old directory was removed or moved away; stop hearing about it.
             # (It may already be gone with its directory.)
             with contextlib.suppress(OSError):
-                inotify.rm_watch(self._dir_wd)
-        self._dir_wd = wd
+                inotify.rm_watch(self._dir_watch)
+        self._dir_watch = watch
 
     def _note_presence(self, present: bool) -> None:
         if present == self._present:
@@ -517,7 +523,7 @@ def _unchanged_or(old: Pod | None, new: Pod) -> Pod:
     return new
 
 
-def _try_watch(inotify: _inotify.Inotify, path: Path, mask: int) -> int | None:
+def _try_watch(inotify: Inotify, path: Path, mask: Mask) -> Watch | None:
     try:
         return inotify.add_watch(path, mask)
     except (FileNotFoundError, NotADirectoryError):

@@ -11,7 +11,7 @@ Differences from `yaml.safe_load`, all on purpose:
   last-one-wins hides a user's mistake);
 - timestamps stay strings (the codec parses the fields that are times);
 - keys must be strings, ints or bools, as in JSON-compatible YAML;
-- a document nested deeper than `MAX_DEPTH` (see `kpy.api._limits`) is
+- a document nested deeper than `MAX_DEPTH` (see `kpy.api.limits`) is
   refused with its line, before the recursive composer can overflow the
   stack (a self-referencing anchor counts as infinitely deep);
 - aliases are expanded, but only so far: a document whose aliases expand to
@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import yaml
 
-from kpy.api._limits import MAX_DEPTH, depth_message
+from kpy.api.limits import MAX_DEPTH, depth_message
 
 MAX_ALIAS_VALUES: Final = 100_000
 """The most values that aliases may expand to in one document, beyond which

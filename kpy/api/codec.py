@@ -18,7 +18,7 @@ Encoding emits exactly the fields that are set, so decode(encode(x)) == x and
 a manifest decoded and encoded comes back with the same fields.
 
 Input nested deeper than `MAX_DEPTH` (100) is refused as BadRequest before
-any recursive walk starts (see `kpy.api._limits` for why 100). Free-form
+any recursive walk starts (see `kpy.api.limits` for why 100). Free-form
 JSON (Struct, Value) is bounded more tightly where it sits: protobuf reads
 back at most `PROTOBUF_MAX_DEPTH` nested messages and every JSON level costs
 it three (map entry, Value, Struct), so an object that decodes here is one
@@ -41,9 +41,9 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from kpy.api import errors
 from kpy.api._descriptors import is_map, json_fields, map_value
-from kpy.api._limits import MAX_DEPTH, depth_message, nesting_depth
 from kpy.api._yaml import Document, YAMLError, load_documents
 from kpy.api.errors import FieldError
+from kpy.api.limits import MAX_DEPTH, depth_message, nesting_depth
 from kpy.api.quantity import Quantity
 from kpy.api.scheme import scheme
 

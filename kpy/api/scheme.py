@@ -26,6 +26,11 @@ class ResourceInfo:
     namespaced: bool
     message: type[Message]
     short_names: tuple[str, ...] = ()
+    #: Whether status is written only through the `status` subresource: the
+    #: main path then keeps the stored status and the status path keeps the
+    #: rest. False for kinds whose status, if any, is plain data (ConfigMap,
+    #: Lease, ...). The API server and `kpy.client.fake` both read it.
+    status_subresource: bool = True
 
     @property
     def api_version(self) -> str:
@@ -110,10 +115,28 @@ def _build_default() -> Scheme:
         R("", "v1", "Pod", "pods", True, core_v1.Pod, ("po",)),
         R("", "v1", "Node", "nodes", False, core_v1.Node, ("no",)),
         R("", "v1", "Service", "services", True, core_v1.Service, ("svc",)),
-        R("", "v1", "Endpoints", "endpoints", True, core_v1.Endpoints, ("ep",)),
-        R("", "v1", "ConfigMap", "configmaps", True, core_v1.ConfigMap, ("cm",)),
-        R("", "v1", "Secret", "secrets", True, core_v1.Secret),
-        R("", "v1", "Event", "events", True, core_v1.Event, ("ev",)),
+        R(
+            "",
+            "v1",
+            "Endpoints",
+            "endpoints",
+            True,
+            core_v1.Endpoints,
+            ("ep",),
+            status_subresource=False,
+        ),
+        R(
+            "",
+            "v1",
+            "ConfigMap",
+            "configmaps",
+            True,
+            core_v1.ConfigMap,
+            ("cm",),
+            status_subresource=False,
+        ),
+        R("", "v1", "Secret", "secrets", True, core_v1.Secret, status_subresource=False),
+        R("", "v1", "Event", "events", True, core_v1.Event, ("ev",), status_subresource=False),
         R(
             "",
             "v1",
@@ -149,6 +172,7 @@ def _build_default() -> Scheme:
             False,
             storage_v1.StorageClass,
             ("sc",),
+            status_subresource=False,
         ),
         R("apps", "v1", "ReplicaSet", "replicasets", True, apps_v1.ReplicaSet, ("rs",)),
         R("apps", "v1", "Deployment", "deployments", True, apps_v1.Deployment, ("deploy",)),
@@ -161,6 +185,7 @@ def _build_default() -> Scheme:
             "controllerrevisions",
             True,
             apps_v1.ControllerRevision,
+            status_subresource=False,
         ),
         R("batch", "v1", "Job", "jobs", True, batch_v1.Job),
         R("batch", "v1", "CronJob", "cronjobs", True, batch_v1.CronJob, ("cj",)),
@@ -173,7 +198,15 @@ def _build_default() -> Scheme:
             autoscaling_v2.HorizontalPodAutoscaler,
             ("hpa",),
         ),
-        R("coordination.k8s.io", "v1", "Lease", "leases", True, coordination_v1.Lease),
+        R(
+            "coordination.k8s.io",
+            "v1",
+            "Lease",
+            "leases",
+            True,
+            coordination_v1.Lease,
+            status_subresource=False,
+        ),
         R(
             "scheduling.k8s.io",
             "v1",
@@ -182,6 +215,7 @@ def _build_default() -> Scheme:
             False,
             scheduling_v1.PriorityClass,
             ("pc",),
+            status_subresource=False,
         ),
         R(
             "apiextensions.k8s.io",

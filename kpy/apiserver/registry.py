@@ -6,7 +6,8 @@ write goes the same way: read the current object, build the new one from it
 create, defaults, then validation of the whole result), and write it with a
 compare-and-swap on the version read. Nothing is written unless every check
 passed, so a refused request leaves no trace; a dry run stops right before
-the write.
+the write. A subresource (`kpy.apiserver.subresources`) writes through the
+same `write`, with its own step that builds the new object.
 
 Versions: an update carrying a resourceVersion is conditional (stale:
 Conflict); without one, and for patches, the registry retries on conflicts
@@ -27,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -37,14 +37,12 @@ import anyio
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kpy.api import codec, errors
-from kpy.api.autoscaling.v1 import Scale
-from kpy.api.core.v1 import Binding, PodCondition
+from kpy.api import codec, errors, patch
 from kpy.api.defaults import set_defaults
-from kpy.api.labels import selector_from_label_selector, selector_from_set
 from kpy.api.validation import validate, validate_update
-from kpy.apiserver import admission, patch
-from kpy.apiserver.strategy import strategy_for
+from kpy.apiserver import admission
+from kpy.apiserver.strategy import NamespacesBeingDeleted, strategy_for
+from kpy.clock import WallClock
 from kpy.storage import MAX_OBJECT_BYTES, ListResult, Store
 
 if TYPE_CHECKING:
@@ -54,12 +52,16 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo
     from kpy.api.selection import Predicate
     from kpy.apiserver.watch_cache import CacheWatcher, WatchCache
+    from kpy.clock import Clock
 
 log = logging.getLogger("kpy.apiserver")
 
 M = TypeVar("M", bound=Message)
 NamespaceLookup = Callable[[str], Awaitable[Message | None]]
-Clock = Callable[[], float]
+Build = Callable[[Message, Message], Message]
+"""Builds the object to store from the one a request sent and the stored one."""
+
+__all__ = ["Build", "Deleted", "NamespacesBeingDeleted", "Registry", "copy_message", "decode_body"]
 
 ORPHAN_FINALIZER: Final = "orphan"
 FOREGROUND_FINALIZER: Final = "foregroundDeletion"
@@ -72,35 +74,11 @@ def _meta(obj: Message) -> ObjectMeta:
     return obj.metadata  # type: ignore[attr-defined,no-any-return]
 
 
-def _copy(obj: M) -> M:
+def copy_message(obj: M) -> M:
+    """A deep copy of `obj`, which the caller may change."""
     out = type(obj)()
     out.CopyFrom(obj)
     return out
-
-
-class NamespacesBeingDeleted:
-    """The uids of namespaces whose delete this process wrote, for `ttl`
-    seconds: long enough for every watch cache to have seen it.
-
-    Namespace lookups read a watch cache, which may not show a delete that
-    was just written; without this record a create arriving right after the
-    delete could land in a namespace being terminated (Kubernetes'
-    NamespaceLifecycle admission keeps the same record for the same reason).
-    Keyed by uid, so a namespace re-created under the same name is not
-    mistaken for the old one. A delete written by another API server is seen
-    once this server's cache has it."""
-
-    def __init__(self, ttl: float = 30.0) -> None:
-        self._ttl = ttl
-        self._until: dict[str, float] = {}
-
-    def add(self, uid: str, now: float) -> None:
-        self._until[uid] = now + self._ttl
-
-    def seen(self, uid: str, now: float) -> bool:
-        for expired in [u for u, until in self._until.items() if until <= now]:
-            del self._until[expired]
-        return uid in self._until
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,18 +100,19 @@ class Registry:
         *,
         cache: WatchCache,
         namespaces: NamespaceLookup,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
         deleting: NamespacesBeingDeleted,
     ) -> None:
         self.info = info
         self.cache = cache
         self._store = store
         self._namespaces = namespaces
-        self._clock = clock
+        self._clock: Clock = clock if clock is not None else WallClock()  # timestamps
         self._deleting = deleting  # one per server: namespaces writes, all read
         #: where Pod creation resolves priorityClassName (set by the server)
         self.priority_classes: admission.PriorityClasses | None = None
-        self._strategy = strategy_for(info.kind)
+        #: the kind's rules (`kpy.apiserver.strategy`); subresources read it too
+        self.strategy = strategy_for(info, deleting)
         group = f".{info.group}" if info.group else ""
         self._qualified_kind = f"{info.kind}{group}"
 
@@ -143,16 +122,18 @@ class Registry:
         """The request body as this kind's message; BadRequest when it is not one."""
         return decode_body(self.info.message, data, self.info.kind)
 
-    def _now(self) -> Timestamp:
-        return Timestamp(seconds=int(self._clock()))
+    def now(self) -> Timestamp:
+        """The registry's clock, as timestamps in objects are written."""
+        return Timestamp(seconds=int(self._clock.now()))
 
-    def _invalid(self, causes: list[errors.FieldError], name: str) -> errors.Invalid:
+    def invalid(self, causes: list[errors.FieldError], name: str) -> errors.Invalid:
+        """Invalid for the object `name` of this kind, with `causes`."""
         return errors.Invalid(causes, kind=self._qualified_kind, name=name)
 
     def _check_valid(self, new: Message, old: Message | None) -> None:
         causes = validate(new) if old is None else validate_update(new, old)
         if causes:
-            raise self._invalid(causes, _meta(new).name)
+            raise self.invalid(causes, _meta(new).name)
         size = new.ByteSize()
         if size > MAX_OBJECT_BYTES:
             raise errors.TooLarge(
@@ -188,7 +169,7 @@ class Registry:
         if (
             m.HasField("deletion_timestamp")
             or ns.status.phase == "Terminating"  # type: ignore[attr-defined]
-            or self._deleting.seen(m.uid, self._clock())
+            or self._deleting.seen(m.uid, self._clock.now())
         ):
             raise errors.Forbidden(
                 f"unable to create new content in namespace {namespace} because it is being "
@@ -207,18 +188,18 @@ class Registry:
         another after losing the answer; the object's own metadata.uid is
         always ignored, as Kubernetes does (a manifest copied from a live
         object must not take over its identity)."""
-        obj = _copy(obj)
+        obj = copy_message(obj)
         self._scope(obj, namespace)
         m = _meta(obj)
         generate = not m.name and bool(m.generate_name)
         if generate:
             m.name = m.generate_name + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
         m.uid = uid if _canonical_uuid(uid) else str(uuid.uuid4())
-        m.creation_timestamp.CopyFrom(self._now())
+        m.creation_timestamp.CopyFrom(self.now())
         m.generation = 1
         for field in ("resource_version", "deletion_timestamp", "deletion_grace_period_seconds"):
             m.ClearField(field)
-        self._strategy.prepare_for_create(obj)
+        self.strategy.prepare_for_create(obj)
         admission.admit(obj)
         if self.priority_classes is not None:
             await admission.admit_priority(obj, self.priority_classes)
@@ -228,7 +209,7 @@ class Registry:
         except errors.Invalid as e:
             if not generate:
                 raise
-            raise self._invalid([_as_generate_name(c, m) for c in e.causes], m.name) from None
+            raise self.invalid([_as_generate_name(c, m) for c in e.causes], m.name) from None
         await self._check_namespace(m.namespace)
         if dry_run:
             # A dry run answers what the create would: AlreadyExists included.
@@ -362,9 +343,11 @@ class Registry:
         *,
         namespace: str,
         name: str,
-        subresource: str = "",
+        build: Build | None = None,
         dry_run: bool = False,
     ) -> Message:
+        """Replaces the object with `obj`, as the main path does, or as `build`
+        does (a subresource: `kpy.apiserver.subresources`)."""
         self._scope(obj, namespace)
         m = _meta(obj)
         if m.name != name:
@@ -372,7 +355,7 @@ class Registry:
                 f'the name of the object ("{m.name}") does not match the name of the request '
                 f'("{name}")'
             )
-        build = self._builder(subresource)
+        build = build or self._build_update
 
         def replace(current: Message) -> Message:
             # The object's uid is a precondition, as in Kubernetes: an update
@@ -385,9 +368,9 @@ class Registry:
                     f"Precondition failed: UID in precondition: {m.uid}, "
                     f"UID in object meta: {_meta(current).uid}",
                 )
-            return build(_copy(obj), current)
+            return build(copy_message(obj), current)
 
-        return await self._write(
+        return await self.write(
             m.namespace, name, replace, expected=m.resource_version, dry_run=dry_run
         )
 
@@ -398,51 +381,35 @@ class Registry:
         name: str,
         patch_type: str,
         body: bytes,
-        subresource: str = "",
+        build: Build | None = None,
+        view: Callable[[Message], Message] | None = None,
+        message_type: type[Message] | None = None,
         dry_run: bool = False,
     ) -> Message:
-        document = _parse_patch(patch_type, body)
-        build = self._builder(subresource)
-        view = self.scale_of if subresource == "scale" else (lambda obj: obj)
-        message_type: type[Message] = Scale if subresource == "scale" else self.info.message
+        """Patches the object as the main path does, or a subresource's
+        `view` of it (a message of `message_type`), written back by `build`."""
+        document = patch.read_patch(patch_type, body)
+        build = build or self._build_update
+        shown = view or (lambda obj: obj)
+        patched_type = message_type or self.info.message
 
         def apply(current: Message) -> Message:
-            patched = _apply_patch(patch_type, codec.to_dict(view(current)), document, message_type)
+            target = codec.to_dict(shown(current))
+            patched = patch.apply_patch(patch_type, target, document, patched_type)
             try:
-                obj = codec.from_dict(message_type, patched)
+                obj = codec.from_dict(patched_type, patched)
             except errors.Invalid as e:
-                raise self._invalid(e.causes, name) from None
+                raise self.invalid(e.causes, name) from None
             return build(obj, current)
 
         expected = ""
         if isinstance(document, dict):
             expected = str(document.get("metadata", {}).get("resourceVersion") or "")
-        return await self._write(namespace, name, apply, expected=expected, dry_run=dry_run)
+        return await self.write(namespace, name, apply, expected=expected, dry_run=dry_run)
 
-    def subresources(self) -> builtins.list[str]:
-        found = []
-        if self._strategy.status_subresource:
-            found.append("status")
-        if self._strategy.scalable:
-            found.append("scale")
-        if self.info.kind == "Pod":
-            found += ["binding", "log", "exec"]
-        if self.info.kind == "Namespace":
-            found.append("finalize")
-        return found
-
-    def _builder(self, subresource: str) -> Callable[[Message, Message], Message]:
-        builders: dict[str, Callable[[Message, Message], Message]] = {"": self._build_update}
-        if self._strategy.status_subresource:
-            builders["status"] = self._build_status
-        if self._strategy.scalable:
-            builders["scale"] = self._build_scale
-        if self.info.kind == "Namespace":
-            builders["finalize"] = self._build_finalize
-        try:
-            return builders[subresource]
-        except KeyError:
-            raise _no_subresource(self.info, subresource) from None
+    def subresources(self) -> tuple[str, ...]:
+        """The subresources of the kind, as discovery lists them."""
+        return self.strategy.subresources()
 
     def _build_update(self, new: Message, current: Message) -> Message:
         m, old = _meta(new), _meta(current)
@@ -460,36 +427,14 @@ class Registry:
         if old.HasField("deletion_grace_period_seconds"):
             m.deletion_grace_period_seconds = old.deletion_grace_period_seconds
         m.generation = old.generation
-        self._strategy.prepare_for_update(new, current)
+        self.strategy.prepare_for_update(new, current)
         admission.admit_update(new, current)
         set_defaults(new)
-        if self._strategy.spec_changed(new, current):
+        if self.strategy.spec_changed(new, current):
             m.generation = old.generation + 1
         return new
 
-    def _build_status(self, new: Message, current: Message) -> Message:
-        out = _copy(current)
-        status = new.status  # type: ignore[attr-defined]
-        out.status.CopyFrom(status)  # type: ignore[attr-defined]
-        set_defaults(out)
-        return out
-
-    def _build_finalize(self, new: Message, current: Message) -> Message:
-        out = _copy(current)
-        del out.spec.finalizers[:]  # type: ignore[attr-defined]
-        out.spec.finalizers.extend(new.spec.finalizers)  # type: ignore[attr-defined]
-        return out
-
-    def _build_scale(self, scale: Message, current: Message) -> Message:
-        if not isinstance(scale, Scale):
-            raise errors.BadRequest("the scale subresource takes an autoscaling/v1 Scale")
-        out = _copy(current)
-        out.spec.replicas = scale.spec.replicas  # type: ignore[attr-defined]
-        if self._strategy.spec_changed(out, current):
-            _meta(out).generation = _meta(current).generation + 1
-        return out
-
-    async def _write(
+    async def write(
         self,
         namespace: str,
         name: str,
@@ -526,7 +471,7 @@ class Registry:
         return (
             m.HasField("deletion_timestamp")
             and not m.deletion_grace_period_seconds
-            and not self._strategy.pending_finalizers(obj)
+            and not self.strategy.pending_finalizers(obj)
         )
 
     async def _remove(self, namespace: str, name: str, current: Message) -> Message:
@@ -535,83 +480,6 @@ class Registry:
         m = _meta(current)
         pre = Preconditions(uid=m.uid, resource_version=m.resource_version)
         return await self._store.delete(self.info, namespace, name, preconditions=pre)
-
-    # -- subresources -----------------------------------------------------------
-
-    def scale_of(self, obj: Message) -> Scale:
-        if not self._strategy.scalable:
-            raise _no_subresource(self.info, "scale")
-        m = _meta(obj)
-        scale = Scale()
-        scale.metadata.name = m.name
-        scale.metadata.namespace = m.namespace
-        scale.metadata.uid = m.uid
-        scale.metadata.resource_version = m.resource_version
-        scale.metadata.creation_timestamp.CopyFrom(m.creation_timestamp)
-        spec, status = obj.spec, obj.status  # type: ignore[attr-defined]
-        scale.spec.replicas = spec.replicas
-        scale.status.replicas = status.replicas
-        if self.info.kind == "ReplicationController":
-            scale.status.selector = str(selector_from_set(dict(spec.selector)))
-        else:
-            scale.status.selector = str(selector_from_label_selector(spec.selector))
-        return scale
-
-    async def get_scale(self, namespace: str, name: str) -> Scale:
-        return self.scale_of(await self.get(namespace, name))
-
-    async def update_scale(
-        self, scale: Scale, *, namespace: str, name: str, dry_run: bool = False
-    ) -> Scale:
-        if scale.metadata.name and scale.metadata.name != name:
-            raise errors.BadRequest(f'the Scale names "{scale.metadata.name}", not "{name}"')
-        obj = await self._write(
-            namespace,
-            name,
-            lambda current: self._build_scale(scale, current),
-            expected=scale.metadata.resource_version,
-            dry_run=dry_run,
-        )
-        return self.scale_of(obj)
-
-    async def bind(
-        self, binding: Binding, *, namespace: str, name: str, dry_run: bool = False
-    ) -> Message:
-        """pods/binding: sets spec.nodeName once and marks the pod scheduled."""
-        if self.info.kind != "Pod":
-            raise _no_subresource(self.info, "binding")
-        target = binding.target
-        if target.kind not in ("", "Node") or not target.name:
-            raise self._invalid(
-                [errors.FieldError("target", errors.INVALID, "must name a Node")], name
-            )
-        if binding.metadata.name and binding.metadata.name != name:
-            raise errors.BadRequest(
-                f'the Binding names pod "{binding.metadata.name}", not "{name}"'
-            )
-
-        def assign(current: Any) -> Message:
-            pod = current
-            if pod.metadata.HasField("deletion_timestamp"):
-                raise errors.conflict(
-                    "pods", name, "the pod is being deleted, cannot be assigned to a host"
-                )
-            if pod.spec.node_name:
-                raise errors.conflict(
-                    "pods", name, f'pod {name} is already assigned to node "{pod.spec.node_name}"'
-                )
-            out = _copy(pod)
-            out.spec.node_name = target.name
-            _set_scheduled(out, self._now())
-            return out  # type: ignore[no-any-return]
-
-        return await self._write(
-            namespace,
-            name,
-            assign,
-            expected=binding.metadata.resource_version,
-            dry_run=dry_run,
-        )
 
     # -- delete -----------------------------------------------------------------
 
@@ -628,7 +496,7 @@ class Registry:
         agent of a mirror pod's node may delete it)."""
         policy = options.propagation_policy
         if policy not in _POLICIES:
-            raise self._invalid(
+            raise self.invalid(
                 [
                     errors.FieldError(
                         "propagationPolicy",
@@ -645,7 +513,7 @@ class Registry:
         for _ in range(_RETRIES):
             current = await self._store.get(self.info, namespace, name)
             _check_preconditions(self.info, current, options)
-            self._strategy.check_delete(current, as_node)
+            self.strategy.check_delete(current, as_node)
             new = self._mark_deleted(current, options)
             if dry_run or (new is not None and new == current):
                 return Deleted(current if new is None else new, new is None)
@@ -656,15 +524,14 @@ class Registry:
                     result = Deleted(await self._store.update(self.info, new), False)
             except errors.Conflict:
                 continue
-            if self.info.kind == "Namespace":
-                self._deleting.add(_meta(current).uid, self._clock())
+            self.strategy.after_delete(current, self._clock.now())
             return result
         raise errors.conflict(self.info.group_resource, name, _BUSY)
 
     def _mark_deleted(self, current: Message, options: DeleteOptions) -> Message | None:
         """The object as a pending delete leaves it, or None when it goes now."""
-        grace = self._strategy.grace_period(current, options)
-        new = _copy(current)
+        grace = self.strategy.grace_period(current, options)
+        new = copy_message(current)
         m = _meta(new)
         if not m.HasField("deletion_timestamp"):
             finalizer = {"Orphan": ORPHAN_FINALIZER, "Foreground": FOREGROUND_FINALIZER}.get(
@@ -672,7 +539,7 @@ class Registry:
             )
             if finalizer and finalizer not in m.finalizers:
                 m.finalizers.append(finalizer)
-        if grace == 0 and not self._strategy.pending_finalizers(new):
+        if grace == 0 and not self.strategy.pending_finalizers(new):
             return None
         if m.HasField("deletion_timestamp"):
             # Already going: a delete may only shorten the grace period.
@@ -680,11 +547,11 @@ class Registry:
                 m.deletion_timestamp.seconds -= m.deletion_grace_period_seconds - grace
                 m.deletion_grace_period_seconds = grace
             return new
-        m.deletion_timestamp.CopyFrom(self._now())
+        m.deletion_timestamp.CopyFrom(self.now())
         m.deletion_timestamp.seconds += grace
         m.deletion_grace_period_seconds = grace
         m.generation += 1
-        self._strategy.mark_deleting(new)
+        self.strategy.mark_deleting(new)
         return new
 
     async def delete_collection(
@@ -824,7 +691,7 @@ def _parse_version(value: str) -> int:
     return int(value)
 
 
-def _no_subresource(info: ResourceInfo, subresource: str) -> errors.MethodNotAllowed:
+def no_subresource(info: ResourceInfo, subresource: str) -> errors.MethodNotAllowed:
     return errors.MethodNotAllowed(
         f"{info.group_resource} has no {subresource!r} subresource",
         kind=info.group_resource,
@@ -850,48 +717,3 @@ def _check_preconditions(info: ResourceInfo, current: Message, options: DeleteOp
                 f"Precondition failed: {label} in precondition: {want}, "
                 f"{label} in object meta: {have}",
             )
-
-
-def _parse_patch(patch_type: str, body: bytes) -> Any:
-    if patch_type not in ("merge", "strategic", "json"):
-        raise errors.BadRequest(
-            f'unsupported patch type "{patch_type}": use "merge", "strategic" or "json"'
-        )
-    try:
-        document = patch.parse_body(body)
-    except patch.PatchTooLarge as e:
-        raise errors.TooLarge(str(e)) from None
-    except patch.PatchError as e:
-        raise errors.BadRequest(str(e)) from None
-    want = list if patch_type == "json" else dict
-    if not isinstance(document, want):
-        shape = "a list of operations" if patch_type == "json" else "a JSON object"
-        raise errors.BadRequest(f"a {patch_type} patch must be {shape}")
-    return document
-
-
-def _apply_patch(patch_type: str, target: Any, document: Any, message_type: type[Message]) -> Any:
-    try:
-        if patch_type == "merge":
-            return patch.merge_patch(target, document)
-        if patch_type == "json":
-            return patch.json_patch(target, document)
-        return patch.strategic_merge_patch(target, document, message_type)
-    except patch.PatchTooLarge as e:
-        raise errors.TooLarge(f"the patch cannot be applied: {e}") from None
-    except patch.PatchError as e:
-        raise errors.BadRequest(f"the patch cannot be applied: {e}") from None
-
-
-def _set_scheduled(pod: Any, now: Timestamp) -> None:
-    for condition in pod.status.conditions:
-        if condition.type == "PodScheduled":
-            if condition.status != "True":
-                condition.status = "True"
-                condition.last_transition_time.CopyFrom(now)
-            condition.ClearField("reason")
-            condition.ClearField("message")
-            return
-    pod.status.conditions.append(
-        PodCondition(type="PodScheduled", status="True", last_transition_time=now)
-    )

@@ -1,7 +1,9 @@
 """The gRPC face of the API server: requests in, registry calls, responses out.
 
 Each handler resolves the request's ResourceRef to a `Registry`, decodes the
-object bytes as the kind's message, calls the verb and encodes the answer.
+object bytes as the kind's message, calls the verb and encodes the answer. A
+request naming a subresource goes to that subresource's handler, from the
+one table in `kpy.apiserver.subresources`.
 Every `StatusError` ends the call with its gRPC code and a Status in the
 trailing metadata (`kpy.rpc.status`); anything else is logged with its
 traceback and reported as an internal error, never a hang. A request, or an
@@ -26,12 +28,11 @@ import grpc.aio
 from google.protobuf.message import DecodeError
 
 from kpy.api import errors
-from kpy.api.autoscaling.v1 import Scale
-from kpy.api.core.v1 import Binding, Node, Pod
+from kpy.api.core.v1 import Node, Pod
 from kpy.api.meta.v1 import DeleteOptions
 from kpy.api.selection import parse_predicate
 from kpy.apiserver.proxy import NodeConnector, resolve_container
-from kpy.apiserver.registry import decode_body
+from kpy.apiserver.subresources import handler_for
 from kpy.rpc import status
 from kpy.rpc.apiserver import v1 as api
 
@@ -125,16 +126,15 @@ class APIService(api.APIServicer):
         try:
             ref = request.ref
             registry, namespace = self._target(ref)
-            if ref.subresource == "binding":
-                binding = decode_body(Binding, request.object, "Binding")
-                pod = await registry.bind(
-                    binding, namespace=namespace, name=self._name(ref), dry_run=request.dry_run
-                )
-                return api.ObjectResponse(object=pod.SerializeToString())
             if ref.subresource:
-                raise errors.MethodNotAllowed(
-                    f"create is not supported on {ref.resource}/{ref.subresource}"
+                written = await handler_for(registry, ref.subresource).create(
+                    registry,
+                    request.object,
+                    namespace=namespace,
+                    name=self._name(ref),
+                    dry_run=request.dry_run,
                 )
+                return api.ObjectResponse(object=written.SerializeToString())
             obj = registry.decode(request.object)
             uid = _metadata(context, CREATE_UID)
             created = await registry.create(
@@ -149,15 +149,11 @@ class APIService(api.APIServicer):
             ref = request.ref
             registry, namespace = self._target(ref)
             name = self._name(ref)
-            if ref.subresource == "scale":
-                scale = await registry.get_scale(namespace, name)
-                return api.ObjectResponse(object=scale.SerializeToString())
-            readable = ("", "status") if "status" in registry.subresources() else ("",)
-            if ref.subresource not in readable:
-                raise errors.MethodNotAllowed(
-                    f"get is not supported on {ref.resource}/{ref.subresource}"
-                )
-            obj = await registry.get(namespace, name)
+            if ref.subresource:
+                handler = handler_for(registry, ref.subresource)
+                obj = await handler.get(registry, namespace=namespace, name=name)
+            else:
+                obj = await registry.get(namespace, name)
             return api.ObjectResponse(object=obj.SerializeToString())
         except Exception as e:
             await self._fail(context, e)
@@ -229,21 +225,21 @@ class APIService(api.APIServicer):
             ref = request.ref
             registry, namespace = self._target(ref)
             name = self._name(ref)
-            if ref.subresource == "scale":
-                scale = await registry.update_scale(
-                    decode_body(Scale, request.object, "autoscaling/v1 Scale"),
+            if ref.subresource:
+                updated = await handler_for(registry, ref.subresource).update(
+                    registry,
+                    request.object,
                     namespace=namespace,
                     name=name,
                     dry_run=request.dry_run,
                 )
-                return api.ObjectResponse(object=scale.SerializeToString())
-            updated = await registry.update(
-                registry.decode(request.object),
-                namespace=namespace,
-                name=name,
-                subresource=ref.subresource,
-                dry_run=request.dry_run,
-            )
+            else:
+                updated = await registry.update(
+                    registry.decode(request.object),
+                    namespace=namespace,
+                    name=name,
+                    dry_run=request.dry_run,
+                )
             return api.ObjectResponse(object=updated.SerializeToString())
         except Exception as e:
             await self._fail(context, e)
@@ -253,16 +249,23 @@ class APIService(api.APIServicer):
             ref = request.ref
             registry, namespace = self._target(ref)
             name = self._name(ref)
-            patched = await registry.patch(
-                namespace=namespace,
-                name=name,
-                patch_type=request.patch_type,
-                body=request.patch,
-                subresource=ref.subresource,
-                dry_run=request.dry_run,
-            )
-            if ref.subresource == "scale":
-                patched = registry.scale_of(patched)
+            if ref.subresource:
+                patched = await handler_for(registry, ref.subresource).patch(
+                    registry,
+                    request.patch_type,
+                    request.patch,
+                    namespace=namespace,
+                    name=name,
+                    dry_run=request.dry_run,
+                )
+            else:
+                patched = await registry.patch(
+                    namespace=namespace,
+                    name=name,
+                    patch_type=request.patch_type,
+                    body=request.patch,
+                    dry_run=request.dry_run,
+                )
             return api.ObjectResponse(object=patched.SerializeToString())
         except Exception as e:
             await self._fail(context, e)
@@ -272,9 +275,7 @@ class APIService(api.APIServicer):
             ref = request.ref
             registry, namespace = self._target(ref)
             if ref.subresource:
-                raise errors.MethodNotAllowed(
-                    f"delete is not supported on {ref.resource}/{ref.subresource}"
-                )
+                handler_for(registry, ref.subresource).refuse_delete(registry)
             result = await registry.delete(
                 namespace, self._name(ref), request.options, as_node=_caller_node(context)
             )
@@ -426,7 +427,7 @@ def _describe(registry: Registry) -> api.APIResource:
         namespaced=info.namespaced,
         short_names=list(info.short_names),
         verbs=_VERBS,
-        subresources=registry.subresources(),
+        subresources=list(registry.subresources()),
     )
 
 

@@ -51,7 +51,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,7 +61,8 @@ import anyio.abc
 from google.protobuf.message import Message
 
 from kpy.api.errors import BadRequest, Expired, Timeout, TooManyRequests, Unavailable
-from kpy.storage._codec import copy, meta
+from kpy.backoff import Backoff
+from kpy.storage.codec import copy, meta
 
 if TYPE_CHECKING:
     import builtins
@@ -580,7 +580,7 @@ class WatchCache:
         return items, page.resource_version
 
     async def _follow_etcd(self) -> None:
-        backoff = _Backoff()
+        backoff = _etcd_backoff()
         while True:
             try:
                 async with self._store.watch(self._info, resource_version=self._rv) as w:
@@ -746,24 +746,14 @@ def _as_seen_by(
     return event.as_deleted() if old else None
 
 
-class _Backoff:
-    """Delays of 0.1 s doubling to 5 s, each jittered by ±20%."""
-
-    def __init__(self) -> None:
-        self._attempts = 0
-
-    def next(self) -> float:
-        delay = min(_BACKOFF_MAX, _BACKOFF_INITIAL * 2.0**self._attempts)
-        self._attempts = min(self._attempts + 1, 16)
-        return delay * random.uniform(0.8, 1.2)
-
-    def reset(self) -> None:
-        self._attempts = 0
+def _etcd_backoff() -> Backoff:
+    """Waits for etcd: 0.1 s doubling to 5 s, each jittered by ±20%."""
+    return Backoff(base=_BACKOFF_INITIAL, cap=_BACKOFF_MAX, jitter=(0.8, 1.2))
 
 
 async def _retrying(call: Callable[[], Awaitable[T]], extra: dict[str, str]) -> T:
     """`call()`, retried with back-off while etcd is unreachable or slow."""
-    backoff = _Backoff()
+    backoff = _etcd_backoff()
     while True:
         try:
             return await call()

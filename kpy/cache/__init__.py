@@ -14,7 +14,6 @@ Objects handed out by informers, stores and listers are shared: copy before
 changing one.
 """
 
-from kpy.cache._clock import Clock, FakeClock, RealClock
 from kpy.cache.delta_fifo import DeletedFinalStateUnknown, DeltaFIFO
 from kpy.cache.expectations import ControllerExpectations
 from kpy.cache.informer import EventHandler, Lister, SharedInformer, SharedInformerFactory
@@ -28,6 +27,7 @@ from kpy.cache.workqueue import (
     ShutDown,
     default_controller_rate_limiter,
 )
+from kpy.clock import Clock, FakeClock, RealClock
 
 __all__ = [
     "Clock",

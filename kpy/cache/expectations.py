@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from kpy.cache._clock import Clock, RealClock
+from kpy.clock import Clock, RealClock
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,13 +33,14 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kpy.api import errors
 from kpy.api.coordination.v1 import Lease
+from kpy.clock import Clock, RealClock
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from kpy.client import ClientProtocol
 
 log = logging.getLogger("kpy.leader_election")
-
-Clock = Callable[[], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class LeaderElectionConfig:
     renew_deadline: float = 10.0
     retry_period: float = 2.0
     release_on_cancel: bool = True
-    clock: Clock = field(default=time.monotonic)
+    clock: Clock = field(default_factory=RealClock)
 
     def __post_init__(self) -> None:
         if not self.renew_deadline < self.lease_duration:
@@ -113,15 +113,15 @@ class LeaderElector:
 
     async def _renew_until_lost(self) -> None:
         cfg = self.config
-        last_renew = cfg.clock()
+        last_renew = cfg.clock.now()
         while True:
             await anyio.sleep(cfg.retry_period)
-            with anyio.move_on_after(max(0.0, last_renew + cfg.renew_deadline - cfg.clock())):
+            with anyio.move_on_after(max(0.0, last_renew + cfg.renew_deadline - cfg.clock.now())):
                 while True:
                     if await self._try_acquire_or_renew():
                         break
                     await anyio.sleep(cfg.retry_period / 4)
-                last_renew = cfg.clock()
+                last_renew = cfg.clock.now()
                 continue
             log.warning(
                 "failed to renew the lease within the renew deadline",
@@ -147,7 +147,7 @@ class LeaderElector:
         self._observe(current)
         spec = current.spec
         held_by_other = spec.holder_identity not in ("", cfg.identity)
-        if held_by_other and self._observed_at + cfg.lease_duration > cfg.clock():
+        if held_by_other and self._observed_at + cfg.lease_duration > cfg.clock.now():
             return False
         new = Lease()
         new.CopyFrom(current)
@@ -186,7 +186,7 @@ class LeaderElector:
         """Remembers when this candidate first saw the current holder record."""
         previous = self._observed
         if previous is None or previous.spec != lease.spec:
-            self._observed_at = self.config.clock()
+            self._observed_at = self.config.clock.now()
         self._observed = lease
 
     async def _release(self) -> None:

@@ -22,16 +22,16 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-import anyio
 from google.protobuf.message import Message
 
 from kpy.api import errors
+from kpy.backoff import Backoff
+from kpy.clock import Clock, RealClock
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from kpy.client import ClientProtocol
 
@@ -64,7 +64,7 @@ class Reflector(Generic[M]):
         label_selector: str = "",
         field_selector: str = "",
         page_size: int = 500,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
         backoff: tuple[float, float] = (0.8, 30.0),
     ) -> None:
         self._client = client
@@ -74,17 +74,19 @@ class Reflector(Generic[M]):
         self._labels = label_selector
         self._fields = field_selector
         self._page_size = page_size
-        self._clock = clock
-        self._backoff = backoff
+        self._clock: Clock = clock if clock is not None else RealClock()
+        # A list/watch that stayed healthy for a minute forgives earlier failures.
+        self._backoff = Backoff(
+            base=backoff[0], cap=backoff[1], jitter=(1.0, 1.5), reset_after=60.0, clock=self._clock
+        )
         self.last_sync_resource_version = ""
-        self.last_event_time = clock()
+        self.last_event_time = self._clock.now()
         self.lists = 0  # how many times the resource was listed (relists show here)
         self._what = kind.__name__
 
     async def run(self) -> None:
-        delay = self._backoff[0]
         while True:
-            started = self._clock()
+            started = self._clock.now()
             try:
                 await self._list()
                 await self._watch()
@@ -95,15 +97,12 @@ class Reflector(Generic[M]):
                 )
                 continue
             except errors.StatusError as e:
-                if self._clock() - started > 60:
-                    delay = self._backoff[0]
-                wait = delay * random.uniform(1.0, 1.5)
+                wait = self._backoff.next(ran_for=self._clock.now() - started)
                 log.warning(
                     "list/watch failed; retrying",
                     extra={"kind": self._what, "error": str(e), "retry_in": f"{wait:.1f}s"},
                 )
-                await anyio.sleep(wait)
-                delay = min(delay * 2, self._backoff[1])
+                await self._clock.sleep(wait)
 
     async def _list(self) -> None:
         items: list[M] = []
@@ -131,7 +130,7 @@ class Reflector(Generic[M]):
                 break
         self._store.replace(items, page.resource_version)
         self.last_sync_resource_version = page.resource_version
-        self.last_event_time = self._clock()
+        self.last_event_time = self._clock.now()
         self.lists += 1
 
     async def _watch(self) -> None:
@@ -148,7 +147,7 @@ class Reflector(Generic[M]):
             async for event in events:
                 self._apply(event.type, event.object)
                 self.last_sync_resource_version = event.resource_version
-                self.last_event_time = self._clock()
+                self.last_event_time = self._clock.now()
 
     def _apply(self, kind: str, obj: Any) -> None:
         if kind == "ADDED":

@@ -43,10 +43,10 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from kpy.cache._clock import Clock, RealClock
+from kpy.clock import Clock, RealClock
 
 if TYPE_CHECKING:
-    from kpy.cache._clock import TimerHandle
+    from kpy.clock import TimerHandle
 
 __all__ = [
     "BucketRateLimiter",

@@ -11,7 +11,7 @@ build with every alias expanded, and refuses before the loader runs:
 - a document longer than `Limits.document_bytes` (3 MiB, the API server's
   request limit: a longer object could never be stored);
 - nesting deeper than `Limits.depth` levels (the codec's own bound,
-  `kpy.api._limits.MAX_DEPTH`: no Kubernetes object comes near it);
+  `kpy.api.limits.MAX_DEPTH`: no Kubernetes object comes near it);
 - a document that expands to more than `Limits.nodes` nodes, counted with
   every alias expanded (this is what stops an alias bomb at once: the count
   of the expansion is known without building it);
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from kpy.api import codec
-from kpy.api._limits import MAX_DEPTH, depth_message
+from kpy.api.limits import MAX_DEPTH, depth_message
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -63,7 +63,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 import secrets
 import uuid
 from collections import deque
@@ -79,6 +78,7 @@ from kpy.api.autoscaling.v1 import Scale
 from kpy.api.core.v1 import Binding
 from kpy.api.meta.v1 import DeleteOptions, Preconditions
 from kpy.api.scheme import ResourceInfo, Scheme, scheme
+from kpy.backoff import Backoff
 from kpy.client.config import ClientConfig, load_config
 from kpy.rpc import status
 from kpy.rpc.apiserver import v1 as api
@@ -245,7 +245,7 @@ class Client:
         docstring). A call that is not `idempotent` is sent again only when it
         certainly never reached a server; an unknown outcome raises
         `OutcomeUnknown` for the verb to resolve."""
-        backoff = _Backoff(self.retry_timeout)
+        backoff = _retry_backoff(self.retry_timeout)
         while True:
             server = self._current
             try:
@@ -257,7 +257,7 @@ class Client:
                     raise error from None
 
     async def _retry_or_raise(
-        self, e: grpc.aio.AioRpcError, backoff: _Backoff, server: int, *, idempotent: bool
+        self, e: grpc.aio.AioRpcError, backoff: Backoff, server: int, *, idempotent: bool
     ) -> errors.StatusError | None:
         """None when the call should be tried again (after sleeping), else the
         error to raise. `server`: the index of the server the call went to."""
@@ -283,7 +283,7 @@ class Client:
         reach its server before any response is tried on the next server,
         with back-off, as unary calls are; an error the server itself sent
         is raised at once."""
-        backoff = _Backoff(self.retry_timeout)
+        backoff = _retry_backoff(self.retry_timeout)
         while True:
             call = getattr(self._stub(), method)(request())
             answered = False
@@ -348,7 +348,7 @@ class Client:
         name = obj.metadata.name  # type: ignore[attr-defined]
         request = api.CreateRequest(ref=_ref(info, namespace), object=obj.SerializeToString())
         metadata = ((CREATE_UID_METADATA, uid),)
-        backoff = _Backoff(self.retry_timeout)
+        backoff = _retry_backoff(self.retry_timeout)
         lost: OutcomeUnknown | None = None  # the last lost answer, once there was one
         while True:
             try:
@@ -424,7 +424,7 @@ class Client:
         )
         if dry_run or not m.resource_version:  # idempotent: the same replace again
             return type(obj).FromString((await self._call("Update", request)).object)
-        backoff = _Backoff(self.retry_timeout)
+        backoff = _retry_backoff(self.retry_timeout)
         lost: OutcomeUnknown | None = None
         while True:
             try:
@@ -489,7 +489,7 @@ class Client:
             ref=_ref(self.info(kind), namespace or self.namespace, name), options=options
         )
         metadata = ((NODE_METADATA, as_node),) if as_node else ()
-        backoff = _Backoff(self.retry_timeout)
+        backoff = _retry_backoff(self.retry_timeout)
         lost: OutcomeUnknown | None = None
         while True:
             try:
@@ -582,7 +582,7 @@ class Client:
             ref=_ref(self.info(Pod), namespace, name, "binding"),
             object=binding.SerializeToString(),
         )
-        backoff = _Backoff(self.retry_timeout)
+        backoff = _retry_backoff(self.retry_timeout)
         lost: OutcomeUnknown | None = None
         while True:
             try:
@@ -761,7 +761,7 @@ class Watch(Generic[M]):
 
     async def _receive(self) -> None:
         """Reads until there is an event to deliver or the watch is closed."""
-        backoff = _Backoff(self._client.retry_timeout)
+        backoff = _retry_backoff(self._client.retry_timeout)
         while not self._pending and not self._closed:
             if self._call is None:
                 self._open()
@@ -782,7 +782,7 @@ class Watch(Generic[M]):
                 self._drop_call()
                 self.reconnects += 1
                 continue
-            backoff = _Backoff(self._client.retry_timeout)  # each outage gets the budget
+            backoff = _retry_backoff(self._client.retry_timeout)  # each outage gets the budget
             self._accept(response)
 
     def _open(self) -> None:
@@ -796,7 +796,7 @@ class Watch(Generic[M]):
         if call is not None:
             call.cancel()
 
-    async def _recover(self, e: grpc.aio.AioRpcError, backoff: _Backoff) -> None:
+    async def _recover(self, e: grpc.aio.AioRpcError, backoff: Backoff) -> None:
         """Returns when the stream should be re-opened (after a back-off);
         raises the error that ends the watch."""
         error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
@@ -848,23 +848,10 @@ class Watch(Generic[M]):
             self._pending.append(WatchEvent("BOOKMARK", obj, event.resource_version))
 
 
-class _Backoff:
-    """Jittered exponential back-off, 0.1 s doubling to 5 s, within a budget."""
-
-    def __init__(self, budget: float) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + budget
-        self._delay = 0.1
-
-    async def sleep(self) -> bool:
-        """Sleeps before the next try; False when the budget is spent."""
-        loop = asyncio.get_running_loop()
-        delay = self._delay * random.uniform(0.5, 1.0)
-        if loop.time() + delay > self._deadline:
-            return False
-        await asyncio.sleep(delay)
-        self._delay = min(self._delay * 2, 5.0)
-        return True
+def _retry_backoff(budget: float) -> Backoff:
+    """The client's retries: jittered exponential back-off, 0.1 s doubling to
+    5 s, each wait drawn from half to all of it, within `budget` seconds."""
+    return Backoff(base=0.1, cap=5.0, jitter=(0.5, 1.0), budget=budget)
 
 
 def _from_server(e: grpc.aio.AioRpcError) -> bool:

@@ -26,7 +26,8 @@ What it keeps of the API server, because controllers depend on it:
   resourceVersion (from "": ADDED for each current object first), so
   informers run on a FakeClient;
 - patch: merge patches (RFC 7386), JSON patches and strategic merge patches
-  through the same pure functions as the server.
+  through the same pure functions as the server (`kpy.api.patch`), with
+  its bounds and its errors.
 
 Simplified, on purpose: namespaces need not exist and are never terminating;
 no admission (default tolerations, priority classes, Job selectors); list
@@ -58,6 +59,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kpy.api import codec, errors
 from kpy.api.core.v1 import Pod, PodCondition
 from kpy.api.defaults import set_defaults
+from kpy.api.patch import apply_patch, read_patch
 from kpy.api.scheme import ResourceInfo, Scheme, scheme
 from kpy.api.selection import Predicate, parse_predicate
 from kpy.api.validation import validate, validate_update
@@ -75,10 +77,6 @@ M = TypeVar("M", bound=Message)
 
 READ_VERBS: Final = frozenset({"get", "list", "watch"})
 
-Patcher = Callable[[str, Any, Any, type[Message]], Any]
-"""Applies a patch: (patch type, the object as JSON, the patch document, the
-object's message type) to the patched object as JSON."""
-
 Reaction = Callable[["Action"], Message | None]
 """A reactor's answer to an action: raise to fail the call, return an object
 to answer in the store's place, or None to let the store handle it."""
@@ -86,19 +84,6 @@ to answer in the store's place, or None to let the store handle it."""
 _NAME_CHARS: Final = "bcdfghjklmnpqrstvwxz2456789"
 _STALE: Final = (
     "the object has been modified; please apply your changes to the latest version and try again"
-)
-# Kinds written without a status subresource (kpy.apiserver.strategy keeps the same list).
-_NO_STATUS_SUBRESOURCE: Final = frozenset(
-    {
-        "ConfigMap",
-        "Secret",
-        "Event",
-        "Endpoints",
-        "Lease",
-        "ControllerRevision",
-        "StorageClass",
-        "PriorityClass",
-    }
 )
 _POLICY_FINALIZERS: Final = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}
 
@@ -161,11 +146,6 @@ class FakeClient:
     namespace: str = "default"
     now: Callable[[], float] = time.time
     using: Scheme = scheme
-    #: TODO(kpy.api.patch): default to the server's pure patch functions once
-    #: kpy/apiserver/patch.py moves to kpy/api/patch.py (the client layer may
-    #: not import kpy.apiserver), and drop this field. Until then only merge
-    #: patches work unless a test passes the server's functions here.
-    patcher: Patcher = field(default_factory=lambda: _merge_patch_only)
     actions: list[Action] = field(default_factory=list)
     _reactors: list[_Reactor] = field(default_factory=list)
     _objects: dict[tuple[str, str, str], Any] = field(default_factory=dict)
@@ -340,12 +320,17 @@ class FakeClient:
         answer = self._react(action)
         if answer is not None:
             return answer  # type: ignore[no-any-return]
+        if isinstance(patch, str | bytes):
+            body = patch.encode() if isinstance(patch, str) else patch
+        else:
+            body = json.dumps(patch).encode()
+        document = read_patch(patch_type, body)
         current = self._current(info, ns, name)
         if isinstance(document, dict):
             expected = str(document.get("metadata", {}).get("resourceVersion") or "")
             if expected and expected != _meta(current).resource_version:
                 raise errors.conflict(info.group_resource, name, _STALE)
-        patched = self.patcher(patch_type, codec.to_dict(current), document, info.message)
+        patched = apply_patch(patch_type, codec.to_dict(current), document, info.message)
         try:
             new = codec.from_dict(info.message, patched)
         except errors.Invalid as e:
@@ -507,8 +492,7 @@ class FakeClient:
 
     def _build(self, info: ResourceInfo, subresource: str, new: Any, current: Any) -> Any:
         """The object an update of `subresource` leaves, before validation."""
-        status_subresource = info.kind not in _NO_STATUS_SUBRESOURCE
-        if subresource == "status" and status_subresource:
+        if subresource == "status" and info.status_subresource:
             out = _copy(current)
             out.status.CopyFrom(new.status)
             return set_defaults(out)
@@ -533,7 +517,7 @@ class FakeClient:
         if old.HasField("deletion_grace_period_seconds"):
             m.deletion_grace_period_seconds = old.deletion_grace_period_seconds
         m.generation = old.generation
-        if status_subresource:
+        if info.status_subresource:
             if current.HasField("status"):
                 new.status.CopyFrom(current.status)
             else:
@@ -735,7 +719,7 @@ def _prepare_for_create(info: ResourceInfo, obj: Any) -> None:
     """kpy.apiserver.strategy's prepare_for_create, for the common kinds."""
     if info.kind == "Node":
         return
-    if info.kind not in _NO_STATUS_SUBRESOURCE and obj.HasField("status"):
+    if info.status_subresource and obj.HasField("status"):
         obj.ClearField("status")
     if info.kind in ("Pod", "PersistentVolumeClaim", "PersistentVolume"):
         obj.status.phase = "Pending"
@@ -772,33 +756,6 @@ def _pending_finalizers(info: ResourceInfo, obj: Any) -> bool:
     if obj.metadata.finalizers:
         return True
     return info.kind == "Namespace" and bool(obj.spec.finalizers)
-
-
-def _merge_patch_only(
-    patch_type: str, target: Any, document: Any, message_type: type[Message]
-) -> Any:
-    """The default patcher until kpy.api.patch exists (see `FakeClient.patcher`)."""
-    if patch_type != "merge":
-        raise errors.BadRequest(
-            f"FakeClient: {patch_type} patches need the server's patch functions "
-            "(TODO(kpy.api.patch)); pass them as FakeClient(patcher=...)"
-        )
-    if not isinstance(document, dict):
-        raise errors.BadRequest("a merge patch must be a JSON object")
-    return _merge_patch(target, document)
-
-
-def _merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386."""
-    if not isinstance(patch, dict):
-        return patch
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = _merge_patch(out.get(key), value)
-    return out
 
 
 def _qualified(info: ResourceInfo) -> str:

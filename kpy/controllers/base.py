@@ -41,10 +41,10 @@ from kpy.cache.informer import EventHandler, deleted_object, deletion_key
 from kpy.cache.workqueue import RateLimitingQueue, ShutDown
 
 if TYPE_CHECKING:
-    from kpy.cache._clock import Clock
     from kpy.cache.events import EventBroadcaster, EventRecorder
     from kpy.cache.informer import SharedInformerFactory
     from kpy.client import ClientProtocol
+    from kpy.clock import Clock
     from kpy.metrics import Metrics
 
 log = logging.getLogger("kpy.controllers")

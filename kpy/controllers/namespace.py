@@ -36,6 +36,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kpy.api import errors
 from kpy.api.core.v1 import Namespace, NamespaceCondition, Pod
 from kpy.api.scheme import scheme
+from kpy.backoff import Backoff
 from kpy.cache.informer import EventHandler
 from kpy.controllers.base import Controller, key_of
 
@@ -143,8 +144,8 @@ class NamespaceController(Controller):
         self._kinds = list(kinds) if kinds is not None else namespaced_kinds()
         self._min_wait = min_wait
         self._max_wait = max_wait
-        #: passes in a row that found content left, per namespace (for the back-off)
-        self._waits: dict[str, int] = {}
+        #: the back-off of each namespace whose content is still going
+        self._waits: dict[str, Backoff] = {}
         namespaces.add_event_handler(
             EventHandler(
                 on_add=lambda ns, _initial: self._changed(ns),
@@ -212,11 +213,12 @@ class NamespaceController(Controller):
         return left
 
     def _wait(self, key: str, report: ContentReport) -> None:
-        waits = self._waits.get(key, 0)
-        self._waits[key] = waits + 1
-        delay = min(self._max_wait, self._min_wait * 2**waits)
+        backoff = self._waits.get(key)
+        if backoff is None:
+            backoff = self._waits[key] = Backoff(base=self._min_wait, cap=self._max_wait)
+        delay = backoff.next()
         log.log(
-            logging.INFO if waits == 0 else logging.DEBUG,  # once per namespace is enough
+            logging.INFO if backoff.attempts == 1 else logging.DEBUG,  # once per namespace
             "namespace content remains",
             extra={
                 "controller": self.name,

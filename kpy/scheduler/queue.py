@@ -35,11 +35,11 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from kpy.cache._clock import Clock, RealClock
+from kpy.clock import Clock, RealClock
 
 if TYPE_CHECKING:
     from kpy.api.core.v1 import Pod
-    from kpy.cache._clock import TimerHandle
+    from kpy.clock import TimerHandle
 
 __all__ = [
     "INITIAL_BACKOFF",

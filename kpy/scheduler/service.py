@@ -9,7 +9,7 @@ a named pod that does not exist is NOT_FOUND with a Status naming it.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import anyio
 import anyio.abc
@@ -21,15 +21,24 @@ from kpy.rpc import status
 from kpy.rpc.scheduler import v1 as rpc
 
 if TYPE_CHECKING:
-    from kpy.scheduler.scheduler import Scheduler
+    from kpy.cache import SharedInformerFactory
 
 log = logging.getLogger("kpy.scheduler.service")
 
 __all__ = ["SchedulerService", "serve"]
 
 
+class Explains(Protocol):
+    """What the service needs of the scheduler (so this module, which the
+    scheduler imports to serve, does not import it back)."""
+
+    informers: SharedInformerFactory
+
+    def explain(self, pod: Pod) -> rpc.ExplainResponse: ...
+
+
 class SchedulerService(rpc.SchedulerServicer):
-    def __init__(self, scheduler: Scheduler) -> None:
+    def __init__(self, scheduler: Explains) -> None:
         self._scheduler = scheduler
 
     async def Explain(self, request: rpc.ExplainRequest, context: Any) -> rpc.ExplainResponse:
@@ -61,7 +70,7 @@ async def _abort(context: Any, error: errors.StatusError) -> NoReturn:
 
 
 async def serve(
-    scheduler: Scheduler,
+    scheduler: Explains,
     host: str,
     port: int,
     *,

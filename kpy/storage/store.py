@@ -31,7 +31,7 @@ from aetcd import rpc
 from google.protobuf.message import Message
 
 from kpy.api import errors
-from kpy.storage._codec import copy, decode, encode, meta, with_version
+from kpy.storage.codec import copy, decode, encode, meta, with_version
 from kpy.storage._errors import COMPACTED, FUTURE_REVISION, etcd_errors, translate
 from kpy.storage._keys import ContinueToken, Keyspace, prefix_end
 from kpy.storage._watch import Watch

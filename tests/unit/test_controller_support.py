@@ -12,9 +12,9 @@ import pytest
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Pod
-from kpy.cache._clock import FakeClock
 from kpy.cache.expectations import ControllerExpectations
 from kpy.cache.workqueue import RateLimitingQueue
+from kpy.clock import FakeClock
 from kpy.controllers.manager import ControllerSpec, select_controllers
 from kpy.controllers.ownership import (
     deletion_order,

@@ -27,7 +27,6 @@ from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.api.core.v1 import Pod
 from kpy.api.defaults import set_defaults
 from kpy.api.intstr import from_value
-from kpy.apiserver import patch as server_patch
 from kpy.cache.informer import SharedInformer
 from kpy.client.fake import FakeClient
 from kpy.controllers.deployment import DeploymentController, util
@@ -39,16 +38,6 @@ if TYPE_CHECKING:
 
 NOW = 1_700_000_000.0
 _uids = itertools.count(1)
-
-
-def patch_like_the_server(patch_type: str, target: Any, document: Any, kind: type[Message]) -> Any:
-    """The server's patch functions, until the fake imports them from
-    kpy.api.patch by itself (TODO(kpy.api.patch) in kpy/client/fake.py)."""
-    if patch_type == "strategic":
-        return server_patch.strategic_merge_patch(target, document, kind)
-    if patch_type == "json":
-        return server_patch.json_patch(target, document)
-    return server_patch.merge_patch(target, document)
 
 
 # -- builders (Kubernetes' newDeployment, newReplicaSet, newRSWithStatus) ----------------------
@@ -349,7 +338,7 @@ class Fixture:
 
     @classmethod
     def new(cls) -> Fixture:
-        client = FakeClient(now=lambda: NOW, patcher=patch_like_the_server)
+        client = FakeClient(now=lambda: NOW)
         informers: dict[type[Any], SharedInformer[Any]] = {
             kind: SharedInformer(client, kind) for kind in (Deployment, ReplicaSet, Pod)
         }

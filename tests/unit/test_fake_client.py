@@ -5,6 +5,7 @@ status subresource, finalizers, selectors and watches (kpy/client/fake.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import pytest
@@ -327,11 +328,90 @@ async def test_merge_patch_and_its_resource_version_guard() -> None:
         await client.patch(Pod, "web", stale, patch_type="merge")
 
 
-async def test_other_patch_types_wait_for_the_servers_functions() -> None:
+@dataclass(frozen=True)
+class PatchCase:
+    name: str
+    patch_type: str
+    patch: Any
+    images: list[tuple[str, str]] | None = None  # the containers after, when it applies
+    error: type[errors.StatusError] | None = None
+    message: str = ""
+
+
+PATCH_CASES = [
+    PatchCase(
+        "strategic merges containers by name",
+        "strategic",
+        {"spec": {"template": {"spec": {"containers": [{"name": "app", "image": "nginx"}]}}}},
+        images=[("app", "nginx")],
+    ),
+    PatchCase(
+        "strategic appends a container of another name",
+        "strategic",
+        {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "envoy"}]}}}},
+        images=[("app", "busybox"), ("side", "envoy")],
+    ),
+    PatchCase(
+        "merge replaces the list",
+        "merge",
+        {"spec": {"template": {"spec": {"containers": [{"name": "side", "image": "envoy"}]}}}},
+        images=[("side", "envoy")],
+    ),
+    PatchCase(
+        "json patch",
+        "json",
+        [{"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "nginx"}],
+        images=[("app", "nginx")],
+    ),
+    PatchCase(
+        "json patch as text",
+        "json",
+        '[{"op": "replace", "path": "/spec/replicas", "value": 3}]',
+        images=[("app", "busybox")],
+    ),
+    PatchCase(
+        "a failed json test",
+        "json",
+        [{"op": "test", "path": "/spec/replicas", "value": 9}],
+        error=errors.BadRequest,
+        message="the patch cannot be applied: operation 0",
+    ),
+    PatchCase(
+        "a json patch that is not a list",
+        "json",
+        {"spec": {}},
+        error=errors.BadRequest,
+        message="a json patch must be a list of operations",
+    ),
+    PatchCase(
+        "a strategic directive that does not exist",
+        "strategic",
+        {"spec": {"$frob": 1}},
+        error=errors.BadRequest,
+        message="unknown directive",
+    ),
+    PatchCase(
+        "more operations than the server takes",
+        "json",
+        [{"op": "test", "path": "/metadata/name", "value": "rs"}] * 10_001,
+        error=errors.TooLarge,
+        message="maximum operations",
+    ),
+]
+
+
+@pytest.mark.parametrize("case", PATCH_CASES, ids=lambda c: c.name)
+async def test_every_patch_type_applies_as_the_server_does(case: PatchCase) -> None:
     client = FakeClient()
-    await client.create(pod())
-    with pytest.raises(errors.BadRequest, match=r"kpy\.api\.patch"):
-        await client.patch(Pod, "web", {"metadata": {"labels": {"a": "1"}}})
+    await client.create(replica_set())
+    if case.error is not None:
+        with pytest.raises(case.error, match=case.message):
+            await client.patch(ReplicaSet, "rs", case.patch, patch_type=case.patch_type)  # type: ignore[arg-type]
+        return
+    patched = await client.patch(ReplicaSet, "rs", case.patch, patch_type=case.patch_type)  # type: ignore[arg-type]
+    images = [(c.name, c.image) for c in patched.spec.template.spec.containers]
+    assert images == case.images, case.name
+    assert client.stored(ReplicaSet, "rs") == patched, case.name
 
 
 async def test_cluster_scoped_kinds_ignore_the_namespace() -> None:

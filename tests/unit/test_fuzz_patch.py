@@ -1,4 +1,4 @@
-"""Fuzzing the three patch formats (kpy/apiserver/patch.py) and the patch
+"""Fuzzing the three patch formats (kpy/api/patch.py) and the patch
 body reader: every patch applies, or is refused with `PatchError` (or its
 `PatchTooLarge`); never another exception, a RecursionError or a hang. A
 patch that applies leaves its inputs untouched, and its result decodes, or
@@ -26,15 +26,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kpy.api import codec, errors
-from kpy.api._limits import nesting_depth
-from kpy.api.scheme import scheme
-from kpy.apiserver.patch import (
+from kpy.api.limits import nesting_depth
+from kpy.api.patch import (
     PatchError,
     json_patch,
     merge_patch,
     parse_body,
     strategic_merge_patch,
 )
+from kpy.api.scheme import scheme
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message

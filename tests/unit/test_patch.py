@@ -4,6 +4,8 @@ Kubernetes' strategic merge patch, each table-driven."""
 from __future__ import annotations
 
 import copy
+import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -11,18 +13,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from google.protobuf import descriptor_pool
 
-from kpy.api import codec
+from kpy.api import codec, errors
+from kpy.api import patch as patch_module
 from kpy.api._descriptors import is_map, json_fields
 from kpy.api.apiextensions.v1 import CustomResourceDefinition
 from kpy.api.apps.v1 import ControllerRevision, Deployment
 from kpy.api.core.v1 import Node, Pod, Service
-from kpy.apiserver import patch as patch_module
-from kpy.apiserver.patch import (
+from kpy.api.limits import nesting_depth
+from kpy.api.patch import (
     PatchError,
     PatchTooLarge,
+    apply_patch,
     json_patch,
     merge_patch,
     parse_body,
+    read_patch,
     strategic_merge_patch,
 )
 
@@ -1034,7 +1039,7 @@ BODY_CASES = [
 def test_patch_bodies(case: BodyCase) -> None:
     if not case.error:
         if case.id == "depth-100":
-            assert patch_module.nesting_depth(parse_body(case.body)) == 100
+            assert nesting_depth(parse_body(case.body)) == 100
         else:
             assert parse_body(case.body) == case.expected, case.id
         return
@@ -1078,3 +1083,62 @@ def test_strategic_lists_merge_in_linear_time(case_id: str, patch: dict[str, Any
     strategic_merge_patch(target, patch, Pod)
     elapsed = time.monotonic() - started
     assert elapsed < 10, f"{case_id} took {elapsed:.1f} s"
+
+
+# -- a request's patch, as the API answers it ---------------------------------------------
+
+
+REQUEST_CASES = [
+    ("merge", b'{"a": 1}', None, ""),
+    ("json", b'[{"op": "add", "path": "/a", "value": 1}]', None, ""),
+    ("apply", b"{}", errors.BadRequest, 'unsupported patch type "apply"'),
+    ("json", b'{"a": 1}', errors.BadRequest, "a json patch must be a list of operations"),
+    ("strategic", b"[]", errors.BadRequest, "a strategic patch must be a JSON object"),
+    ("merge", b"{", errors.BadRequest, "the patch is not valid JSON"),
+    ("merge", b'"' + b"x" * (3 * 1024 * 1024) + b'"', errors.TooLarge, "the patch is 3145730"),
+]
+
+
+@pytest.mark.parametrize(
+    ("patch_type", "body", "error", "message"),
+    REQUEST_CASES,
+    ids=[f"{c[0]}-{c[3] or 'ok'}"[:60] for c in REQUEST_CASES],
+)
+def test_read_patch(
+    patch_type: str, body: bytes, error: type[errors.StatusError] | None, message: str
+) -> None:
+    if error is None:
+        assert read_patch(patch_type, body) == json.loads(body), patch_type
+        return
+    with pytest.raises(error, match=re.escape(message)):
+        read_patch(patch_type, body)
+
+
+APPLY_CASES = [
+    ("merge", {"a": None}, None, ""),
+    ("json", [{"op": "remove", "path": "/b"}], errors.BadRequest, "the patch cannot be applied"),
+    ("strategic", {"$frob": 1}, errors.BadRequest, "unknown directive"),
+    (
+        "json",
+        [{"op": "add", "path": "/a", "value": "x" * 1024}]
+        + [{"op": "copy", "from": "/a", "path": f"/c{i}"} for i in range(3100)],
+        errors.TooLarge,
+        "the patch cannot be applied: operation",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("patch_type", "document", "error", "message"),
+    APPLY_CASES,
+    ids=[f"{c[0]}-{c[3] or 'ok'}"[:60] for c in APPLY_CASES],
+)
+def test_apply_patch(
+    patch_type: str, document: Any, error: type[errors.StatusError] | None, message: str
+) -> None:
+    target = {"metadata": {"name": "p"}, "a": 1}
+    if error is None:
+        assert apply_patch(patch_type, target, document, Pod) == {"metadata": {"name": "p"}}
+        return
+    with pytest.raises(error, match=re.escape(message)):
+        apply_patch(patch_type, target, document, Pod)

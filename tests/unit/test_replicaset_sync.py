@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -23,28 +23,14 @@ from kpy.api import errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Pod, PodCondition
 from kpy.api.defaults import set_defaults
-from kpy.apiserver import patch as server_patch
 from kpy.cache.informer import SharedInformer
 from kpy.client.fake import FakeClient
 from kpy.controllers.ownership import new_controller_ref
 from kpy.controllers.replicaset import POD_OWNER_INDEX, ReplicaSetController, pod_owner_index
 
-if TYPE_CHECKING:
-    from google.protobuf.message import Message
-
 NOW = 1_700_000_000.0
 LABELS = {"app": "web"}
 _uids = itertools.count(1)
-
-
-def patch_like_the_server(patch_type: str, target: Any, document: Any, kind: type[Message]) -> Any:
-    """The server's patch functions, until the fake imports them from
-    kpy.api.patch by itself (TODO(kpy.api.patch) in kpy/client/fake.py)."""
-    if patch_type == "strategic":
-        return server_patch.strategic_merge_patch(target, document, kind)
-    if patch_type == "json":
-        return server_patch.json_patch(target, document)
-    return server_patch.merge_patch(target, document)
 
 
 # -- builders (Kubernetes' newReplicaSet, newPod) ---------------------------------------------
@@ -255,7 +241,7 @@ class Fixture:
 
     @classmethod
     def new(cls, *, burst: int = 500) -> Fixture:
-        client = FakeClient(now=lambda: NOW, patcher=patch_like_the_server)
+        client = FakeClient(now=lambda: NOW)
         replica_sets = SharedInformer(client, ReplicaSet)
         pods = SharedInformer(client, Pod)
         pods.add_indexers({POD_OWNER_INDEX: pod_owner_index})

@@ -10,7 +10,7 @@ import pytest
 
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Pod
-from kpy.cache._clock import FakeClock
+from kpy.clock import FakeClock
 from kpy.scheduler.queue import QueueClosedError, QueuedPodInfo, SchedulingQueue
 
 

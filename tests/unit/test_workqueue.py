@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from kpy.cache._clock import FakeClock, RealClock
 from kpy.cache.workqueue import (
     BucketRateLimiter,
     DelayingQueue,
@@ -22,6 +21,7 @@ from kpy.cache.workqueue import (
     ShutDown,
     default_controller_rate_limiter,
 )
+from kpy.clock import FakeClock, RealClock
 
 if TYPE_CHECKING:
     from collections.abc import Hashable

@@ -1,12 +1,17 @@
-"""Injected time for queues, back-offs, leases and probes.
+"""Injected time for queues, back-offs, leases and probes: the one `Clock` of kpy.
 
-Contract: a :class:`Clock` gives a monotonic ``now()`` in seconds, an awaitable
-``sleep_until(deadline)`` and a cancellable one-shot timer ``call_at(deadline,
+Contract: a :class:`Clock` gives ``now()`` in seconds, awaitable ``sleep(seconds)``
+and ``sleep_until(deadline)``, and a cancellable one-shot timer ``call_at(deadline,
 callback)``. Components take a clock instead of reading the loop, so tests step a
 :class:`FakeClock` instead of sleeping.
 
-- :class:`RealClock` is the event loop's clock; ``call_at`` and ``sleep_until`` need a
-  running loop, and callbacks run on the loop.
+This module sits below every layer of kpy (it imports nothing of kpy), so the API
+server, the client machinery, the controllers and the node agent share it.
+
+- :class:`RealClock` is the event loop's monotonic clock; ``call_at``, ``sleep`` and
+  ``sleep_until`` need a running loop, and callbacks run on the loop.
+- :class:`WallClock` is the same with ``now()`` read from the wall (``time.time``),
+  for what is written into objects as a timestamp; only its ``now()`` differs.
 - :class:`FakeClock` stands still until a test calls ``advance(seconds)``, which runs
   every timer that has come due, earliest first, inside that call. Sleepers woken that
   way resume the next time the test yields to the loop (``await asyncio.sleep(0)``).
@@ -23,7 +28,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Clock", "FakeClock", "RealClock", "TimerHandle"]
+__all__ = ["Clock", "FakeClock", "RealClock", "TimerHandle", "WallClock"]
 
 
 class TimerHandle(Protocol):
@@ -36,7 +41,11 @@ class Clock(Protocol):
     """What a time-dependent component needs: the time, a sleep, and a timer."""
 
     def now(self) -> float:
-        """Monotonic seconds; only differences are meaningful."""
+        """Seconds; only differences are meaningful (unless the clock is a `WallClock`)."""
+        ...
+
+    async def sleep(self, seconds: float) -> None:
+        """Return once ``seconds`` have passed on this clock (at once if <= 0)."""
         ...
 
     async def sleep_until(self, deadline: float) -> None:
@@ -57,11 +66,29 @@ class RealClock:
         except RuntimeError:
             return time.monotonic()
 
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(max(0.0, seconds))
+
     async def sleep_until(self, deadline: float) -> None:
         await asyncio.sleep(max(0.0, deadline - self.now()))
 
     def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
         return asyncio.get_running_loop().call_at(deadline, callback)
+
+
+class WallClock(RealClock):
+    """Wall-clock seconds since the epoch (``time.time``), for timestamps.
+
+    Deadlines given to ``sleep_until`` and ``call_at`` are wall times too; they
+    are converted to the loop's clock when armed, so a wall clock stepped
+    later does not move a timer already armed.
+    """
+
+    def now(self) -> float:
+        return time.time()
+
+    def call_at(self, deadline: float, callback: Callable[[], object]) -> TimerHandle:
+        return asyncio.get_running_loop().call_later(max(0.0, deadline - self.now()), callback)
 
 
 class _FakeTimer:
@@ -85,6 +112,9 @@ class FakeClock:
 
     def now(self) -> float:
         return self._now
+
+    async def sleep(self, seconds: float) -> None:
+        await self.sleep_until(self._now + seconds)
 
     async def sleep_until(self, deadline: float) -> None:
         if deadline <= self._now:
