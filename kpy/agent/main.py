@@ -35,7 +35,7 @@ from kpy import logs
 from kpy._process import cancel_on_signal, exit_with_parent
 from kpy.agent.agent import COMPONENT, Agent, AgentConfig
 from kpy.agent.node import NodeConfig
-from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
+from kpy.agent.runtime import DEFAULT_IP_DIR
 from kpy.agent.runtime.base import check_cluster_uid
 from kpy.api import errors
 from kpy.client import Client

@@ -49,7 +49,7 @@ import anyio.to_thread
 
 from kpy.agent.main import runtime_for_dir
 from kpy.agent.process import AgentProcess
-from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
+from kpy.agent.runtime import DEFAULT_IP_DIR
 from kpy.api.core.v1 import Node
 from kpy.apiserver.process import APIServerProcess
 from kpy.client import Client

@@ -3,9 +3,11 @@
 `docker`, `process` and `simulated` implement it on one core: `_records`
 (sandboxes and containers by id, the JSON form of configs), `_events` (the
 event stream), `_exec` (exec deadlines and stdin), `_statefile` (atomic JSON
-files) and `_ipam` (sandbox IPs).
+files) and `_ipam` (sandbox IPs; its machine-wide claim directory,
+`DEFAULT_IP_DIR`, is public: `kpy up` and the agent's flags name it).
 """
 
+from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
 from kpy.agent.runtime.base import (
     LABEL_CONTAINER_ATTEMPT,
     LABEL_CONTAINER_INIT,
@@ -32,6 +34,7 @@ from kpy.agent.runtime.base import (
 )
 
 __all__ = [
+    "DEFAULT_IP_DIR",
     "LABEL_CONTAINER_ATTEMPT",
     "LABEL_CONTAINER_INIT",
     "LABEL_CONTAINER_NAME",
