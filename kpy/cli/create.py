@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kpy.api import codec, errors
 from kpy.api.scheme import scheme
-from kpy.cli import _client
+from kpy.cli import _client, _create_job
 from kpy.cli._create_object import create_object
 from kpy.cli._kustomize import parse_env_file
 from kpy.cli._manifests import UsageError, load_objects, read_sources
@@ -59,6 +59,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     _source_flags(generic)
     _output_flags(generic)
     generic.set_defaults(run=lambda args: create_object(args, _secret(args)))
+
+    _create_job.add_parser(what)
 
 
 def _source_flags(p: argparse.ArgumentParser) -> None:

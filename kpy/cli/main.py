@@ -33,6 +33,7 @@ from kpy.cli import (
     scale,
     taint,
     top,
+    wait,
 )
 from kpy.cli import exec as exec_verb
 from kpy.cli import set as set_verb
@@ -67,6 +68,7 @@ _VERBS: tuple[_Verb, ...] = (
     run,
     diff,
     kustomize,
+    wait,
 )
 
 

@@ -10,7 +10,8 @@ supervisor restarts it as a candidate, so no controller ever runs on a
 stale view after another replica took over.
 
 Controllers are named as Kubernetes names them (`replicaset`, `deployment`,
-`garbagecollector`, `namespace`, ...); `select_controllers` reads
+`garbagecollector`, `namespace`, `job`, `cronjob`, `ttl-after-finished`,
+...); `select_controllers` reads
 `--controllers` the same way: `*` for all, `name` to add, `-name` to leave
 out.
 """
@@ -27,8 +28,10 @@ import anyio.abc
 from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import SharedInformerFactory
 from kpy.component import ElectionOptions, LeadershipLost, run_elected
-from kpy.controllers import deployment, garbagecollector, namespace, replicaset
+from kpy.controllers import deployment, garbagecollector, namespace, replicaset, ttl_after_finished
 from kpy.controllers.base import ControllerContext
+from kpy.controllers.cronjob.controller import new_cronjob_controller
+from kpy.controllers.job.controller import new_job_controller
 from kpy.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -75,6 +78,11 @@ def known_controllers() -> dict[str, ControllerSpec]:
         ControllerSpec("deployment", deployment.new_deployment_controller, 5),
         ControllerSpec("garbagecollector", garbagecollector.new_garbage_collector, 20),
         ControllerSpec("namespace", namespace.new_namespace_controller, 10),
+        ControllerSpec("job", new_job_controller, 5),
+        ControllerSpec("cronjob", new_cronjob_controller, 5),
+        ControllerSpec(
+            "ttl-after-finished", ttl_after_finished.new_ttl_after_finished_controller, 5
+        ),
     ]
     return {s.name: s for s in specs}
 

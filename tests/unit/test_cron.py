@@ -38,7 +38,7 @@ INVALID = [
     ("empty", "", "empty spec string"),
     ("four fields", "* * * *", "expected exactly 5 fields, found 4"),
     ("six fields", "0 * * * * *", "expected exactly 5 fields, found 6"),
-    ("unknown macro", "@every 1h", "unrecognized descriptor"),
+    ("unknown macro", "@fortnightly", "unrecognized descriptor"),
     ("minute 60", "60 * * * *", "end of range (60) above maximum (59)"),
     ("hour 24", "0 24 * * *", "end of range (24) above maximum (23)"),
     ("day 0", "0 0 0 * *", "beginning of range (0) below minimum (1)"),

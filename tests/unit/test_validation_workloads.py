@@ -607,8 +607,11 @@ CRON_JOBS = [
         "end of range (60) above maximum (59)",
     ),
     Case(
-        "cronjob unknown macro", edit(CRON_JOB, {"spec.schedule": "@every 5m"}), ("spec.schedule",)
+        "cronjob unknown macro",
+        edit(CRON_JOB, {"spec.schedule": "@fortnightly"}),
+        ("spec.schedule",),
     ),
+    Case("cronjob @every (robfig/cron accepts it)", edit(CRON_JOB, {"spec.schedule": "@every 5m"})),
     Case(
         "cronjob TZ in schedule",
         edit(CRON_JOB, {"spec.schedule": "CRON_TZ=UTC 0 * * * *"}),

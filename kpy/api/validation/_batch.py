@@ -283,7 +283,7 @@ def _validate_cron_job(cj: Any) -> Errors:
                 f"must be no more than {MAX_CRON_JOB_NAME} characters",
             )
         )
-    errs += validate_schedule(spec.schedule, "spec.schedule")
+    errs += validate_schedule(spec.schedule, "spec.schedule", time_zone=_time_zone_of(spec))
     if spec.HasField("time_zone"):
         errs += validate_time_zone(spec.time_zone, "spec.timeZone")
     if not spec.concurrency_policy:
@@ -304,20 +304,35 @@ def _validate_cron_job(cj: Any) -> Errors:
     return errs + _job_template(spec.job_template, "spec.jobTemplate")
 
 
-def validate_schedule(schedule: str, path: str) -> Errors:
+def validate_schedule(
+    schedule: str, path: str, *, allow_tz: bool = False, time_zone: str | None = None
+) -> Errors:
+    """A schedule Kubernetes accepts. A `TZ=`/`CRON_TZ=` prefix is refused
+    unless `allow_tz` (Kubernetes allows it only on an update of a CronJob
+    stored with one, which kpy never had: its checks always refuse it), and
+    then still refused beside a `spec.timeZone`."""
     if not schedule:
         return [required(path)]
-    if schedule.lstrip().startswith(("TZ=", "CRON_TZ=")):
-        return [
-            invalid(
-                path, schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
-            )
-        ]
+    errs: Errors = []
     try:
         cron.parse(schedule)
     except cron.CronError as exc:
-        return [invalid(path, schedule, str(exc))]
-    return []
+        errs.append(invalid(path, schedule, str(exc)))
+    if allow_tz and "TZ" in schedule and time_zone is not None:
+        errs.append(
+            invalid(path, schedule, "cannot use both timeZone field and TZ or CRON_TZ in schedule")
+        )
+    elif not allow_tz and "TZ" in schedule:
+        errs.append(
+            invalid(
+                path, schedule, "cannot use TZ or CRON_TZ in schedule, use timeZone field instead"
+            )
+        )
+    return errs
+
+
+def _time_zone_of(spec: Any) -> str | None:
+    return str(spec.time_zone) if spec.HasField("time_zone") else None
 
 
 @functools.cache
