@@ -68,6 +68,7 @@ from kpy.agent.runtime import (
     RuntimeError_,
     SandboxState,
 )
+from kpy.agent.security import container_security, refusal, verify_run_as_non_root
 from kpy.agent.status import Observed, newest, pod_status, status_update
 from kpy.agent.volumes import VolumeError
 from kpy.api import errors
@@ -83,7 +84,7 @@ if TYPE_CHECKING:
     from kpy.agent.backoff import Backoff
     from kpy.agent.env import Objects
     from kpy.agent.probes import ProbeManager
-    from kpy.agent.runtime import ContainerStatus, PodSandbox, Runtime
+    from kpy.agent.runtime import ContainerStatus, PodSandbox, Runtime, SecurityConfig
     from kpy.agent.volumes import VolumeManager
     from kpy.api.core.v1 import Container, PodStatus
     from kpy.api.core.v1 import ContainerStatus as APIContainerStatus
@@ -430,6 +431,7 @@ class PodWorkers:
             annotations=dict(m.annotations),
             hostname=rec.pod.spec.hostname or m.name,
             log_directory=str(self._volumes.log_dir(m.namespace, m.name, rec.uid)),
+            sysctls={s.name: s.value for s in rec.pod.spec.security_context.sysctls},
         )
 
     def _context(self, rec: PodRecord) -> PodContext:
@@ -502,6 +504,15 @@ class PodWorkers:
             rec.waiting[c.name] = ("CreateContainerConfigError", str(e))
             self._events.event(pod, "Warning", "Failed", f"Error: {e}")
             return math.inf  # a change to the missing object wakes the pod
+        security = container_security(pod, c)
+        try:
+            problem = await self._security_problem(pod, c, security)
+        except RuntimeError_ as e:
+            problem = str(e)
+        if problem:
+            rec.waiting[c.name] = ("CreateContainerConfigError", problem)
+            self._events.event(pod, "Warning", "Failed", f"Error: {problem}")
+            return self._clock() + self._backoff.base
         values = dict(env)
         labels = {
             LABEL_POD_NAMESPACE: pod.metadata.namespace,
@@ -526,6 +537,7 @@ class PodWorkers:
             memory_limit_bytes=memory_limit,
             stop_signal=c.lifecycle.stop_signal or "SIGTERM",
             labels=labels,
+            security=security,
             log_path=str(
                 self._volumes.log_dir(pod.metadata.namespace, pod.metadata.name, rec.uid)
                 / c.name
@@ -551,6 +563,16 @@ class PodWorkers:
         if c.lifecycle.HasField("post_start"):
             await self._post_start(rec, c, cid)
         return math.inf
+
+    async def _security_problem(self, pod: Pod, c: Container, security: SecurityConfig) -> str:
+        """Why `c` must not be created on this runtime (a securityContext
+        field it cannot apply; runAsNonRoot with a root user), or ""."""
+        path = _container_path(pod, c.name)
+        runtime = self._runtime
+        problem = refusal(pod, c, path, runtime.name, runtime.security_fields)
+        if problem or not security.run_as_non_root:
+            return problem
+        return verify_run_as_non_root(pod, c, security, await runtime.image_user(c.image))
 
     async def _post_start(self, rec: PodRecord, c: Container, cid: str) -> None:
         assert rec.sandbox is not None

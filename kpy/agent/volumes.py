@@ -167,7 +167,10 @@ class VolumeManager:
         `medium: Memory` is a plain directory too (kpy mounts no tmpfs) and
         `sizeLimit` is not enforced. hostPath is the path itself after its
         `type` check. A persistentVolumeClaim is its bound PersistentVolume's
-        hostPath or local path. Raises VolumeError or ConfigError."""
+        hostPath or local path. With the pod's `securityContext.fsGroup`,
+        emptyDir and API data volumes belong to that group (emptyDir g+rwx
+        and setgid, files g+r), as the kubelet sets them; hostPath and claims
+        are left alone. Raises VolumeError or ConfigError."""
         self.pod_dir(pod.metadata.uid).mkdir(mode=0o750, parents=True, exist_ok=True)
         paths: dict[str, Path] = {}
         for volume in pod.spec.volumes:
@@ -212,7 +215,7 @@ class VolumeManager:
                 "persistentVolumeClaim"
             )
         if source == "empty_dir":
-            return self._empty_dir(pod.metadata.uid, volume.name)
+            return _give_to_fs_group(self._empty_dir(pod.metadata.uid, volume.name), pod)
         if source == "host_path":
             return _host_path(volume.host_path.path, volume.host_path.type)
         if source == "persistent_volume_claim":
@@ -232,7 +235,16 @@ class VolumeManager:
     def _render(
         self, pod: Pod, volume: Volume, target: Path, objects: Objects, ctx: PodContext
     ) -> bool:
-        return write_atomically(target, _payload(pod, volume, objects, ctx), self._clock())
+        payload = _payload(pod, volume, objects, ctx)
+        gid = _fs_group(pod)
+        if gid is not None:
+            # The fsGroup reads every file (the kubelet's read-only mask), in
+            # the modes compared on refresh too, so nothing is rewritten.
+            payload = {k: FileProjection(f.data, f.mode | 0o440) for k, f in payload.items()}
+        changed = write_atomically(target, payload, self._clock())
+        if gid is not None:
+            _chown_tree(target, gid)
+        return changed
 
     # --- mounting ---
 
@@ -290,6 +302,30 @@ class VolumeManager:
             return
         _refuse_mount_points(pod_dir)
         shutil.rmtree(pod_dir)
+
+
+def _fs_group(pod: Pod) -> int | None:
+    sc = pod.spec.security_context
+    return sc.fs_group if sc.HasField("fs_group") else None
+
+
+def _give_to_fs_group(path: Path, pod: Pod) -> Path:
+    """An emptyDir the pod's fsGroup owns and writes, as the kubelet makes
+    it (group, g+rwx and setgid, so new files get the group too)."""
+    gid = _fs_group(pod)
+    if gid is not None:
+        os.chown(path, -1, gid)
+        path.chmod(stat.S_IMODE(path.stat().st_mode) | 0o070 | stat.S_ISGID)
+    return path
+
+
+def _chown_tree(top: Path, gid: int) -> None:
+    """Gives `top` and everything below it (symlinks themselves, never
+    what they point to) to group `gid`."""
+    os.chown(top, -1, gid)
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in (*dirnames, *filenames):
+            os.chown(os.path.join(dirpath, name), -1, gid, follow_symlinks=False)
 
 
 @contextlib.contextmanager

@@ -160,44 +160,23 @@ REFUSED = [
     ),
     # the pod's securityContext
     Case(
-        "pod runAsUser",
-        pod({"securityContext": {"runAsUser": 1000}}),
-        f"{SC}.runAsUser",
-        ("PodSecurityContext", "runAsUser"),
-    ),
-    Case(
-        "pod runAsGroup",
-        pod({"securityContext": {"runAsGroup": 1000}}),
-        f"{SC}.runAsGroup",
-        ("PodSecurityContext", "runAsGroup"),
-    ),
-    Case(
-        "pod runAsNonRoot",
-        pod({"securityContext": {"runAsNonRoot": True}}),
-        f"{SC}.runAsNonRoot",
-        ("PodSecurityContext", "runAsNonRoot"),
-    ),
-    Case(
-        "pod supplementalGroups",
-        pod({"securityContext": {"supplementalGroups": [4000]}}),
-        f"{SC}.supplementalGroups",
-        ("PodSecurityContext", "supplementalGroups"),
-    ),
-    Case(
         "pod supplementalGroupsPolicy Strict",
         pod({"securityContext": {"supplementalGroupsPolicy": "Strict"}}),
         f"{SC}.supplementalGroupsPolicy",
         ("PodSecurityContext", "supplementalGroupsPolicy"),
     ),
     Case(
-        "pod fsGroup",
-        pod({"securityContext": {"fsGroup": 2000}}),
-        f"{SC}.fsGroup",
-        ("PodSecurityContext", "fsGroup"),
-    ),
-    Case(
-        "pod sysctls",
-        pod({"securityContext": {"sysctls": [{"name": "net.core.somaxconn", "value": "1024"}]}}),
+        "pod sysctls outside the safe set",
+        pod(
+            {
+                "securityContext": {
+                    "sysctls": [
+                        {"name": "net.ipv4.tcp_syncookies", "value": "1"},
+                        {"name": "net.core.somaxconn", "value": "1024"},
+                    ]
+                }
+            }
+        ),
         f"{SC}.sysctls",
         ("PodSecurityContext", "sysctls"),
     ),
@@ -283,54 +262,6 @@ REFUSED = [
     ),
     # a container's securityContext
     Case(
-        "privileged",
-        pod(securityContext={"privileged": True}),
-        f"{CSC}.privileged",
-        ("SecurityContext", "privileged"),
-    ),
-    Case(
-        "capabilities add",
-        pod(securityContext={"capabilities": {"add": ["NET_ADMIN"]}}),
-        f"{CSC}.capabilities.add",
-        ("SecurityContext", "capabilities.add"),
-    ),
-    Case(
-        "capabilities drop",
-        pod(securityContext={"capabilities": {"drop": ["ALL"]}}),
-        f"{CSC}.capabilities.drop",
-        ("SecurityContext", "capabilities.drop"),
-    ),
-    Case(
-        "runAsUser",
-        pod(securityContext={"runAsUser": 1000}),
-        f"{CSC}.runAsUser",
-        ("SecurityContext", "runAsUser"),
-    ),
-    Case(
-        "runAsGroup",
-        pod(securityContext={"runAsGroup": 1000}),
-        f"{CSC}.runAsGroup",
-        ("SecurityContext", "runAsGroup"),
-    ),
-    Case(
-        "runAsNonRoot",
-        pod(securityContext={"runAsNonRoot": True}),
-        f"{CSC}.runAsNonRoot",
-        ("SecurityContext", "runAsNonRoot"),
-    ),
-    Case(
-        "readOnlyRootFilesystem",
-        pod(securityContext={"readOnlyRootFilesystem": True}),
-        f"{CSC}.readOnlyRootFilesystem",
-        ("SecurityContext", "readOnlyRootFilesystem"),
-    ),
-    Case(
-        "allowPrivilegeEscalation false",
-        pod(securityContext={"allowPrivilegeEscalation": False}),
-        f"{CSC}.allowPrivilegeEscalation",
-        ("SecurityContext", "allowPrivilegeEscalation"),
-    ),
-    Case(
         "procMount Unmasked",
         pod(securityContext={"procMount": "Unmasked"}),
         f"{CSC}.procMount",
@@ -349,8 +280,8 @@ REFUSED = [
         ("SecurityContext", "windowsOptions"),
     ),
     Case(
-        "seccomp Unconfined",
-        pod(securityContext={"seccompProfile": {"type": "Unconfined"}}),
+        "seccomp Localhost",
+        pod(securityContext={"seccompProfile": {"type": "Localhost", "localhostProfile": "p"}}),
         f"{CSC}.seccompProfile",
         ("SecurityContext", "seccompProfile"),
     ),
@@ -506,7 +437,7 @@ REFUSED = [
         ReplicaSet,
     ),
     Case(
-        "ReplicationController template privileged",
+        "ReplicationController template procMount",
         {
             "metadata": {"name": "rc", "namespace": "default"},
             "spec": {
@@ -514,13 +445,13 @@ REFUSED = [
                 "template": {
                     "metadata": {"labels": {"a": "b"}},
                     "spec": {
-                        "containers": [{**CONTAINER, "securityContext": {"privileged": True}}]
+                        "containers": [{**CONTAINER, "securityContext": {"procMount": "Unmasked"}}]
                     },
                 },
             },
         },
-        "spec.template.spec.containers[0].securityContext.privileged",
-        ("SecurityContext", "privileged"),
+        "spec.template.spec.containers[0].securityContext.procMount",
+        ("SecurityContext", "procMount"),
         ReplicationController,
     ),
 ]
@@ -584,6 +515,44 @@ ACCEPTED = [
                 "seccompProfile": {"type": "RuntimeDefault"},
             }
         ),
+    ),
+    # Honoured by kpy-agent (docs/fields.md says on which runtimes).
+    Case(
+        "pod securityContext kpy's runtimes apply",
+        pod(
+            {
+                "securityContext": {
+                    "runAsUser": 1000,
+                    "runAsGroup": 3000,
+                    "runAsNonRoot": True,
+                    "supplementalGroups": [4000],
+                    "fsGroup": 2000,
+                    "seccompProfile": {"type": "Unconfined"},
+                    "sysctls": [
+                        {"name": "net.ipv4.ip_local_port_range", "value": "1024 65000"},
+                        {"name": "kernel/shm_rmid_forced", "value": "1"},
+                    ],
+                }
+            }
+        ),
+    ),
+    Case(
+        "a hardened container securityContext",
+        pod(
+            securityContext={
+                "runAsUser": 1000,
+                "runAsGroup": 3000,
+                "runAsNonRoot": True,
+                "readOnlyRootFilesystem": True,
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+                "seccompProfile": {"type": "RuntimeDefault"},
+            }
+        ),
+    ),
+    Case(
+        "a privileged container, unconfined",
+        pod(securityContext={"privileged": True, "seccompProfile": {"type": "Unconfined"}}),
     ),
     Case("stdin/stdinOnce/tty false", pod(stdin=False, stdinOnce=False, tty=False)),
     Case(

@@ -15,7 +15,9 @@ from kpy.agent.runtime.base import (
     LABEL_POD_NAME,
     LABEL_POD_NAMESPACE,
     LABEL_POD_UID,
+    SECURITY_FIELDS,
     ContainerConfig,
+    ContainerConfigError,
     ContainerCreateError,
     ContainerEvent,
     ContainerState,
@@ -31,6 +33,7 @@ from kpy.agent.runtime.base import (
     Runtime,
     RuntimeError_,
     SandboxState,
+    SecurityConfig,
 )
 
 __all__ = [
@@ -41,7 +44,9 @@ __all__ = [
     "LABEL_POD_NAME",
     "LABEL_POD_NAMESPACE",
     "LABEL_POD_UID",
+    "SECURITY_FIELDS",
     "ContainerConfig",
+    "ContainerConfigError",
     "ContainerCreateError",
     "ContainerEvent",
     "ContainerState",
@@ -57,4 +62,5 @@ __all__ = [
     "Runtime",
     "RuntimeError_",
     "SandboxState",
+    "SecurityConfig",
 ]

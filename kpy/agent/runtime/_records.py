@@ -22,6 +22,7 @@ from kpy.agent.runtime.base import (
     NotFoundError,
     PodSandboxConfig,
     SandboxState,
+    SecurityConfig,
 )
 
 if TYPE_CHECKING:
@@ -98,6 +99,11 @@ def container_config_from_json(raw: Json) -> ContainerConfig:
     fields["mounts"] = tuple(
         Mount(**m) if isinstance(m, dict) else Mount(*m) for m in fields.get("mounts", ())
     )
+    security: dict[str, Any] = {
+        k: tuple(v) if isinstance(v, list) else v
+        for k, v in _known(SecurityConfig, fields.get("security") or {}).items()
+    }
+    fields["security"] = SecurityConfig(**security)
     return ContainerConfig(**fields)
 
 

@@ -7,8 +7,10 @@ standard library only (no kpy import) so that it starts fast. It
    child of the agent and outlives it;
 2. forks the container process, which starts its own session (its process
    group is its pid, the group `stop_container` signals), sets up its bind
-   mounts in a mount namespace of its own, changes to the working directory,
-   points stdout and stderr at the log file and execs the command;
+   mounts in a mount namespace of its own, becomes the container's user
+   (`identity`: no_new_privs, supplementary groups, gid, uid), changes
+   to the working directory as that user, points stdout and stderr at the
+   log file and execs the command;
 3. reports on its stdout, as one JSON line, either the pids and start times
    (also written to the spec's `running_path` first, for a runtime that
    restarts) or why the container could not start, then closes stdout and
@@ -41,6 +43,7 @@ MS_REMOUNT = 0x20
 MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
+PR_SET_NO_NEW_PRIVS = 38  # <linux/prctl.h>
 
 EXEC_FAILED_CODE = 127
 
@@ -112,6 +115,7 @@ def _become_container(spec: dict[str, Any], log_fd: int, err_write: int) -> NoRe
         os.setsid()
         if spec["mounts"]:
             _bind_mounts(spec["mounts"])
+        _become(spec.get("identity") or {})
         if spec["cwd"]:
             _chdir(spec["cwd"])
         devnull = os.open(os.devnull, os.O_RDONLY)
@@ -175,6 +179,31 @@ def _bind_mounts(mounts: list[dict[str, Any]]) -> None:
         if m["read_only"]:
             flags = MS_REMOUNT | MS_BIND | MS_RDONLY
             call(f"{what} read-only", libc.mount(None, target.encode(), None, flags, None))
+
+
+def _become(identity: dict[str, Any]) -> None:
+    """Sets no_new_privs (first: it only affects exec, and the user may not
+    read the modules that set it), then takes the container's groups, gid
+    and uid (in that order: setuid gives up the right to change the others)."""
+    if identity.get("no_new_privs"):
+        import ctypes  # only containers that ask pay for it
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
+            raise _SetupError(f"set no_new_privs: {os.strerror(ctypes.get_errno())}")
+    if identity.get("uid") is not None:
+        # os.execvpe imports it, and the user may not read Python's library.
+        import warnings  # noqa: F401
+
+    try:
+        if identity.get("groups") is not None:
+            os.setgroups(identity["groups"])
+        if identity.get("gid") is not None:
+            os.setgid(identity["gid"])
+        if identity.get("uid") is not None:
+            os.setuid(identity["uid"])
+    except OSError as e:
+        raise _SetupError(f"set the user and groups {identity}: {e.strerror}") from e
 
 
 def _make_mount_point(host: str, target: str) -> None:

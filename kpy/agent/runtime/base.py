@@ -43,8 +43,13 @@ Contract every implementation keeps:
   container cannot be created in a stopped sandbox (ContainerCreateError),
   and starts only once (RuntimeError_; a restart is a new container).
 - Errors are `RuntimeError_` subclasses with a message a user can act on;
-  `ImagePullError` and `ContainerCreateError` carry the Kubernetes waiting
-  reason the agent shows.
+  `ImagePullError`, `ContainerCreateError` and `ContainerConfigError` carry
+  the Kubernetes waiting reason the agent shows.
+- A runtime declares in `security_fields` which securityContext fields it
+  honours (names from `SECURITY_FIELDS`); the agent never gives it a
+  container that asks for another (it refuses the container itself, with
+  CreateContainerConfigError), so a runtime applies every setting of a
+  `SecurityConfig` it is given or raises ContainerConfigError.
 """
 
 from __future__ import annotations
@@ -52,7 +57,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping, Sequence
@@ -105,6 +110,13 @@ class ContainerCreateError(RuntimeError_):
     reason = "CreateContainerError"
 
 
+class ContainerConfigError(RuntimeError_):
+    """The container cannot be made as its pod asks (a security setting this
+    runtime cannot apply, runAsNonRoot with an image that runs as root)."""
+
+    reason = "CreateContainerConfigError"
+
+
 class NotFoundError(RuntimeError_):
     """No sandbox or container with that id."""
 
@@ -122,6 +134,9 @@ class PodSandboxConfig:
     hostname: str = ""
     # The directory under which this pod's container logs are kept.
     log_directory: str = ""
+    # The pod's securityContext.sysctls (namespaced ones: the containers
+    # share the sandbox's network and IPC namespaces).
+    sysctls: Mapping[str, str] = field(default_factory=dict)
 
 
 class SandboxState(enum.Enum):
@@ -148,6 +163,50 @@ class Mount:
     read_only: bool = False
 
 
+# The securityContext fields (pod's or container's, by their Kubernetes
+# names) that ask something of a runtime; `Runtime.security_fields` is the
+# subset one honours.
+SECURITY_FIELDS: Final = frozenset(
+    {
+        "runAsUser",
+        "runAsGroup",
+        "runAsNonRoot",
+        "supplementalGroups",
+        "fsGroup",
+        "allowPrivilegeEscalation",
+        "privileged",
+        "capabilities",
+        "readOnlyRootFilesystem",
+        "seccompProfile",
+        "sysctls",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """A container's effective security settings (the CRI's
+    LinuxContainerSecurityContext): the pod's securityContext with the
+    container's over it, resolved by the agent. The defaults ask nothing:
+    the image's user, the runtime's default capabilities and confinement.
+    `run_as_non_root` has been checked by the agent already; a runtime may
+    check it again against the user it would run as."""
+
+    run_as_user: int | None = None
+    run_as_group: int | None = None
+    # supplementalGroups, then fsGroup (the kubelet adds it to every container).
+    supplemental_groups: Sequence[int] = ()
+    run_as_non_root: bool = False
+    privileged: bool = False
+    capabilities_add: Sequence[str] = ()
+    capabilities_drop: Sequence[str] = ()
+    read_only_root_filesystem: bool = False
+    # allowPrivilegeEscalation: false.
+    no_new_privileges: bool = False
+    # "" (the runtime's default), "RuntimeDefault" or "Unconfined".
+    seccomp_profile: str = ""
+
+
 @dataclass(frozen=True, slots=True)
 class ContainerConfig:
     name: str
@@ -167,6 +226,7 @@ class ContainerConfig:
     labels: Mapping[str, str] = field(default_factory=dict)
     # The file the container's stdout and stderr go to.
     log_path: str = ""
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
 
 class ContainerState(enum.Enum):
@@ -228,6 +288,8 @@ class Runtime(Protocol):
     """A container runtime; see the module docstring for the contract."""
 
     name: str
+    # The SECURITY_FIELDS this runtime applies (see the module docstring).
+    security_fields: frozenset[str]
 
     async def start(self) -> None:
         """Connect, and recover sandboxes and containers a previous agent
@@ -239,6 +301,12 @@ class Runtime(Protocol):
     async def pull_image(self, image: str, policy: str) -> str:
         """Make `image` available per `policy` (Always, IfNotPresent,
         Never); returns the image id. Raises ImagePullError."""
+
+    async def image_user(self, image: str) -> str | None:
+        """The user a container of `image` (already pulled) runs as unless
+        told otherwise, as "uid", "name", "uid:gid" or "" (root); None when
+        this runtime cannot tell (the agent then does not check runAsNonRoot
+        against the image)."""
 
     async def run_pod_sandbox(self, config: PodSandboxConfig) -> PodSandbox: ...
 

@@ -68,7 +68,9 @@ from kpy.agent.runtime._exec import deadline_after, feed, remaining
 from kpy.agent.runtime._records import Records
 from kpy.agent.runtime.base import (
     DEFAULT_CLUSTER_UID,
+    SECURITY_FIELDS,
     ContainerConfig,
+    ContainerConfigError,
     ContainerCreateError,
     ContainerEvent,
     ContainerState,
@@ -82,6 +84,7 @@ from kpy.agent.runtime.base import (
     PodSandboxConfig,
     RuntimeError_,
     SandboxState,
+    SecurityConfig,
     check_cluster_uid,
 )
 
@@ -199,6 +202,8 @@ class DockerRuntime:
     """
 
     name = "docker"
+    # Docker applies every securityContext field the agent passes on.
+    security_fields = SECURITY_FIELDS
 
     def __init__(
         self,
@@ -353,6 +358,17 @@ class DockerRuntime:
             raise ImagePullError(f'failed to pull image "{image}": not present after the pull')
         return image_id
 
+    async def image_user(self, image: str) -> str | None:
+        """The image's `Config.User` ("" for root); ContainerConfigError if
+        the image is not here."""
+        try:
+            info = await self._api().images.inspect(image)
+        except DockerError as e:
+            raise ContainerConfigError(
+                f'cannot read the user of image "{image}": {_message(e)}; pull it again'
+            ) from None
+        return str((info.get("Config") or {}).get("User") or "")
+
     async def _image_id(self, image: str) -> str | None:
         try:
             info = await self._api().images.inspect(image)
@@ -417,7 +433,10 @@ class DockerRuntime:
         self._api()
         record = self._records.ready_sandbox(sandbox_id, config.name, sandbox)
         pod = f"{record.namespace}/{record.name}"
-        body = _container_body(config, sandbox_id, self._owner(), self._ncpu)
+        image_user = ""
+        if config.security.run_as_group is not None and config.security.run_as_user is None:
+            image_user = await self.image_user(config.image) or ""
+        body = _container_body(config, sandbox_id, self._owner(), self._ncpu, image_user)
         name = _docker_name(config.name, sandbox, config.attempt, self.cluster_uid)
         what = f'container "{config.name}" of pod {pod}'
         # Shielded: Docker sends no event for a create, so a container made
@@ -843,13 +862,25 @@ def _sandbox_body(config: PodSandboxConfig, owner: Mapping[str, str], image: str
         "Hostname": _hostname(config.hostname or config.name),
         "Labels": labels,
         "StopSignal": "SIGTERM",
-        "HostConfig": {"IpcMode": "shareable", "LogConfig": {"Type": "json-file"}},
+        "HostConfig": {
+            "IpcMode": "shareable",
+            "LogConfig": {"Type": "json-file"},
+            # The pod's containers join these network and IPC namespaces.
+            **({"Sysctls": dict(config.sysctls)} if config.sysctls else {}),
+        },
     }
 
 
 def _container_body(
-    config: ContainerConfig, sandbox_id: str, owner: Mapping[str, str], ncpu: int
+    config: ContainerConfig,
+    sandbox_id: str,
+    owner: Mapping[str, str],
+    ncpu: int,
+    image_user: str = "",
 ) -> Json:
+    """What Docker is asked to create for `config` in sandbox `sandbox_id`;
+    `image_user` (the image's Config.User) is needed only for a runAsGroup
+    without a runAsUser."""
     labels = {
         **config.labels,
         **owner,
@@ -871,6 +902,7 @@ def _container_body(
             for m in config.mounts
         ],
         "LogConfig": {"Type": "json-file"},
+        **_security_host_config(config.security),
     }
     if config.cpu_limit_millis is not None:
         # Docker refuses more CPUs than the machine has, which Kubernetes
@@ -895,7 +927,54 @@ def _container_body(
         body["Cmd"] = list(config.args)
     if config.working_dir:
         body["WorkingDir"] = config.working_dir
+    user = _docker_user(config.security, image_user)
+    if user:
+        body["User"] = user
     return body
+
+
+def _docker_user(security: SecurityConfig, image_user: str) -> str:
+    """Docker's `User` for runAsUser and runAsGroup: "uid", "uid:gid", or the
+    image's user with the gid; "" keeps the image's."""
+    if security.run_as_user is not None:
+        user = str(security.run_as_user)
+    elif security.run_as_group is not None:
+        user = image_user.split(":", 1)[0] or "0"
+    else:
+        return ""
+    if security.run_as_group is not None:
+        user += f":{security.run_as_group}"
+    return user
+
+
+def _security_host_config(security: SecurityConfig) -> Json:
+    """The HostConfig fields of a container's security settings (none for
+    the defaults); ContainerConfigError for a seccomp profile Docker is not
+    given here (Localhost)."""
+    host: Json = {}
+    if security.supplemental_groups:
+        host["GroupAdd"] = [str(g) for g in security.supplemental_groups]
+    if security.privileged:
+        host["Privileged"] = True
+    if security.capabilities_add:
+        host["CapAdd"] = list(security.capabilities_add)
+    if security.capabilities_drop:
+        host["CapDrop"] = list(security.capabilities_drop)
+    if security.read_only_root_filesystem:
+        host["ReadonlyRootfs"] = True
+    options: list[str] = []
+    if security.no_new_privileges:
+        options.append("no-new-privileges")
+    if security.seccomp_profile == "Unconfined":
+        options.append("seccomp=unconfined")
+    elif security.seccomp_profile not in ("", "RuntimeDefault"):
+        raise ContainerConfigError(
+            f'seccompProfile type "{security.seccomp_profile}" is not supported by kpy\'s '
+            "Docker runtime; use RuntimeDefault or Unconfined"
+        )
+    if options:
+        host["SecurityOpt"] = options
+    return host
 
 
 def _hostname(name: str) -> str:

@@ -42,6 +42,7 @@ import contextlib
 import json
 import logging
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -61,7 +62,9 @@ from kpy.agent.runtime._records import Records, config_to_json, container_config
 from kpy.agent.runtime._statefile import Json, read_json, write_json
 from kpy.agent.runtime.base import (
     DEFAULT_CLUSTER_UID,
+    SECURITY_FIELDS,
     ContainerConfig,
+    ContainerConfigError,
     ContainerCreateError,
     ContainerEvent,
     ContainerState,
@@ -72,6 +75,7 @@ from kpy.agent.runtime.base import (
     PodSandboxConfig,
     RuntimeError_,
     SandboxState,
+    SecurityConfig,
     check_cluster_uid,
 )
 
@@ -154,6 +158,16 @@ class ProcessRuntime:
     """
 
     name = "process"
+    # The shim sets the user, groups and no_new_privs before it execs. A
+    # process on the host has no capability set, root filesystem or network
+    # namespace of its own to change, and no seccomp filter: its default
+    # (RuntimeDefault) is none, which is also Unconfined.
+    security_fields = SECURITY_FIELDS - {
+        "privileged",
+        "capabilities",
+        "readOnlyRootFilesystem",
+        "sysctls",
+    }
 
     def __init__(
         self,
@@ -215,6 +229,10 @@ class ProcessRuntime:
     async def pull_image(self, image: str, policy: str) -> str:
         """There are no images: every image is "present", whatever the policy."""
         return IMAGE_ID_PREFIX + image
+
+    async def image_user(self, image: str) -> str | None:
+        """There are no images: a container runs as the agent does."""
+        return str(os.geteuid())
 
     # -- sandboxes ---------------------------------------------------------
 
@@ -408,11 +426,32 @@ class ProcessRuntime:
         root = f"/proc/{running.pid}/root" if c.config.mounts else ""
         _check_executable(command[0], env["PATH"], cwd, root)
         argv = command
+        # The command runs as the container's user and groups (without its
+        # no_new_privs: neither nsenter nor subprocess can set it).
+        identity = _identity(c.config.security)
+        as_user: dict[str, Any] = {
+            "user": identity["uid"],
+            "group": identity["gid"],
+            "extra_groups": identity["groups"],
+        }
         if c.config.mounts:
-            argv = ["nsenter", f"--target={running.pid}", "--mount", f"--wd={cwd}", "--", *command]
+            # nsenter joins the mount namespace as root, then becomes the user.
+            ids = [f"--setuid={identity['uid']}"] if identity["uid"] is not None else []
+            ids += [f"--setgid={identity['gid']}"] if identity["gid"] is not None else []
+            argv = [
+                "nsenter",
+                f"--target={running.pid}",
+                "--mount",
+                f"--wd={cwd}",
+                *ids,
+                "--",
+                *command,
+            ]
+            as_user = {}
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
+                **as_user,
                 stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -464,6 +503,7 @@ class ProcessRuntime:
                 }
                 for m in config.mounts
             ],
+            "identity": _identity(config.security),
             "log_path": str(c.log_path),
             "running_path": str(c.directory / "running.json"),
             "exit_path": str(c.directory / "exit.json"),
@@ -612,6 +652,42 @@ def _check_config(config: ContainerConfig, pod: str) -> None:
         _parse_signal(config.stop_signal)
     except RuntimeError_ as e:
         raise ContainerCreateError(f'container "{config.name}" of pod {pod}: {e}') from None
+    refused = _refused_security(config.security)
+    if refused:
+        raise ContainerConfigError(
+            f'container "{config.name}" of pod {pod}: securityContext.{refused} is not '
+            "supported by kpy's process runtime; run it on a Docker node"
+        )
+
+
+def _refused_security(security: SecurityConfig) -> str:
+    """The first setting of `security` a host process cannot be given, or ""."""
+    if security.privileged:
+        return "privileged"
+    if security.capabilities_add or security.capabilities_drop:
+        return "capabilities"
+    if security.read_only_root_filesystem:
+        return "readOnlyRootFilesystem"
+    if security.seccomp_profile not in ("", "RuntimeDefault", "Unconfined"):
+        return "seccompProfile"
+    return ""
+
+
+def _identity(security: SecurityConfig) -> Json:
+    """What the shim sets before it execs: uid, gid (None: unchanged),
+    supplementary groups (None: unchanged) and no_new_privs. Without a
+    runAsGroup the gid is the user's primary group on the host (0 if the
+    host does not know the uid), as runc takes it from the image."""
+    uid, gid = security.run_as_user, security.run_as_group
+    if uid is not None and gid is None:
+        try:
+            gid = pwd.getpwuid(uid).pw_gid
+        except KeyError:
+            gid = 0
+    groups: list[int] | None = None
+    if uid is not None or gid is not None or security.supplemental_groups:
+        groups = list(security.supplemental_groups)
+    return {"uid": uid, "gid": gid, "groups": groups, "no_new_privs": security.no_new_privileges}
 
 
 def _parse_signal(name: str) -> signal.Signals:

@@ -81,6 +81,7 @@ from kpy.agent.runtime._records import (
 from kpy.agent.runtime._statefile import write_json
 from kpy.agent.runtime.base import (
     LABEL_CONTAINER_INIT,
+    SECURITY_FIELDS,
     ContainerConfig,
     ContainerCreateError,
     ContainerEvent,
@@ -183,6 +184,9 @@ class SimulatedRuntime:
     """A `Runtime` without processes; see the module docstring."""
 
     name = "simulated"
+    # It runs nothing: every security setting is recorded (in the config)
+    # and accepted.
+    security_fields = SECURITY_FIELDS
 
     def __init__(
         self,
@@ -254,6 +258,11 @@ class SimulatedRuntime:
         )
 
     # --- images ---
+
+    async def image_user(self, image: str) -> str | None:
+        """Unknown: a simulated container runs as nobody, so runAsNonRoot is
+        not checked against its image."""
+        return None
 
     async def pull_image(self, image: str, policy: str) -> str:
         """Every image is present, except those whose name contains

@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from kpy.api.errors import FieldError
 
-__all__ = ["KINDS", "REFUSALS", "Refusal", "refused_fields"]
+__all__ = ["KINDS", "REFUSALS", "SAFE_SYSCTLS", "Refusal", "refused_fields"]
 
 #: The kinds whose fields are checked here.
 _KIND_TYPES: Final[tuple[type[Message], ...]] = (
@@ -131,6 +131,20 @@ def _profile_other_than(accepted: str) -> Test:
     return test
 
 
+def _profile_of(refused: str) -> Test:
+    """A seccompProfile whose type is `refused`."""
+
+    def test(value: Any, owner: Any) -> bool:
+        return bool(value.type == refused)
+
+    return test
+
+
+def _unsafe_sysctl(value: Any, owner: Any) -> bool:
+    # Kubernetes accepts "/" as the separator too (net/ipv4/tcp_rmem).
+    return any(s.name.replace("/", ".") not in SAFE_SYSCTLS for s in value)
+
+
 def _differs_from_service_account_name(value: Any, owner: Any) -> bool:
     return bool(value) and value != owner.service_account_name
 
@@ -150,13 +164,28 @@ class Refusal:
 
 
 _NETNS = "kpy-agent gives every pod its own network namespace"
-_SECURITY = (
-    "kpy's runtimes run every container with their default user, groups, "
-    "capabilities and confinement"
-)
 _RUNTIME_DEFAULT = (
     "kpy's Docker runtime applies Docker's default profile and no other; "
     "type RuntimeDefault is accepted"
+)
+_LOCALHOST_SECCOMP = "kpy's runtimes load no seccomp profile from the node"
+_SECCOMP_FIX = "use type RuntimeDefault or Unconfined"
+
+#: Kubernetes' safe sysctls (the kubelet's default allowlist): namespaced,
+#: and without effect outside the pod.
+SAFE_SYSCTLS: Final = (
+    "kernel.shm_rmid_forced",
+    "net.ipv4.ip_local_port_range",
+    "net.ipv4.ip_local_reserved_ports",
+    "net.ipv4.ip_unprivileged_port_start",
+    "net.ipv4.ping_group_range",
+    "net.ipv4.tcp_fin_timeout",
+    "net.ipv4.tcp_keepalive_intvl",
+    "net.ipv4.tcp_keepalive_probes",
+    "net.ipv4.tcp_keepalive_time",
+    "net.ipv4.tcp_rmem",
+    "net.ipv4.tcp_syncookies",
+    "net.ipv4.tcp_wmem",
 )
 _NO_DNS = "kpy writes no resolv.conf: containers use their node's DNS configuration"
 
@@ -256,26 +285,23 @@ REFUSALS: Final[tuple[Refusal, ...]] = (
         _non_empty,
         "kpy has no dynamic resource allocation",
     ),
-    # --- PodSecurityContext (spec.securityContext)
-    Refusal("PodSecurityContext", "runAsUser", "set", _is_set, _SECURITY),
-    Refusal("PodSecurityContext", "runAsGroup", "set", _is_set, _SECURITY),
-    Refusal("PodSecurityContext", "runAsNonRoot", "true", _is_true, _SECURITY),
-    Refusal("PodSecurityContext", "supplementalGroups", "not empty", _non_empty, _SECURITY),
+    # --- PodSecurityContext (spec.securityContext); the agent refuses on
+    # its runtime what that runtime cannot apply (docs/fields.md).
     Refusal(
         "PodSecurityContext",
         "supplementalGroupsPolicy",
         'other than "Merge"',
         _other_than("Merge"),
-        _SECURITY,
+        "kpy's runtimes merge supplementalGroups with the groups of the image's user",
     ),
     Refusal(
         "PodSecurityContext",
-        "fsGroup",
-        "set",
-        _is_set,
-        "kpy-agent does not change the group of volume files",
+        "sysctls",
+        "naming a sysctl outside Kubernetes' safe set",
+        _unsafe_sysctl,
+        f"kpy-agent sets only the safe, namespaced sysctls: {', '.join(SAFE_SYSCTLS)}",
+        "remove the other sysctls",
     ),
-    Refusal("PodSecurityContext", "sysctls", "not empty", _non_empty, "kpy-agent sets no sysctls"),
     Refusal(
         "PodSecurityContext", "seLinuxOptions", "set", _is_set, "kpy applies no SELinux labels"
     ),
@@ -285,9 +311,10 @@ REFUSALS: Final[tuple[Refusal, ...]] = (
     Refusal(
         "PodSecurityContext",
         "seccompProfile",
-        'type other than "RuntimeDefault"',
-        _profile_other_than("RuntimeDefault"),
-        _RUNTIME_DEFAULT,
+        'type "Localhost"',
+        _profile_of("Localhost"),
+        _LOCALHOST_SECCOMP,
+        _SECCOMP_FIX,
     ),
     Refusal(
         "PodSecurityContext",
@@ -350,25 +377,22 @@ REFUSALS: Final[tuple[Refusal, ...]] = (
         "kpy has no dynamic resource allocation",
     ),
     # --- SecurityContext (a container's securityContext)
-    Refusal("SecurityContext", "privileged", "true", _is_true, _SECURITY),
-    Refusal("SecurityContext", "capabilities.add", "not empty", _non_empty, _SECURITY),
-    Refusal("SecurityContext", "capabilities.drop", "not empty", _non_empty, _SECURITY),
-    Refusal("SecurityContext", "runAsUser", "set", _is_set, _SECURITY),
-    Refusal("SecurityContext", "runAsGroup", "set", _is_set, _SECURITY),
-    Refusal("SecurityContext", "runAsNonRoot", "true", _is_true, _SECURITY),
-    Refusal("SecurityContext", "readOnlyRootFilesystem", "true", _is_true, _SECURITY),
-    Refusal("SecurityContext", "allowPrivilegeEscalation", "false", _is_false, _SECURITY),
     Refusal(
-        "SecurityContext", "procMount", 'other than "Default"', _other_than("Default"), _SECURITY
+        "SecurityContext",
+        "procMount",
+        'other than "Default"',
+        _other_than("Default"),
+        "kpy's runtimes mount /proc with its default masked paths",
     ),
     Refusal("SecurityContext", "seLinuxOptions", "set", _is_set, "kpy applies no SELinux labels"),
     Refusal("SecurityContext", "windowsOptions", "set", _is_set, "kpy runs Linux containers only"),
     Refusal(
         "SecurityContext",
         "seccompProfile",
-        'type other than "RuntimeDefault"',
-        _profile_other_than("RuntimeDefault"),
-        _RUNTIME_DEFAULT,
+        'type "Localhost"',
+        _profile_of("Localhost"),
+        _LOCALHOST_SECCOMP,
+        _SECCOMP_FIX,
     ),
     Refusal(
         "SecurityContext",
