@@ -2,14 +2,11 @@
 NoSchedule and NoExecute taint there; among feasible nodes it prefers those
 with fewer PreferNoSchedule taints it does not tolerate.
 
-Mirrors kube-scheduler's tainttoleration plugin and v1 Toleration.ToleratesTaint:
+Mirrors kube-scheduler's tainttoleration plugin:
 
-- A toleration matches a taint when its effect is empty or equal, its key is
-  empty or equal, and its operator is Exists, or Equal (the default) with an
-  equal value. So an empty key with Exists tolerates every taint. Other
-  operators tolerate nothing (the Gt/Lt comparison operators are behind an
-  alpha feature gate in Kubernetes, off by default, and not implemented).
-  tolerationSeconds only matters for eviction, not for scheduling.
+- A toleration matches a taint as `kpy.api.taints.tolerates` says (v1
+  Toleration.ToleratesTaint; re-exported here). tolerationSeconds only
+  matters for eviction, not for scheduling.
 - Filter reports the first untolerated taint in the node's order as
   "node(s) had untolerated taint {key: value}", UnschedulableAndUnresolvable.
 - Score counts untolerated PreferNoSchedule taints, considering only the
@@ -23,8 +20,17 @@ by NodeUnschedulable) and each node's taints once per node version.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, NamedTuple
+from typing import TYPE_CHECKING, Final
 
+from kpy.api.taints import (
+    NO_EXECUTE,
+    NO_SCHEDULE,
+    PREFER_NO_SCHEDULE,
+    TaintKey,
+    TolerationKey,
+    tolerated,
+    tolerates,
+)
 from kpy.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -35,7 +41,7 @@ from kpy.scheduler.framework import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
     from kpy.api.core.v1 import Pod
     from kpy.scheduler.framework import CycleState, NodeInfo, NodeScore
@@ -51,41 +57,9 @@ __all__ = [
 ]
 
 NAME: Final = "TaintToleration"
-NO_SCHEDULE: Final = "NoSchedule"
-NO_EXECUTE: Final = "NoExecute"
-PREFER_NO_SCHEDULE: Final = "PreferNoSchedule"
 
 _TOLERATIONS_KEY: Final = "Tolerations" + NAME
 _PRE_SCORE_KEY: Final = "PreScore" + NAME
-
-
-class TaintKey(NamedTuple):
-    key: str
-    value: str
-    effect: str
-
-
-class TolerationKey(NamedTuple):
-    key: str
-    operator: str
-    value: str
-    effect: str
-
-
-def tolerates(toleration: TolerationKey, taint: TaintKey) -> bool:
-    """Kubernetes' Toleration.ToleratesTaint."""
-    if toleration.effect and toleration.effect != taint.effect:
-        return False
-    if toleration.key and toleration.key != taint.key:
-        return False
-    operator = toleration.operator
-    if operator in ("", "Equal"):
-        return toleration.value == taint.value
-    return operator == "Exists"
-
-
-def _tolerated(tolerations: Iterable[TolerationKey], taint: TaintKey) -> bool:
-    return any(tolerates(t, taint) for t in tolerations)
 
 
 def untolerated_taint_reason(taint: TaintKey) -> str:
@@ -154,7 +128,7 @@ def _intolerable(tolerations: tuple[TolerationKey, ...], node_info: NodeInfo) ->
     taints = _node_taints(node_info).soft
     if not taints:
         return 0
-    return sum(1 for t in taints if not _tolerated(tolerations, t))
+    return sum(1 for t in taints if not tolerated(tolerations, t))
 
 
 class TaintToleration:
@@ -166,7 +140,7 @@ class TaintToleration:
             return SUCCESS
         tolerations = pod_tolerations(state, pod)
         for taint in taints:
-            if not _tolerated(tolerations, taint):
+            if not tolerated(tolerations, taint):
                 return new_status(
                     Code.UNSCHEDULABLE_AND_UNRESOLVABLE, untolerated_taint_reason(taint)
                 )
