@@ -171,7 +171,12 @@ class NodeAgent:
         conditions = node_conditions(self.config.root_dir)
         key = tuple((c.type, c.status, c.reason) for c in conditions)
         due = time.monotonic() - self._reported_at >= self.config.status_report
-        if not force and key == self._reported and not due:
+        if (
+            not force
+            and key == self._reported
+            and not due
+            and not await self._overwritten(conditions)
+        ):
             return
         want = desired_node(self.config)
         previous = {c.type: c for c in self.node.status.conditions}
@@ -193,6 +198,18 @@ class NodeAgent:
             except errors.Conflict:
                 continue
         self._reported, self._reported_at = key, time.monotonic()
+
+    async def _overwritten(self, conditions: list[NodeCondition]) -> bool:
+        """Whether the stored conditions differ from those last reported: the
+        node lifecycle controller sets them Unknown while this agent is
+        silent, and a returning agent must say Ready again at once (as the
+        kubelet compares with the Node it reads each status period)."""
+        try:
+            stored = await self._client.get(Node, self.config.name)
+        except errors.NotFound:
+            return False  # gone: nothing to correct (registering is not this loop's job)
+        said = {(c.type, c.status) for c in stored.status.conditions}
+        return not {(c.type, c.status) for c in conditions} <= said
 
 
 def node_conditions(root_dir: str) -> list[NodeCondition]:
