@@ -1,8 +1,9 @@
 """`kpyctl rollout status|history|undo|pause|resume|restart`, with
 kubectl's arguments, wording and exit codes.
 
-- The Deployment is named `TYPE/NAME` or `TYPE NAME` (`deployment/web`,
-  `deploy web`); rollout works on Deployments only.
+- The object is named `TYPE/NAME` or `TYPE NAME` (`deployment/web`,
+  `ds fluentd`); rollout works on Deployments, and but for pause and resume
+  on DaemonSets (`_daemonset_rollout`: their history is ControllerRevisions).
 - `rollout status` watches the Deployment (no polling) and prints what
   kubectl prints while it waits; it ends with `deployment "web"
   successfully rolled out` (exit 0), or an error when the progress deadline
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 
 from kpy.api import errors
-from kpy.api.apps.v1 import Deployment, ReplicaSet
-from kpy.cli import _client
+from kpy.api.apps.v1 import DaemonSet, Deployment, ReplicaSet
+from kpy.cli import _client, _daemonset_rollout
 from kpy.cli._manifests import UsageError
 from kpy.cli._rollback import rollback
 from kpy.controllers.deployment import util
@@ -29,6 +30,7 @@ from kpy.controllers.ownership import get_controller_of
 if TYPE_CHECKING:
     import argparse
 
+    from kpy.api.core.v1 import PodTemplateSpec
     from kpy.client import Client
 
 __all__ = ["add_parser", "status_message"]
@@ -38,7 +40,7 @@ RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("rollout", help="manage the rollout of a deployment")
+    p = sub.add_parser("rollout", help="manage the rollout of a deployment or daemon set")
     verbs = p.add_subparsers(dest="rollout_verb", metavar="SUBCOMMAND", required=True)
     for name, help_text, run in (
         ("status", "show the status of the rollout", _status),
@@ -67,12 +69,20 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _deployment(args: argparse.Namespace) -> str:
     info, name = _client.object_target(args.target)
     if info.kind != "Deployment":
-        raise UsageError(f"rollout works on deployments, not {info.plural}")
+        raise UsageError(f"rollout {args.rollout_verb} works on deployments, not {info.plural}")
     return name
 
 
-def _ref(name: str) -> str:
-    return f"deployment.apps/{name}"
+def _target(args: argparse.Namespace) -> tuple[str, str]:
+    """(kind, name) of a Deployment or DaemonSet target."""
+    info, name = _client.object_target(args.target)
+    if info.kind not in ("Deployment", "DaemonSet"):
+        raise UsageError(f"rollout works on deployments and daemonsets, not {info.plural}")
+    return info.kind, name
+
+
+def _ref(name: str, kind: str = "Deployment") -> str:
+    return f"{kind.lower()}.apps/{name}"
 
 
 # -- status -------------------------------------------------------------------------------
@@ -111,22 +121,27 @@ def status_message(d: Deployment) -> tuple[str, bool]:
 
 
 async def _status(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    name = _deployment(args)
+    kind_name, name = _target(args)
+    kind: type[Deployment | DaemonSet] = Deployment if kind_name == "Deployment" else DaemonSet
+    describe = status_message if kind is Deployment else _daemonset_rollout.status_message
     ns = _client.namespace_of(client, args)
     timeout = args.timeout if args.timeout > 0 else float("inf")
     last = ""
-    await client.get(Deployment, name, namespace=ns)  # NotFound, if it is not there
+    current = await client.get(kind, name, namespace=ns)  # NotFound, if it is not there
+    if isinstance(current, DaemonSet):
+        _daemonset_rollout.status_message(current)  # BadRequest: OnDelete has no rollout
     with anyio.move_on_after(timeout) as scope:
         async with client.watch(
-            Deployment, namespace=ns, field_selector=f"metadata.name={name}"
+            kind, namespace=ns, field_selector=f"metadata.name={name}"
         ) as events:
             async for event in events:
                 if event.type == "DELETED":
-                    raise errors.NotFound(f'deployments.apps "{name}" not found', name=name)
+                    plural = f"{kind_name.lower()}s.apps"
+                    raise errors.NotFound(f'{plural} "{name}" not found', name=name)
                 if event.type not in ("ADDED", "MODIFIED"):
                     continue
                 try:
-                    message, done = status_message(event.object)
+                    message, done = describe(event.object)  # type: ignore[arg-type]
                 except errors.Timeout as e:
                     err.write(f"error: {e.message}\n")
                     return 1
@@ -154,8 +169,10 @@ async def _owned_replica_sets(client: Client, d: Deployment) -> list[ReplicaSet]
 
 
 async def _history(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    name = _deployment(args)
+    kind, name = _target(args)
     ns = _client.namespace_of(client, args)
+    if kind == "DaemonSet":
+        return await _daemonset_history(client, name, ns, args.revision, out)
     d = await client.get(Deployment, name, namespace=ns)
     by_revision = {util.revision(rs): rs for rs in await _owned_replica_sets(client, d)}
     if args.revision:
@@ -175,10 +192,29 @@ async def _history(client: Client, args: argparse.Namespace, out: TextIO, err: T
     return 0
 
 
-def _template_summary(rs: ReplicaSet) -> str:
-    t = rs.spec.template
+async def _daemonset_history(client: Client, name: str, ns: str, revision: int, out: TextIO) -> int:
+    ds = await client.get(DaemonSet, name, namespace=ns)
+    by_number = await _daemonset_rollout.revisions(client, ds)
+    if revision:
+        found = by_number.get(revision)
+        if found is None:
+            raise errors.NotFound(f"unable to find the specified revision {revision}")
+        out.write(f"{_ref(name, 'DaemonSet')} with revision #{revision}\n")
+        out.write(_template_summary(_daemonset_rollout.revision_template(found)))
+        return 0
+    out.write(f"{_ref(name, 'DaemonSet')} \nREVISION  CHANGE-CAUSE\n")
+    for number, cause in _daemonset_rollout.history_rows(by_number):
+        out.write(f"{number:<9} {cause}\n")
+    out.write("\n")
+    return 0
+
+
+def _template_summary(owner: ReplicaSet | PodTemplateSpec) -> str:
+    t = owner.spec.template if isinstance(owner, ReplicaSet) else owner
     labels = ",".join(
-        f"{k}={v}" for k, v in sorted(t.metadata.labels.items()) if k != "pod-template-hash"
+        f"{k}={v}"
+        for k, v in sorted(t.metadata.labels.items())
+        if k not in ("pod-template-hash", "controller-revision-hash")
     )
     lines = ["Pod Template:", f"  Labels:\t{labels or '<none>'}", "  Containers:"]
     for c in t.spec.containers:
@@ -187,8 +223,12 @@ def _template_summary(rs: ReplicaSet) -> str:
 
 
 async def _undo(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    name = _deployment(args)
+    kind, name = _target(args)
     ns = _client.namespace_of(client, args)
+    if kind == "DaemonSet":
+        message = await _daemonset_rollout.undo(client, ns, name, args.to_revision)
+        out.write(f"{_ref(name, kind)} {message}\n")
+        return 0
     result = await rollback(client, ns, name, args.to_revision)
     out.write(f"{_ref(name)} {result.message}\n")
     return 0
@@ -220,10 +260,10 @@ async def _resume(client: Client, args: argparse.Namespace, out: TextIO, err: Te
 
 
 async def _restart(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    name = _deployment(args)
+    kind, name = _target(args)
     ns = _client.namespace_of(client, args)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
-    await client.patch(Deployment, name, patch, namespace=ns)
-    out.write(f"{_ref(name)} restarted\n")
+    await client.patch(Deployment if kind == "Deployment" else DaemonSet, name, patch, namespace=ns)
+    out.write(f"{_ref(name, kind)} restarted\n")
     return 0
