@@ -12,6 +12,14 @@
 # KPY_DOCKER_DIR (default /run/kpy-docker) holds the socket, the pidfile, the
 # exec root and dockerd.log; KPY_DOCKER_DATA (default /var/lib/kpy-docker)
 # holds images and containers. Every subcommand is idempotent. Needs root.
+#
+# The engine's bridge is 172.30.0.0/16 (--bip), and containers get addresses
+# from its lower half only (--fixed-cidr 172.30.0.0/17): the upper half,
+# 172.30.128.0/17, is never given to a container, so kpy-apiserver may take
+# Service cluster IPs from it (--service-cluster-ip-range inside it) knowing
+# a packet to one stays on this machine's bridge. kpy-apiserver knows these
+# two values (kpy/apiserver/service_alloc.py): change them together. An
+# engine started before these flags must be stopped and started again.
 set -euo pipefail
 
 DIR="${KPY_DOCKER_DIR:-/run/kpy-docker}"
@@ -23,6 +31,8 @@ HOST="unix://$SOCKET"
 START_TIMEOUT="${KPY_DOCKER_START_TIMEOUT:-60}"
 STOP_TIMEOUT=30
 IMAGE=kpy.local/busybox
+BRIDGE_IP=172.30.0.1/16     # the bridge's address and subnet
+CONTAINER_CIDR=172.30.0.0/17 # what containers get; the rest is for service IPs
 TAGS=(latest 2)
 
 say() { echo "docker-engine: $*" >&2; }
@@ -86,6 +96,8 @@ run: bash $0 stop, then start again (log: $LOG)"
         --pidfile "$PIDFILE" \
         --exec-root "$DIR/exec" \
         --data-root "$DATA" \
+        --bip "$BRIDGE_IP" \
+        --fixed-cidr "$CONTAINER_CIDR" \
         </dev/null >"$LOG" 2>&1 &
     pid=$!
     local waited=0

@@ -105,6 +105,7 @@ def _build_default() -> Scheme:
     from kpy.api.batch import v1 as batch_v1
     from kpy.api.coordination import v1 as coordination_v1
     from kpy.api.core import v1 as core_v1
+    from kpy.api.discovery import v1 as discovery_v1
     from kpy.api.scheduling import v1 as scheduling_v1
     from kpy.api.storage import v1 as storage_v1
 
@@ -172,6 +173,15 @@ def _build_default() -> Scheme:
             False,
             storage_v1.StorageClass,
             ("sc",),
+            status_subresource=False,
+        ),
+        R(
+            "discovery.k8s.io",
+            "v1",
+            "EndpointSlice",
+            "endpointslices",
+            True,
+            discovery_v1.EndpointSlice,
             status_subresource=False,
         ),
         R("apps", "v1", "ReplicaSet", "replicasets", True, apps_v1.ReplicaSet, ("rs",)),

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from kpy.api import errors
 from kpy.api.labels import selector_from_label_selector, selector_from_set
+from kpy.apiserver import service_alloc
 
 if TYPE_CHECKING:
     from google.protobuf.message import Message
@@ -273,6 +274,20 @@ class ReplicationControllerStrategy(ScalableStrategy):
         return str(selector_from_set(dict(obj.spec.selector)))
 
 
+class ServiceStrategy(Strategy):
+    """A Service gets its IP family fields and affinity timeout set, and an
+    update keeps the cluster IP and node ports it does not name
+    (`kpy.apiserver.service_alloc`, which also allocates them)."""
+
+    def prepare_for_create(self, obj: Any) -> None:
+        super().prepare_for_create(obj)
+        service_alloc.prepare_for_create(obj)
+
+    def prepare_for_update(self, new: Any, old: Any) -> None:
+        super().prepare_for_update(new, old)
+        service_alloc.prepare_for_update(new, old)
+
+
 STRATEGIES: Final[dict[str, type[Strategy]]] = {
     "Pod": PodStrategy,
     "Node": NodeStrategy,
@@ -284,6 +299,7 @@ STRATEGIES: Final[dict[str, type[Strategy]]] = {
     "ReplicaSet": ScalableStrategy,
     "StatefulSet": ScalableStrategy,
     "ReplicationController": ReplicationControllerStrategy,
+    "Service": ServiceStrategy,
 }
 """The kinds with rules of their own; every other kind gets `Strategy`."""
 

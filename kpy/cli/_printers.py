@@ -514,6 +514,23 @@ def _endpoints_row(ep: Any, now: float) -> list[str]:
     return [ep.metadata.name, format_endpoints(ep), age(ep.metadata.creation_timestamp, now)]
 
 
+def _endpoint_slice_row(slice_: Any, now: float) -> list[str]:
+    """kubectl's columns: ports by number (`<unset>` when a port has none),
+    the first three addresses and how many more."""
+    ports = ",".join(str(p.port) if p.HasField("port") else "<unset>" for p in slice_.ports)
+    addresses = [a for endpoint in slice_.endpoints for a in endpoint.addresses]
+    shown = ",".join(addresses[:3]) + (
+        f" + {len(addresses) - 3} more..." if len(addresses) > 3 else ""
+    )
+    return [
+        slice_.metadata.name,
+        slice_.address_type,
+        ports or "<unset>",
+        shown or "<unset>",
+        age(slice_.metadata.creation_timestamp, now),
+    ]
+
+
 def _configmap_row(cm: Any, now: float) -> list[str]:
     count = len(cm.data) + len(cm.binary_data)
     return [cm.metadata.name, str(count), age(cm.metadata.creation_timestamp, now)]
@@ -632,7 +649,9 @@ def hpa_targets(hpa: Any, limit: int = 2) -> str:
 
 def _metric(target: Any, status: Any) -> str:
     if target.HasField("average_value"):
-        current = status.current.average_value.string if status is not None else UNKNOWN
+        current = UNKNOWN
+        if status is not None and status.current.average_value.string:
+            current = status.current.average_value.string
         return f"{current}/{target.average_value.string}"
     current = UNKNOWN
     if status is not None and status.current.HasField("average_utilization"):
@@ -728,6 +747,9 @@ _PRINTERS: dict[str, Printer] = {
         _service_row,
     ),
     "Endpoints": Printer(("NAME", "ENDPOINTS", _AGE), (), _endpoints_row),
+    "EndpointSlice": Printer(
+        ("NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", _AGE), (), _endpoint_slice_row
+    ),
     "Namespace": Printer(("NAME", "STATUS", _AGE), (), _namespace_row),
     "ConfigMap": Printer(("NAME", "DATA", _AGE), (), _configmap_row),
     "Secret": Printer(("NAME", "TYPE", "DATA", _AGE), (), _secret_row),

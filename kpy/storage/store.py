@@ -13,6 +13,10 @@ Contract for callers:
 - a list is a consistent snapshot at one revision (`ListResult.resource_version`),
   across all its pages; a watch from that revision continues it with no gap;
 - every etcd failure surfaces as a `kpy.api.errors.StatusError` subclass.
+- `create` and `update` may carry claims: keys beside the resources (such
+  as a Service's cluster IP, `ranges/serviceips/<ip>`) created in the same
+  transaction as the object, each only if absent, so that a value handed
+  out by one API server can never be handed out by another (ClaimTaken).
 
 The store does no defaulting, validation or admission; that is the API
 server's job. It talks to etcd through aetcd's raw gRPC stubs because the
@@ -22,7 +26,7 @@ high-level client lacks range limits, revisions and progress notifications.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -31,10 +35,10 @@ from aetcd import rpc
 from google.protobuf.message import Message
 
 from kpy.api import errors
-from kpy.storage.codec import copy, decode, encode, meta, with_version
 from kpy.storage._errors import COMPACTED, FUTURE_REVISION, etcd_errors, translate
 from kpy.storage._keys import ContinueToken, Keyspace, prefix_end
 from kpy.storage._watch import Watch
+from kpy.storage.codec import copy, decode, encode, meta, with_version
 
 if TYPE_CHECKING:
     from kpy.api.meta.v1 import Preconditions
@@ -118,6 +122,15 @@ COMPACT_REV_KEY = b"compact_rev_key"
 """The key every API server's compactor shares (Kubernetes' name, outside
 any prefix as there): its value is the last revision compacted to, its
 version the number of compactions claimed so far."""
+
+
+class ClaimTaken(errors.Conflict):
+    """A create or update with claims found some of them taken: `claims`
+    names those (the object itself was writable). Nothing was written."""
+
+    def __init__(self, claims: tuple[str, ...]) -> None:
+        super().__init__(f"already claimed: {', '.join(claims)}")
+        self.claims = claims
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,36 +252,123 @@ class Store:
 
     # -- writes ------------------------------------------------------------
 
-    async def create(self, info: ResourceInfo, obj: M) -> M:
+    async def create(
+        self, info: ResourceInfo, obj: M, *, claims: Mapping[str, bytes] | None = None
+    ) -> M:
         """Stores a new object; AlreadyExists when the key is taken. Returns a
-        copy with the resource_version of the write."""
+        copy with the resource_version of the write.
+
+        `claims`: keys (relative to the store prefix, as `claim_key` makes
+        them) written in the same transaction, each only if it does not exist
+        yet, with its value (the claimant): the object and its claims are
+        stored together or not at all. ClaimTaken names the claims that
+        already existed (the object's key was free)."""
         m = meta(obj)
         key = self._keys.object_key(info, m.namespace, m.name)
+        claimed = {self.claim_key(name): value for name, value in (claims or {}).items()}
         value = encode(info, obj)
         txn = rpc.TxnRequest(
-            compare=[rpc.Compare(key=key, target=rpc.Compare.CREATE, create_revision=0)],
-            success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))],
+            compare=[_absent(k) for k in (key, *claimed)],
+            success=[_put(k, v) for k, v in ((key, value), *claimed.items())],
+            failure=[_keys_only(k) for k in (key, *claimed)],
         )
         response = await self._txn(txn, _what("create", info, key))
         if not response.succeeded:
-            raise errors.already_exists(info.group_resource, m.name)
+            found = [bool(r.response_range.kvs) for r in response.responses]
+            if found[0]:
+                raise errors.already_exists(info.group_resource, m.name)
+            raise ClaimTaken(self._taken(claimed, found[1:]))
         return with_version(obj, response.header.revision)
 
-    async def update(self, info: ResourceInfo, obj: M) -> M:
+    async def update(
+        self, info: ResourceInfo, obj: M, *, claims: Mapping[str, bytes] | None = None
+    ) -> M:
         """Replaces the object if its resource_version is still the stored
         one: Conflict when it is stale, NotFound when the object is gone,
         BadRequest when the object carries no resource_version. Returns a copy
-        with the new resource_version."""
+        with the new resource_version. `claims`: as for `create`, written in
+        the same transaction (ClaimTaken when one exists and the object was
+        current)."""
         m = meta(obj)
         key = self._keys.object_key(info, m.namespace, m.name)
-        written = await self._put_if(
-            info, key, encode(info, obj), _parse_version(m.resource_version)
-        )
+        value = encode(info, obj)
+        version = _parse_version(m.resource_version)
+        if not claims:
+            written = await self._put_if(info, key, value, version)
+        else:
+            written = await self._put_claiming(info, key, value, version, claims)
         if written.current is None and not written.revision:
             raise errors.not_found(info.group_resource, m.name)
         if not written.revision:
             raise errors.conflict(info.group_resource, m.name, _MODIFIED)
         return with_version(obj, written.revision)
+
+    # -- claims --------------------------------------------------------------
+
+    def claim_key(self, name: str) -> bytes:
+        """The etcd key of the claim `name` ("ranges/serviceips/10.0.0.1"):
+        under the store prefix, beside the resources. ValueError when a
+        segment is empty, "." or ".." (it would change the key's shape)."""
+        if any(part in ("", ".", "..") for part in name.split("/")):
+            raise ValueError(f"claim name {name!r} has an empty, '.' or '..' segment")
+        return f"{self._keys.root}/{name}".encode()
+
+    async def list_claims(self, prefix: str, *, revision: int = 0) -> tuple[dict[str, bytes], int]:
+        """Every claim under `prefix` ("ranges/serviceips/"), by name relative
+        to it, with its value; and the revision read at (0: the latest), so
+        that the objects holding them can be listed at the same revision."""
+        start = self.claim_key(prefix.rstrip("/")) + b"/"
+        request = rpc.RangeRequest(key=start, range_end=prefix_end(start), revision=revision)
+        response = await self._range(request, f"list the claims under {prefix!r}")
+        found = {kv.key[len(start) :].decode(): kv.value for kv in response.kvs}
+        return found, revision or int(response.header.revision)
+
+    async def release_claims(self, claims: Mapping[str, bytes]) -> tuple[str, ...]:
+        """Deletes each claim whose value is still the one given (a claim
+        since taken by another claimant is left alone); returns the names
+        released."""
+        released: tuple[str, ...] = ()
+        for name, value in claims.items():
+            key = self.claim_key(name)
+            txn = rpc.TxnRequest(
+                compare=[rpc.Compare(key=key, target=rpc.Compare.VALUE, value=value)],
+                success=[rpc.RequestOp(request_delete_range=rpc.DeleteRangeRequest(key=key))],
+            )
+            response = await self._txn(txn, f"release the claim {name!r}")
+            if response.succeeded:
+                released += (name,)
+        return released
+
+    async def _put_claiming(
+        self,
+        info: ResourceInfo,
+        key: bytes,
+        value: bytes,
+        version: int,
+        claims: Mapping[str, bytes],
+    ) -> _Written:
+        """`_put_if`, also creating `claims` in the same transaction."""
+        claimed = {self.claim_key(name): v for name, v in claims.items()}
+        txn = rpc.TxnRequest(
+            compare=[_mod_equals(key, version), *(_absent(k) for k in claimed)],
+            success=[_put(k, v) for k, v in ((key, value), *claimed.items())],
+            failure=[
+                rpc.RequestOp(request_range=rpc.RangeRequest(key=key)),
+                *(_keys_only(k) for k in claimed),
+            ],
+        )
+        response = await self._txn(txn, _what("update", info, key))
+        if response.succeeded:
+            return _Written(revision=response.header.revision)
+        kvs = response.responses[0].response_range.kvs
+        if kvs and kvs[0].mod_revision == version:
+            found = [bool(r.response_range.kvs) for r in response.responses[1:]]
+            raise ClaimTaken(self._taken(claimed, found))
+        return _Written(current=kvs[0] if kvs else None)
+
+    def _taken(self, claimed: Mapping[bytes, bytes], found: Sequence[bool]) -> tuple[str, ...]:
+        root = len(self._keys.root) + 1
+        return tuple(k[root:].decode() for k, hit in zip(claimed, found, strict=True) if hit)
 
     async def guaranteed_update(
         self,
@@ -407,6 +507,18 @@ class Store:
 
 def _what(verb: str, info: ResourceInfo, key: bytes) -> str:
     return f"{verb} {info.group_resource} at {key.decode()!r}"
+
+
+def _absent(key: bytes) -> Any:
+    return rpc.Compare(key=key, target=rpc.Compare.CREATE, create_revision=0)
+
+
+def _put(key: bytes, value: bytes) -> Any:
+    return rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=value))
+
+
+def _keys_only(key: bytes) -> Any:
+    return rpc.RequestOp(request_range=rpc.RangeRequest(key=key, keys_only=True))
 
 
 def _mod_equals(key: bytes, version: int) -> Any:

@@ -18,7 +18,15 @@ from __future__ import annotations
 from kpy.api import names
 
 # Importing the group modules registers their validators.
-from kpy.api.validation import _apps, _batch, _core, _others, _registry, _scheduling  # noqa: F401
+from kpy.api.validation import (  # noqa: F401
+    _apps,
+    _batch,
+    _core,
+    _discovery,
+    _others,
+    _registry,
+    _scheduling,
+)
 from kpy.api.validation._field import Errors
 from kpy.api.validation._meta import validate_object_meta, validate_object_meta_update
 from kpy.api.validation._quantities import syntax_errors

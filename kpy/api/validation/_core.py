@@ -734,6 +734,8 @@ def _validate_service(svc: Any) -> Errors:
     spec = svc.spec
     errs = one_of("spec.type", spec.type, SERVICE_TYPES) if spec.type else []
     if spec.type == "ExternalName":
+        if spec.cluster_ip or spec.cluster_ips:
+            errs.append(forbidden("spec.clusterIPs", "may not be set for ExternalName services"))
         if not spec.external_name:
             errs.append(required("spec.externalName"))
         else:
@@ -758,6 +760,11 @@ def _validate_service(svc: Any) -> Errors:
         if port.HasField("target_port"):
             errs += _handler_port(port.target_port, f"{ppath}.targetPort")
         errs += one_of(f"{ppath}.protocol", port.protocol, PROTOCOLS) if port.protocol else []
+        if port.node_port and spec.type in ("", "ClusterIP"):
+            errs.append(
+                forbidden(f"{ppath}.nodePort", "may not be used when `type` is 'ClusterIP'")
+            )
+    errs += _session_affinity(spec)
     if spec.cluster_ip and spec.cluster_ip != "None":
         errs += _ip(spec.cluster_ip, "spec.clusterIP")
     errs += validate_labels(spec.selector, "spec.selector")
@@ -767,6 +774,33 @@ def _validate_service(svc: Any) -> Errors:
         else []
     )
     return errs
+
+
+MAX_AFFINITY_SECONDS = 86400
+
+
+def _session_affinity(spec: Any) -> Errors:
+    """ClientIP's timeout within a day; no config with affinity None."""
+    if not spec.HasField("session_affinity_config"):
+        return []
+    if spec.session_affinity != "ClientIP":
+        return [
+            forbidden(
+                "spec.sessionAffinityConfig",
+                f"must not be set when session affinity is {spec.session_affinity or 'None'}",
+            )
+        ]
+    client_ip = spec.session_affinity_config.client_ip
+    timeout = client_ip.timeout_seconds
+    if client_ip.HasField("timeout_seconds") and not 0 < timeout <= MAX_AFFINITY_SECONDS:
+        return [
+            invalid(
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                timeout,
+                f"must be greater than 0 and less than {MAX_AFFINITY_SECONDS}",
+            )
+        ]
+    return []
 
 
 def _ip(value: str, path: str) -> Errors:
@@ -781,6 +815,8 @@ def _ip(value: str, path: str) -> Errors:
 
 @update_validators("Service")
 def _validate_service_update(new: Any, old: Any) -> Errors:
+    if new.spec.type == "ExternalName" and old.spec.type != "ExternalName":
+        return []  # becoming ExternalName gives the cluster IP up, as in Kubernetes
     if old.spec.cluster_ip and new.spec.cluster_ip != old.spec.cluster_ip:
         return [immutable("spec.clusterIP")]
     return []
