@@ -3,8 +3,10 @@ the defaults of its API types (`kpy.api.defaults`).
 
 - Pods tolerate the `node.kubernetes.io/not-ready` and
   `node.kubernetes.io/unreachable` NoExecute taints for 300 s unless they
-  already say how long (DefaultTolerationSeconds), so a pod is evicted five
-  minutes after its node stops answering; they run as the `default` service
+  already tolerate them (DefaultTolerationSeconds; the API server's
+  `--default-not-ready-toleration-seconds` and
+  `--default-unreachable-toleration-seconds` set the times), so a pod is
+  evicted five minutes after its node stops answering; they run as the `default` service
   account unless they name one.
 - A Job without `manualSelector` gets a selector generated from its uid, and
   its template the matching labels (`controller-uid`, `job-name`, and their
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kpy.api import errors
@@ -55,14 +58,27 @@ NOT_READY_TAINT: Final = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT: Final = "node.kubernetes.io/unreachable"
 DEFAULT_TOLERATION_SECONDS: Final = 300
 
-_Admit = Callable[[Any], None]
+
+@dataclass(frozen=True, slots=True)
+class AdmissionOptions:
+    """The API server's admission flags."""
+
+    #: --default-not-ready-toleration-seconds
+    not_ready_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
+    #: --default-unreachable-toleration-seconds
+    unreachable_toleration_seconds: int = DEFAULT_TOLERATION_SECONDS
 
 
-def admit(obj: Message) -> None:
+DEFAULT_OPTIONS: Final = AdmissionOptions()
+
+_Admit = Callable[[Any, AdmissionOptions], None]
+
+
+def admit(obj: Message, options: AdmissionOptions = DEFAULT_OPTIONS) -> None:
     """Applies the create-time admission of `obj`'s kind, in place."""
     plugin = _ON_CREATE.get(type(obj).__name__)
     if plugin is not None:
-        plugin(obj)
+        plugin(obj, options)
 
 
 def _tolerates(tolerations: Any, key: str) -> bool:
@@ -74,23 +90,24 @@ def _tolerates(tolerations: Any, key: str) -> bool:
     return False
 
 
-def _pod(pod: Any) -> None:
+def _pod(pod: Any, options: AdmissionOptions) -> None:
     spec = pod.spec
-    for key in (NOT_READY_TAINT, UNREACHABLE_TAINT):
+    defaults = (
+        (NOT_READY_TAINT, options.not_ready_toleration_seconds),
+        (UNREACHABLE_TAINT, options.unreachable_toleration_seconds),
+    )
+    for key, seconds in defaults:
         if not _tolerates(spec.tolerations, key):
             spec.tolerations.append(
                 Toleration(
-                    key=key,
-                    operator="Exists",
-                    effect="NoExecute",
-                    toleration_seconds=DEFAULT_TOLERATION_SECONDS,
+                    key=key, operator="Exists", effect="NoExecute", toleration_seconds=seconds
                 )
             )
     if not spec.service_account_name:
         spec.service_account_name = "default"
 
 
-def _job(job: Any) -> None:
+def _job(job: Any, _options: AdmissionOptions) -> None:
     spec = job.spec
     if spec.manual_selector:
         return

@@ -14,6 +14,7 @@ import anyio
 
 from kpy import logs
 from kpy._process import cancel_on_signal, exit_with_parent
+from kpy.apiserver import admission, service_alloc
 from kpy.apiserver.compaction import parse_interval
 from kpy.apiserver.server import APIServer, ServerConfig
 
@@ -46,6 +47,34 @@ def _parser() -> argparse.ArgumentParser:
         help="how often an API server compacts etcd's history, keeping one interval of it: "
         "seconds or a duration (5m, 90s); 0 disables (default %(default)s)",
     )
+    p.add_argument(
+        "--etcd-request-timeout",
+        type=float,
+        default=10.0,
+        help="seconds one etcd request may take before the call fails with Timeout "
+        "(default %(default)s; keep it under clients' timeouts)",
+    )
+    for which in ("not-ready", "unreachable"):
+        p.add_argument(
+            f"--default-{which}-toleration-seconds",
+            type=int,
+            default=admission.DEFAULT_TOLERATION_SECONDS,
+            metavar="S",
+            help=f"seconds every pod tolerates the node.kubernetes.io/{which}:NoExecute taint "
+            "unless it says otherwise (DefaultTolerationSeconds; default %(default)s)",
+        )
+    p.add_argument(
+        "--service-cluster-ip-range",
+        default=service_alloc.DEFAULT_CLUSTER_IP_RANGE,
+        help="CIDR Services' cluster IPs come from: inside 127.0.0.0/8, or inside "
+        f"{service_alloc.DOCKER_SERVICES} (the part of kpy's Docker bridge no container gets) "
+        "(default %(default)s)",
+    )
+    p.add_argument(
+        "--service-node-port-range",
+        default=service_alloc.DEFAULT_NODE_PORT_RANGE,
+        help="FIRST-LAST: the ports NodePort Services get (default %(default)s)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -64,16 +93,31 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         "--watch-cache-size": args.watch_cache_size,
         "--watch-queue-size": args.watch_queue_size,
         "--bookmark-interval": args.bookmark_interval,
+        "--etcd-request-timeout": args.etcd_request_timeout,
     }
     for flag, value in positive.items():
         if not value > 0:
             parser.error(f"{flag} must be positive, got {value}")
+    for flag, seconds in (
+        ("--default-not-ready-toleration-seconds", args.default_not_ready_toleration_seconds),
+        ("--default-unreachable-toleration-seconds", args.default_unreachable_toleration_seconds),
+    ):
+        if seconds < 0:
+            parser.error(f"{flag} must not be negative, got {seconds}")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
     try:
         parse_interval(args.etcd_compaction_interval)
     except ValueError as e:
         parser.error(f"--etcd-compaction-interval: {e}")
+    for flag, parse in (
+        ("--service-cluster-ip-range", service_alloc.parse_cluster_ip_range),
+        ("--service-node-port-range", service_alloc.parse_node_port_range),
+    ):
+        try:
+            parse(getattr(args, flag[2:].replace("-", "_")))
+        except ValueError as e:
+            parser.error(f"{flag}: {e}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,6 +136,15 @@ def main(argv: list[str] | None = None) -> int:
         watcher_queue_size=args.watch_queue_size,
         bookmark_interval=args.bookmark_interval,
         compaction_interval=parse_interval(args.etcd_compaction_interval),
+        etcd_request_timeout=args.etcd_request_timeout,
+        service_ranges=service_alloc.ServiceRanges(
+            service_alloc.parse_cluster_ip_range(args.service_cluster_ip_range),
+            service_alloc.parse_node_port_range(args.service_node_port_range),
+        ),
+        admission_options=admission.AdmissionOptions(
+            not_ready_toleration_seconds=args.default_not_ready_toleration_seconds,
+            unreachable_toleration_seconds=args.default_unreachable_toleration_seconds,
+        ),
     )
     failed: list[OSError] = []
     try:

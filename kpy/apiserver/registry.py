@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from kpy.api.meta.v1 import DeleteOptions, ObjectMeta
     from kpy.api.scheme import ResourceInfo
     from kpy.api.selection import Predicate
+    from kpy.apiserver.service_alloc import ServiceAllocator
     from kpy.apiserver.watch_cache import CacheWatcher, WatchCache
     from kpy.clock import Clock
 
@@ -111,6 +112,10 @@ class Registry:
         self._deleting = deleting  # one per server: namespaces writes, all read
         #: where Pod creation resolves priorityClassName (set by the server)
         self.priority_classes: admission.PriorityClasses | None = None
+        #: the admission flags (set by the server)
+        self.admission_options = admission.DEFAULT_OPTIONS
+        #: writes Services with their cluster IP and node port claims (set by the server)
+        self.allocator: ServiceAllocator | None = None
         #: the kind's rules (`kpy.apiserver.strategy`); subresources read it too
         self.strategy = strategy_for(info, deleting)
         group = f".{info.group}" if info.group else ""
@@ -200,7 +205,7 @@ class Registry:
         for field in ("resource_version", "deletion_timestamp", "deletion_grace_period_seconds"):
             m.ClearField(field)
         self.strategy.prepare_for_create(obj)
-        admission.admit(obj)
+        admission.admit(obj, self.admission_options)
         if self.priority_classes is not None:
             await admission.admit_priority(obj, self.priority_classes)
         set_defaults(obj)
@@ -218,6 +223,8 @@ class Registry:
             return obj
         for _ in range(_RETRIES):
             try:
+                if self.allocator is not None:
+                    return await self.allocator.create(obj)
                 return await self._store.create(self.info, obj)
             except errors.AlreadyExists:
                 if not generate:
@@ -459,6 +466,8 @@ class Registry:
             try:
                 if self._finished(new):
                     return await self._remove(namespace, name, current)
+                if self.allocator is not None:
+                    return await self.allocator.update(new, current)
                 return await self._store.update(self.info, new)
             except errors.Conflict:
                 if expected:
@@ -479,7 +488,10 @@ class Registry:
 
         m = _meta(current)
         pre = Preconditions(uid=m.uid, resource_version=m.resource_version)
-        return await self._store.delete(self.info, namespace, name, preconditions=pre)
+        removed = await self._store.delete(self.info, namespace, name, preconditions=pre)
+        if self.allocator is not None:
+            await self.allocator.release(removed)
+        return removed
 
     # -- delete -----------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from kpy.apiserver.compaction import DEFAULT_INTERVAL, Compactor
 from kpy.apiserver.proxy import AgentConnector, NodeConnector
 from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
 from kpy.apiserver.service import APIService, serve_on
+from kpy.apiserver.service_alloc import DEFAULT_RANGES, ServiceAllocator, ServiceRanges
 from kpy.apiserver.watch_cache import WatchCache
 from kpy.storage import MAX_OBJECT_BYTES, Store, new_client
 
@@ -52,6 +53,14 @@ class ServerConfig:
     bookmark_interval: float = 5.0
     watch_timeout: tuple[float, float] = (300.0, 600.0)
     compaction_interval: float = DEFAULT_INTERVAL  # seconds; 0: never compact etcd
+    # One etcd request's limit: well under a client's (30 s by default), so a
+    # client hears "etcd did not answer" from the server rather than timing
+    # out itself without knowing which part is down.
+    etcd_request_timeout: float = 10.0
+    #: --default-not-ready-toleration-seconds and --default-unreachable-toleration-seconds
+    admission_options: admission.AdmissionOptions = admission.DEFAULT_OPTIONS
+    #: --service-cluster-ip-range and --service-node-port-range
+    service_ranges: ServiceRanges = DEFAULT_RANGES
     extra_grpc_options: tuple[tuple[str, int], ...] = field(default=())
 
 
@@ -74,12 +83,15 @@ class APIServer:
         cfg = self.config
         client = new_client(",".join(cfg.etcd_endpoints))
         try:
-            store = Store(client, prefix=cfg.prefix)
+            store = Store(client, prefix=cfg.prefix, request_timeout=cfg.etcd_request_timeout)
             async with anyio.create_task_group() as tg:
                 registries = await self._start_caches(store, tg)
                 if cfg.compaction_interval > 0:
                     tg.start_soon(Compactor(store, cfg.compaction_interval).run)
                 await self._ensure_namespaces(registries[("", "v1", "namespaces")])
+                services = registries.get(("", "v1", "services"))
+                if services is not None and services.allocator is not None:
+                    await services.allocator.repair()
                 classes = registries.get(("scheduling.k8s.io", "v1", "priorityclasses"))
                 if classes is not None:
                     await admission.ensure_system_priority_classes(classes.create)
@@ -135,6 +147,12 @@ class APIServer:
         if classes is not None:
             stored = admission.StoredPriorityClasses(store, classes.info, classes.cache)
             registries[("", "v1", "pods")].priority_classes = stored
+        services = registries.get(("", "v1", "services"))
+        if services is not None:
+            services.allocator = ServiceAllocator(store, services.info, cfg.service_ranges)
+        pods = registries.get(("", "v1", "pods"))
+        if pods is not None:
+            pods.admission_options = cfg.admission_options
         async with anyio.create_task_group() as starting:
             for registry in registries.values():
                 starting.start_soon(tg.start, registry.cache.run)

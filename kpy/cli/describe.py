@@ -5,10 +5,14 @@
   state, probes, environment and mounts, volumes, QoS class, ...),
   deployments (Selector, the Replicas line, StrategyType, Pod Template,
   Conditions, OldReplicaSets / NewReplicaSet), replica sets (Replicas and
-  Pods Status), nodes (Taints, Unschedulable, Conditions, Addresses,
-  Capacity, Allocatable and the pods on it), services (ports with their
-  target ports and endpoints), config maps (each key and value), secrets
-  (each key's size, never its value) and namespaces. Every other kind gets
+  Pods Status), daemon sets (Node-Selector, the numbers of nodes scheduled,
+  up to date, available and misscheduled, Pods Status), nodes (Taints,
+  Unschedulable, Conditions, Addresses, Capacity, Allocatable and the pods
+  on it), services (ports with their target ports and endpoints), config
+  maps (each key and value), secrets (each key's size, never its value)
+  namespaces, and horizontal pod autoscalers (Reference, each metric as
+  `current / target`, Min / Max replicas, Behavior, the target's pods,
+  Conditions). Every other kind gets
   Name, Namespace, Labels, Annotations (never the last applied
   configuration) and CreationTimestamp.
 - Then `Events:`: the Events whose involvedObject uid is the object's,
@@ -122,6 +126,16 @@ async def _describe_replica_set(client: Client, rs: Any) -> Rows:
     return _meta(rs, _client.resolve("replicasets.apps")) + _replica_set(rs)
 
 
+async def _describe_daemon_set(client: Client, ds: Any) -> Rows:
+    pods = await client.list(Pod, namespace=ds.metadata.namespace)
+    owned = [
+        p
+        for p in pods.items
+        if any(r.uid == ds.metadata.uid and r.controller for r in p.metadata.owner_references)
+    ]
+    return daemon_set_rows(ds, owned)
+
+
 async def _describe_node(client: Client, node: Any) -> Rows:
     return _meta(node, _client.resolve("nodes")) + await _node(client, node)
 
@@ -148,15 +162,21 @@ async def _describe_namespace(client: Client, ns: Any) -> Rows:
     return namespace_rows(ns)
 
 
+async def _describe_hpa(client: Client, hpa: Any) -> Rows:
+    return _meta(hpa, _client.resolve("horizontalpodautoscalers.autoscaling")) + hpa_rows(hpa)
+
+
 _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "Pod": _describe_pod_rows,
     "Deployment": _describe_deployment,
     "ReplicaSet": _describe_replica_set,
+    "DaemonSet": _describe_daemon_set,
     "Node": _describe_node,
     "Service": _describe_service,
     "ConfigMap": _describe_config_map,
     "Secret": _describe_secret,
     "Namespace": _describe_namespace,
+    "HorizontalPodAutoscaler": _describe_hpa,
 }
 # kubectl describes these without their events
 _WITHOUT_EVENTS = frozenset({"Secret", "Namespace"})
@@ -285,6 +305,34 @@ def _replica_set(rs: Any) -> Rows:
     ]
 
 
+def daemon_set_rows(ds: Any, pods: list[Pod]) -> Rows:
+    """A DaemonSet as kubectl describes it (no Namespace line, as there);
+    `pods`: the pods it controls."""
+    s = ds.status
+    phases = [p.status.phase for p in pods]
+    node_selector = ",".join(
+        f"{k}={v}" for k, v in sorted(ds.spec.template.spec.node_selector.items())
+    )
+    return [
+        ["Name:", ds.metadata.name],
+        ["Selector:", _selector(ds)],
+        ["Node-Selector:", node_selector or _printers.NONE],
+        *_map_rows("Labels:", dict(ds.metadata.labels), "="),
+        *_describe_pod.annotations_rows("Annotations:", dict(ds.metadata.annotations)),
+        [f"Desired Number of Nodes Scheduled: {s.desired_number_scheduled}"],
+        [f"Current Number of Nodes Scheduled: {s.current_number_scheduled}"],
+        [f"Number of Nodes Scheduled with Up-to-date Pods: {s.updated_number_scheduled}"],
+        [f"Number of Nodes Scheduled with Available Pods: {s.number_available}"],
+        [f"Number of Nodes Misscheduled: {s.number_misscheduled}"],
+        [
+            "Pods Status:",
+            f"{phases.count('Running')} Running / {phases.count('Pending')} Waiting / "
+            f"{phases.count('Succeeded')} Succeeded / {phases.count('Failed')} Failed",
+        ],
+        *_template(ds.spec.template),
+    ]
+
+
 # ------------------------------------------------------------------ services and configuration
 
 
@@ -355,6 +403,74 @@ def namespace_rows(ns: Any) -> Rows:
     rows += _describe_pod.annotations_rows("Annotations:", dict(ns.metadata.annotations))
     rows.append(["Status:", ns.status.phase or "Active"])
     rows += [[""], ["No resource quota."], [""], ["No LimitRange resource."]]
+    return rows
+
+
+# ------------------------------------------------------------------ autoscalers
+
+
+def hpa_rows(hpa: Any) -> Rows:
+    """What kubectl describes of an HPA after its metadata: Reference, each
+    metric as `current / target`, the replica bounds, Behavior when set, the
+    target's pods and the Conditions."""
+    spec, status = hpa.spec, hpa.status
+    ref = spec.scale_target_ref
+    rows: Rows = [["Reference:", f"{ref.kind}/{ref.name}"]]
+    rows.append(["Metrics:", "( current / target )"])
+    current = list(status.current_metrics)
+    for i, metric in enumerate(spec.metrics):
+        got = current[i] if i < len(current) else None
+        rows.append(_hpa_metric_row(metric, got))
+    rows.append(["Min replicas:", str(spec.min_replicas) if spec.HasField("min_replicas") else "1"])
+    rows.append(["Max replicas:", str(spec.max_replicas)])
+    if spec.HasField("behavior"):
+        rows.append(["Behavior:"])
+        for label, rules in (
+            ("Scale Up", spec.behavior.scale_up),
+            ("Scale Down", spec.behavior.scale_down),
+        ):
+            rows += _hpa_rules_rows(label, rules)
+    rows.append(
+        [
+            f"{ref.kind} pods:",
+            f"{status.current_replicas} current / {status.desired_replicas} desired",
+        ]
+    )
+    rows += _conditions(status.conditions, with_reason=True)
+    return rows
+
+
+def _hpa_metric_row(metric: Any, got: Any) -> list[str]:
+    if metric.type != "Resource":
+        return [_ind(1, f"{metric.type} metric:"), "<unknown> / <unknown>"]
+    source = metric.resource
+    target = source.target
+    now = got.resource.current if got is not None and got.HasField("resource") else None
+    if target.HasField("average_utilization"):
+        shown = _printers.UNKNOWN
+        if now is not None and now.HasField("average_utilization"):
+            shown = f"{now.average_utilization}% ({now.average_value.string})"
+        label = f"resource {source.name} on pods  (as a percentage of request):"
+        return [_ind(1, label), f"{shown} / {target.average_utilization}%"]
+    value = _printers.UNKNOWN
+    if now is not None and now.average_value.string:
+        value = now.average_value.string
+    label = f"resource {source.name} on pods:"
+    return [_ind(1, label), f"{value} / {target.average_value.string}"]
+
+
+def _hpa_rules_rows(label: str, rules: Any) -> Rows:
+    rows: Rows = [[_ind(1, f"{label}:")]]
+    if rules.HasField("stabilization_window_seconds"):
+        window = rules.stabilization_window_seconds
+        rows.append([_ind(2, f"Stabilization Window: {window} seconds")])
+    if rules.select_policy:
+        rows.append([_ind(2, f"Select Policy: {rules.select_policy}")])
+    if rules.policies:
+        rows.append([_ind(2, "Policies:")])
+        for p in rules.policies:
+            line = f"- Type: {p.type}  Value: {p.value}  Period: {p.period_seconds} seconds"
+            rows.append([_ind(3, line)])
     return rows
 
 

@@ -38,6 +38,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--dry-run", choices=["none", "server"], default="none", help="server: store nothing"
     )
+    p.add_argument(
+        "--subresource",
+        choices=["status", "scale"],
+        default="",
+        help="patch this subresource instead of the object (status: what its controller or "
+        "agent reports)",
+    )
     _client.add_flags(p)
     p.set_defaults(run=lambda args: _client.run(args, _patch))
 
@@ -85,7 +92,13 @@ async def _patch(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
     kind: Any = info.message
     before = await client.get(kind, name, namespace=ns)
     after = await client.patch(
-        kind, name, document, namespace=ns, patch_type=args.type, dry_run=args.dry_run == "server"
+        kind,
+        name,
+        document,
+        namespace=ns,
+        patch_type=args.type,
+        subresource=args.subresource,
+        dry_run=args.dry_run == "server",
     )
     same = after.metadata.resource_version == before.metadata.resource_version or (
         args.dry_run == "server" and after == before

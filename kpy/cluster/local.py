@@ -39,7 +39,7 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -212,10 +212,13 @@ def up(
     supervisor: int | None = None,
     progress: Progress = print,
     ready_timeout: float = 120.0,
+    extra_args: Mapping[str, tuple[str, ...]] | None = None,
 ) -> ClusterState:
     """Starts a cluster (see the module docstring); ClusterError if one runs.
     API servers listen on `port`, `port + 1`, ...; each agent runs the static
     pods of `pod_manifest_path`/<node name> (made empty if missing).
+    `extra_args` adds flags by component (`kpy-controller-manager`,
+    `kpy-agent`), say a shorter --node-monitor-grace-period for a test.
     `supervisor` is the pid of the kpy-supervisor that adopts the processes
     once this returns (recorded, so that `down` stops it first)."""
     existing = ClusterState.load(directory)
@@ -229,7 +232,14 @@ def up(
     try:
         with _clean_environment():
             _start_all_members(
-                directory, topology, state, runtime, port, pod_manifest_path, progress
+                directory,
+                topology,
+                state,
+                runtime,
+                port,
+                pod_manifest_path,
+                progress,
+                extra_args or {},
             )
         progress(f"waiting for {topology.nodes} node(s) to be Ready")
         anyio.run(_wait_ready, state.api, state.nodes, ready_timeout)
@@ -262,16 +272,17 @@ def _start_all_members(
     port: int,
     manifests: Path | None,
     progress: Progress,
+    extra_args: Mapping[str, tuple[str, ...]],
 ) -> None:
     endpoints = _start_etcd(directory, topology.etcd_members, state, progress)
     apis = _start_apiservers(directory, topology.apiservers, port, endpoints, state, progress)
     servers = ",".join(apis)
     state.api = servers
-    schedulers = _start_elected(directory, topology.replicas, servers, state, progress)
+    schedulers = _start_elected(directory, topology.replicas, servers, state, progress, extra_args)
     for i in range(1, topology.nodes + 1):
         name = f"kpy-node-{i}"
         progress(f"starting agent {name} ({runtime} runtime)")
-        extra = ["--cluster-uid", state.uid]
+        extra = ["--cluster-uid", state.uid, *extra_args.get("kpy-agent", ())]
         if manifests is not None:
             (manifests / name).mkdir(parents=True, exist_ok=True)
             extra += ["--pod-manifest-path", str((manifests / name).absolute())]
@@ -363,7 +374,12 @@ def _start_apiservers(
 
 
 def _start_elected(
-    directory: Path, count: int, servers: str, state: ClusterState, progress: Progress
+    directory: Path,
+    count: int,
+    servers: str,
+    state: ClusterState,
+    progress: Progress,
+    extra_args: Mapping[str, tuple[str, ...]],
 ) -> list[str]:
     """Starts the controller managers and the schedulers; returns the
     schedulers' Explain addresses. Each scheduler gets a port of its own,
@@ -377,7 +393,11 @@ def _start_elected(
     for i in range(1, count + 1):
         name = _numbered(ControllerManagerProcess.component, i, count)
         cm = ControllerManagerProcess(
-            servers, identity=name, log_path=directory / "logs" / f"{name}.log", detached=True
+            servers,
+            identity=name,
+            log_path=directory / "logs" / f"{name}.log",
+            extra_args=extra_args.get(ControllerManagerProcess.component, ()),
+            detached=True,
         )
         _start(cm, state, name)
     explain = []

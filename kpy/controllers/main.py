@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Final
 
 from kpy import component
 from kpy.controllers.manager import (
@@ -22,6 +23,8 @@ from kpy.controllers.manager import (
     known_controllers,
     select_controllers,
 )
+from kpy.controllers.node_lifecycle import NodeLifecycleOptions
+from kpy.controllers.podautoscaler import HPAOptions
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -43,8 +46,135 @@ def _parser() -> argparse.ArgumentParser:
             metavar="N",
             help=f"workers of the {name} controller (default %(default)s)",
         )
+    _node_lifecycle_flags(p)
+    _hpa_flags(p)
     component.add_flags(p, lease_name=LEASE_NAME, metrics_port=10257)
     return p
+
+
+_UNITS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def duration(text: str) -> float:
+    """Seconds from `40`, `40s`, `500ms`, `5m` or `1h` (Go durations as
+    kube-controller-manager's flags take them, one unit)."""
+    for unit in sorted(_UNITS, key=len, reverse=True):
+        if text.endswith(unit):
+            number = text.removesuffix(unit)
+            try:
+                return float(number) * _UNITS[unit]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r}: give seconds or a number with ms, s, m or h (40s)"
+        ) from None
+
+
+#: kube-controller-manager's node lifecycle flags: (flag, type, help).
+_NODE_LIFECYCLE_FLAGS: Final = (
+    ("--node-monitor-period", duration, "seconds between checks of every node's heartbeat"),
+    (
+        "--node-monitor-grace-period",
+        duration,
+        "seconds a node may go without a heartbeat before it is marked Unknown",
+    ),
+    (
+        "--node-startup-grace-period",
+        duration,
+        "seconds a new node may take to post its first status before it is marked Unknown",
+    ),
+    ("--node-eviction-rate", float, "nodes a second tainted NoExecute in a healthy zone"),
+    (
+        "--secondary-node-eviction-rate",
+        float,
+        "nodes a second tainted NoExecute in a partially disrupted zone",
+    ),
+    (
+        "--unhealthy-zone-threshold",
+        float,
+        "share of not-ready nodes (at least 3) that makes a zone partially disrupted",
+    ),
+    (
+        "--large-cluster-size-threshold",
+        int,
+        "zones larger than this keep the secondary rate when partially disrupted; "
+        "smaller ones stop",
+    ),
+)
+
+
+def _node_lifecycle_flags(p: argparse.ArgumentParser) -> None:
+    defaults = NodeLifecycleOptions()
+    for flag, kind, text in _NODE_LIFECYCLE_FLAGS:
+        default = getattr(defaults, flag.removeprefix("--").replace("-", "_"))
+        p.add_argument(
+            flag, type=kind, default=default, metavar="N", help=f"{text} (default %(default)s)"
+        )
+
+
+def _node_lifecycle_options(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> NodeLifecycleOptions:
+    values = {
+        flag.removeprefix("--").replace("-", "_"): getattr(
+            args, flag.removeprefix("--").replace("-", "_")
+        )
+        for flag, _, _ in _NODE_LIFECYCLE_FLAGS
+    }
+    options = NodeLifecycleOptions(**values)
+    try:
+        options.check()
+    except ValueError as e:
+        parser.error(str(e))
+    return options
+
+
+#: kube-controller-manager's HPA flags: (flag, HPAOptions field, type, help).
+_HPA_FLAGS: Final = (
+    ("sync-period", "sync_period", duration, "seconds between two syncs of each autoscaler"),
+    (
+        "downscale-stabilization",
+        "downscale_stabilization",
+        lambda text: int(duration(text)),
+        "seconds of recommendations a scale-down looks back over (without behavior)",
+    ),
+    ("tolerance", "tolerance", float, "usage ratio change below which nothing is scaled"),
+    (
+        "cpu-initialization-period",
+        "cpu_initialization_period",
+        duration,
+        "seconds after a pod starts during which CPU samples may be skipped",
+    ),
+    (
+        "initial-readiness-delay",
+        "initial_readiness_delay",
+        duration,
+        "seconds after a pod starts during which readiness changes are initial",
+    ),
+)
+
+
+def _hpa_flags(p: argparse.ArgumentParser) -> None:
+    defaults = HPAOptions()
+    for flag, name, kind, text in _HPA_FLAGS:
+        p.add_argument(
+            f"--horizontal-pod-autoscaler-{flag}",
+            dest=f"hpa_{name}",
+            type=kind,
+            default=getattr(defaults, name),
+            metavar="N",
+            help=f"{text} (default %(default)s)",
+        )
+
+
+def _hpa_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> HPAOptions:
+    options = HPAOptions(**{name: getattr(args, f"hpa_{name}") for _, name, _, _ in _HPA_FLAGS})
+    if options.sync_period <= 0:
+        parser.error("--horizontal-pod-autoscaler-sync-period must be more than 0")
+    return options
 
 
 def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ManagerConfig:
@@ -56,11 +186,16 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Manage
         parser.error(str(e))
     workers = {}
     for name in known:
-        value = getattr(args, f"concurrent_{name}_syncs")
+        value = getattr(args, f"concurrent_{name.replace('-', '_')}_syncs")
         if value < 1:
             parser.error(f"--concurrent-{name}-syncs must be at least 1, got {value}")
         workers[name] = value
-    return ManagerConfig(controllers=tuple(chosen), workers=workers)
+    return ManagerConfig(
+        controllers=tuple(chosen),
+        workers=workers,
+        node_monitor=_node_lifecycle_options(parser, args),
+        hpa=_hpa_options(parser, args),
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     config = ManagerConfig(
         controllers=config.controllers,
         workers=config.workers,
+        node_monitor=config.node_monitor,
+        hpa=config.hpa,
         election=opts.election,
         metrics_host=opts.metrics_host,
         metrics_port=opts.metrics_port,

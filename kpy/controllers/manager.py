@@ -10,8 +10,8 @@ supervisor restarts it as a candidate, so no controller ever runs on a
 stale view after another replica took over.
 
 Controllers are named as Kubernetes names them (`replicaset`, `deployment`,
-`garbagecollector`, `namespace`, `job`, `cronjob`, `ttl-after-finished`,
-...); `select_controllers` reads
+`garbagecollector`, `namespace`, `nodelifecycle`, `taint-eviction-controller`,
+`daemonset`, `job`, `cronjob`, `ttl-after-finished`, ...); `select_controllers` reads
 `--controllers` the same way: `*` for all, `name` to add, `-name` to leave
 out.
 """
@@ -28,10 +28,23 @@ import anyio.abc
 from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import SharedInformerFactory
 from kpy.component import ElectionOptions, LeadershipLost, run_elected
-from kpy.controllers import deployment, garbagecollector, namespace, replicaset, ttl_after_finished
+from kpy.controllers import (
+    deployment,
+    endpoints,
+    endpointslice,
+    garbagecollector,
+    namespace,
+    node_lifecycle,
+    replicaset,
+    taint_eviction,
+    ttl_after_finished,
+)
 from kpy.controllers.base import ControllerContext
 from kpy.controllers.cronjob.controller import new_cronjob_controller
+from kpy.controllers.daemonset import new_daemonset_controller
 from kpy.controllers.job.controller import new_job_controller
+from kpy.controllers.node_lifecycle import NodeLifecycleOptions
+from kpy.controllers.podautoscaler import HPAOptions, new_hpa_controller
 from kpy.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -69,17 +82,36 @@ class ControllerSpec:
     workers: int
 
 
-def known_controllers() -> dict[str, ControllerSpec]:
+def known_controllers(
+    *,
+    node_lifecycle_options: NodeLifecycleOptions | None = None,
+    hpa_options: HPAOptions | None = None,
+) -> dict[str, ControllerSpec]:
     """Every controller this manager can run, with Kubernetes' default
     worker counts (--concurrent-*-syncs)."""
+    options = node_lifecycle_options or NodeLifecycleOptions()
     specs = [
         ControllerSpec("replicaset", replicaset.new_replicaset_controller, 5),
         ControllerSpec("replicationcontroller", replicaset.new_replication_controller, 5),
         ControllerSpec("deployment", deployment.new_deployment_controller, 5),
+        ControllerSpec("endpoint", endpoints.new_endpoints_controller, 5),
+        ControllerSpec("endpointslice", endpointslice.new_endpointslice_controller, 5),
+        ControllerSpec("daemonset", new_daemonset_controller, 2),
         ControllerSpec("garbagecollector", garbagecollector.new_garbage_collector, 20),
         ControllerSpec("namespace", namespace.new_namespace_controller, 10),
+        ControllerSpec(
+            "nodelifecycle",
+            lambda ctx: node_lifecycle.new_node_lifecycle_controller(ctx, options),
+            8,
+        ),
+        ControllerSpec(
+            "taint-eviction-controller", taint_eviction.new_taint_eviction_controller, 8
+        ),
         ControllerSpec("job", new_job_controller, 5),
         ControllerSpec("cronjob", new_cronjob_controller, 5),
+        ControllerSpec(
+            "horizontalpodautoscaling", lambda ctx: new_hpa_controller(ctx, hpa_options), 5
+        ),
         ControllerSpec(
             "ttl-after-finished", ttl_after_finished.new_ttl_after_finished_controller, 5
         ),
@@ -123,6 +155,10 @@ class ManagerConfig:
     metrics_host: str = "127.0.0.1"
     #: 0 picks a free port; None serves no metrics.
     metrics_port: int | None = 10257
+    #: --node-monitor-grace-period and the node lifecycle controller's other flags.
+    node_monitor: NodeLifecycleOptions = field(default_factory=NodeLifecycleOptions)
+    #: --horizontal-pod-autoscaler-sync-period and the HPA controller's other flags.
+    hpa: HPAOptions = field(default_factory=HPAOptions)
 
 
 class ControllerManager:
@@ -130,7 +166,9 @@ class ControllerManager:
         self.client = client
         self.config = config or ManagerConfig()
         self.metrics = Metrics()
-        known = known_controllers()
+        known = known_controllers(
+            node_lifecycle_options=self.config.node_monitor, hpa_options=self.config.hpa
+        )
         self.controllers = [
             known[n] for n in select_controllers(list(self.config.controllers), known)
         ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import sys
 from typing import TYPE_CHECKING
 
@@ -123,6 +124,30 @@ async def test_patch_strategic_merge_json_and_no_change(
     )
     code, _, err = await kpyctl(apiserver, ns, "patch", "deploy/nope", "-p", "{}")
     assert (code, err) == (1, 'Error from server (NotFound): deployments.apps "nope" not found\n')
+
+
+async def test_patch_a_subresource(
+    client: Client, api_namespace: str, apiserver: APIServerProcess
+) -> None:
+    """`--subresource status|scale`, as kubectl 1.24+: the status path writes
+    only the status, the scale path only the replicas."""
+    ns = api_namespace
+    await client.create(workload(Deployment, "web", 1))
+    status = '{"status":{"observedGeneration":7}}'
+    code, out, err = await kpyctl(
+        apiserver, ns, "patch", "deploy/web", "--subresource=status", "--type=merge", "-p", status
+    )
+    assert (code, out, err) == (0, "deployment.apps/web patched\n", "")
+    assert (await client.get(Deployment, "web")).status.observed_generation == 7
+    # The main path keeps the stored status: the same patch there changes nothing.
+    code, out, _ = await kpyctl(apiserver, ns, "patch", "deploy/web", "--type=merge", "-p", status)
+    assert (code, out) == (0, "deployment.apps/web patched (no change)\n")
+    scale = '{"spec":{"replicas":4}}'
+    code, out, _ = await kpyctl(
+        apiserver, ns, "patch", "deploy/web", "--subresource", "scale", "--type=merge", "-p", scale
+    )
+    assert (code, out) == (0, "deployment.apps/web patched\n")
+    assert (await client.get(Deployment, "web")).spec.replicas == 4
 
 
 # -- run ------------------------------------------------------------------------------------
@@ -331,6 +356,30 @@ async def test_storage_down_is_told_apart_from_server_down(tmp_path: Path) -> No
             server.stop()
         if etcd.running:
             etcd.stop()
+
+
+async def test_frozen_storage_is_named_before_the_client_gives_up() -> None:
+    """An etcd that hangs (stopped, not gone) makes the API server answer
+    Timeout after --etcd-request-timeout, naming etcd, well before the
+    client's own 30 s deadline would leave the user guessing."""
+    etcd = EtcdServer(unsafe_no_fsync=True)
+    etcd.start()
+    server = APIServerProcess(etcd.endpoint, extra_args=("--etcd-request-timeout", "1"))
+    try:
+        server.start()
+        os.kill(etcd.pid, signal.SIGSTOP)
+        try:
+            with anyio.fail_after(25):
+                code, out, err = await kpyctl(server, "default", "get", "configmap", "x")
+        finally:
+            os.kill(etcd.pid, signal.SIGCONT)
+        assert (code, out) == (1, "")
+        assert "etcd" in err
+        assert "its storage (etcd) is unavailable" in err, err
+    finally:
+        if server.running:
+            server.stop()
+        etcd.stop()
 
 
 async def test_missing_object_is_not_found_for_edit(
