@@ -125,6 +125,7 @@ class PodRecord:
     backed_off: dict[str, str] = field(default_factory=dict)
     failure: str = ""  # the last unexpected error of a sync, logged once
     finished: bool = False
+    stopped: bool = False  # terminated and cleaned up: the worker ends
     scope: anyio.CancelScope | None = None
 
     @property
@@ -257,10 +258,20 @@ class PodWorkers:
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
     ) -> None:
-        async with anyio.create_task_group() as tg:
-            self._tg = tg
-            task_status.started()
-            await anyio.sleep_forever()
+        """Hosts the workers until cancelled. No worker ends it (`_worker`
+        contains every failure of its pod); should it end anyway while
+        nobody stopped the agent, it raises, so the agent stops and says why
+        rather than run on with no pod handled."""
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                task_status.started()
+                await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class() as e:
+            if _cancelled_from_outside():
+                raise
+            raise PodWorkersStopped() from e
+        raise PodWorkersStopped()
 
     async def adopt_orphans(self) -> None:
         """Stops sandboxes of pods this agent no longer has (deleted while it
@@ -279,39 +290,77 @@ class PodWorkers:
 
     async def _worker(self, rec: PodRecord) -> None:
         """Syncs the pod whenever woken, until it has been stopped. This is
-        the boundary no error of one pod crosses: a failure is retried, and
-        one the agent did not foresee (what is stored in the pod makes its
-        code raise) is also reported on the pod."""
+        the boundary no failure of one pod crosses: `_round` retries what
+        fails and reports what it did not foresee; anything that escapes it
+        all the same is logged with its trace and the pod's key and retried
+        after a back-off. Only the agent stopping ends a worker early."""
         try:
             while True:
                 rec.wake = anyio.Event()
-                delay: float | None = math.inf
                 try:
-                    if rec.must_stop():
-                        await self._terminate(rec)
-                        return
-                    with anyio.CancelScope() as rec.scope:
-                        delay = await self.sync(rec)
-                    if rec.failure:
-                        rec.failure = ""
-                        self._backoff.forget(_sync_key(rec))
-                except errors.Invalid as e:
-                    # The API refuses what the pod holds: no retry soon will do.
-                    delay = await self._sync_crashed(rec, e)
-                except (errors.StatusError, RuntimeError_, OSError) as e:
-                    log.warning(
-                        "pod sync failed; retrying", extra={"pod": rec.key, "error": str(e)}
-                    )
-                    delay = 1.0
-                except Exception as e:
-                    delay = await self._sync_crashed(rec, e)
-                rec.scope = None
-                with anyio.move_on_after(math.inf if delay is None else max(delay, 0.0)):
+                    delay = await self._round(rec)
+                except Exception:
+                    log.exception("pod worker failed; retrying", extra={"pod": rec.key})
+                    now = self._clock()
+                    delay = self._backoff.failed_at(_sync_key(rec), now) - now
+                if rec.stopped:
+                    return
+                wait = math.inf if delay is None or math.isnan(delay) else max(delay, 0.0)
+                with anyio.move_on_after(wait):
                     await rec.wake.wait()
         finally:
             self._records.pop(rec.uid, None)
 
-    async def _sync_crashed(self, rec: PodRecord, e: Exception) -> float:
+    async def _round(self, rec: PodRecord) -> float | None:
+        """One sync of the pod, or its stop (then `rec.stopped`); returns
+        when to sync again (None: when woken). A failure is retried, and one
+        the agent did not foresee (what is stored in the pod makes its code
+        raise) is also reported on the pod."""
+        try:
+            if rec.must_stop():
+                await self._terminate(rec)
+                rec.stopped = True
+                return None
+            delay = await self._sync_until_stopped(rec)
+            if rec.failure:
+                rec.failure = ""
+                self._backoff.forget(_sync_key(rec))
+            return delay
+        except errors.Invalid as e:
+            # The API refuses what the pod holds: no retry soon will do.
+            return await self._sync_crashed(rec, e)
+        except (errors.StatusError, RuntimeError_, OSError) as e:
+            log.warning("pod sync failed; retrying", extra={"pod": rec.key, "error": str(e)})
+            return 1.0
+        except Exception as e:
+            return await self._sync_crashed(rec, e)
+        except anyio.get_cancelled_exc_class() as e:
+            if _cancelled_from_outside():
+                raise  # the agent is stopping
+            # A CancelledError nobody here asked for (a library's own): a
+            # failure of this pod's sync like any other.
+            return await self._sync_crashed(rec, e)
+
+    async def _sync_until_stopped(self, rec: PodRecord) -> float | None:
+        """`sync`, cut short when the pod must stop (`_wake` cancels
+        `rec.scope`): a sync blocked in a hook must not delay the stop."""
+        scope = rec.scope = anyio.CancelScope()
+        try:
+            with scope:
+                return await self.sync(rec)
+            return 0.0  # cut short: the stop is due at once
+        except anyio.get_cancelled_exc_class():
+            if not scope.cancel_called or _cancelled_from_outside():
+                raise
+            # The cut asked for, raised by a library that answers the
+            # cancellation of its call with a CancelledError of its own
+            # (grpc.aio does, for an API call in flight), which the scope
+            # cannot tell is its own: the sync was cut short as wanted.
+            return 0.0
+        finally:
+            rec.scope = None
+
+    async def _sync_crashed(self, rec: PodRecord, e: BaseException) -> float:
         """Reports an unforeseen error of one pod's sync (logged with its
         trace the first time, a FailedSync event, the waiting reason of its
         containers not running) and says when to try again (a back-off)."""
@@ -833,6 +882,22 @@ class PodWorkers:
                 if old.state is ContainerState.EXITED:
                     with contextlib.suppress(RuntimeError_):
                         await self._runtime.remove_container(old.id)
+
+
+class PodWorkersStopped(RuntimeError):
+    """The pod workers' task group ended while the agent was not stopping."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the pod workers stopped while the agent runs (a bug: no pod would be "
+            "synced any more); the agent stops so that it is restarted"
+        )
+
+
+def _cancelled_from_outside() -> bool:
+    """Whether a scope around the current task has been cancelled: the
+    agent, or its pod workers, stopping."""
+    return anyio.current_effective_deadline() == -math.inf
 
 
 def _version(obj: Pod) -> int:

@@ -20,7 +20,9 @@ than the sum of them.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
 import time
 from contextlib import asynccontextmanager
@@ -940,6 +942,84 @@ async def test_the_agent_puts_its_pods_status_back(
         version = after.metadata.resource_version
         await anyio.sleep(2.0)
         assert (await client.get(Pod, "owned")).metadata.resource_version == version
+
+
+async def test_the_agent_makes_a_pod_ready_again_after_the_node_controller(
+    client: Client, api_namespace: str, tmp_path: Path, kit: Kit
+) -> None:
+    """The node lifecycle controller sets Ready=False on the pods of a node
+    it lost (MarkPodsNotReady: the whole status written back, one condition
+    changed); the agent, still running them, puts Ready=True back."""
+    async with agent_for(client, kit, tmp_path) as agent:
+        await create(client, make_pod("survivor", agent.node_name, runs("c")))
+
+        def up(pod: Pod) -> bool:
+            return running("c")(pod) and ready(pod)
+
+        before = await until(client, "survivor", up, "running and Ready")
+        marked = await client.get(Pod, "survivor")
+        for c in marked.status.conditions:
+            if c.type == "Ready":
+                c.status = "False"
+                c.last_transition_time.FromNanoseconds(time.time_ns())
+        marked = await client.update_status(marked)
+        assert condition(marked, "Ready") == "False", summary(marked)
+        started = time.monotonic()
+        after = await until(client, "survivor", ready, "Ready again")
+        took = time.monotonic() - started
+        assert took < 5.0, f"Ready was put back only after {took:.1f} s"
+        assert codec.to_dict(after.status) == codec.to_dict(before.status), summary(after)
+
+
+async def test_a_pod_deleted_while_its_status_is_being_written_is_stopped(
+    client: Client, api_namespace: str, tmp_path: Path, kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pod deleted while the agent writes its status (as when a frozen
+    agent wakes up to find the node controller's Ready=False and the
+    eviction at once): the sync is cut short, the pod stopped and removed,
+    and the agent goes on handling pods.
+
+    The status write is held in flight, and answers its cancellation as
+    grpc.aio answers a cancelled call: with a CancelledError of its own."""
+    writes = client.patch
+    in_flight = anyio.Event()
+    held: list[str] = []
+
+    async def patch(kind: type[Any], name: str, body: Any, **options: Any) -> Any:
+        if name == "doomed" and options.get("subresource") == "status" and not held:
+            held.append(name)
+            in_flight.set()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.get_running_loop().create_future()  # never answered
+            raise asyncio.CancelledError  # grpc.aio's, with no trace of the cause
+        return await writes(kind, name, body, **options)
+
+    async def mark_not_ready(name: str) -> None:
+        """As the node lifecycle controller does (MarkPodsNotReady)."""
+        pod = await client.get(Pod, name)
+        for c in pod.status.conditions:
+            if c.type == "Ready":
+                c.status = "False"
+                c.last_transition_time.FromNanoseconds(time.time_ns())
+        await client.update_status(pod)
+
+    async with agent_for(client, kit, tmp_path) as agent:
+        node = agent.node_name
+        await create(client, make_pod("doomed", node, runs("c")), make_pod("kept", node, runs("c")))
+        for name in ("doomed", "kept"):
+            await until(client, name, ready, "running and Ready")
+        monkeypatch.setattr(client, "patch", patch)
+        await mark_not_ready("doomed")
+        with anyio.fail_after(TIMEOUT):
+            await in_flight.wait()
+        await client.delete(Pod, "doomed")
+        await gone(client, "doomed")
+        # The agent goes on: it puts the other pod's Ready back, and runs a
+        # new pod.
+        await mark_not_ready("kept")
+        await until(client, "kept", ready, "Ready again")
+        await create(client, make_pod("later", node, runs("c")))
+        await until(client, "later", running("c"), "running after the deletion")
 
 
 async def test_a_pod_the_agent_cannot_run_fails_alone(
