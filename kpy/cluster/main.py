@@ -3,6 +3,7 @@
     kpy up [--nodes N] [--runtime auto|process|simulated] [--port 6443] [--dir D]
            [--ha | --etcd-members N --apiservers N --replicas N]
            [--pod-manifest-path DIR]
+           [--controller-manager-arg=ARG ...] [--agent-arg=ARG ...]
     kpy status [--dir D]
     kpy down [--dir D]
 
@@ -85,6 +86,19 @@ def _parser() -> argparse.ArgumentParser:
                 metavar="DIR",
                 help="static pods: agent NODE runs the manifests in DIR/NODE (made if missing)",
             )
+            for component, dest in (
+                ("controller-manager", "controller_manager_arg"),
+                ("agent", "agent_arg"),
+            ):
+                c.add_argument(
+                    f"--{component}-arg",
+                    dest=dest,
+                    action="append",
+                    default=[],
+                    metavar="ARG",
+                    help=f"one more word for every kpy-{component}'s command line, as in "
+                    f"--{component}-arg=--flag=value (repeatable, in order)",
+                )
             # Internal: this process is the starter that kpy-supervisor runs.
             c.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -115,6 +129,7 @@ def _up(args: argparse.Namespace) -> int:
         pod_manifest_path=args.pod_manifest_path,
         supervisor=os.getppid(),
         progress=_say,
+        extra_args=_extra_args(args),
     )
     config = Path(state.directory) / "config"
     kpyctl = Path(sys.executable).parent / "kpyctl"
@@ -177,7 +192,18 @@ def _up_words(args: argparse.Namespace) -> list[str]:
         value = getattr(args, flag)
         if value is not None:
             words += [f"--{flag.replace('_', '-')}", str(value)]
+    # "=" keeps a word that starts with "-" the flag's value.
+    words += [f"--controller-manager-arg={a}" for a in args.controller_manager_arg]
+    words += [f"--agent-arg={a}" for a in args.agent_arg]
     return [*words, "--ha"] if args.ha else words
+
+
+def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
+    """The words `--controller-manager-arg` and `--agent-arg` add, by component."""
+    return {
+        "kpy-controller-manager": tuple(args.controller_manager_arg),
+        "kpy-agent": tuple(args.agent_arg),
+    }
 
 
 def _status(args: argparse.Namespace) -> int:
