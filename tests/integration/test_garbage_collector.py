@@ -133,8 +133,10 @@ async def test_chain_is_deleted_in_the_background(client: Client, api_namespace:
 async def test_foreground_waits_for_blocking_dependents(client: Client, api_namespace: str) -> None:
     ns = api_namespace
     async with running(client, ns, "garbagecollector"):
-        # One kind for owner and dependents: one watch, so the collector has
-        # seen the dependents before it sees the owner's deletion.
+        # One kind for owner and dependents, so one watch; even so the
+        # informer may deliver the owner's add and its deletion together,
+        # before the dependents' adds: the collector must attempt dependents
+        # that reach its graph after their owner started waiting.
         owner = await client.create(configmap("owner"))
         held = await client.create(configmap("held", ref(owner, block=True), finalizers=[HOLD]))
         plain = await client.create(configmap("plain", ref(owner, block=True)))

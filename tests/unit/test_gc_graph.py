@@ -158,6 +158,45 @@ CASES = [
         nodes={"a": (True, set())},
     ),
     Case(
+        # An informer delivers an object's add and update together, before
+        # the objects created in between; kinds have no order among them.
+        "dependent first seen after its owner started waiting: it is attempted",
+        [
+            seen(state("a")),
+            seen(state("a", deleting=FOREGROUND_FINALIZER)),
+            seen(state("b", owner("a"))),
+        ],
+        delete={"b"},
+        nodes={"a": (True, {"b"}), "b": (True, set())},
+    ),
+    Case(
+        "blocking dependent first seen after its owner started waiting: it is attempted",
+        [
+            seen(state("a", deleting=FOREGROUND_FINALIZER)),
+            seen(state("b", owner("a", block=True))),
+        ],
+        delete={"b"},
+        nodes={"a": (True, {"b"}), "b": (True, set())},
+    ),
+    Case(
+        "reference to a waiting owner added to a known object: it is attempted",
+        [
+            seen(state("a", deleting=FOREGROUND_FINALIZER)),
+            seen(state("b")),
+            seen(state("b", owner("a"))),
+        ],
+        delete={"b"},
+        nodes={"a": (True, {"b"}), "b": (True, set())},
+    ),
+    Case(
+        "dependent first seen after its owner's orphan deletion started: no delete work",
+        [
+            seen(state("a", deleting=ORPHAN_FINALIZER)),
+            seen(state("b", owner("a"))),
+        ],
+        nodes={"a": (True, {"b"}), "b": (True, set())},
+    ),
+    Case(
         "blocking dependent deleted: the waiting owner is attempted",
         [
             seen(state("a")),

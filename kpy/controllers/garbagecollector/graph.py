@@ -272,6 +272,12 @@ class Graph:
                 work.delete.add(ref.uid)  # does it exist? the collector asks the API
             elif owner.observed and not _names(ref, namespace, owner.identity):
                 work.delete.add(node.identity.uid)  # a reference to the wrong place
+            elif owner.deleting_dependents:
+                # The owner started waiting before this dependent reached the
+                # graph (an informer queues an object's add and update
+                # together; kinds have no order among them), so its start
+                # missed this one: attempt it now, as that start would have.
+                work.delete.add(node.identity.uid)
             owner.dependents.add(node.identity.uid)
 
     def _unlink(self, uid: str, owners: Iterable[OwnerRef]) -> None:
