@@ -140,12 +140,17 @@ class ClusterState:
 
 
 def start_time(pid: int) -> int:
-    """The process's start time (field 22 of /proc/<pid>/stat); 0 if gone."""
+    """The process's start time (field 22 of /proc/<pid>/stat); 0 if gone,
+    or if it has exited and only waits to be reaped (a zombie: a member
+    whose supervisor is gone belongs to pid 1, which may reap it late)."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return 0
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):
+        return 0
+    return int(fields[19])
 
 
 def _member_from(data: dict[str, object]) -> Member:
@@ -493,28 +498,67 @@ def down(directory: Path, *, progress: Progress = print, grace: float = 10.0) ->
         _stop(state.supervisor, grace)
         # It may have restarted a member meanwhile: its last record counts.
         state = ClusterState.load(directory) or state
-    for member in reversed(state.members):
-        if running(member):
+    for tier in _tiers(state.members):
+        live = [m for m in tier if running(m)]
+        for member in live:
             progress(f"stopping {member.name} (pid {member.pid})")
-            _stop(member, grace)
-            stopped += 1
-        if member.name.startswith("kpy-agent-"):
-            node = member.name.removeprefix("kpy-agent-")
-            anyio.run(_stop_containers, state.runtime, directory, node, state.uid)
+        _stop_all(live, grace)
+        stopped += len(live)
+    nodes = [m.name.removeprefix("kpy-agent-") for m in state.members if _is_agent(m)]
+    if nodes:
+        anyio.run(_stop_all_containers, state.runtime, directory, nodes, state.uid)
     with contextlib.suppress(FileNotFoundError):
         (directory / STATE).unlink()
     return stopped
 
 
+def _is_agent(member: Member) -> bool:
+    return member.name.startswith("kpy-agent-")
+
+
+def _tiers(members: list[Member]) -> list[list[Member]]:
+    """The members in the order they stop, each tier all at once: agents,
+    then the elected components, then API servers, then etcd, so that no
+    process loses what it depends on while it is still shutting down."""
+    order: tuple[tuple[str, ...], ...] = (
+        ("kpy-agent-",),
+        ("kpy-scheduler", "kpy-controller-manager"),
+        ("kpy-apiserver",),
+        ("",),  # etcd, and anything else
+    )
+    tiers: list[list[Member]] = [[] for _ in order]
+    for member in members:
+        for i, prefixes in enumerate(order):
+            if member.name.startswith(prefixes):
+                tiers[i].append(member)
+                break
+    return [tier for tier in tiers if tier]
+
+
 def _stop(member: Member, grace: float) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(member.pid, signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    while running(member) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if running(member):
+    _stop_all([member], grace)
+
+
+def _stop_all(members: list[Member], grace: float) -> None:
+    """SIGTERM to every member at once, then SIGKILL to those still running
+    after `grace` seconds: a tier takes as long as its slowest member, not
+    the sum of them."""
+    for member in members:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(member.pid, signal.SIGKILL)
+            os.kill(member.pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while any(running(m) for m in members) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for member in members:
+        if running(member):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member.pid, signal.SIGKILL)
+
+
+async def _stop_all_containers(runtime: str, directory: Path, nodes: list[str], uid: str) -> None:
+    async with anyio.create_task_group() as tg:
+        for node in nodes:
+            tg.start_soon(_stop_containers, runtime, directory, node, uid)
 
 
 async def _stop_containers(runtime: str, directory: Path, node: str, uid: str) -> None:

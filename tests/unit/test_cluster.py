@@ -3,20 +3,19 @@ and the cluster uids agents are given or derive."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
 
 from kpy.agent.main import cluster_uid_for_dir, config_from
 from kpy.agent.runtime.base import check_cluster_uid
-from kpy.cluster.local import new_cluster_uid
+from kpy.cluster.local import Member, _tiers, new_cluster_uid, start_time
 from kpy.cluster.supervisor import RestartBackoff, describe_exit
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -152,3 +151,39 @@ def test_kpy_status_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()  # this test's own child, by its pid
     assert (code, err) == (0, "")
+
+
+def test_down_stops_the_members_in_tiers() -> None:
+    """Agents first, then the elected components, then API servers, then
+    etcd: each tier at once, so a cluster stops in the time of its slowest
+    member per tier rather than the sum of all."""
+    names = [
+        "etcd-1", "etcd-2", "kpy-apiserver-1", "kpy-apiserver-2", "kpy-controller-manager-1",
+        "kpy-scheduler-1", "kpy-scheduler-2", "kpy-agent-kpy-node-1", "kpy-agent-kpy-node-2",
+    ]  # fmt: skip
+    members = [Member(n, 100 + i, 1, f"/logs/{n}.log") for i, n in enumerate(names)]
+    tiers = [[m.name for m in tier] for tier in _tiers(members)]
+    assert tiers == [
+        ["kpy-agent-kpy-node-1", "kpy-agent-kpy-node-2"],
+        ["kpy-controller-manager-1", "kpy-scheduler-1", "kpy-scheduler-2"],
+        ["kpy-apiserver-1", "kpy-apiserver-2"],
+        ["etcd-1", "etcd-2"],
+    ]
+
+
+def test_an_exited_process_waiting_to_be_reaped_is_not_running() -> None:
+    """A member whose supervisor is gone is reaped by pid 1, maybe late:
+    `kpy down` must not wait for that."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # exited, not reaped: a zombie
+            state = Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            if state == "Z":
+                break
+            time.sleep(0.01)
+        assert state == "Z"
+        assert start_time(child.pid) == 0
+        assert start_time(os.getpid()) != 0
+    finally:
+        child.wait(timeout=30)  # this test's own child, by its pid
