@@ -96,6 +96,30 @@ async def test_stopping_a_sandbox_kills_its_containers(rt: RuntimeUnderTest) -> 
     assert await rt.runtime.list_containers(sandbox.id) == []
 
 
+async def test_a_stopped_sandbox_is_reported_once(rt: RuntimeUnderTest) -> None:
+    sandbox, config = await rt.sandbox("pod")
+    assert (await rt.runtime.pod_sandbox_status(sandbox.id)).state is SandboxState.READY
+
+    await rt.runtime.stop_pod_sandbox(sandbox.id)
+    await rt.runtime.stop_pod_sandbox(sandbox.id)  # already stopped: nothing to report
+
+    stopped = await rt.next_event(sandbox.id)
+    assert (stopped.kind, stopped.sandbox_id) == ("sandbox_stopped", sandbox.id)
+    assert dict(stopped.labels) == dict(config.labels), "the agent routes it by its labels"
+    now = await rt.runtime.pod_sandbox_status(sandbox.id)
+    assert (now.state, now.ip) == (SandboxState.NOT_READY, "")
+    # The second stop said nothing: the next event is another sandbox's.
+    other, _ = await rt.sandbox("other")
+    await rt.runtime.stop_pod_sandbox(other.id)
+    with anyio.fail_after(10):
+        async for event in rt.events:
+            assert event.container_id != sandbox.id, f"reported again: {event}"
+            if event.container_id == other.id:
+                break
+    with pytest.raises(NotFoundError):
+        await rt.runtime.pod_sandbox_status("nope")
+
+
 # -- containers -------------------------------------------------------------------------
 
 

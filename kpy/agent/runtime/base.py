@@ -24,6 +24,11 @@ Contract every implementation keeps:
   Containers that exited while no runtime watched them (the agent was
   down) are not reported: `list_containers()` after `start()` shows them
   exited. (`_events.EventStream` is this stream, shared by every runtime.)
+- A sandbox that stops (its pause container died, or `stop_pod_sandbox`,
+  whoever called it) is reported once on the same stream, as kind
+  "sandbox_stopped" with `container_id` and `sandbox_id` its id and its
+  labels (the pod's uid among them): the agent replaces a dead sandbox, as
+  the kubelet does, and learns of it from this event, never by polling.
 - `stop_container(id, timeout)` sends the stop signal (SIGTERM unless the
   config named another), waits up to `timeout` seconds, then kills. It
   returns when the container has exited. Stopping an exited container is a
@@ -260,7 +265,7 @@ class ContainerStatus:
 class ContainerEvent:
     container_id: str
     sandbox_id: str
-    kind: str  # "started" | "exited"
+    kind: str  # "started" | "exited" | "sandbox_stopped"
     exit_code: int | None = None
     labels: Mapping[str, str] = field(default_factory=dict)
 
@@ -317,6 +322,9 @@ class Runtime(Protocol):
     async def remove_pod_sandbox(self, sandbox_id: str) -> None: ...
 
     async def list_pod_sandboxes(self) -> list[PodSandbox]: ...
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandbox:
+        """The sandbox as the runtime sees it now (NotFoundError if gone)."""
 
     async def create_container(
         self, sandbox_id: str, config: ContainerConfig, sandbox: PodSandboxConfig

@@ -425,6 +425,9 @@ class DockerRuntime:
         self._api()
         return sorted(self._records.sandboxes.values(), key=lambda s: s.created_at)
 
+    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandbox:
+        return self._sandbox(sandbox_id)
+
     # -- containers --------------------------------------------------------
 
     async def create_container(
@@ -726,7 +729,17 @@ class DockerRuntime:
         if labels.get(LABEL_TYPE) == TYPE_SANDBOX:
             sandbox = _sandbox_from_inspect(info)
             if self._newer(sandbox.id, _sandbox_rank(info), docker_state):
+                before = self._records.sandboxes.get(sandbox.id)
                 self._records.sandboxes[sandbox.id] = sandbox
+                stopped = sandbox.state is SandboxState.NOT_READY
+                if emit and stopped and before is not None and before.state is SandboxState.READY:
+                    # The pause container died (killed, or the engine
+                    # restarted): the pod's network namespace is gone.
+                    self._events.emit(
+                        ContainerEvent(
+                            sandbox.id, sandbox.id, "sandbox_stopped", None, dict(sandbox.labels)
+                        )
+                    )
         elif labels.get(LABEL_TYPE) == TYPE_CONTAINER:
             self._apply(_status_from_inspect(info), docker_state, emit=emit)
 

@@ -273,6 +273,9 @@ class ProcessRuntime:
             sandbox = replace(sandbox, state=SandboxState.NOT_READY, ip="")
             self._save_sandbox(sandbox)
             self._records.sandboxes[sandbox_id] = sandbox
+            self._events.emit(
+                ContainerEvent(sandbox_id, sandbox_id, "sandbox_stopped", None, sandbox.labels)
+            )
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         """Stops the sandbox if needed and removes it and its containers."""
@@ -287,6 +290,9 @@ class ProcessRuntime:
     async def list_pod_sandboxes(self) -> list[PodSandbox]:
         self._require_started()
         return sorted(self._records.sandboxes.values(), key=lambda s: s.created_at)
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandbox:
+        return self._sandbox(sandbox_id)
 
     # -- containers --------------------------------------------------------
 

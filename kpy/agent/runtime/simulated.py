@@ -301,6 +301,10 @@ class SimulatedRuntime:
             sandbox.state = SandboxState.NOT_READY
             self._ips.release(sandbox.ip)
             self._changed()
+            labels = sandbox.config.labels
+            self._events.emit(
+                ContainerEvent(sandbox_id, sandbox_id, "sandbox_stopped", None, labels)
+            )
 
     async def remove_pod_sandbox(self, sandbox_id: str) -> None:
         """Stops the sandbox if it is ready and removes it with its containers;
@@ -315,6 +319,9 @@ class SimulatedRuntime:
 
     async def list_pod_sandboxes(self) -> list[PodSandbox]:
         return [_sandbox_view(sandbox) for sandbox in self._records.sandboxes.values()]
+
+    async def pod_sandbox_status(self, sandbox_id: str) -> PodSandbox:
+        return _sandbox_view(self._sandbox(sandbox_id))
 
     # --- containers ---
 
