@@ -8,7 +8,12 @@ a probe result, a ConfigMap it uses, a back-off expiring) and never polls:
 and returns when it next wants to run (a back-off deadline) or None.
 
 `sync` follows the kubelet's SyncPod:
-1. a sandbox (the pod's IP) and its volumes;
+1. a sandbox (the pod's IP) and its volumes; a sandbox that died (the
+   runtime reports it on its event stream) is replaced, as the kubelet
+   does: what is left of the containers is killed, a `SandboxChanged` event
+   recorded, and the containers run again in a new sandbox per
+   restartPolicy (their attempts, and restartCount, go on from the old
+   sandbox's; init containers run again);
 2. init containers one at a time, each to success before the next; a failed
    one is restarted per restartPolicy (Never: the pod fails);
 3. then every app container; an exited one restarts per restartPolicy,
@@ -64,6 +69,7 @@ from kpy.agent.runtime import (
     ContainerState,
     ImageNeverPullError,
     ImagePullError,
+    NotFoundError,
     PodSandboxConfig,
     RuntimeError_,
     SandboxState,
@@ -107,6 +113,9 @@ class PodRecord:
     gone: bool = False  # removed from its source
     wake: anyio.Event = field(default_factory=anyio.Event)
     sandbox: PodSandbox | None = None
+    # Ids of the pod's earlier sandboxes, stopped (one died and was
+    # replaced): their containers still count for attempts and restarts.
+    retired: list[str] = field(default_factory=list)
     volumes: dict[str, Path] | None = None
     refresh_volumes: bool = False
     waiting: dict[str, tuple[str, str]] = field(default_factory=dict)
@@ -277,7 +286,11 @@ class PodWorkers:
         """Stops sandboxes of pods this agent no longer has (deleted while it
         was down). Call once the sources have delivered every pod."""
         for sandbox in await self._runtime.list_pod_sandboxes():
-            if sandbox.uid in self._records:
+            known = self._records.get(sandbox.uid)
+            if known is not None:
+                kept = known.sandbox
+                if known.gone and kept is not None and kept.id != sandbox.id:
+                    known.retired.append(sandbox.id)  # an orphan's earlier sandbox
                 continue
             pod = Pod()
             pod.metadata.namespace, pod.metadata.name = sandbox.namespace, sandbox.name
@@ -403,6 +416,13 @@ class PodWorkers:
         if rec.finished:
             return None
         rec.waiting.clear()
+        dead = rec.sandbox is not None and not await self._sandbox_ready(rec.sandbox)
+        if dead and not await self._replace_sandbox(rec):
+            # Not to run again: what its containers did decides its phase.
+            status = await self._write_status(rec, await self._instances(rec))
+            if status is not None and status.phase in ("Succeeded", "Failed"):
+                await self._finish(rec)
+            return None
         sandbox = await self._ensure_sandbox(rec)
         if sandbox is None:
             await self._write_status(rec, [])
@@ -410,7 +430,7 @@ class PodWorkers:
         if rec.refresh_volumes and rec.volumes is not None:
             rec.refresh_volumes = False
             self._volumes.refresh(pod, self._objects, self._context(rec))
-        instances = await self._runtime.list_containers(sandbox.id)
+        instances = await self._instances(rec)
         self._watch_probes(rec, instances)
         wake_at = math.inf
         policy = pod.spec.restart_policy or "Always"
@@ -418,7 +438,14 @@ class PodWorkers:
         for c in pod.spec.init_containers:
             latest, _ = newest(instances, c.name)
             if _succeeded(latest):
-                continue
+                assert latest is not None
+                if latest.sandbox_id == sandbox.id:
+                    continue
+                # Done in a sandbox that died: run again in the new one,
+                # as the kubelet runs every init container again.
+                init_done = False
+                wake_at = min(wake_at, await self._start(rec, c, latest.attempt + 1))
+                break
             init_done = False
             if latest is not None and latest.state is ContainerState.RUNNING:
                 break
@@ -438,7 +465,7 @@ class PodWorkers:
                 if latest is not None and not _should_restart(policy, latest):
                     continue
                 wake_at = min(wake_at, await self._start_or_wait(rec, c, latest, now))
-        instances = await self._runtime.list_containers(sandbox.id)
+        instances = await self._instances(rec)
         await self._collect_garbage(instances)
         status = await self._write_status(rec, instances)
         if status is not None and status.phase in ("Succeeded", "Failed"):
@@ -446,14 +473,27 @@ class PodWorkers:
             return None
         return None if wake_at == math.inf else wake_at - self._clock()
 
+    async def _instances(self, rec: PodRecord) -> list[ContainerStatus]:
+        """The pod's containers in its sandbox and in the ones it replaced."""
+        instances: list[ContainerStatus] = []
+        for sandbox_id in (*rec.retired, *([rec.sandbox.id] if rec.sandbox else [])):
+            instances += await self._runtime.list_containers(sandbox_id)
+        return instances
+
     async def _ensure_sandbox(self, rec: PodRecord) -> PodSandbox | None:
         """The pod's ready sandbox (found again after an agent restart, or
         made), with its volumes; None while a volume cannot be prepared."""
         pod = rec.pod
         if rec.sandbox is None:
             for sandbox in await self._runtime.list_pod_sandboxes():
-                if sandbox.uid == rec.uid and sandbox.state is SandboxState.READY:
+                if sandbox.uid != rec.uid or sandbox.id in rec.retired:
+                    continue
+                if sandbox.state is SandboxState.READY:
+                    if rec.sandbox is not None:
+                        rec.retired.append(rec.sandbox.id)
                     rec.sandbox = sandbox
+                else:
+                    rec.retired.append(sandbox.id)
         if rec.volumes is None:
             try:
                 rec.volumes = self._volumes.prepare(pod, self._objects, self._context(rec))
@@ -466,12 +506,51 @@ class PodWorkers:
             rec.sandbox = await self._runtime.run_pod_sandbox(self._sandbox_config(rec))
         return rec.sandbox
 
+    async def _sandbox_ready(self, sandbox: PodSandbox) -> bool:
+        try:
+            return (await self._runtime.pod_sandbox_status(sandbox.id)).state is SandboxState.READY
+        except NotFoundError:  # removed behind the agent's back: dead as well
+            return False
+
+    async def _replace_sandbox(self, rec: PodRecord) -> bool:
+        """The kubelet's answer to a sandbox that is not ready (its pause
+        container died: the pod's network is gone): kill what is left of
+        the pod's containers and, unless the pod is not to run again (its
+        restartPolicy Never and its containers already started once, or no
+        container left to restart), make it run in a new sandbox (made by
+        `_ensure_sandbox`), its attempt one more. Returns whether it will."""
+        dead = rec.sandbox
+        assert dead is not None
+        with contextlib.suppress(NotFoundError):
+            await self._runtime.stop_pod_sandbox(dead.id)  # kills what still runs
+        rec.retired.append(dead.id)
+        rec.sandbox = None
+        self._probes.remove(rec.uid)
+        rec.probed.clear()
+        instances = await self._instances(rec)
+        spec = rec.pod.spec
+        policy = spec.restart_policy or "Always"
+        if policy == "Never" and instances:
+            return False
+        if policy == "OnFailure" and all(
+            _succeeded(newest(instances, c.name)[0]) for c in spec.containers
+        ):
+            return False  # nothing left to run
+        self._events.event(
+            rec.pod,
+            "Normal",
+            "SandboxChanged",
+            "Pod sandbox changed, it will be killed and re-created.",
+        )
+        return True
+
     def _sandbox_config(self, rec: PodRecord) -> PodSandboxConfig:
         m = rec.pod.metadata
         return PodSandboxConfig(
             namespace=m.namespace,
             name=m.name,
             uid=rec.uid,
+            attempt=len(rec.retired),
             labels={
                 LABEL_POD_NAMESPACE: m.namespace,
                 LABEL_POD_NAME: m.name,
@@ -808,9 +887,8 @@ class PodWorkers:
         sandbox = rec.sandbox
         if sandbox is None:
             for s in await self._runtime.list_pod_sandboxes():
-                if s.uid == rec.uid:
+                if s.uid == rec.uid and s.id not in rec.retired:
                     sandbox = rec.sandbox = s
-        instances: list[ContainerStatus] = []
         if sandbox is not None:
             specs = {c.name: c for c in (*rec.pod.spec.init_containers, *rec.pod.spec.containers)}
             live = [
@@ -824,7 +902,7 @@ class PodWorkers:
                     tg.start_soon(self._kill, rec, specs.get(i.name), i, grace, why)
             self._probes.remove(rec.uid)
             await self._runtime.stop_pod_sandbox(sandbox.id)
-            instances = await self._runtime.list_containers(sandbox.id)
+        instances = await self._instances(rec)
         if rec.static:
             await self._delete_mirror(rec)
         elif not rec.gone:
@@ -861,9 +939,9 @@ class PodWorkers:
         for i in instances:
             with contextlib.suppress(RuntimeError_):
                 await self._runtime.remove_container(i.id)
-        if sandbox is not None:
+        for sandbox_id in (*rec.retired, *([sandbox.id] if sandbox is not None else [])):
             with contextlib.suppress(RuntimeError_):
-                await self._runtime.remove_pod_sandbox(sandbox.id)
+                await self._runtime.remove_pod_sandbox(sandbox_id)
         self._volumes.cleanup(rec.uid)
         self._backoff.forget(f"{rec.uid}/")
         m = rec.pod.metadata

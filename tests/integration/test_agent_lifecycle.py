@@ -1195,3 +1195,60 @@ async def test_agent_restart_keeps_containers(
         await client.delete(Pod, "kept")
         await gone(client, "kept")
         assert pid is None or not pid.exists(), f"the container's process {pid} outlived its pod"
+
+
+async def _kill_sandbox_behind_the_agents_back(agent: AgentHandle, kit: Kit, uid: str) -> str:
+    """Stops the pod's sandbox as a crash would: for Docker its pause
+    container killed through Docker itself, else through the runtime's own
+    API on the agent's runtime (the agent is not told). Returns its id."""
+    assert agent.agent is not None
+    runtime = agent.agent.runtime
+    sandbox = next(s for s in await runtime.list_pod_sandboxes() if s.uid == uid)
+    if kit.runtime == "docker":
+        import aiodocker
+
+        async with aiodocker.Docker(url=default_docker_host()) as docker:
+            await docker.containers.container(sandbox.id).kill()
+    else:
+        await runtime.stop_pod_sandbox(sandbox.id)
+    return sandbox.id
+
+
+async def test_a_dead_sandbox_is_replaced_and_its_pod_runs_again(
+    client: Client, api_namespace: str, tmp_path: Path, kit: Kit
+) -> None:
+    """As the kubelet: a pod whose sandbox died runs again in a new one
+    (SandboxChanged, its init container run again, its container restarted
+    once); a Never pod is not run
+    again: it ends with its killed container."""
+    async with agent_for(client, kit, tmp_path) as agent:
+        node = agent.node_name
+        await create(
+            client,
+            make_pod("again", node, runs("web"), init=[exits("init", after=0, code=0)]),
+            make_pod("never", node, runs("web"), restart_policy="Never"),
+        )
+        pods = {n: await until(client, n, running("web"), "running") for n in ("again", "never")}
+        for pod in pods.values():
+            await _kill_sandbox_behind_the_agents_back(agent, kit, pod.metadata.uid)
+
+        def again(pod: Pod) -> bool:
+            return running("web")(pod) and restarted("web")(pod)
+
+        pod = await until(client, "again", again, "running again in a new sandbox")
+        web = status(pod, "web")
+        assert (web.restart_count, pod.status.phase) == (1, "Running"), summary(pod)
+        assert web.container_id != status(pods["again"], "web").container_id, summary(pod)
+        assert pod.status.pod_ip, summary(pod)
+        assert [i.ip for i in pod.status.pod_ips] == [pod.status.pod_ip], summary(pod)
+        init = status(pod, "init")  # run again first, in the new sandbox
+        assert (*terminated(init), init.restart_count) == (0, "Completed", 1), summary(pod)
+        await event(client, "again", "SandboxChanged", "it will be killed and re-created")
+
+        # Its container was stopped (how it exits, on a kill, is the
+        # runtime's and the command's): the pod is over, not run again.
+        never = await until(
+            client, "never", lambda p: p.status.phase in ("Succeeded", "Failed"), "finished"
+        )
+        assert status(never, "web").restart_count == 0, summary(never)
+        assert status(never, "web").state.HasField("terminated"), summary(never)
