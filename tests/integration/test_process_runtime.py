@@ -522,6 +522,21 @@ async def test_stop_with_sigterm_ignored_kills_after_the_timeout(node: Node) -> 
     await node.runtime.stop_container(container_id, timeout=1.0)  # stopped: a no-op
 
 
+async def test_a_container_starts_with_default_signal_dispositions(node: Node) -> None:
+    """An agent started in the background inherits SIGINT ignored; its
+    containers must not, or a shell's trap and a SIGINT stop signal do
+    nothing (a container runtime starts every container with defaults)."""
+    script = "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done"
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        container_id = await node.run(["sh", "-c", script], stop_signal="SIGINT")
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+    await node.wait_for_log(container_id, b"ready")
+    await node.runtime.stop_container(container_id, timeout=10)
+    assert (await node.runtime.container_status(container_id)).exit_code == 42
+
+
 async def test_stop_signal_from_the_config(node: Node) -> None:
     script = "trap 'exit 42' INT; echo ready; while true; do sleep 0.05; done"
     container_id = await node.run(["sh", "-c", script], stop_signal="SIGINT")

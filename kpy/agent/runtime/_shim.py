@@ -122,10 +122,16 @@ def _become_container(spec: dict[str, Any], log_fd: int, err_write: int) -> NoRe
         os.dup2(devnull, 0)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        # Python ignores SIGPIPE and SIGXFSZ; an ignored signal stays ignored
-        # across exec, which a container's programs do not expect.
-        for sig in (signal.SIGPIPE, signal.SIGXFSZ):
-            signal.signal(sig, signal.SIG_DFL)
+        # A container starts with every signal at its default, as under a
+        # container runtime: an ignored signal stays ignored across exec (and
+        # a shell cannot even trap it), and Python ignores SIGPIPE and
+        # SIGXFSZ, while an agent started in the background (`kpy up &`)
+        # inherits SIGINT and SIGQUIT ignored, which would make a pod's
+        # SIGINT stop signal do nothing.
+        for sig in signal.valid_signals():
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                with contextlib.suppress(OSError, ValueError):
+                    signal.signal(sig, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_SETMASK, [])
         os.execvpe(argv0, spec["argv"], spec["env"])
     except OSError as e:
