@@ -25,15 +25,16 @@ finalizers for the garbage collector; Background (the default) adds none.
 
 from __future__ import annotations
 
-import asyncio
 import logging
+import math
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final, TypeVar
 
 import anyio
+import anyio.abc
 from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -116,6 +117,10 @@ class Registry:
         self.admission_options = admission.DEFAULT_OPTIONS
         #: writes Services with their cluster IP and node port claims (set by the server)
         self.allocator: ServiceAllocator | None = None
+        #: where work outlives its request (a deletecollection past its
+        #: deadline): the server's task group, cancelled when the server stops
+        #: (set by the server; None: such work runs within its request)
+        self.background: anyio.abc.TaskGroup | None = None
         #: the kind's rules (`kpy.apiserver.strategy`); subresources read it too
         self.strategy = strategy_for(info, deleting)
         group = f".{info.group}" if info.group else ""
@@ -202,8 +207,8 @@ class Registry:
         m.uid = uid if _canonical_uuid(uid) else str(uuid.uuid4())
         m.creation_timestamp.CopyFrom(self.now())
         m.generation = 1
-        for field in ("resource_version", "deletion_timestamp", "deletion_grace_period_seconds"):
-            m.ClearField(field)
+        for name in ("resource_version", "deletion_timestamp", "deletion_grace_period_seconds"):
+            m.ClearField(name)
         self.strategy.prepare_for_create(obj)
         admission.admit(obj, self.admission_options)
         if self.priority_classes is not None:
@@ -588,20 +593,44 @@ class Registry:
         got; a request cancelled by its client does not stop it either."""
         listed = await self.list(namespace, predicate)
         progress = _CollectionProgress(len(listed.items))
-        work = asyncio.ensure_future(self._delete_all(listed.items, options, dry_run, progress))
-        _BACKGROUND.add(work)
-        work.add_done_callback(self._background_done)
-        budget = None if deadline is None else max(deadline * 0.9 - 0.5, 0.1)
-        try:
-            done: builtins.list[Message] = await asyncio.wait_for(asyncio.shield(work), budget)
-        except TimeoutError:
+        if self.background is None:
+            return await self._delete_all(listed.items, options, dry_run, progress)
+        outcome = _CollectionOutcome()
+        self.background.start_soon(
+            self._delete_all_into, listed.items, options, dry_run, progress, outcome
+        )
+        budget = math.inf if deadline is None else max(deadline * 0.9 - 0.5, 0.1)
+        with anyio.move_on_after(budget):
+            await outcome.done.wait()
+        if not outcome.done.is_set():
             raise errors.Timeout(
                 f"deleting {progress.total} {self.info.group_resource} takes longer than the "
                 f"request's deadline: {progress.done} done so far; the server goes on deleting "
                 "the rest: list them to follow it",
                 kind=self.info.group_resource,
-            ) from None
-        return done
+            )
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome.items
+
+    async def _delete_all_into(
+        self,
+        items: tuple[Message, ...],
+        options: DeleteOptions,
+        dry_run: bool,
+        progress: _CollectionProgress,
+        outcome: _CollectionOutcome,
+    ) -> None:
+        """`_delete_all` as background work: its result (or the error that
+        stopped it, also logged, since its request may be gone) goes to
+        `outcome`."""
+        try:
+            outcome.items = await self._delete_all(items, options, dry_run, progress)
+        except errors.StatusError as e:
+            outcome.error = e
+            log.error("deleting a collection of %s failed: %s", self.info.group_resource, e)
+        finally:
+            outcome.done.set()
 
     async def _delete_all(
         self,
@@ -639,15 +668,6 @@ class Registry:
             raise failed[0]
         return [results[i] for i in sorted(results)]
 
-    def _background_done(self, work: asyncio.Future[builtins.list[Message]]) -> None:
-        _BACKGROUND.discard(work)
-        if not work.cancelled() and work.exception() is not None:
-            log.error(
-                "deleting a collection of %s failed: %s",
-                self.info.group_resource,
-                work.exception(),
-            )
-
 
 @dataclass(slots=True)
 class _CollectionProgress:
@@ -655,13 +675,16 @@ class _CollectionProgress:
     done: int = 0
 
 
+@dataclass(slots=True)
+class _CollectionOutcome:
+    done: anyio.Event = field(default_factory=anyio.Event)
+    items: builtins.list[Message] = field(default_factory=list)
+    error: errors.StatusError | None = None
+
+
 _COLLECTION_WORKERS: Final = 32
 """Deletes of one deletecollection in flight at once: enough to keep etcd's
 pipeline full (it batches concurrent writes into one disk sync)."""
-
-_BACKGROUND: set[asyncio.Future[Any]] = set()
-"""Collections being deleted after their request ended; held here so that
-they run to the end (the event loop keeps only weak references)."""
 
 
 _STALE: Final = (

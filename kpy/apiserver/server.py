@@ -153,6 +153,8 @@ class APIServer:
         pods = registries.get(("", "v1", "pods"))
         if pods is not None:
             pods.admission_options = cfg.admission_options
+        for registry in registries.values():
+            registry.background = tg
         async with anyio.create_task_group() as starting:
             for registry in registries.values():
                 starting.start_soon(tg.start, registry.cache.run)
