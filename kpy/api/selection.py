@@ -98,9 +98,23 @@ class Predicate:
         return self.matches(obj)
 
 
+MAX_SELECTOR_LENGTH: Final = 64 * 1024
+"""The longest selector a list or watch may carry. Parsing is linear but not
+free (tens of microseconds per term), and an API server parses on its event
+loop: kube-apiserver is bounded by its 1 MiB request-header limit; real
+selectors are a few hundred characters at most."""
+
+
 def parse_predicate(kind: str, label_selector: str = "", field_selector: str = "") -> Predicate:
     """Parses both selectors for a list or watch of `kind`; BadRequest when
-    either does not parse or names a field `kind` cannot be selected by."""
+    either does not parse, is longer than `MAX_SELECTOR_LENGTH`, or names a
+    field `kind` cannot be selected by."""
+    for which, text in (("labelSelector", label_selector), ("fieldSelector", field_selector)):
+        if len(text) > MAX_SELECTOR_LENGTH:
+            raise errors.BadRequest(
+                f"{which} is {len(text)} characters long, more than the {MAX_SELECTOR_LENGTH} "
+                "kpy parses; select by fewer or shorter terms"
+            )
     try:
         label = labels.parse_selector(label_selector)
     except ValueError as e:

@@ -82,6 +82,20 @@ ERROR_CASES = [
     ("pod field on a configmap", "ConfigMap", "", "spec.nodeName=a", "ConfigMap"),
     ("bad label syntax", "Pod", "app in (", "", "unable to parse labelSelector"),
     ("bad field escape", "Pod", "", "metadata.name=a\\x", "unable to parse fieldSelector"),
+    (
+        "label selector too long to parse",
+        "Pod",
+        ",".join(f"k{i}=v" for i in range(20_000)),
+        "",
+        "labelSelector is 168889 characters long, more than the 65536",
+    ),
+    (
+        "field selector too long to parse",
+        "Pod",
+        "",
+        "metadata.name=" + "a" * 70_000,
+        "fieldSelector is 70014 characters long",
+    ),
 ]
 
 
