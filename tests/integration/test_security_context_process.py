@@ -62,6 +62,22 @@ async def test_exec_runs_as_the_containers_user(
     assert out.split() == [b"1000", b"3000"]
 
 
+async def test_exec_gets_the_containers_groups_and_no_new_privs(node: Node) -> None:
+    security = SecurityConfig(
+        run_as_user=1000, supplemental_groups=(4000, 4001), no_new_privileges=True
+    )
+    cid = await node.run(["sleep", "100"], security=security)
+
+    out = b""
+    script = "id -G; grep NoNewPrivs /proc/self/status"
+    async for piece in node.runtime.exec(cid, ["sh", "-c", script]):
+        out += piece.data
+
+    groups, privs = out.decode().splitlines()
+    assert set(groups.split()[1:]) == {"4000", "4001"}
+    assert privs.split() == ["NoNewPrivs:", "1"]
+
+
 def _waiting(pod: Pod) -> tuple[str, str]:
     state = status_of(pod, "app").state
     return state.waiting.reason, state.waiting.message

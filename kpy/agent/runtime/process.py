@@ -431,15 +431,13 @@ class ProcessRuntime:
         cwd = c.config.working_dir or "/"
         root = f"/proc/{running.pid}/root" if c.config.mounts else ""
         _check_executable(command[0], env["PATH"], cwd, root)
-        argv = command
-        # The command runs as the container's user and groups (without its
-        # no_new_privs: neither nsenter nor subprocess can set it).
+        # The command runs as the container's user, groups and
+        # no_new_privs. setpriv (util-linux, beside nsenter) sets them after
+        # the exec, so that this process never forks a copy of itself: a
+        # fork in a process that runs gRPC threads can write gRPC's errors
+        # into the command's output.
         identity = _identity(c.config.security)
-        as_user: dict[str, Any] = {
-            "user": identity["uid"],
-            "group": identity["gid"],
-            "extra_groups": identity["groups"],
-        }
+        argv = [*_setpriv_argv(identity), *command]
         if c.config.mounts:
             # nsenter joins the mount namespace as root, then becomes the user.
             ids = [f"--setuid={identity['uid']}"] if identity["uid"] is not None else []
@@ -453,11 +451,9 @@ class ProcessRuntime:
                 "--",
                 *command,
             ]
-            as_user = {}
         try:
             return await asyncio.create_subprocess_exec(
                 *argv,
-                **as_user,
                 stdin=asyncio.subprocess.PIPE if with_stdin else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
@@ -694,6 +690,22 @@ def _identity(security: SecurityConfig) -> Json:
     if uid is not None or gid is not None or security.supplemental_groups:
         groups = list(security.supplemental_groups)
     return {"uid": uid, "gid": gid, "groups": groups, "no_new_privs": security.no_new_privileges}
+
+
+def _setpriv_argv(identity: Json) -> list[str]:
+    """The setpriv prefix that gives a command the identity (none if it
+    sets nothing)."""
+    argv: list[str] = []
+    if identity["uid"] is not None:
+        argv.append(f"--reuid={identity['uid']}")
+    if identity["gid"] is not None:
+        argv.append(f"--regid={identity['gid']}")
+    if identity["groups"] is not None:
+        groups = identity["groups"]
+        argv.append(f"--groups={','.join(map(str, groups))}" if groups else "--clear-groups")
+    if identity["no_new_privs"]:
+        argv.append("--no-new-privs")
+    return ["setpriv", *argv, "--"] if argv else []
 
 
 def _parse_signal(name: str) -> signal.Signals:
