@@ -43,8 +43,10 @@ Kubernetes' timing, defaults and thresholds:
 Workers are tasks of the task group that `run()` drives (a container added
 before `run()` starts is probed once it does); `remove()` cancels a pod's
 workers and drops its state, and no `on_result` call for them follows.
-`time_scale` multiplies every delay and period (not timeouts), so tests can
-run Kubernetes' timings fast.
+`time_scale` multiplies every delay and period (not timeouts), so
+integration tests can run Kubernetes' timings fast; `clock` (a
+`kpy.clock.Clock`, the loop's by default) times the periods, so unit tests
+step a `FakeClock` through them instead of sleeping.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import os
 import shlex
 import socket
@@ -66,6 +69,7 @@ import anyio
 
 from kpy.agent.runtime.base import RuntimeError_
 from kpy.api.core.v1 import LifecycleHandler, Probe
+from kpy.clock import Clock, RealClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
@@ -476,11 +480,24 @@ class _WorkerSpec:
     scope: anyio.CancelScope
 
 
+def _next_tick(start: float, period: float, not_before: float) -> float:
+    """The first time `start + k * period` (k >= 0) at or after `not_before`."""
+    if not_before <= start:
+        return start
+    # The epsilon keeps a time already on the grid (up to float error) on it.
+    return start + math.ceil((not_before - start) / period - 1e-9) * period
+
+
 class ProbeManager:
     """The probe workers of one agent; see the module docstring."""
 
     def __init__(
-        self, runtime: Runtime, *, time_scale: float = 1.0, decide: ProbeDecider | None = None
+        self,
+        runtime: Runtime,
+        *,
+        time_scale: float = 1.0,
+        decide: ProbeDecider | None = None,
+        clock: Clock | None = None,
     ) -> None:
         """`decide`, if given, answers every probe in place of running it
         (the simulated runtime's, whose containers run nothing)."""
@@ -489,6 +506,7 @@ class ProbeManager:
         self._runtime = runtime
         self._decide = decide
         self._time_scale = time_scale
+        self._clock: Clock = clock or RealClock()
         self._task_group: TaskGroup | None = None
         # Workers added before run() started; run() starts them.
         self._pending: list[_WorkerSpec] = []
@@ -543,7 +561,7 @@ class ProbeManager:
             pod_ip=pod_ip,
             on_result=on_result,
             on_failure=on_failure,
-            added_at=anyio.current_time(),
+            added_at=self._clock.now(),
             has_readiness=container.HasField("readiness_probe"),
             started=started or not container.HasField("startup_probe"),
             ready=ready,
@@ -621,9 +639,14 @@ class ProbeManager:
         period = _setting(probe, "period_seconds", 10) * self._time_scale
         if kind != "startup":
             await probes.started_event.wait()
-        next_at = probes.added_at + probe.initial_delay_seconds * self._time_scale
+        # Probes run on the period's grid from the container's start, from
+        # the initial delay on, as the kubelet's ticker runs them; a tick that
+        # passed while the probe waited (for the startup probe, or on a slow
+        # run) is skipped, never made up in a burst.
+        not_before = probes.added_at + probe.initial_delay_seconds * self._time_scale
         while True:
-            await anyio.sleep(max(0.0, next_at - anyio.current_time()))
+            next_at = _next_tick(probes.added_at, period, max(not_before, self._clock.now()))
+            await self._clock.sleep_until(next_at)
             outcome = await self._probe_once(probes, kind, probe)
             if not outcome.success:
                 self._report(probes, probes.on_failure, kind, outcome)
@@ -631,7 +654,7 @@ class ProbeManager:
                 self._record(probes, kind, outcome)
             if _finished(kind, thresholds.result):
                 return
-            next_at += period
+            not_before = next_at + period
 
     async def _probe_once(self, probes: _ContainerProbes, kind: str, probe: Probe) -> Outcome:
         timeout = float(_setting(probe, "timeout_seconds", 1))

@@ -34,6 +34,7 @@ from kpy.api.core.v1 import (
     TCPSocketAction,
 )
 from kpy.api.meta.v1 import IntOrString
+from kpy.clock import FakeClock
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Mapping
@@ -363,19 +364,12 @@ async def test_http_get_sends_headers(case: HeaderCase) -> None:
 
 
 # --- ProbeManager ----------------------------------------------------------------------------
+#
+# Kubernetes' own timings (10 s periods) on a FakeClock that the tests step
+# one second at a time: every probe runs at the second it is due, so the
+# assertions are exact and nothing sleeps in real time.
 
-# Kubernetes' 10 s default period becomes 50 ms.
-SCALE = 0.005
-PERIOD = 10 * SCALE
 UID = "uid-web-0"
-
-
-class WallClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass(frozen=True)
@@ -386,24 +380,31 @@ class Answer:
 
 
 class SpyRuntime(SimulatedRuntime):
-    """The simulated runtime, keeping every probe answer it gives."""
+    """The simulated runtime on the test's clock, keeping every probe answer
+    it gives; `verdicts` overrides its answer for a kind."""
 
-    def __init__(self, clock: WallClock) -> None:
-        super().__init__(node_name="node-a", clock=clock)
+    def __init__(self, clock: FakeClock) -> None:
+        super().__init__(node_name="node-a", clock=clock.now)
+        self.fake_clock = clock
         self.answers: list[Answer] = []
+        self.verdicts: dict[str, bool] = {}
 
     async def probe(self, container_id: str, kind: str) -> bool:
         success = await super().probe(container_id, kind)
-        self.answers.append(Answer(anyio.current_time(), kind, success))
+        success = self.verdicts.get(kind, success)
+        self.answers.append(Answer(self.fake_clock.now(), kind, success))
         return success
 
     def kinds(self, kind: str) -> list[bool]:
         return [answer.success for answer in self.answers if answer.kind == kind]
 
+    def times(self, kind: str) -> list[float]:
+        return [answer.at - START for answer in self.answers if answer.kind == kind]
+
 
 @dataclass
 class Probing:
-    clock: WallClock
+    clock: FakeClock
     runtime: SpyRuntime
     manager: ProbeManager
     # Each result with the answers given by the time it was reported.
@@ -421,6 +422,7 @@ class Probing:
             on_result=self.record,
             on_failure=self.failures.append,
         )
+        await settle()
         return container_id
 
     def record(self, result: ProbeResult) -> None:
@@ -429,24 +431,45 @@ class Probing:
     def reported(self) -> list[tuple[str, bool]]:
         return [(result.kind, result.success) for result, _ in self.results]
 
+    def elapsed(self) -> float:
+        return self.clock.now() - START
+
+    async def advance(self, seconds: int) -> None:
+        """Steps the clock one second at a time, letting every probe due at
+        each second run before the next."""
+        for _ in range(seconds):
+            self.clock.advance(1)
+            await settle()
+
+    async def advance_until(self, condition: Callable[[], bool], what: str, limit: int) -> None:
+        for _ in range(limit):
+            if condition():
+                return
+            await self.advance(1)
+        assert condition(), f"{what}: not within {limit} s of the fake clock"
+
+
+async def settle() -> None:
+    """Lets woken workers run until each waits on the clock again."""
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+def new_probing() -> Probing:
+    clock = FakeClock(start=START)
+    runtime = SpyRuntime(clock)
+    manager = ProbeManager(runtime, decide=runtime.probe, clock=clock)
+    return Probing(clock, runtime, manager)
+
 
 @contextlib.asynccontextmanager
 async def probing() -> AsyncIterator[Probing]:
-    clock = WallClock()
-    runtime = SpyRuntime(clock)
-    manager = ProbeManager(runtime, time_scale=SCALE, decide=runtime.probe)
+    env = new_probing()
     async with anyio.create_task_group() as tasks:
-        await tasks.start(manager.run)
-        yield Probing(clock, runtime, manager)
+        await tasks.start(env.manager.run)
+        yield env
         tasks.cancel_scope.cancel()
-    await runtime.close()
-
-
-async def wait_until(condition: Callable[[], bool], what: str) -> None:
-    with anyio.fail_after(5):
-        while not condition():  # noqa: ASYNC110 - conditions on state with no event to await
-            await anyio.sleep(0.005)
-    assert condition(), what
+    await env.runtime.close()
 
 
 def exec_probe(**timing: int) -> Probe:
@@ -456,46 +479,45 @@ def exec_probe(**timing: int) -> Probe:
 async def test_liveness_flips_once_after_failure_threshold_then_holds() -> None:
     async with probing() as env:
         container = Container(name="app", image="app:1", liveness_probe=exec_probe())
-        added = anyio.current_time()
         container_id = await env.add(container, {"sim.kpy.io/app.fail-probes": "liveness"})
-        await wait_until(lambda: bool(env.results), "a liveness result")
-        await anyio.sleep(4 * PERIOD)
+        await env.advance(100)
+
         ((result, answers),) = env.results
         assert result == ProbeResult(
             UID, "app", "liveness", False, "the simulated runtime failed it", container_id
         )
-        # The default failureThreshold of 3, then no more probes until a restart.
+        # The default failureThreshold of 3 at the default period of 10 s,
+        # then no more probes until a restart.
         assert [answer.success for answer in answers] == [False] * 3
-        assert env.runtime.kinds("liveness") == [False] * 3
-        # The default period of 10 s (scaled): the third probe is due two periods in.
-        assert answers[2].at - added >= 2 * PERIOD
+        assert env.runtime.times("liveness") == [0, 10, 20]
 
 
 async def test_readiness_needs_threshold_runs_both_ways() -> None:
     async with probing() as env:
         probe = exec_probe(period_seconds=2, success_threshold=2, failure_threshold=2)
         container = Container(name="app", image="app:1", readiness_probe=probe)
-        annotations = {
-            "sim.kpy.io/app.fail-probes": "readiness",
-            "sim.kpy.io/app.fail-probes-for": "50",
-        }
-        await env.add(container, annotations)
-        await wait_until(lambda: len(env.runtime.answers) >= 3, "three failing probes")
+        env.runtime.verdicts["readiness"] = False
+        await env.add(container, {})
+        await env.advance(4)
+        assert env.runtime.kinds("readiness") == [False] * 3
         assert env.results == []  # failing from the start is no change
         assert env.manager.ready(UID, "app") is False
 
-        env.clock.now = START + 50  # past fail-probes-for: probes pass
-        await wait_until(lambda: len(env.results) == 1, "the flip to ready")
-        result, answers = env.results[0]
+        del env.runtime.verdicts["readiness"]  # probes pass from t=6 on
+        await env.advance(4)
+        # Two passes in a row (t=6, t=8) make it ready.
+        ((result, answers),) = env.results
         assert (result.kind, result.success) == ("readiness", True)
         assert [a.success for a in answers[-3:]] == [False, True, True]
+        assert answers[-1].at - START == 8
         assert env.manager.ready(UID, "app") is True
 
-        env.clock.now = START  # inside the window again: probes fail
-        await wait_until(lambda: len(env.results) == 2, "the flip to not ready")
+        env.runtime.verdicts["readiness"] = False  # failing again from t=10
+        await env.advance(4)
         result, answers = env.results[1]
         assert (result.kind, result.success) == ("readiness", False)
         assert [a.success for a in answers[-3:]] == [True, False, False]
+        assert answers[-1].at - START == 12
         assert env.manager.ready(UID, "app") is False
 
 
@@ -513,36 +535,41 @@ async def test_startup_probe_gates_readiness_and_liveness() -> None:
             "sim.kpy.io/app.fail-probes-for": "50",
         }
         await env.add(container, annotations)
-        await wait_until(lambda: len(env.runtime.answers) >= 3, "three startup probes")
+        await env.advance(40)
+        assert env.runtime.times("startup") == [0, 10, 20, 30, 40]
         assert {answer.kind for answer in env.runtime.answers} == {"startup"}
         assert (env.manager.started(UID, "app"), env.manager.ready(UID, "app")) == (False, False)
 
-        env.clock.now = START + 50
-        await wait_until(lambda: env.manager.ready(UID, "app"), "ready once started")
+        await env.advance(10)  # the startup probe at t=50 passes
         assert env.reported() == [("startup", True), ("readiness", True)]
         assert env.manager.started(UID, "app") is True
-        startups = len(env.runtime.kinds("startup"))
-        await anyio.sleep(3 * PERIOD)
-        assert len(env.runtime.kinds("startup")) == startups  # it stopped on success
-        assert len(env.runtime.kinds("liveness")) >= 2
+        assert env.manager.ready(UID, "app") is True
+
+        await env.advance(30)
+        assert env.runtime.times("startup") == [0, 10, 20, 30, 40, 50]  # it stopped on success
+        # Readiness and liveness start at once after the startup, then every period.
+        assert env.runtime.times("liveness") == [50, 60, 70, 80]
 
 
 async def test_initial_delay_is_honoured() -> None:
     async with probing() as env:
         probe = exec_probe(initial_delay_seconds=20, period_seconds=1)
         container = Container(name="app", image="app:1", readiness_probe=probe)
-        added = anyio.current_time()
         await env.add(container, {})
-        await wait_until(lambda: env.manager.ready(UID, "app"), "ready after the delay")
-        first = env.runtime.answers[0]
-        assert first.at - added >= 20 * SCALE, first.at - added
+        await env.advance(19)
+        assert env.runtime.answers == []
+        assert env.manager.ready(UID, "app") is False
+
+        await env.advance(1)
+        assert env.runtime.times("readiness") == [20]
+        assert env.manager.ready(UID, "app") is True
 
 
 async def test_every_failed_run_is_heard_of_besides_the_thresholded_result() -> None:
     async with probing() as env:
         container = Container(name="app", image="app:1", liveness_probe=exec_probe())
         container_id = await env.add(container, {"sim.kpy.io/app.fail-probes": "liveness"})
-        await wait_until(lambda: bool(env.results), "the liveness result")
+        await env.advance(30)
         # One call per failed run (the kubelet's Unhealthy event for each),
         # the thresholded result once, after the default failureThreshold of 3.
         failed = ProbeResult(
@@ -556,11 +583,13 @@ async def test_remove_stops_probing_and_drops_state() -> None:
     async with probing() as env:
         container = Container(name="app", image="app:1", readiness_probe=exec_probe())
         await env.add(container, {})
-        await wait_until(lambda: env.manager.ready(UID, "app"), "ready")
+        assert env.manager.ready(UID, "app") is True
         env.manager.remove(UID)
-        await wait_until(lambda: env.manager.statistics().workers == 0, "workers gone")
+        await settle()
+        assert env.manager.statistics().workers == 0
         answered = len(env.runtime.answers)
-        await anyio.sleep(3 * PERIOD)
+
+        await env.advance(30)
         assert len(env.runtime.answers) == answered
         assert env.manager.statistics().pods == 0
         assert (env.manager.ready(UID, "app"), env.manager.started(UID, "app")) == (False, False)
@@ -581,24 +610,27 @@ async def test_adding_a_restarted_container_replaces_its_workers() -> None:
         container = Container(name="app", image="app:1", liveness_probe=exec_probe())
         first = await env.add(container, {})
         env.manager.add(UID, container, first, LOCALHOST, on_result=env.record)  # same id: no-op
-        await wait_until(lambda: env.manager.statistics().workers == 1, "one worker")
-        await env.add(container, {})  # the container restarted with a new id
-        await anyio.sleep(PERIOD)
+        await settle()
+        assert env.manager.statistics().workers == 1
+        second = await env.add(container, {})  # the container restarted with a new id
+        await env.advance(10)
         stats = env.manager.statistics()
         assert (stats.pods, stats.containers, stats.workers) == (1, 1, 1)
+        # The new worker probes from its own start: t=0 and t=10, beside
+        # the first worker's single probe at t=0.
+        assert env.runtime.times("liveness") == [0, 0, 10]
+        assert second != first
 
 
 async def test_containers_added_before_run_are_probed_once_it_runs() -> None:
-    clock = WallClock()
-    runtime = SpyRuntime(clock)
-    manager = ProbeManager(runtime, time_scale=SCALE, decide=runtime.probe)
-    env = Probing(clock, runtime, manager)
+    env = new_probing()
     await env.add(Container(name="app", image="app:1", readiness_probe=exec_probe()), {})
-    await anyio.sleep(PERIOD)
-    assert runtime.answers == []
+    await env.advance(30)
+    assert env.runtime.answers == []
     async with anyio.create_task_group() as tasks:
-        await tasks.start(manager.run)
-        await wait_until(lambda: manager.ready(UID, "app"), "ready once run() runs")
+        await tasks.start(env.manager.run)
+        await settle()
+        assert env.manager.ready(UID, "app") is True
         tasks.cancel_scope.cancel()
-    assert manager.statistics() == ProbeStatistics(pods=0, containers=0, workers=0)
-    await runtime.close()
+    assert env.manager.statistics() == ProbeStatistics(pods=0, containers=0, workers=0)
+    await env.runtime.close()
