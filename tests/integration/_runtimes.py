@@ -65,6 +65,11 @@ EVENT_TIMEOUT: Final = 15.0
 # Runs until stopped, and exits 0 at once on SIGTERM (a shell that is pid 1
 # of a container ignores it otherwise).
 UNTIL_STOPPED: Final = "trap 'exit 0' TERM; sleep 3600 & wait"
+# The same, saying so once its trap is set: a stop sent before that (the
+# runtime reports the start when the exec worked, before the shell has read
+# its first command) would end it with 143.
+TRAPPED: Final = "trapped"
+UNTIL_STOPPED_SAYING_SO: Final = f"trap 'exit 0' TERM; echo {TRAPPED}; sleep 3600 & wait"
 
 
 def docker_host_or_skip() -> str:
@@ -96,7 +101,7 @@ class Behaviour:
     def script(self) -> str:
         if self.after is None:
             # A container's pid 1 without a handler ignores SIGTERM.
-            return "exec sleep 3600" if self.ignores_stop_signal else UNTIL_STOPPED
+            return "exec sleep 3600" if self.ignores_stop_signal else UNTIL_STOPPED_SAYING_SO
         pause = f"sleep {self.after}; " if self.after else ""
         return f"{pause}exit {self.exit_code}"
 
@@ -316,10 +321,25 @@ class RuntimeUnderTest:
     async def run(
         self, behaviour: Behaviour, *, name: str = "c", pod: str = "pod"
     ) -> tuple[PodSandbox, str]:
-        """`create`, then started."""
+        """`create`, then started (and, if it runs until stopped, with its
+        stop signal handled)."""
         sandbox, container_id = await self.create(behaviour, name=name, pod=pod)
         await self.runtime.start_container(container_id)
+        if behaviour == RUNS_UNTIL_STOPPED:
+            await self.stoppable(container_id)
         return sandbox, container_id
+
+    async def stoppable(self, container_id: str) -> None:
+        """Returns once a RUNS_UNTIL_STOPPED container has set its trap (at
+        once on the simulated runtime, which runs no shell)."""
+        if self.kind == "simulated":
+            return
+        with anyio.fail_after(EVENT_TIMEOUT):
+            while True:
+                said = b"".join([chunk async for chunk in self.runtime.logs(container_id)])
+                if TRAPPED.encode() in said:
+                    return
+                await anyio.sleep(0.02)
 
     async def next_event(
         self, container_id: str, stream: AsyncIterator[ContainerEvent] | None = None

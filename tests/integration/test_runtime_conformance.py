@@ -138,6 +138,7 @@ async def test_a_container_from_created_to_removed(rt: RuntimeUnderTest) -> None
     await rt.runtime.start_container(container_id)
     started = await rt.next_event(container_id)
     running = await rt.runtime.container_status(container_id)
+    await rt.stoppable(container_id)
     assert (started.kind, started.sandbox_id, started.exit_code) == ("started", sandbox.id, None)
     assert started.labels == {LABEL_CONTAINER_NAME: "app"}
     assert running.state is ContainerState.RUNNING
