@@ -54,8 +54,9 @@ def node(
     zone: str = "",
     taints: tuple[str, ...] = (),
     unschedulable: bool = False,
+    pressure: tuple[str, ...] = (),
 ) -> Node:
-    """`taints`: "key:Effect" strings."""
+    """`taints`: "key:Effect" strings; `pressure`: the pressure conditions True."""
     n = Node()
     n.metadata.name = name
     n.metadata.creation_timestamp.FromSeconds(int(T0) - 1000)
@@ -70,7 +71,8 @@ def node(
         c.last_heartbeat_time.FromSeconds(int(T0) - 5)
         n.status.conditions.append(c)
         for kind in ("MemoryPressure", "DiskPressure", "PIDPressure"):
-            n.status.conditions.append(NodeCondition(type=kind, status="False"))
+            status = "True" if kind in pressure else "False"
+            n.status.conditions.append(NodeCondition(type=kind, status=status))
     return set_defaults(n)
 
 
@@ -166,6 +168,9 @@ class Fixture:
 
 
 UNREACHABLE = [f"{UNREACHABLE_TAINT}:NoExecute", f"{UNREACHABLE_TAINT}:NoSchedule"]
+MEMORY_PRESSURE = "node.kubernetes.io/memory-pressure:NoSchedule"
+DISK_PRESSURE = "node.kubernetes.io/disk-pressure:NoSchedule"
+PID_PRESSURE = "node.kubernetes.io/pid-pressure:NoSchedule"
 NOT_READY = [f"{NOT_READY_TAINT}:NoExecute", f"{NOT_READY_TAINT}:NoSchedule"]
 
 
@@ -240,6 +245,39 @@ CASES = [
         True,
         "True",
         ["node.kubernetes.io/unschedulable:NoSchedule"],
+    ),
+    Case(
+        "memory pressure: the memory-pressure NoSchedule taint, the pods stay ready",
+        node("n", pressure=("MemoryPressure",)),
+        10,
+        True,
+        "True",
+        [MEMORY_PRESSURE],
+    ),
+    Case(
+        "every pressure: one NoSchedule taint each",
+        node("n", pressure=("MemoryPressure", "DiskPressure", "PIDPressure")),
+        10,
+        True,
+        "True",
+        [MEMORY_PRESSURE, DISK_PRESSURE, PID_PRESSURE],
+    ),
+    Case(
+        "the pressure is over: its taint goes, the others stay",
+        node("n", pressure=("DiskPressure",), taints=(MEMORY_PRESSURE, DISK_PRESSURE)),
+        10,
+        True,
+        "True",
+        [DISK_PRESSURE],
+    ),
+    Case(
+        "a silent node under pressure: unreachable, the pressure Unknown and untainted",
+        node("n", pressure=("MemoryPressure",), taints=(MEMORY_PRESSURE,)),
+        GRACE + 1,
+        False,
+        "Unknown",
+        UNREACHABLE,
+        "False",
     ),
     Case(
         "other taints are left alone",
