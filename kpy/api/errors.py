@@ -107,6 +107,30 @@ class TooManyRequests(StatusError):
     code = 429
 
 
+class EvictionRefused(TooManyRequests):
+    """An eviction that would break a PodDisruptionBudget (429, reason
+    TooManyRequests, as Kubernetes answers it). Unlike a shed request it is
+    not sent again by the client: the budget allows no disruption now; try
+    again once the budget's pods are healthy (`kpyctl drain` retries every
+    5 s). `causes` hold the budget's own words (cause reason
+    `DisruptionBudget`)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str = "",
+        name: str = "",
+        causes: list[FieldError] | None = None,
+    ) -> None:
+        super().__init__(message, kind=kind, name=name)
+        self.causes = list(causes or [])
+
+
+# The cause reason of an EvictionRefused (Kubernetes' DisruptionBudgetCause).
+DISRUPTION_BUDGET = "DisruptionBudget"
+
+
 class MethodNotAllowed(StatusError):
     """The verb or subresource is not served for this resource."""
 

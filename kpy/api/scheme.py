@@ -106,6 +106,7 @@ def _build_default() -> Scheme:
     from kpy.api.coordination import v1 as coordination_v1
     from kpy.api.core import v1 as core_v1
     from kpy.api.discovery import v1 as discovery_v1
+    from kpy.api.policy import v1 as policy_v1
     from kpy.api.scheduling import v1 as scheduling_v1
     from kpy.api.storage import v1 as storage_v1
 
@@ -207,6 +208,15 @@ def _build_default() -> Scheme:
             True,
             autoscaling_v2.HorizontalPodAutoscaler,
             ("hpa",),
+        ),
+        R(
+            "policy",
+            "v1",
+            "PodDisruptionBudget",
+            "poddisruptionbudgets",
+            True,
+            policy_v1.PodDisruptionBudget,
+            ("pdb",),
         ),
         R(
             "coordination.k8s.io",

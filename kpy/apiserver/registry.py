@@ -113,6 +113,8 @@ class Registry:
         self._deleting = deleting  # one per server: namespaces writes, all read
         #: where Pod creation resolves priorityClassName (set by the server)
         self.priority_classes: admission.PriorityClasses | None = None
+        #: where pods/eviction finds PodDisruptionBudgets (set by the server)
+        self.disruption_budgets: Registry | None = None
         #: the admission flags (set by the server)
         self.admission_options = admission.DEFAULT_OPTIONS
         #: writes Services with their cluster IP and node port claims (set by the server)

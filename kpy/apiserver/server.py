@@ -153,6 +153,7 @@ class APIServer:
         pods = registries.get(("", "v1", "pods"))
         if pods is not None:
             pods.admission_options = cfg.admission_options
+            pods.disruption_budgets = registries.get(("policy", "v1", "poddisruptionbudgets"))
         for registry in registries.values():
             registry.background = tg
         async with anyio.create_task_group() as starting:

@@ -143,7 +143,7 @@ class PodStrategy(Strategy):
     """Pods start Pending, are bound through `binding`, and wait for their
     node agent when deleted; a node agent deletes only its own node's pods."""
 
-    extra_subresources = ("binding", "log", "exec")
+    extra_subresources = ("binding", "eviction", "log", "exec")
 
     def prepare_for_create(self, obj: Any) -> None:
         super().prepare_for_create(obj)

@@ -16,6 +16,8 @@ and the stored object, and what the subresource shows of it.
 - finalize (update, patch): writes only a namespace's `spec.finalizers`;
 - binding (create): sets a pod's `spec.nodeName` once and marks it
   scheduled;
+- eviction (create): deletes a pod unless that would break its
+  PodDisruptionBudget (`kpy.apiserver.eviction`);
 - log and exec: listed for discovery; the streaming Logs and Exec RPCs
   serve them, so no verb here does.
 """
@@ -28,6 +30,7 @@ from kpy.api import errors
 from kpy.api.autoscaling.v1 import Scale
 from kpy.api.core.v1 import Binding, PodCondition
 from kpy.api.defaults import set_defaults
+from kpy.apiserver.eviction import evict
 from kpy.apiserver.registry import copy_message, decode_body, no_subresource
 from kpy.apiserver.strategy import ScalableStrategy
 
@@ -262,6 +265,17 @@ def _set_scheduled(pod: Any, now: Timestamp) -> None:
     )
 
 
+class EvictionSubresource(Subresource):
+    """pods/eviction: a delete that respects disruption budgets."""
+
+    name = "eviction"
+
+    async def create(
+        self, registry: Registry, body: bytes, *, namespace: str, name: str, dry_run: bool
+    ) -> Message:
+        return await evict(registry, body, namespace=namespace, name=name, dry_run=dry_run)
+
+
 class Log(Subresource):
     """pods/log: served by the streaming Logs RPC; listed here so that
     discovery and routing know it."""
@@ -283,6 +297,7 @@ SUBRESOURCES: Final[dict[str, Subresource]] = {
         ScaleSubresource(),
         Finalize(),
         BindingSubresource(),
+        EvictionSubresource(),
         Log(),
         Exec(),
     )

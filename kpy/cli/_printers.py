@@ -673,6 +673,22 @@ def _hpa_row(hpa: Any, now: float) -> list[str]:
     ]
 
 
+def _pdb_row(pdb: Any, now: float) -> list[str]:
+    def bound(field: str) -> str:
+        if not pdb.spec.HasField(field):
+            return "N/A"
+        value = getattr(pdb.spec, field)
+        return value.str_val if value.WhichOneof("value") == "str_val" else str(value.int_val)
+
+    return [
+        pdb.metadata.name,
+        bound("min_available"),
+        bound("max_unavailable"),
+        str(pdb.status.disruptions_allowed),
+        age(pdb.metadata.creation_timestamp, now),
+    ]
+
+
 def _controller_revision_row(cr: Any, now: float) -> list[str]:
     owner = next((r for r in cr.metadata.owner_references if r.controller), None)
     controller = NONE
@@ -792,6 +808,9 @@ _PRINTERS: dict[str, Printer] = {
     ),
     "ControllerRevision": Printer(
         ("NAME", "CONTROLLER", "REVISION", _AGE), (), _controller_revision_row
+    ),
+    "PodDisruptionBudget": Printer(
+        ("NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", _AGE), (), _pdb_row
     ),
     "PriorityClass": Printer(
         ("NAME", "VALUE", "GLOBAL-DEFAULT", _AGE, "PREEMPTIONPOLICY"), (), _priority_class_row

@@ -18,12 +18,20 @@ What it does, in kubectl's order and words:
    command...`, the nodes still pending, the refusals again; exit 1.
    What is skipped or deleted despite a concern is listed on stderr as
    `Warning: ignoring DaemonSet-managed Pods: ns/a; ...`.
-3. kpy has no eviction API (and no disruption budgets), so each pod is
-   deleted with --grace-period (-1: the pod's own): `evicting pod ns/p`.
-4. Waits until each pod is gone (or replaced by a new one of the same name)
-   printing `pod/p evicted` as each goes, a line on stderr every so often
-   while some remain, and gives up after --timeout (0: a day) with
-   kubectl's `drain did not complete within D`. Then `node/N drained`.
+3. Evicts every pod at once through the eviction API (pods/NAME/eviction,
+   with --grace-period, -1: the pod's own), printing `evicting pod ns/p` at
+   each attempt. An eviction that a PodDisruptionBudget refuses (429) is
+   tried again every 5 s, with kubectl's line on stderr: `error when evicting
+   pods/"p" -n "ns" (will retry after 5s): Cannot evict pod as it would
+   violate the pod's disruption budget.`; so a budget makes the drain go one
+   pod at a time as their replacements become ready elsewhere. Any other
+   refusal fails that pod. --disable-eviction deletes the pods instead,
+   bypassing every budget.
+4. Waits until each evicted pod is gone (or replaced by a new one of the
+   same name) printing `pod/p evicted` as each goes, a line on stderr every
+   so often while some remain, and gives up after --timeout (0: a day) with
+   kubectl's `drain did not complete within D` (`global timeout reached`
+   while an eviction is still refused). Then `node/N drained`.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ __all__ = [
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 UNBOUNDED_TIMEOUT = 24 * 3600.0  # what --timeout=0 ("forever") waits at most, in seconds
 POLL_INTERVAL = 1.0  # seconds between looks at the pods still terminating
+EVICTION_RETRY = 5.0  # seconds between evictions a disruption budget refuses, as kubectl
 PROGRESS_INTERVAL = 10.0  # seconds between "still waiting" lines
 
 # kubectl's words (k8s.io/kubectl/pkg/drain): refusals read "cannot delete <x>: pods".
@@ -97,6 +106,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="termination grace per pod (-1: the pod's own)",
     )
     p.add_argument("--timeout", default="0s", help="give up after this long, e.g. 5m (0: a day)")
+    p.add_argument(
+        "--disable-eviction",
+        action="store_true",
+        help="delete pods instead of evicting them, bypassing PodDisruptionBudgets",
+    )
     p.add_argument("--pod-selector", default="", help="only drain the pods with these labels")
     _client.add_flags(p)
     p.set_defaults(run=lambda args: _client.run(args, _drain))
@@ -266,6 +280,8 @@ class _Options:
     pod_selector: str
     grace: int | None  # None: each pod's own
     timeout: float
+    evict: bool = True  # False: --disable-eviction
+    retry_interval: float = EVICTION_RETRY
 
 
 async def _drain(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -274,6 +290,7 @@ async def _drain(client: Client, args: argparse.Namespace, out: TextIO, err: Tex
         args.pod_selector,
         None if args.grace_period < 0 else args.grace_period,
         parse_duration(args.timeout) or UNBOUNDED_TIMEOUT,
+        evict=not args.disable_eviction,
     )
     for name in args.nodes:
         await set_unschedulable(client, name, True, out)
@@ -309,11 +326,81 @@ async def _drain_node(
         raise DrainError(summary, decided.refusals)
     if decided.warnings:
         err.write(f"Warning: {'; '.join(decided.warnings)}\n")
+    if options.evict:
+        await _evict_all(client, decided.delete, options, out, err)
+        return
     for pod in decided.delete:
         out.write(f"evicting pod {_key(pod)}\n")
         out.flush()
         await _delete(client, pod, options.grace)
     await _wait(client, decided.delete, options.timeout, out, err)
+
+
+async def _evict_all(
+    client: Client, pods: list[Pod], options: _Options, out: TextIO, err: TextIO
+) -> None:
+    """Evicts every pod concurrently, each then waited for, as kubectl's
+    evictPods; DrainError naming every pod that failed, after all are done."""
+    deadline = anyio.current_time() + options.timeout
+    failures: list[DrainError] = []
+    async with anyio.create_task_group() as tg:
+        for pod in pods:
+            tg.start_soon(_evict_one, client, pod, options, deadline, failures, out, err)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        summary = f"[{', '.join(f.summary for f in failures)}]"
+        raise DrainError(summary, [line for f in failures for line in f.lines])
+
+
+async def _evict_one(
+    client: Client,
+    pod: Pod,
+    options: _Options,
+    deadline: float,
+    failures: list[DrainError],
+    out: TextIO,
+    err: TextIO,
+) -> None:
+    """Evicts `pod`, again every `retry_interval` while a budget refuses, then
+    waits for it to go; a failure is appended to `failures`, in kubectl's words."""
+    name, ns = pod.metadata.name, pod.metadata.namespace
+    while True:
+        out.write(f"evicting pod {_key(pod)}\n")
+        out.flush()
+        try:
+            await client.evict(name, namespace=ns, grace_period_seconds=options.grace)
+            break
+        except errors.NotFound:
+            return  # gone already
+        except errors.EvictionRefused as e:
+            if anyio.current_time() + options.retry_interval > deadline:
+                summary = (
+                    f'error when evicting pods/"{name}" -n "{ns}": global timeout reached: '
+                    f"{_duration_text(options.timeout)}"
+                )
+                failures.append(
+                    DrainError(
+                        summary,
+                        [f"{summary}: {e} (see the budget: kpyctl get pdb; or raise --timeout)"],
+                    )
+                )
+                return
+            err.write(
+                f'error when evicting pods/"{name}" -n "{ns}" (will retry after '
+                f"{_duration_text(options.retry_interval)}): {e}\n"
+            )
+            err.flush()
+            await anyio.sleep(options.retry_interval)
+        except errors.StatusError as e:
+            message = f'error when evicting pods/"{name}" -n "{ns}": {e}'
+            failures.append(DrainError(message, [message]))
+            return
+    try:
+        left = max(0.0, deadline - anyio.current_time())
+        await _wait(client, [pod], left, out, err, reported=options.timeout)
+    except DrainError as e:
+        failures.append(e)
 
 
 async def _delete(client: Client, pod: Pod, grace: int | None) -> None:
@@ -329,8 +416,11 @@ async def _wait(
     timeout: float,  # noqa: ASYNC109 (--timeout bounds the whole wait, as kubectl's)
     out: TextIO,
     err: TextIO,
+    *,
+    reported: float | None = None,
 ) -> None:
-    """Waits for `pods` to go, reporting each; DrainError after `timeout`."""
+    """Waits for `pods` to go, reporting each; DrainError after `timeout`
+    (named as `reported`, the whole --timeout, when the wait had only its rest)."""
 
     def gone(pod: Pod) -> None:
         out.write(f"pod/{pod.metadata.name} evicted\n")
@@ -344,7 +434,8 @@ async def _wait(
     left = await wait_for_deletion(client, pods, timeout, on_gone=gone, on_wait=waiting)
     if left:
         names = ", ".join(_key(p) for p in left)
-        summary = f"drain did not complete within {_duration_text(timeout)}"
+        limit = timeout if reported is None else reported
+        summary = f"drain did not complete within {_duration_text(limit)}"
         raise DrainError(
             summary,
             [

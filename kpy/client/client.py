@@ -601,6 +601,48 @@ class Client:
             if not await backoff.sleep():
                 raise _outcome_unknown(lost, f'bind pod "{name}"') from None
 
+    async def evict(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        """Deletes a pod through pods/eviction (policy/v1 Eviction), which
+        refuses with `errors.EvictionRefused` (429) while the pod's
+        PodDisruptionBudget allows no disruption; that refusal is not sent
+        again here, the caller decides when to ask again. A lost answer is
+        resolved by reading the pod: gone or terminating means evicted."""
+        from kpy.api.core.v1 import Pod
+        from kpy.api.policy.v1 import Eviction
+
+        namespace = namespace or self.namespace
+        eviction = Eviction()
+        eviction.metadata.name = name
+        eviction.metadata.namespace = namespace
+        eviction.delete_options.CopyFrom(_delete_options(grace_period_seconds, None, None, dry_run))
+        request = api.CreateRequest(
+            ref=_ref(self.info(Pod), namespace, name, "eviction"),
+            object=eviction.SerializeToString(),
+            dry_run=dry_run,
+        )
+        backoff = _retry_backoff(self.retry_timeout)
+        while True:
+            try:
+                await self._call("Create", request, idempotent=dry_run)
+                return
+            except OutcomeUnknown as e:
+                lost = e
+            try:
+                pod = await self.get(Pod, name, namespace=namespace)
+            except errors.NotFound:
+                return
+            if pod.metadata.HasField("deletion_timestamp"):
+                return
+            if not await backoff.sleep():
+                raise _outcome_unknown(lost, f'evict pod "{name}"') from None
+
     async def resources(self) -> builtins.list[api.APIResource]:
         response = await self._call("Resources", api.ResourcesRequest())
         return list(response.resources)
@@ -902,6 +944,8 @@ def _classify(code: grpc.StatusCode, details: str, answer: errors.StatusError | 
     applied). `answer` is the error the API server sent, None when the
     failure came from the transport. When unsure: unknown."""
     if answer is not None:
+        if isinstance(answer, errors.EvictionRefused):
+            return "answered"  # a budget's verdict: the caller decides when to ask again
         if isinstance(answer, errors.TooManyRequests):
             return "not sent"  # refused before any work
         if isinstance(answer, errors.Unavailable | errors.Timeout):

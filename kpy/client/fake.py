@@ -438,6 +438,25 @@ class FakeClient:
             scheduled.status = "True"
         return self._write(info, pod, current, False)
 
+    async def evict(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> None:
+        """pods/eviction without disruption budgets: the pod is deleted as
+        `delete` would. A reactor on ("create", "Pod") sees the action (with
+        subresource "eviction") first, and may raise `errors.EvictionRefused`
+        to stand in for a budget."""
+        info = self._info(Pod)
+        ns = self._namespace_of(info, namespace)
+        answer = self._react(Action("create", info.kind, ns, name, "eviction"))
+        if answer is not None:
+            return
+        self._delete(info, ns, name, grace_period_seconds, None, None, dry_run)
+
     # -- the store ----------------------------------------------------------------------
 
     def _info(self, kind: type[Message]) -> ResourceInfo:

@@ -130,3 +130,12 @@ class ClientProtocol(Protocol):
     async def bind(
         self, name: str, node: str, *, namespace: str | None = None, resource_version: str = ""
     ) -> Any: ...
+
+    async def evict(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> None: ...

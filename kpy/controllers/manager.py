@@ -30,6 +30,7 @@ from kpy.cache.informer import SharedInformerFactory
 from kpy.component import ElectionOptions, LeadershipLost, run_elected
 from kpy.controllers import (
     deployment,
+    disruption,
     endpoints,
     endpointslice,
     garbagecollector,
@@ -107,6 +108,7 @@ def known_controllers(
         ControllerSpec(
             "taint-eviction-controller", taint_eviction.new_taint_eviction_controller, 8
         ),
+        ControllerSpec("disruption", disruption.new_disruption_controller, 1),
         ControllerSpec("job", new_job_controller, 5),
         ControllerSpec("cronjob", new_cronjob_controller, 5),
         ControllerSpec(

@@ -95,7 +95,7 @@ def wire_text(text: str) -> str:
 def to_status(error: errors.StatusError) -> Status:
     """The Status message describing `error` (Kubernetes' metav1.Status)."""
     details = StatusDetails(name=wire_text(error.name), kind=wire_text(error.kind))
-    if isinstance(error, errors.Invalid):
+    if isinstance(error, errors.Invalid | errors.EvictionRefused):
         details.causes.extend(
             StatusCause(reason=c.reason, message=wire_text(c.detail), field=wire_text(c.path))
             for c in error.causes
@@ -123,6 +123,11 @@ def from_status(status: Status) -> errors.StatusError:
         invalid = errors.Invalid(causes, kind=kind, name=name)
         invalid.message = status.message or invalid.message
         return invalid
+    if status.reason == errors.TooManyRequests.reason and any(
+        c.reason == errors.DISRUPTION_BUDGET for c in status.details.causes
+    ):
+        causes = [errors.FieldError(c.field, c.reason, c.message) for c in status.details.causes]
+        return errors.EvictionRefused(status.message, kind=kind, name=name, causes=causes)
     cls = _CLASS_BY_REASON.get(status.reason, errors.Internal)
     return cls(status.message, kind=kind, name=name)
 

@@ -69,6 +69,13 @@ CLASSIFY_CASES = [
         errors.TooManyRequests("slow down"),
         "not sent",
     ),
+    Failure(
+        "server: a disruption budget refuses an eviction (the caller retries, not the client)",
+        Code.UNAVAILABLE,
+        "",
+        errors.EvictionRefused("Cannot evict pod as it would violate the pod's disruption budget."),
+        "answered",
+    ),
     Failure("server: exists", Code.ALREADY_EXISTS, "", errors.AlreadyExists("x"), "answered"),
     Failure("server: conflict", Code.ABORTED, "", errors.Conflict("x"), "answered"),
     Failure("server: internal", Code.INTERNAL, "", errors.Internal("bug"), "answered"),

@@ -28,6 +28,7 @@ from kpy.api.core.v1 import (
     Service,
     Toleration,
 )
+from kpy.api.policy.v1 import PodDisruptionBudget
 from kpy.api.scheme import scheme
 from kpy.api.storage.v1 import StorageClass
 from kpy.cli import _columns, _describe_pod, _printers, api_resources, describe, get
@@ -631,6 +632,21 @@ ROW_CASES: list[tuple[str, Any, list[str], list[str]]] = [
         ),
         ["NAME", "CONTROLLER", "REVISION", "AGE"],
         ["agent-7f9", "daemonset.apps/agent", "2", "5h"],
+    ),
+    (
+        "pdb minAvailable",
+        from_dict(
+            PodDisruptionBudget,
+            {"metadata": _meta(), "spec": {"minAvailable": 2}, "status": {"disruptionsAllowed": 1}},
+        ),
+        ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"],
+        ["web", "2", "N/A", "1", "5h"],
+    ),
+    (
+        "pdb maxUnavailable percent",
+        from_dict(PodDisruptionBudget, {"metadata": _meta(), "spec": {"maxUnavailable": "25%"}}),
+        ["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"],
+        ["web", "N/A", "25%", "0", "5h"],
     ),
 ]
 

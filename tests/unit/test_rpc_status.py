@@ -81,6 +81,22 @@ ERROR_CASES = [
         grpc.StatusCode.UNAVAILABLE,
     ),
     ErrorCase(
+        "eviction refused by a disruption budget",
+        errors.EvictionRefused(
+            "Cannot evict pod as it would violate the pod's disruption budget.",
+            kind="poddisruptionbudgets",
+            name="web",
+            causes=[
+                FieldError(
+                    "",
+                    errors.DISRUPTION_BUDGET,
+                    "The disruption budget web needs 2 healthy pods and has 2 currently",
+                )
+            ],
+        ),
+        grpc.StatusCode.UNAVAILABLE,
+    ),
+    ErrorCase(
         "unavailable",
         errors.Unavailable("etcd cannot be reached; retry"),
         grpc.StatusCode.UNAVAILABLE,
@@ -134,8 +150,8 @@ def test_error_round_trip(case: ErrorCase) -> None:
     )
     assert (back.reason, back.code) == (error.reason, error.code), case.name
     assert str(back) == str(error), case.name
-    if isinstance(error, errors.Invalid):
-        assert isinstance(back, errors.Invalid)
+    if isinstance(error, errors.Invalid | errors.EvictionRefused):
+        assert isinstance(back, errors.Invalid | errors.EvictionRefused)
         assert back.causes == error.causes, case.name
 
 

@@ -42,7 +42,8 @@ def obj(message: type[Message], body: dict[str, Any]) -> Any:
 
 
 SUBRESOURCE_CASES = [
-    ("Pod", ("status", "binding", "log", "exec")),
+    ("Pod", ("status", "binding", "eviction", "log", "exec")),
+    ("PodDisruptionBudget", ("status",)),
     ("Namespace", ("status", "finalize")),
     ("Deployment", ("status", "scale")),
     ("ReplicationController", ("status", "scale")),

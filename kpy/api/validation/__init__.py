@@ -24,6 +24,7 @@ from kpy.api.validation import (  # noqa: F401
     _core,
     _discovery,
     _others,
+    _policy,
     _registry,
     _scheduling,
 )
