@@ -12,7 +12,8 @@
   maps (each key and value), secrets (each key's size, never its value)
   namespaces, and horizontal pod autoscalers (Reference, each metric as
   `current / target`, Min / Max replicas, Behavior, the target's pods,
-  Conditions). Every other kind gets
+  Conditions), stateful sets (kpy.cli._describe_statefulset: update
+  strategy, pods' statuses, volume claims). Every other kind gets
   Name, Namespace, Labels, Annotations (never the last applied
   configuration) and CreationTimestamp.
 - Then `Events:`: the Events whose involvedObject uid is the object's,
@@ -39,7 +40,12 @@ import grpc.aio
 from kpy.api import codec, errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Endpoints, Event, Pod
-from kpy.cli import _client, _describe_pod, _printers
+from kpy.cli import (
+    _client,
+    _describe_pod,
+    _describe_statefulset,
+    _printers,
+)
 from kpy.rpc.scheduler import v1 as sched_rpc
 
 if TYPE_CHECKING:
@@ -166,11 +172,22 @@ async def _describe_hpa(client: Client, hpa: Any) -> Rows:
     return _meta(hpa, _client.resolve("horizontalpodautoscalers.autoscaling")) + hpa_rows(hpa)
 
 
+async def _describe_stateful_set_rows(client: Client, sts: Any) -> Rows:
+    pods = await client.list(Pod, namespace=sts.metadata.namespace)
+    owned = [
+        p
+        for p in pods.items
+        if any(r.uid == sts.metadata.uid and r.controller for r in p.metadata.owner_references)
+    ]
+    return _describe_statefulset.statefulset_rows(sts, owned, _template(sts.spec.template))
+
+
 _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "Pod": _describe_pod_rows,
     "Deployment": _describe_deployment,
     "ReplicaSet": _describe_replica_set,
     "DaemonSet": _describe_daemon_set,
+    "StatefulSet": _describe_stateful_set_rows,
     "Node": _describe_node,
     "Service": _describe_service,
     "ConfigMap": _describe_config_map,

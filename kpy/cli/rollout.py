@@ -2,8 +2,9 @@
 kubectl's arguments, wording and exit codes.
 
 - The object is named `TYPE/NAME` or `TYPE NAME` (`deployment/web`,
-  `ds fluentd`); rollout works on Deployments, and but for pause and resume
-  on DaemonSets (`_daemonset_rollout`: their history is ControllerRevisions).
+  `ds fluentd`, `sts/web`); rollout works on Deployments, and but for pause
+  and resume on DaemonSets and StatefulSets (`_daemonset_rollout`,
+  `_statefulset_rollout`: their history is ControllerRevisions).
 - `rollout status` watches the Deployment (no polling) and prints what
   kubectl prints while it waits; it ends with `deployment "web"
   successfully rolled out` (exit 0), or an error when the progress deadline
@@ -20,8 +21,8 @@ from typing import TYPE_CHECKING, TextIO
 import anyio
 
 from kpy.api import errors
-from kpy.api.apps.v1 import DaemonSet, Deployment, ReplicaSet
-from kpy.cli import _client, _daemonset_rollout
+from kpy.api.apps.v1 import DaemonSet, Deployment, ReplicaSet, StatefulSet
+from kpy.cli import _client, _daemonset_rollout, _statefulset_rollout
 from kpy.cli._manifests import UsageError
 from kpy.cli._rollback import rollback
 from kpy.controllers.deployment import util
@@ -29,6 +30,8 @@ from kpy.controllers.ownership import get_controller_of
 
 if TYPE_CHECKING:
     import argparse
+    from collections.abc import Callable
+    from typing import Any
 
     from kpy.api.core.v1 import PodTemplateSpec
     from kpy.client import Client
@@ -38,9 +41,17 @@ __all__ = ["add_parser", "status_message"]
 CHANGE_CAUSE = "kubernetes.io/change-cause"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 
+_KINDS: dict[str, type[Deployment | DaemonSet | StatefulSet]] = {
+    "Deployment": Deployment,
+    "DaemonSet": DaemonSet,
+    "StatefulSet": StatefulSet,
+}
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("rollout", help="manage the rollout of a deployment or daemon set")
+    p = sub.add_parser(
+        "rollout", help="manage the rollout of a deployment, daemon set or stateful set"
+    )
     verbs = p.add_subparsers(dest="rollout_verb", metavar="SUBCOMMAND", required=True)
     for name, help_text, run in (
         ("status", "show the status of the rollout", _status),
@@ -74,10 +85,12 @@ def _deployment(args: argparse.Namespace) -> str:
 
 
 def _target(args: argparse.Namespace) -> tuple[str, str]:
-    """(kind, name) of a Deployment or DaemonSet target."""
+    """(kind, name) of a Deployment, DaemonSet or StatefulSet target."""
     info, name = _client.object_target(args.target)
-    if info.kind not in ("Deployment", "DaemonSet"):
-        raise UsageError(f"rollout works on deployments and daemonsets, not {info.plural}")
+    if info.kind not in _KINDS:
+        raise UsageError(
+            f"rollout works on deployments, daemonsets and statefulsets, not {info.plural}"
+        )
     return info.kind, name
 
 
@@ -120,16 +133,24 @@ def status_message(d: Deployment) -> tuple[str, bool]:
     return f'deployment "{name}" successfully rolled out', True
 
 
+#: kubectl's status viewers: (the status line, whether the rollout is done)
+_STATUS_MESSAGES: dict[str, Callable[[Any], tuple[str, bool]]] = {
+    "Deployment": status_message,
+    "DaemonSet": _daemonset_rollout.status_message,
+    "StatefulSet": _statefulset_rollout.status_message,
+}
+
+
 async def _status(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     kind_name, name = _target(args)
-    kind: type[Deployment | DaemonSet] = Deployment if kind_name == "Deployment" else DaemonSet
-    describe = status_message if kind is Deployment else _daemonset_rollout.status_message
+    kind = _KINDS[kind_name]
+    describe = _STATUS_MESSAGES[kind_name]
     ns = _client.namespace_of(client, args)
     timeout = args.timeout if args.timeout > 0 else float("inf")
     last = ""
     current = await client.get(kind, name, namespace=ns)  # NotFound, if it is not there
-    if isinstance(current, DaemonSet):
-        _daemonset_rollout.status_message(current)  # BadRequest: OnDelete has no rollout
+    if not isinstance(current, Deployment):
+        describe(current)  # BadRequest: OnDelete has no rollout
     with anyio.move_on_after(timeout) as scope:
         async with client.watch(
             kind, namespace=ns, field_selector=f"metadata.name={name}"
@@ -141,7 +162,7 @@ async def _status(client: Client, args: argparse.Namespace, out: TextIO, err: Te
                 if event.type not in ("ADDED", "MODIFIED"):
                     continue
                 try:
-                    message, done = describe(event.object)  # type: ignore[arg-type]
+                    message, done = describe(event.object)
                 except errors.Timeout as e:
                     err.write(f"error: {e.message}\n")
                     return 1
@@ -171,8 +192,8 @@ async def _owned_replica_sets(client: Client, d: Deployment) -> list[ReplicaSet]
 async def _history(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     kind, name = _target(args)
     ns = _client.namespace_of(client, args)
-    if kind == "DaemonSet":
-        return await _daemonset_history(client, name, ns, args.revision, out)
+    if kind != "Deployment":
+        return await _revision_history(client, kind, name, ns, args.revision, out)
     d = await client.get(Deployment, name, namespace=ns)
     by_revision = {util.revision(rs): rs for rs in await _owned_replica_sets(client, d)}
     if args.revision:
@@ -192,17 +213,20 @@ async def _history(client: Client, args: argparse.Namespace, out: TextIO, err: T
     return 0
 
 
-async def _daemonset_history(client: Client, name: str, ns: str, revision: int, out: TextIO) -> int:
-    ds = await client.get(DaemonSet, name, namespace=ns)
-    by_number = await _daemonset_rollout.revisions(client, ds)
+async def _revision_history(
+    client: Client, kind: str, name: str, ns: str, revision: int, out: TextIO
+) -> int:
+    """The history of a DaemonSet or StatefulSet: its ControllerRevisions."""
+    owner = await client.get(_KINDS[kind], name, namespace=ns)
+    by_number = await _statefulset_rollout.revisions(client, owner)
     if revision:
         found = by_number.get(revision)
         if found is None:
             raise errors.NotFound(f"unable to find the specified revision {revision}")
-        out.write(f"{_ref(name, 'DaemonSet')} with revision #{revision}\n")
+        out.write(f"{_ref(name, kind)} with revision #{revision}\n")
         out.write(_template_summary(_daemonset_rollout.revision_template(found)))
         return 0
-    out.write(f"{_ref(name, 'DaemonSet')} \nREVISION  CHANGE-CAUSE\n")
+    out.write(f"{_ref(name, kind)} \nREVISION  CHANGE-CAUSE\n")
     for number, cause in _daemonset_rollout.history_rows(by_number):
         out.write(f"{number:<9} {cause}\n")
     out.write("\n")
@@ -227,6 +251,10 @@ async def _undo(client: Client, args: argparse.Namespace, out: TextIO, err: Text
     ns = _client.namespace_of(client, args)
     if kind == "DaemonSet":
         message = await _daemonset_rollout.undo(client, ns, name, args.to_revision)
+        out.write(f"{_ref(name, kind)} {message}\n")
+        return 0
+    if kind == "StatefulSet":
+        message = await _statefulset_rollout.undo(client, ns, name, args.to_revision)
         out.write(f"{_ref(name, kind)} {message}\n")
         return 0
     result = await rollback(client, ns, name, args.to_revision)
@@ -264,6 +292,6 @@ async def _restart(client: Client, args: argparse.Namespace, out: TextIO, err: T
     ns = _client.namespace_of(client, args)
     now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     patch = {"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: now}}}}}
-    await client.patch(Deployment if kind == "Deployment" else DaemonSet, name, patch, namespace=ns)
+    await client.patch(_KINDS[kind], name, patch, namespace=ns)
     out.write(f"{_ref(name, kind)} restarted\n")
     return 0

@@ -11,7 +11,8 @@ stale view after another replica took over.
 
 Controllers are named as Kubernetes names them (`replicaset`, `deployment`,
 `garbagecollector`, `namespace`, `nodelifecycle`, `taint-eviction-controller`,
-`daemonset`, `job`, `cronjob`, `ttl-after-finished`, ...); `select_controllers` reads
+`daemonset`, `statefulset`, `job`, `cronjob`, `ttl-after-finished`, `disruption`,
+...); `select_controllers` reads
 `--controllers` the same way: `*` for all, `name` to add, `-name` to leave
 out.
 """
@@ -46,6 +47,7 @@ from kpy.controllers.daemonset import new_daemonset_controller
 from kpy.controllers.job.controller import new_job_controller
 from kpy.controllers.node_lifecycle import NodeLifecycleOptions
 from kpy.controllers.podautoscaler import HPAOptions, new_hpa_controller
+from kpy.controllers.statefulset import new_statefulset_controller
 from kpy.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -98,6 +100,7 @@ def known_controllers(
         ControllerSpec("endpoint", endpoints.new_endpoints_controller, 5),
         ControllerSpec("endpointslice", endpointslice.new_endpointslice_controller, 5),
         ControllerSpec("daemonset", new_daemonset_controller, 2),
+        ControllerSpec("statefulset", new_statefulset_controller, 5),
         ControllerSpec("garbagecollector", garbagecollector.new_garbage_collector, 20),
         ControllerSpec("namespace", namespace.new_namespace_controller, 10),
         ControllerSpec(

@@ -138,7 +138,10 @@ async def test_bad_targets_are_refused_with_what_to_do(
 ) -> None:
     ns = api_namespace
     code, _, err = await kpyctl(apiserver, ns, "rollout", "status", "pod/x")
-    assert (code, err) == (1, "error: rollout works on deployments and daemonsets, not pods\n")
+    assert (code, err) == (
+        1,
+        "error: rollout works on deployments, daemonsets and statefulsets, not pods\n",
+    )
     code, _, err = await kpyctl(apiserver, ns, "scale", "gizmo/x", "--replicas=1")
     assert (code, err) == (1, 'error: the server doesn\'t have a resource type "gizmo"\n')
     code, _, err = await kpyctl(apiserver, ns, "rollout", "undo", "deployment/nope")

@@ -30,7 +30,9 @@ from kpy.api.taints import (
     pod_toleration_keys,
     taint_key,
 )
-from kpy.controllers.deployment.util import compute_hash
+
+# The revision hash (Kubernetes' apps.DefaultDaemonSetUniqueLabelKey) is shared with StatefulSets.
+from kpy.controllers.history import REVISION_HASH_LABEL, template_hash
 
 if TYPE_CHECKING:
     from kpy.api.apps.v1 import DaemonSet
@@ -49,8 +51,6 @@ __all__ = [
     "with_node_affinity",
 ]
 
-#: Kubernetes' apps.DefaultDaemonSetUniqueLabelKey (ControllerRevisionHashLabelKey).
-REVISION_HASH_LABEL: Final = "controller-revision-hash"
 
 #: Added to every daemon pod (Kubernetes' AddOrUpdateDaemonPodTolerations): a
 #: daemon keeps running through node trouble and lands on cordoned nodes.
@@ -63,12 +63,6 @@ DAEMON_TOLERATIONS: Final = (
     ("node.kubernetes.io/unschedulable", NO_SCHEDULE),
 )
 _HOST_NETWORK_TOLERATION: Final = ("node.kubernetes.io/network-unavailable", NO_SCHEDULE)
-
-
-def template_hash(ds: DaemonSet) -> str:
-    """The `controller-revision-hash` of the DaemonSet's current template."""
-    collisions = ds.status.collision_count if ds.status.HasField("collision_count") else None
-    return compute_hash(ds.spec.template, collisions)
 
 
 def _add_daemon_tolerations(spec: PodSpec) -> None:
