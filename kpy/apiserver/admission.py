@@ -12,6 +12,10 @@ the defaults of its API types (`kpy.api.defaults`).
   its template the matching labels (`controller-uid`, `job-name`, and their
   `batch.kubernetes.io/` forms), so two Jobs never adopt each other's pods.
 
+- PersistentVolumeClaims get the `kubernetes.io/pvc-protection` finalizer
+  and PersistentVolumes `kubernetes.io/pv-protection` (Kubernetes'
+  StorageObjectInUseProtection), so that neither goes while in use.
+
 - Pods get their priority from their PriorityClass (Kubernetes' Priority
   admission, `admit_priority`): `spec.priorityClassName` resolves to
   `spec.priority` and `spec.preemptionPolicy`; a pod naming no class gets
@@ -22,6 +26,11 @@ the defaults of its API types (`kpy.api.defaults`).
   Forbidden ("no PriorityClass with name X was found"), and so is a pod
   whose own priority or preemptionPolicy contradicts its class. An update
   that omits them keeps them (`admit_update`).
+
+- A new PersistentVolumeClaim without `storageClassName` gets the default
+  StorageClass (DefaultStorageClass, `admit_default_storage_class`), and a
+  claim may grow only if its class has `allowVolumeExpansion`
+  (PersistentVolumeClaimResize, `admit_claim_resize`, after validation).
 
 Admission runs after the server has set uid and creationTimestamp, before
 defaulting and validation.
@@ -35,7 +44,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kpy.api import errors
-from kpy.api.core.v1 import Pod, Toleration
+from kpy.api.core.v1 import PersistentVolumeClaim, Pod, Toleration
+from kpy.api.quantity import Quantity
 from kpy.api.scheduling import (
     DEFAULT_PRIORITY_WHEN_NO_DEFAULT_CLASS_EXISTS,
     PREEMPT_LOWER_PRIORITY,
@@ -44,6 +54,8 @@ from kpy.api.scheduling import (
     SYSTEM_PRIORITY_CLASSES,
 )
 from kpy.api.scheduling.v1 import PriorityClass
+from kpy.api.storage import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER, is_default_class
+from kpy.api.storage.v1 import StorageClass
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -127,7 +139,23 @@ def _job(job: Any, _options: AdmissionOptions) -> None:
     spec.selector.match_labels.setdefault("batch.kubernetes.io/controller-uid", uid)
 
 
-_ON_CREATE: Final[dict[str, _Admit]] = {"Pod": _pod, "Job": _job}
+def _protected_by(finalizer: str) -> _Admit:
+    """Storage object in use protection: the finalizer its controller
+    removes only once the object is unused (`kpy.controllers.volume.protection`)."""
+
+    def admit(obj: Any, _options: AdmissionOptions) -> None:
+        if finalizer not in obj.metadata.finalizers:
+            obj.metadata.finalizers.append(finalizer)
+
+    return admit
+
+
+_ON_CREATE: Final[dict[str, _Admit]] = {
+    "Pod": _pod,
+    "Job": _job,
+    "PersistentVolumeClaim": _protected_by(PVC_PROTECTION_FINALIZER),
+    "PersistentVolume": _protected_by(PV_PROTECTION_FINALIZER),
+}
 
 
 # -- Priority -------------------------------------------------------------------------
@@ -250,6 +278,82 @@ def admit_update(new: Message, old: Message) -> None:
         new.spec.priority = old.spec.priority
     if not new.spec.HasField("preemption_policy") and old.spec.HasField("preemption_policy"):
         new.spec.preemption_policy = old.spec.preemption_policy
+
+
+# -- DefaultStorageClass and PersistentVolumeClaimResize ------------------------------
+
+
+class StorageClasses(Protocol):
+    """Where the storage steps read StorageClasses (the API server's watch
+    cache, falling back to storage for one just created)."""
+
+    async def get(self, name: str) -> StorageClass | None: ...
+
+    async def list(self) -> Sequence[StorageClass]: ...
+
+
+class StoredStorageClasses:
+    """StorageClasses as the API server holds them (see `StoredPriorityClasses`)."""
+
+    def __init__(self, store: Store, info: ResourceInfo, cache: WatchCache) -> None:
+        self._store, self._info, self._cache = store, info, cache
+
+    async def get(self, name: str) -> StorageClass | None:
+        found = self._cache.get("", name)
+        if found is None:
+            try:
+                found = await self._store.get(self._info, "", name)
+            except errors.NotFound:
+                return None
+        return found if isinstance(found, StorageClass) else None
+
+    async def list(self) -> Sequence[StorageClass]:
+        items, _ = self._cache.list()
+        return [sc for sc in items if isinstance(sc, StorageClass)]
+
+
+async def admit_default_storage_class(obj: Message, classes: StorageClasses) -> None:
+    """Kubernetes' DefaultStorageClass admission: a new claim that does not
+    set `storageClassName` at all gets the default class (the newest, should
+    several be annotated default); `storageClassName: ""` asks for no class
+    and is kept. Other kinds pass untouched."""
+    if not isinstance(obj, PersistentVolumeClaim) or obj.spec.HasField("storage_class_name"):
+        return
+    defaults = [c for c in await classes.list() if is_default_class(c.metadata.annotations)]
+    if defaults:
+        newest = max(
+            defaults,
+            key=lambda c: (c.metadata.creation_timestamp.ToNanoseconds(), c.metadata.name),
+        )
+        obj.spec.storage_class_name = newest.metadata.name
+
+
+async def admit_claim_resize(new: Message, old: Message, classes: StorageClasses) -> None:
+    """Kubernetes' PersistentVolumeClaimResize admission: a claim asks for
+    more storage only if its class allows volume expansion. Forbidden
+    otherwise; other kinds and other updates pass."""
+    if not isinstance(new, PersistentVolumeClaim) or not isinstance(old, PersistentVolumeClaim):
+        return
+    if not _grows(new.spec.resources.requests, old.spec.resources.requests):
+        return
+    sc = await classes.get(old.spec.storage_class_name) if old.spec.storage_class_name else None
+    if sc is None or not sc.allow_volume_expansion:
+        name = new.metadata.name
+        raise errors.Forbidden(
+            f'persistentvolumeclaims "{name}" is forbidden: only dynamically provisioned pvc '
+            "can be resized and the storageclass that provisions the pvc must support resize",
+            kind="persistentvolumeclaims",
+            name=name,
+        )
+
+
+def _grows(new: Any, old: Any) -> bool:
+    if "storage" not in new or "storage" not in old:
+        return False
+    try:
+        return Quantity.parse(new["storage"].string) > Quantity.parse(old["storage"].string)
+    except ValueError:
+        return False  # validation names the quantity that does not parse
 
 
 def _forbidden(pod: Pod, reason: str) -> errors.Forbidden:

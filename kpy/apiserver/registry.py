@@ -113,6 +113,8 @@ class Registry:
         self._deleting = deleting  # one per server: namespaces writes, all read
         #: where Pod creation resolves priorityClassName (set by the server)
         self.priority_classes: admission.PriorityClasses | None = None
+        #: where claims find their StorageClass: default class, resize (set by the server)
+        self.storage_classes: admission.StorageClasses | None = None
         #: where pods/eviction finds PodDisruptionBudgets (set by the server)
         self.disruption_budgets: Registry | None = None
         #: the admission flags (set by the server)
@@ -215,6 +217,8 @@ class Registry:
         admission.admit(obj, self.admission_options)
         if self.priority_classes is not None:
             await admission.admit_priority(obj, self.priority_classes)
+        if self.storage_classes is not None:
+            await admission.admit_default_storage_class(obj, self.storage_classes)
         set_defaults(obj)
         try:
             self._check_valid(obj, None)
@@ -468,6 +472,8 @@ class Registry:
             if new == current:
                 return current
             self._check_valid(new, current)
+            if self.storage_classes is not None:
+                await admission.admit_claim_resize(new, current, self.storage_classes)
             if dry_run:
                 return new
             try:

@@ -147,6 +147,12 @@ class APIServer:
         if classes is not None:
             stored = admission.StoredPriorityClasses(store, classes.info, classes.cache)
             registries[("", "v1", "pods")].priority_classes = stored
+        storage_classes = registries.get(("storage.k8s.io", "v1", "storageclasses"))
+        claims = registries.get(("", "v1", "persistentvolumeclaims"))
+        if storage_classes is not None and claims is not None:
+            claims.storage_classes = admission.StoredStorageClasses(
+                store, storage_classes.info, storage_classes.cache
+            )
         services = registries.get(("", "v1", "services"))
         if services is not None:
             services.allocator = ServiceAllocator(store, services.info, cfg.service_ranges)

@@ -12,8 +12,9 @@
   maps (each key and value), secrets (each key's size, never its value)
   namespaces, and horizontal pod autoscalers (Reference, each metric as
   `current / target`, Min / Max replicas, Behavior, the target's pods,
-  Conditions), stateful sets (kpy.cli._describe_statefulset: update
-  strategy, pods' statuses, volume claims). Every other kind gets
+  Conditions), persistent volumes, claims (with the pods that use them)
+  and storage classes (kpy.cli._describe_storage), stateful sets (kpy.cli._describe_statefulset:
+  update strategy, pods' statuses, volume claims). Every other kind gets
   Name, Namespace, Labels, Annotations (never the last applied
   configuration) and CreationTimestamp.
 - Then `Events:`: the Events whose involvedObject uid is the object's,
@@ -44,6 +45,7 @@ from kpy.cli import (
     _client,
     _describe_pod,
     _describe_statefulset,
+    _describe_storage,
     _printers,
 )
 from kpy.rpc.scheduler import v1 as sched_rpc
@@ -182,6 +184,19 @@ async def _describe_stateful_set_rows(client: Client, sts: Any) -> Rows:
     return _describe_statefulset.statefulset_rows(sts, owned, _template(sts.spec.template))
 
 
+async def _describe_pv(client: Client, pv: Any) -> Rows:
+    return _describe_storage.pv_rows(pv)
+
+
+async def _describe_pvc(client: Client, pvc: Any) -> Rows:
+    pods = (await client.list(Pod, namespace=pvc.metadata.namespace)).items
+    return _describe_storage.pvc_rows(pvc, pods)
+
+
+async def _describe_storage_class(client: Client, sc: Any) -> Rows:
+    return _describe_storage.storage_class_rows(sc)
+
+
 _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "Pod": _describe_pod_rows,
     "Deployment": _describe_deployment,
@@ -194,6 +209,9 @@ _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "Secret": _describe_secret,
     "Namespace": _describe_namespace,
     "HorizontalPodAutoscaler": _describe_hpa,
+    "PersistentVolume": _describe_pv,
+    "PersistentVolumeClaim": _describe_pvc,
+    "StorageClass": _describe_storage_class,
 }
 # kubectl describes these without their events
 _WITHOUT_EVENTS = frozenset({"Secret", "Namespace"})

@@ -25,8 +25,14 @@ time against the record (a pid the system reused is never signalled), and
 stops the containers of this cluster that the agents leave behind by
 design.
 
+Once the nodes are Ready, `up` creates the default StorageClass
+`local-path` (WaitForFirstConsumer, reclaimPolicy Delete) served by the
+controller manager's local-path provisioner, whose volumes go under
+`local-path/` in the cluster directory; `down` removes them.
+
 The directory (default ~/.kpy/cluster) holds `cluster.json`, `config`,
-`logs/`, `etcd/` and `nodes/<name>/`; `up` starts from empty state.
+`logs/`, `etcd/`, `nodes/<name>/` and `local-path/`; `up` starts from
+empty state.
 """
 
 from __future__ import annotations
@@ -50,7 +56,10 @@ import anyio.to_thread
 from kpy.agent.main import runtime_for_dir
 from kpy.agent.process import AgentProcess
 from kpy.agent.runtime import DEFAULT_IP_DIR
+from kpy.api import errors
 from kpy.api.core.v1 import Node
+from kpy.api.storage import ANN_DEFAULT_CLASS, LOCAL_PATH_PROVISIONER
+from kpy.api.storage.v1 import StorageClass
 from kpy.apiserver.process import APIServerProcess
 from kpy.client import Client
 from kpy.client.config import ClientConfig
@@ -248,6 +257,7 @@ def up(
             )
         progress(f"waiting for {topology.nodes} node(s) to be Ready")
         anyio.run(_wait_ready, state.api, state.nodes, ready_timeout)
+        anyio.run(_create_default_storage_class, state.api)
     except BaseException:
         progress("start failed; stopping what was started")
         down(directory, progress=lambda _: None)
@@ -397,11 +407,12 @@ def _start_elected(
     progress(f"starting {what}")
     for i in range(1, count + 1):
         name = _numbered(ControllerManagerProcess.component, i, count)
+        local_path = ("--local-path-dir", str(_local_path_dir(directory)))
         cm = ControllerManagerProcess(
             servers,
             identity=name,
             log_path=directory / "logs" / f"{name}.log",
-            extra_args=extra_args.get(ControllerManagerProcess.component, ()),
+            extra_args=(*local_path, *extra_args.get(ControllerManagerProcess.component, ())),
             detached=True,
         )
         _start(cm, state, name)
@@ -436,6 +447,7 @@ def _fresh(directory: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     for sub in ("nodes", "logs"):
         shutil.rmtree(directory / sub, ignore_errors=True)
+    shutil.rmtree(_local_path_dir(directory), ignore_errors=True)
     (directory / "logs").mkdir(parents=True, exist_ok=True)
 
 
@@ -484,6 +496,28 @@ async def _wait_ready(address: str, nodes: list[str], seconds: float) -> None:
             )
 
 
+def _local_path_dir(directory: Path) -> Path:
+    """Where the local-path provisioner of the cluster in `directory` puts
+    its volumes (every node of a local cluster shares this machine)."""
+    return directory.absolute() / "local-path"
+
+
+async def _create_default_storage_class(address: str) -> None:
+    """The StorageClass `local-path`, default, for kpy's local-path
+    provisioner, as k3s and kind ship theirs; kept if it exists."""
+    sc = StorageClass(
+        provisioner=LOCAL_PATH_PROVISIONER,
+        reclaim_policy="Delete",
+        volume_binding_mode="WaitForFirstConsumer",
+    )
+    sc.metadata.name = "local-path"
+    sc.metadata.annotations[ANN_DEFAULT_CLASS] = "true"
+    config = ClientConfig(servers=tuple(address.split(",")))
+    async with Client(config, retry_timeout=10.0) as client:
+        with contextlib.suppress(errors.AlreadyExists):
+            await client.create(sc)
+
+
 def down(directory: Path, *, progress: Progress = print, grace: float = 10.0) -> int:
     """Stops the supervisor, then the recorded processes (agents first, etcd
     last) and the containers of this cluster that the agents leave behind;
@@ -507,6 +541,8 @@ def down(directory: Path, *, progress: Progress = print, grace: float = 10.0) ->
     nodes = [m.name.removeprefix("kpy-agent-") for m in state.members if _is_agent(m)]
     if nodes:
         anyio.run(_stop_all_containers, state.runtime, directory, nodes, state.uid)
+    # The local-path volumes die with the cluster: the next `up` starts empty.
+    shutil.rmtree(_local_path_dir(directory), ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (directory / STATE).unlink()
     return stopped

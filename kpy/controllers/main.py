@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Final
 
 from kpy import component
@@ -25,6 +26,7 @@ from kpy.controllers.manager import (
 )
 from kpy.controllers.node_lifecycle import NodeLifecycleOptions
 from kpy.controllers.podautoscaler import HPAOptions
+from kpy.controllers.volume import DEFAULT_LOCAL_PATH_DIR
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +50,15 @@ def _parser() -> argparse.ArgumentParser:
         )
     _node_lifecycle_flags(p)
     _hpa_flags(p)
+    p.add_argument(
+        "--local-path-dir",
+        type=Path,
+        default=Path(DEFAULT_LOCAL_PATH_DIR),
+        metavar="DIR",
+        help="where the local-path provisioner puts volumes on nodes when their StorageClass "
+        "names no path; it removes a released volume's directory only under it "
+        "(default %(default)s)",
+    )
     component.add_flags(p, lease_name=LEASE_NAME, metrics_port=10257)
     return p
 
@@ -195,6 +206,7 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Manage
         workers=workers,
         node_monitor=_node_lifecycle_options(parser, args),
         hpa=_hpa_options(parser, args),
+        local_path_dir=args.local_path_dir.absolute(),
     )
 
 
@@ -208,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=config.workers,
         node_monitor=config.node_monitor,
         hpa=config.hpa,
+        local_path_dir=config.local_path_dir,
         election=opts.election,
         metrics_host=opts.metrics_host,
         metrics_port=opts.metrics_port,

@@ -11,8 +11,8 @@ stale view after another replica took over.
 
 Controllers are named as Kubernetes names them (`replicaset`, `deployment`,
 `garbagecollector`, `namespace`, `nodelifecycle`, `taint-eviction-controller`,
-`daemonset`, `statefulset`, `job`, `cronjob`, `ttl-after-finished`, `disruption`,
-...); `select_controllers` reads
+`daemonset`, `statefulset`, `job`, `cronjob`, `ttl-after-finished`,
+`persistentvolume-binder`, `pvc-protection`, ...); `select_controllers` reads
 `--controllers` the same way: `*` for all, `name` to add, `-name` to leave
 out.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Final, Protocol
 
 import anyio
@@ -48,6 +49,13 @@ from kpy.controllers.job.controller import new_job_controller
 from kpy.controllers.node_lifecycle import NodeLifecycleOptions
 from kpy.controllers.podautoscaler import HPAOptions, new_hpa_controller
 from kpy.controllers.statefulset import new_statefulset_controller
+from kpy.controllers.volume import DEFAULT_LOCAL_PATH_DIR
+from kpy.controllers.volume.binder import new_persistent_volume_controller
+from kpy.controllers.volume.local_path import new_local_path_provisioner
+from kpy.controllers.volume.protection import (
+    new_pv_protection_controller,
+    new_pvc_protection_controller,
+)
 from kpy.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -89,6 +97,7 @@ def known_controllers(
     *,
     node_lifecycle_options: NodeLifecycleOptions | None = None,
     hpa_options: HPAOptions | None = None,
+    local_path_dir: Path = Path(DEFAULT_LOCAL_PATH_DIR),
 ) -> dict[str, ControllerSpec]:
     """Every controller this manager can run, with Kubernetes' default
     worker counts (--concurrent-*-syncs)."""
@@ -112,6 +121,14 @@ def known_controllers(
             "taint-eviction-controller", taint_eviction.new_taint_eviction_controller, 8
         ),
         ControllerSpec("disruption", disruption.new_disruption_controller, 1),
+        ControllerSpec("persistentvolume-binder", new_persistent_volume_controller, 1),
+        ControllerSpec(
+            "local-path-provisioner",
+            lambda ctx: new_local_path_provisioner(ctx, local_path_dir),
+            2,
+        ),
+        ControllerSpec("pvc-protection", new_pvc_protection_controller, 1),
+        ControllerSpec("pv-protection", new_pv_protection_controller, 1),
         ControllerSpec("job", new_job_controller, 5),
         ControllerSpec("cronjob", new_cronjob_controller, 5),
         ControllerSpec(
@@ -164,6 +181,8 @@ class ManagerConfig:
     node_monitor: NodeLifecycleOptions = field(default_factory=NodeLifecycleOptions)
     #: --horizontal-pod-autoscaler-sync-period and the HPA controller's other flags.
     hpa: HPAOptions = field(default_factory=HPAOptions)
+    #: --local-path-dir: where the local-path provisioner puts volumes on nodes.
+    local_path_dir: Path = Path(DEFAULT_LOCAL_PATH_DIR)
 
 
 class ControllerManager:
@@ -172,7 +191,9 @@ class ControllerManager:
         self.config = config or ManagerConfig()
         self.metrics = Metrics()
         known = known_controllers(
-            node_lifecycle_options=self.config.node_monitor, hpa_options=self.config.hpa
+            node_lifecycle_options=self.config.node_monitor,
+            hpa_options=self.config.hpa,
+            local_path_dir=self.config.local_path_dir,
         )
         self.controllers = [
             known[n] for n in select_controllers(list(self.config.controllers), known)

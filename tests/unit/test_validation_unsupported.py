@@ -19,7 +19,7 @@ import pytest
 from kpy.api import codec, errors
 from kpy.api.apps.v1 import Deployment, ReplicaSet
 from kpy.api.coordination.v1 import Lease
-from kpy.api.core.v1 import Pod, ReplicationController
+from kpy.api.core.v1 import PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController
 from kpy.api.defaults import set_defaults
 from kpy.api.validation import validate, validate_update
 from kpy.api.validation._unsupported import REFUSALS, Refusal
@@ -63,6 +63,16 @@ def volume(source: dict[str, Any], **mount: Any) -> dict[str, Any]:
 
 def decode(kind: type[Any], body: dict[str, Any]) -> Any:
     return set_defaults(codec.from_dict(kind, copy.deepcopy(body)))
+
+
+def _pv(spec: dict[str, Any]) -> dict[str, Any]:
+    base = {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}
+    return {"metadata": {"name": "pv"}, "spec": {**base, **spec}}
+
+
+def _pvc(**spec: Any) -> dict[str, Any]:
+    base = {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}
+    return {"metadata": {"name": "c", "namespace": "default"}, "spec": {**base, **spec}}
 
 
 @dataclass(frozen=True)
@@ -402,6 +412,56 @@ REFUSED = [
         ("LeaseSpec", "preferredHolder"),
         Lease,
         ("spec.strategy",),
+    ),
+    # persistent volumes
+    Case(
+        "PV nfs",
+        _pv({"nfs": {"server": "nfs.example", "path": "/export"}}),
+        "spec.nfs",
+        ("PersistentVolumeSpec", "nfs"),
+        PersistentVolume,
+    ),
+    Case(
+        "PV csi",
+        _pv({"csi": {"driver": "ebs.csi.aws.com", "volumeHandle": "vol-1"}}),
+        "spec.csi",
+        ("PersistentVolumeSpec", "csi"),
+        PersistentVolume,
+    ),
+    Case(
+        "PV Recycle",
+        _pv({"hostPath": {"path": "/tmp/pv"}, "persistentVolumeReclaimPolicy": "Recycle"}),
+        "spec.persistentVolumeReclaimPolicy",
+        ("PersistentVolumeSpec", "persistentVolumeReclaimPolicy"),
+        PersistentVolume,
+    ),
+    Case(
+        "PV Block",
+        _pv({"hostPath": {"path": "/tmp/pv"}, "volumeMode": "Block"}),
+        "spec.volumeMode",
+        ("PersistentVolumeSpec", "volumeMode"),
+        PersistentVolume,
+    ),
+    Case(
+        "PVC Block",
+        _pvc(volumeMode="Block"),
+        "spec.volumeMode",
+        ("PersistentVolumeClaimSpec", "volumeMode"),
+        PersistentVolumeClaim,
+    ),
+    Case(
+        "PVC dataSource",
+        _pvc(dataSource={"kind": "PersistentVolumeClaim", "name": "other"}),
+        "spec.dataSource",
+        ("PersistentVolumeClaimSpec", "dataSource"),
+        PersistentVolumeClaim,
+    ),
+    Case(
+        "PVC dataSourceRef",
+        _pvc(dataSourceRef={"kind": "PersistentVolumeClaim", "name": "other"}),
+        "spec.dataSourceRef",
+        ("PersistentVolumeClaimSpec", "dataSourceRef"),
+        PersistentVolumeClaim,
     ),
     # a pod template is checked like a pod
     Case(

@@ -40,6 +40,19 @@ DNS_POLICIES = ("ClusterFirstWithHostNet", "ClusterFirst", "Default", "None")
 PROTOCOLS = ("TCP", "UDP", "SCTP")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 ACCESS_MODES = ("ReadWriteOnce", "ReadOnlyMany", "ReadWriteMany", "ReadWriteOncePod")
+HOST_PATH_TYPES = (
+    "",
+    "DirectoryOrCreate",
+    "Directory",
+    "FileOrCreate",
+    "File",
+    "Socket",
+    "CharDevice",
+    "BlockDevice",
+)
+#: Recycle is Kubernetes' deprecated third policy: accepted here, refused in `_unsupported`.
+RECLAIM_POLICIES = ("Retain", "Delete", "Recycle")
+VOLUME_MODES = ("Filesystem", "Block")
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
 ENV_FIELD_PATHS = (
     "metadata.name",
@@ -609,17 +622,7 @@ def _volume_source(v: Any, path: str) -> Errors:
     if v.HasField("host_path"):
         if not v.host_path.path:
             errs.append(required(f"{path}.hostPath.path"))
-        allowed = (
-            "",
-            "DirectoryOrCreate",
-            "Directory",
-            "FileOrCreate",
-            "File",
-            "Socket",
-            "CharDevice",
-            "BlockDevice",
-        )
-        errs += one_of(f"{path}.hostPath.type", v.host_path.type, allowed)
+        errs += one_of(f"{path}.hostPath.type", v.host_path.type, HOST_PATH_TYPES)
     if v.HasField("config_map"):
         if not v.config_map.name:
             errs.append(required(f"{path}.configMap.name"))
@@ -899,11 +902,9 @@ def _validate_node(node: Any) -> Errors:
 
 
 def validate_pvc_spec(spec: Any, path: str) -> Errors:
-    errs: Errors = []
-    if not spec.access_modes:
-        errs.append(required(f"{path}.accessModes", "at least 1 access mode is required"))
-    for i, mode in enumerate(spec.access_modes):
-        errs += one_of(f"{path}.accessModes[{i}]", mode, ACCESS_MODES)
+    """A PersistentVolumeClaimSpec (of a claim, or of a StatefulSet's
+    volumeClaimTemplates)."""
+    errs = _access_modes(spec.access_modes, f"{path}.accessModes")
     if "storage" not in spec.resources.requests:
         errs.append(required(f"{path}.resources[storage]"))
     else:
@@ -911,8 +912,28 @@ def validate_pvc_spec(spec: Any, path: str) -> Errors:
     if spec.HasField("selector"):
         errs += validate_label_selector(spec.selector, f"{path}.selector")
     if spec.volume_mode:
-        errs += one_of(f"{path}.volumeMode", spec.volume_mode, ("Filesystem", "Block"))
+        errs += one_of(f"{path}.volumeMode", spec.volume_mode, VOLUME_MODES)
+    errs += _storage_class_name(spec, path)
     return errs
+
+
+def _access_modes(modes: Any, path: str) -> Errors:
+    """Kubernetes' access mode rules, for claims and volumes alike."""
+    if not modes:
+        return [required(path, "at least 1 access mode is required")]
+    errs: Errors = []
+    for i, mode in enumerate(modes):
+        errs += one_of(f"{path}[{i}]", mode, ACCESS_MODES)
+    if "ReadWriteOncePod" in modes and len(modes) > 1:
+        errs.append(forbidden(path, "may not use ReadWriteOncePod with other access modes"))
+    return errs
+
+
+def _storage_class_name(spec: Any, path: str) -> Errors:
+    name = spec.storage_class_name
+    if not name:
+        return []
+    return each(f"{path}.storageClassName", name, names.is_dns1123_subdomain(name))
 
 
 def _positive_storage(quantity: Any, path: str) -> Errors:
@@ -927,25 +948,112 @@ def _validate_pvc(pvc: Any) -> Errors:
     return validate_pvc_spec(pvc.spec, "spec")
 
 
+@update_validators("PersistentVolumeClaim")
+def _validate_pvc_update(new: Any, old: Any) -> Errors:
+    """As Kubernetes' ValidatePersistentVolumeClaimUpdate: the spec is fixed
+    at creation, except that the PV controller sets volumeName once (when
+    it binds) and storageClassName once where it was never set (the default
+    class, given retroactively), and that a bound claim may ask for more
+    storage (whether its class allows that is admission's call)."""
+    before, after = type(old.spec)(), type(new.spec)()
+    before.CopyFrom(old.spec)
+    after.CopyFrom(new.spec)
+    if not old.spec.volume_name:
+        before.volume_name = after.volume_name
+        if not after.HasField("volume_name"):
+            before.ClearField("volume_name")
+    if not old.spec.HasField("storage_class_name") and after.HasField("storage_class_name"):
+        before.storage_class_name = after.storage_class_name
+    if new.status.phase == "Bound":
+        after.resources.requests["storage"].CopyFrom(before.resources.requests["storage"])
+    errs: Errors = []
+    if after != before:
+        errs.append(
+            forbidden(
+                "spec",
+                "spec is immutable after creation except resources.requests "
+                "and volumeAttributesClassName for bound claims",
+            )
+        )
+    if _less(new.spec.resources.requests, old.spec.resources.requests):
+        errs.append(
+            forbidden(
+                "spec.resources.requests.storage", "field can not be less than previous value"
+            )
+        )
+    return errs
+
+
+def _less(new: Any, old: Any) -> bool:
+    """Whether the storage of `new` is less than that of `old` (both parse)."""
+    if "storage" not in new or "storage" not in old:
+        return False
+    a, b = value_of(new["storage"]), value_of(old["storage"])
+    return a is not None and b is not None and a < b
+
+
+_PV_SOURCES = ("host_path", "nfs", "local", "csi")
+
+
 @validators("PersistentVolume")
 def _validate_pv(pv: Any) -> Errors:
     spec = pv.spec
-    errs: Errors = []
-    if not spec.access_modes:
-        errs.append(required("spec.accessModes"))
-    for i, mode in enumerate(spec.access_modes):
-        errs += one_of(f"spec.accessModes[{i}]", mode, ACCESS_MODES)
+    errs = _access_modes(spec.access_modes, "spec.accessModes")
     if "storage" not in spec.capacity:
         errs.append(required("spec.capacity[storage]"))
     else:
         errs += _positive_storage(spec.capacity["storage"], "spec.capacity[storage]")
-    errs += _set_once(spec, "spec", ("host_path", "nfs", "local", "csi"), "volume type")
+    for resource in sorted(spec.capacity):
+        if resource != "storage":
+            errs.append(not_supported("spec.capacity", resource, ("storage",)))
+    errs += _set_once(spec, "spec", _PV_SOURCES, "volume type")
+    if spec.HasField("host_path"):
+        if not spec.host_path.path:
+            errs.append(required("spec.hostPath.path"))
+        errs += one_of("spec.hostPath.type", spec.host_path.type, HOST_PATH_TYPES)
+    if spec.HasField("local"):
+        if not spec.local.path:
+            errs.append(required("spec.local.path"))
+        if not spec.node_affinity.HasField("required"):
+            errs.append(required("spec.nodeAffinity", "Local volume requires node affinity"))
+    if spec.node_affinity.HasField("required"):
+        errs += validate_node_selector(spec.node_affinity.required, "spec.nodeAffinity.required")
+    elif spec.HasField("node_affinity"):
+        errs.append(
+            required("spec.nodeAffinity.required", "must specify required node constraints")
+        )
+    if spec.HasField("claim_ref"):
+        for field in ("namespace", "name"):
+            if not getattr(spec.claim_ref, field):
+                errs.append(required(f"spec.claimRef.{field}"))
     if spec.persistent_volume_reclaim_policy:
         errs += one_of(
             "spec.persistentVolumeReclaimPolicy",
             spec.persistent_volume_reclaim_policy,
-            ("Retain", "Delete", "Recycle"),
+            RECLAIM_POLICIES,
         )
+    if spec.volume_mode:
+        errs += one_of("spec.volumeMode", spec.volume_mode, VOLUME_MODES)
+    errs += _storage_class_name(spec, "spec")
+    return errs
+
+
+@update_validators("PersistentVolume")
+def _validate_pv_update(new: Any, old: Any) -> Errors:
+    """As Kubernetes: the volume source and mode never change; node
+    affinity may be set once, then never changes."""
+    errs: Errors = []
+    if any(getattr(new.spec, f) != getattr(old.spec, f) for f in _PV_SOURCES):
+        errs.append(
+            forbidden(
+                "spec.persistentvolumesource",
+                "spec.persistentvolumesource is immutable after creation",
+            )
+        )
+    if new.spec.volume_mode != old.spec.volume_mode:
+        errs.append(immutable("spec.volumeMode"))
+    if old.spec.HasField("node_affinity") and new.spec.node_affinity != old.spec.node_affinity:
+        errs.append(immutable("spec.nodeAffinity"))
     return errs
 
 

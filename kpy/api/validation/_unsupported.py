@@ -20,9 +20,9 @@ Contract:
   the object is checked, so a Container rule covers `initContainers` and
   `containers` of a Pod and of every pod template alike.
 - Rules apply to the kinds kpy runs today (`KINDS`). Job, CronJob,
-  StatefulSet, DaemonSet, HorizontalPodAutoscaler and the storage kinds are
-  left to the issues that implement them; the pods they make are checked
-  when they are created.
+  StatefulSet, DaemonSet and HorizontalPodAutoscaler are left to the issues
+  that implement them; the pods they make are checked when they are
+  created.
 - On an update, a refused value that the stored object already held at the
   same path is let through (ratcheting, as Kubernetes does for tightened
   rules), so an object stored before a rule existed can still have its
@@ -49,11 +49,14 @@ from kpy.api.core.v1 import (
     Event,
     Namespace,
     Node,
+    PersistentVolume,
+    PersistentVolumeClaim,
     Pod,
     ReplicationController,
     Secret,
     Service,
 )
+from kpy.api.storage.v1 import StorageClass
 from kpy.api.validation._field import Errors, forbidden
 
 if TYPE_CHECKING:
@@ -78,6 +81,9 @@ _KIND_TYPES: Final[tuple[type[Message], ...]] = (
     Secret,
     Event,
     Lease,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    StorageClass,
 )
 KINDS: Final = frozenset(t.__name__ for t in _KIND_TYPES)
 
@@ -187,6 +193,8 @@ SAFE_SYSCTLS: Final = (
     "net.ipv4.tcp_syncookies",
     "net.ipv4.tcp_wmem",
 )
+_NODE_DIRECTORIES = "kpy-agent mounts only directories of its node"
+_NO_BLOCK = "kpy-agent mounts volumes as directories, never as block devices"
 _NO_DNS = "kpy writes no resolv.conf: containers use their node's DNS configuration"
 
 REFUSALS: Final[tuple[Refusal, ...]] = (
@@ -463,6 +471,61 @@ REFUSALS: Final[tuple[Refusal, ...]] = (
         "set",
         _is_set,
         "kpy has no ClusterTrustBundle",
+    ),
+    # --- persistent volumes
+    Refusal(
+        "PersistentVolumeSpec",
+        "nfs",
+        "set",
+        _is_set,
+        _NODE_DIRECTORIES,
+        "use hostPath or local",
+    ),
+    Refusal(
+        "PersistentVolumeSpec",
+        "csi",
+        "set",
+        _is_set,
+        _NODE_DIRECTORIES,
+        "use hostPath or local",
+    ),
+    Refusal(
+        "PersistentVolumeSpec",
+        "persistentVolumeReclaimPolicy",
+        '"Recycle"',
+        _one_of("Recycle"),
+        "kpy has no volume recycler, which Kubernetes deprecated",
+        "use Delete or Retain",
+    ),
+    Refusal(
+        "PersistentVolumeSpec",
+        "volumeMode",
+        '"Block"',
+        _one_of("Block"),
+        _NO_BLOCK,
+        "use Filesystem",
+    ),
+    Refusal(
+        "PersistentVolumeClaimSpec",
+        "volumeMode",
+        '"Block"',
+        _one_of("Block"),
+        _NO_BLOCK,
+        "use Filesystem",
+    ),
+    Refusal(
+        "PersistentVolumeClaimSpec",
+        "dataSource",
+        "set",
+        _is_set,
+        "kpy's provisioner makes empty volumes only",
+    ),
+    Refusal(
+        "PersistentVolumeClaimSpec",
+        "dataSourceRef",
+        "set",
+        _is_set,
+        "kpy's provisioner makes empty volumes only",
     ),
     # --- workloads and the rest
     Refusal(
