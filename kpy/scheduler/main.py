@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from kpy import component
+from kpy.scheduler.plugins.volume_binding import DEFAULT_BIND_TIMEOUT
 from kpy.scheduler.scheduler import COMPONENT, DEFAULT_SCHEDULER_NAME, LEASE_NAME, Scheduler
 
 
@@ -36,6 +37,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="bindings in flight at once (default %(default)s)",
     )
+    p.add_argument(
+        "--volume-bind-timeout",
+        type=float,
+        default=DEFAULT_BIND_TIMEOUT,
+        metavar="SECONDS",
+        help="how long a pod waits for its PersistentVolumeClaims to be bound before it "
+        "is retried (VolumeBinding's bindTimeoutSeconds; default %(default)g)",
+    )
     component.add_flags(p, lease_name=LEASE_NAME, metrics_port=10259)
     return p
 
@@ -47,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
     if args.bind_concurrency < 1:
         parser.error(f"--bind-concurrency must be at least 1, got {args.bind_concurrency}")
+    if not args.volume_bind_timeout > 0:
+        parser.error(f"--volume-bind-timeout must be positive, got {args.volume_bind_timeout:g}")
     opts = component.options(parser, args)
     return component.main(
         COMPONENT,
@@ -59,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
             metrics_port=opts.metrics_port,
             explain_address=(args.bind_address, args.port),
             bind_concurrency=args.bind_concurrency,
+            volume_bind_timeout=args.volume_bind_timeout,
             announce=lambda line: print(line, flush=True),
         ),
     )

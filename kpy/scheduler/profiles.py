@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
     from kpy.api.core.v1 import Pod
     from kpy.api.labels import Selector
+    from kpy.scheduler.plugins.volume_binding import VolumeSource
 
 __all__ = ["default_profile"]
 
@@ -27,6 +28,8 @@ def default_profile(
     bind: Callable[[Pod, str], Awaitable[object]] | None = None,
     namespace_labels: Callable[[str], Mapping[str, str] | None] | None = None,
     default_spread_selector: Callable[[Pod], Selector | None] | None = None,
+    volumes: VolumeSource | None = None,
+    volume_bind_timeout: float = plugins.volume_binding.DEFAULT_BIND_TIMEOUT,
 ) -> Profile:
     """kube-scheduler's default plugins that kpy implements, in its order, with
     its default weights (TaintToleration 3, NodeAffinity 2, NodeResourcesFit 1,
@@ -35,8 +38,16 @@ def default_profile(
     given (the scheduler gives the API call). `namespace_labels` answers a
     namespace's labels (for namespaceSelector); `default_spread_selector`
     the selector of a pod's Services and controller (for the default
-    topology spread constraints)."""
+    topology spread constraints). With `volumes` (claims, volumes and
+    classes, and the writes that bind them) VolumeBinding runs too, after
+    NodeResourcesFit as in kube-scheduler, waiting at most
+    `volume_bind_timeout` seconds for a pod's claims to be bound."""
     binders = (plugins.DefaultBinder(bind),) if bind is not None else ()
+    volume_binding = (
+        (plugins.VolumeBinding(volumes, bind_timeout=volume_bind_timeout),)
+        if volumes is not None
+        else ()
+    )
     return Profile.of(
         plugins.NodeUnschedulable(),
         plugins.NodeName(),
@@ -44,6 +55,7 @@ def default_profile(
         plugins.NodeAffinity(),
         plugins.NodePorts(),
         plugins.NodeResourcesFit(),
+        *volume_binding,
         plugins.PodTopologySpread(default_spread_selector),
         plugins.InterPodAffinity(namespace_labels),
         plugins.DefaultPreemption(),

@@ -17,6 +17,16 @@ scheduler.go and schedule_one.go).
   with Kubernetes' message ("0/3 nodes are available: ..."), and a
   FailedScheduling event; a bound pod gets a Scheduled event naming its
   node (the API server sets PodScheduled=True on binding).
+- Volumes: the VolumeBinding plugin reads claims, volumes and classes
+  from the scheduler's informers; a change to any of them moves the
+  unschedulable pods back to be tried. After the node is chosen the
+  Reserve plugins run at once (a failure forgets the assumption and
+  retries the pod after its back-off); in the background, the PreBind
+  plugins (VolumeBinding binds the pod's claims and waits for them, at
+  most `volume_bind_timeout` seconds) run before Bind, outside the bind
+  concurrency limit since they mostly wait. A PreBind or Bind failure
+  unreserves, forgets the assumption, reports FailedScheduling and
+  retries the pod after its back-off.
 - Preemption: a pod that fits nowhere runs the PostFilter plugins
   (DefaultPreemption). When they name a node, the pod's
   status.nominatedNodeName is set, the victims get a DisruptionTarget
@@ -49,7 +59,8 @@ import anyio
 import anyio.abc
 
 from kpy.api import errors
-from kpy.api.core.v1 import Namespace, Node, Pod
+from kpy.api.core.v1 import Namespace, Node, PersistentVolume, PersistentVolumeClaim, Pod
+from kpy.api.storage.v1 import StorageClass
 from kpy.cache.events import NORMAL, WARNING, EventBroadcaster
 from kpy.cache.informer import EventHandler, SharedInformerFactory, deleted_object
 from kpy.component import ElectionOptions, run_elected
@@ -69,10 +80,12 @@ from kpy.scheduler.framework import (
     new_status,
 )
 from kpy.scheduler.plugins.default_preemption import pod_priority
+from kpy.scheduler.plugins.volume_binding import DEFAULT_BIND_TIMEOUT
 from kpy.scheduler.profiles import default_profile
 from kpy.scheduler.queue import QueueClosedError, QueuedPodInfo, SchedulingQueue
 from kpy.scheduler.resources import invalid_pod_quantities
 from kpy.scheduler.spreading import DefaultSpreadSelector
+from kpy.scheduler.volumes import InformerVolumes
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -105,6 +118,7 @@ class Scheduler:
         announce: Callable[[str], None] | None = None,
         bind_concurrency: int = 64,
         rng: random.Random | None = None,
+        volume_bind_timeout: float = DEFAULT_BIND_TIMEOUT,
     ) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
@@ -117,6 +131,8 @@ class Scheduler:
                 bind=self._bind_through_api,
                 namespace_labels=self._namespace_labels,
                 default_spread_selector=DefaultSpreadSelector(self.informers),
+                volumes=InformerVolumes(self.informers, client),
+                volume_bind_timeout=volume_bind_timeout,
             )
         )
         self.election = election or ElectionOptions(name=LEASE_NAME)
@@ -172,6 +188,22 @@ class Scheduler:
                 on_delete=self._node_deleted,
             )
         )
+        # A claim, volume or class that appears or changes may let a pod
+        # waiting on VolumeBinding fit (kube-scheduler's PVC/PV/StorageClass events).
+        for kind, event in (
+            (PersistentVolumeClaim, "PvcChange"),
+            (PersistentVolume, "PvChange"),
+            (StorageClass, "StorageClassChange"),
+        ):
+            self.informers.informer(kind).add_event_handler(self._requeue_on(event))
+
+    def _requeue_on(self, event: str) -> EventHandler[Any]:
+        """A handler that moves the unschedulable pods back on add or update."""
+
+        def changed(*_: object) -> None:
+            self.queue.move_all_to_active_or_backoff(event)
+
+        return EventHandler(on_add=changed, on_update=changed)
 
     def _namespace_labels(self, name: str) -> Mapping[str, str] | None:
         ns = self._namespaces.get("", name)
@@ -300,6 +332,15 @@ class Scheduler:
         assumed.spec.node_name = decision.node
         self.cache.assume_pod(assumed)
         state = decision.state if decision.state is not None else CycleState()
+        status = self.framework.run_reserve(state, pod, decision.node)
+        if status.code:
+            self.cache.forget_pod(key)
+            self._attempts.labels("error").inc()
+            self.queue.add_backoff(info)
+            message = f'running Reserve plugin "{status.plugin}": {status.message()}'
+            self.recorder.event(pod, WARNING, "FailedScheduling", message)
+            binds.start_soon(self._mark_unschedulable, pod, message, "SchedulerError")
+            return
         binds.start_soon(self._bind, info, decision.node, state)
 
     def decide(self, pod: Pod, *, preempt: bool = False) -> Decision:
@@ -422,8 +463,28 @@ class Scheduler:
         return response
 
     async def _bind(self, info: QueuedPodInfo, node: str, state: CycleState) -> None:
-        """Bind in the background, in the cycle's own state (`state`)."""
+        """PreBind, then Bind, in the background, in the cycle's own state
+        (`state`); any failure unreserves and forgets the assumption."""
         pod, key = info.pod, info.key
+        try:
+            status = await self.framework.run_pre_bind(state, pod, node)
+        except Exception as e:
+            # A bug or an object no check foresaw: this pod is retried, the loop goes on.
+            log.exception("pre-binding crashed", extra={"pod": key, "node": node})
+            status = new_status(Code.ERROR, f"pre-binding {key} to {node} failed: {e}")
+        if status.code:
+            self.framework.run_unreserve(state, pod, node)
+            self.cache.forget_pod(key)
+            self.queue.add_backoff(info)
+            self._attempts.labels("error").inc()
+            message = status.message()
+            if status.plugin:
+                message = f'running PreBind plugin "{status.plugin}": {message}'
+            log.warning("pre-binding failed", extra={"pod": key, "node": node, "error": message})
+            self.recorder.event(pod, WARNING, "FailedScheduling", message)
+            reason = "Unschedulable" if status.is_rejected() else "SchedulerError"
+            await self._mark_unschedulable(pod, message, reason)
+            return
         async with self._binds:
             try:
                 status = await self.framework.run_bind(state, pod, node)
@@ -431,12 +492,14 @@ class Scheduler:
                     raise errors.Internal(f"binding {key} to {node}: {status.message()}")
             except (errors.Conflict, errors.NotFound):
                 # Bound by someone else, or gone: the informer says which.
+                self.framework.run_unreserve(state, pod, node)
                 self.cache.forget_pod(key)
                 self.queue.done(key)
                 self._attempts.labels("error").inc()
                 return
             except errors.StatusError as e:
                 log.warning("binding failed", extra={"pod": key, "node": node, "error": str(e)})
+                self.framework.run_unreserve(state, pod, node)
                 self.cache.forget_pod(key)
                 self.queue.add_backoff(info)
                 self._attempts.labels("error").inc()

@@ -17,7 +17,8 @@ Plugins import from this package and the package never imports a plugin:
 
 - A plugin is any object with a `name` and one or more extension-point
   methods (`pre_filter`, `filter`, `post_filter`, `pre_score`, `score`,
-  optionally `score_nodes` and `normalize_score`, `bind`).
+  optionally `score_nodes` and `normalize_score`, `reserve` with
+  `unreserve`, `pre_bind`, `bind`).
 - Plugins return a `Status`; success is `SUCCESS` (code 0, so `if
   status.code` means "not a success"). The framework stamps the failing
   plugin's name on the status it reports.
@@ -39,9 +40,11 @@ from kpy.scheduler.framework.interface import (
     Plugin,
     PostFilterPlugin,
     PostFilterResult,
+    PreBindPlugin,
     PreFilterPlugin,
     PreFilterResult,
     PreScorePlugin,
+    ReservePlugin,
     ScorePlugin,
     is_cluster_wide,
 )
@@ -88,10 +91,12 @@ __all__ = [
     "PluginError",
     "PostFilterPlugin",
     "PostFilterResult",
+    "PreBindPlugin",
     "PreFilterPlugin",
     "PreFilterResult",
     "PreScorePlugin",
     "Profile",
+    "ReservePlugin",
     "ScheduleResult",
     "ScorePlugin",
     "ScoredNode",

@@ -6,7 +6,12 @@ the Profile that lists it decides where it runs. Binding is a plugin too
 (DefaultBinder), handed the API call by the scheduler. A plugin whose
 verdict on a node depends on pods of other nodes (inter-pod affinity,
 topology spread) sets `cluster_wide = True`: the equivalence cache never
-remembers its verdicts. A PostFilter plugin that needs the framework
+remembers its verdicts. Reserve and PreBind run after a node is chosen:
+Reserve (synchronous, while the pod is assumed on the node) claims what
+the plugin will need, Unreserve gives it back when anything later fails,
+and PreBind (awaited before Bind) makes the API calls that must land
+before the pod is bound (VolumeBinding binds the pod's claims there). A
+PostFilter plugin that needs the framework
 itself (preemption re-runs filters) offers `bind_framework(framework)`,
 which the framework calls once, as kube-scheduler hands plugins a Handle.
 """
@@ -45,9 +50,11 @@ __all__ = [
     "Plugin",
     "PostFilterPlugin",
     "PostFilterResult",
+    "PreBindPlugin",
     "PreFilterPlugin",
     "PreFilterResult",
     "PreScorePlugin",
+    "ReservePlugin",
     "ScorePlugin",
     "is_cluster_wide",
 ]
@@ -139,6 +146,30 @@ class ScorePlugin(Plugin, Protocol):
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
         """A raw score for the node; within 0..MAX_NODE_SCORE unless the plugin
         also normalizes."""
+        ...
+
+
+@runtime_checkable
+class ReservePlugin(Plugin, Protocol):
+    def reserve(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        """Claim, in the plugin's own books, what the pod will use on the
+        chosen node (it is assumed there already); a failure unreserves
+        every Reserve plugin and sends the pod back to be retried. Runs
+        between awaits: keep it synchronous."""
+        ...
+
+    def unreserve(self, state: CycleState, pod: Pod, node_name: str) -> None:
+        """Give back what `reserve` claimed (Reserve or a later step failed).
+        Must be idempotent and never fail: it may run for a plugin whose
+        `reserve` did not."""
+        ...
+
+
+@runtime_checkable
+class PreBindPlugin(Plugin, Protocol):
+    async def pre_bind(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        """What must happen in the API before the pod is bound (may wait);
+        a failure unreserves and sends the pod back to be retried."""
         ...
 
 

@@ -14,8 +14,10 @@ from kpy.scheduler.framework.interface import (
     BindPlugin,
     FilterPlugin,
     PostFilterPlugin,
+    PreBindPlugin,
     PreFilterPlugin,
     PreScorePlugin,
+    ReservePlugin,
     ScorePlugin,
 )
 
@@ -41,6 +43,8 @@ class Profile:
     post_filter: tuple[PostFilterPlugin, ...] = ()
     pre_score: tuple[PreScorePlugin, ...] = ()
     score: tuple[ScorePlugin, ...] = ()
+    reserve: tuple[ReservePlugin, ...] = ()
+    pre_bind: tuple[PreBindPlugin, ...] = ()
     bind: tuple[BindPlugin, ...] = ()
     score_weights: Mapping[str, int] = field(default_factory=dict)
     percentage_of_nodes_to_score: int = 0
@@ -55,6 +59,8 @@ class Profile:
             ("postFilter", self.post_filter),
             ("preScore", self.pre_score),
             ("score", self.score),
+            ("reserve", self.reserve),
+            ("preBind", self.pre_bind),
             ("bind", self.bind),
         ):
             names = [p.name for p in plugins]
@@ -86,6 +92,8 @@ class Profile:
             post_filter=tuple(p for p in plugins if isinstance(p, PostFilterPlugin)),
             pre_score=tuple(p for p in plugins if isinstance(p, PreScorePlugin)),
             score=tuple(p for p in plugins if isinstance(p, ScorePlugin)),
+            reserve=tuple(p for p in plugins if isinstance(p, ReservePlugin)),
+            pre_bind=tuple(p for p in plugins if isinstance(p, PreBindPlugin)),
             bind=tuple(p for p in plugins if isinstance(p, BindPlugin)),
             score_weights=dict(weights or {}),
             percentage_of_nodes_to_score=percentage_of_nodes_to_score,

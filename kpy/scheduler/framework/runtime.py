@@ -22,6 +22,9 @@ Contract:
 - PostFilter plugins (preemption) get the framework through
   `bind_framework`, to re-run filters on a node with pods removed
   (`filter_node_with`); they propose, the scheduler acts.
+- After a node is chosen: Reserve plugins run in order (the first
+  failure unreserves them all, in reverse order), then PreBind plugins,
+  then Bind. Whoever sees a later step fail calls `run_unreserve`.
 - A plugin's Error (not a rejection) is a bug or an outage, not an answer:
   the aggregate runners (`find_nodes_that_fit`, `run_score_plugins`,
   `run_score`, `schedule_pod`) raise `PluginError` carrying the status.
@@ -347,7 +350,33 @@ class Framework:
         ties = [node_info for node_info, total in scored if total == best]
         return ties[rng.randrange(len(ties))] if len(ties) > 1 else ties[0]
 
-    # --- Bind ---
+    # --- Reserve / PreBind / Bind ---
+
+    def run_reserve(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        """Every Reserve plugin in order; on the first non-success all are
+        unreserved (reverse order) and that status, stamped with its
+        plugin, is returned."""
+        for plugin in self.profile.reserve:
+            status = plugin.reserve(state, pod, node_name)
+            if status.code:
+                self.run_unreserve(state, pod, node_name)
+                return status.with_plugin(plugin.name)
+        return SUCCESS
+
+    def run_unreserve(self, state: CycleState, pod: Pod, node_name: str) -> None:
+        """Every Reserve plugin's `unreserve`, in reverse order."""
+        for plugin in reversed(self.profile.reserve):
+            plugin.unreserve(state, pod, node_name)
+
+    async def run_pre_bind(self, state: CycleState, pod: Pod, node_name: str) -> Status:
+        """Every PreBind plugin in order; the first non-success (a Skip is
+        a success here) is returned stamped with its plugin. The caller
+        unreserves."""
+        for plugin in self.profile.pre_bind:
+            status = await plugin.pre_bind(state, pod, node_name)
+            if status.code and not status.is_skip():
+                return status.with_plugin(plugin.name)
+        return SUCCESS
 
     async def run_bind(self, state: CycleState, pod: Pod, node_name: str) -> Status:
         """The first bind plugin that does not Skip binds the pod; errors

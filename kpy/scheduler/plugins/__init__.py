@@ -29,6 +29,10 @@ unchanged.
   picks the node and the victims, the scheduler evicts them.
 - balanced_allocation: NodeResourcesBalancedAllocation; PreScore, Score.
   Mirrors noderesources/balanced_allocation.go and resource_allocation.go.
+- volume_binding: VolumeBinding; PreFilter, Filter, Reserve, PreBind.
+  Mirrors volumebinding/volume_binding.go and binder.go; it reads claims,
+  volumes and classes, and binds them, through a VolumeSource the
+  scheduler hands it. Cluster-wide (its verdicts follow volumes, not nodes).
 - default_binder: DefaultBinder; Bind. Mirrors defaultbinder/default_binder.go;
   the scheduler hands it the API call, so plugins never import the client.
 
@@ -36,7 +40,10 @@ The plugin classes are re-exported here. Plugins keep no per-pod state
 between calls: what they derive from the pod lives in the CycleState
 (written by PreFilter/PreScore, recomputed by Filter/Score if those were not
 run, except where Kubernetes reports an error instead), and what they derive
-from a node lives in `NodeInfo.node_cache`. Score plugins also offer
+from a node lives in `NodeInfo.node_cache`. The one exception is
+VolumeBinding's assume cache: the volumes and claims promised to a pod
+from its Reserve until the API shows them bound (or its Unreserve), so
+that the next pod does not take them meanwhile. Score plugins also offer
 `score_nodes` (many nodes per call, same results), which the framework
 prefers. `kpy.scheduler.profiles.default_profile()` lists them in
 kube-scheduler's order with its default score weights.
@@ -53,6 +60,7 @@ from kpy.scheduler.plugins.node_resources_fit import NodeResourcesFit
 from kpy.scheduler.plugins.node_unschedulable import NodeUnschedulable
 from kpy.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from kpy.scheduler.plugins.taint_toleration import TaintToleration
+from kpy.scheduler.plugins.volume_binding import VolumeBinding
 
 __all__ = [
     "BalancedAllocation",
@@ -66,4 +74,5 @@ __all__ = [
     "NodeUnschedulable",
     "PodTopologySpread",
     "TaintToleration",
+    "VolumeBinding",
 ]
