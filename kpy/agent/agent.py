@@ -4,16 +4,21 @@
 
 - registers the Node and keeps its Lease and status (`node.NodeAgent`);
 - watches only the pods bound to it (field selector spec.nodeName=<node>),
-  plus ConfigMaps, Secrets and volume claims for what containers consume;
+  plus ConfigMaps, Secrets, volume claims and volumes for what containers
+  consume;
 - reads static pods from `pod_manifest_path` and publishes a mirror pod for
   each (`static_pods`); a mirror that someone deletes, or that stops
   matching its static pod, is deleted and created again, as the kubelet
   does, while the static pod's containers run on;
 - hands every pod to `pods.PodWorkers`, and wakes a pod's worker on every
   change that concerns it: the pod, a container event from the runtime, a
-  probe result, a ConfigMap or Secret it uses;
+  probe result, a ConfigMap, Secret or claim it uses (or the volume bound
+  to that claim);
 - serves logs, exec and usage to the API server (`server.AgentService`) on
-  the address the Node publishes.
+  the address the Node publishes;
+- measures the node every housekeeping interval against its eviction
+  thresholds (`eviction`): the Node's MemoryPressure, DiskPressure and
+  PIDPressure conditions, and one pod evicted at a time under pressure.
 
 On start it first lets the runtime recover what a previous agent left
 running; pods still wanted keep their containers, and sandboxes of pods
@@ -24,7 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -34,6 +39,9 @@ import grpc.aio
 from kpy.agent import static_pods
 from kpy.agent.backoff import Backoff
 from kpy.agent.env import references
+from kpy.agent.eviction import EvictionConfig, EvictionManager
+from kpy.agent.eviction.monitor import EvictionMonitor
+from kpy.agent.eviction.observe import observe_node
 from kpy.agent.node import NodeAgent, NodeConfig
 from kpy.agent.pods import NodeView, PodWorkers
 from kpy.agent.probes import ProbeDecider, ProbeManager
@@ -83,6 +91,7 @@ class AgentConfig:
     backoff_base: float = 10.0
     backoff_max: float = 300.0
     probe_time_scale: float = 1.0
+    eviction: EvictionConfig = field(default_factory=EvictionConfig.default)
 
 
 class _Objects:
@@ -145,7 +154,12 @@ class Agent:
                 node_config = replace(
                     cfg.node, port=self.port, runtime_version=f"{self.runtime.name}://0.1.0"
                 )
-                node_agent = self._node_agent = NodeAgent(self._client, node_config)
+                evictions = EvictionManager(cfg.eviction)
+                # The first status reported already says whether the node is under pressure.
+                evictions.observe(await anyio.to_thread.run_sync(observe_node, cfg.root_dir))
+                node_agent = self._node_agent = NodeAgent(
+                    self._client, node_config, pressure=lambda: evictions.conditions
+                )
                 await node_agent.register()
                 broadcaster = EventBroadcaster(self._client, host=self.node_name)
                 tg.start_soon(broadcaster.run)
@@ -155,14 +169,16 @@ class Agent:
                     time_scale=cfg.probe_time_scale,
                     decide=_probe_decider(self.runtime),
                 )
+                volumes = VolumeManager(cfg.root_dir)
+                recorder = broadcaster.new_recorder(COMPONENT)
                 workers = self._workers = PodWorkers(
                     client=self._client,
                     runtime=self.runtime,
                     node=NodeView(self.node_name, cfg.node.address, self._allocatable),
-                    volumes=VolumeManager(cfg.root_dir),
+                    volumes=volumes,
                     probes=probes,
                     objects=_Objects(informers),
-                    events=broadcaster.new_recorder(COMPONENT),
+                    events=recorder,
                     backoff=Backoff(cfg.backoff_base, cfg.backoff_max, 2 * cfg.backoff_max),
                 )
                 await tg.start(workers.run)
@@ -186,6 +202,16 @@ class Agent:
                         await informer.wait_for_sync()
                     await workers.adopt_orphans()
                     tg.start_soon(node_agent.run)
+                    monitor = EvictionMonitor(
+                        evictions,
+                        root_dir=cfg.root_dir,
+                        workers=workers,
+                        runtime=self.runtime,
+                        volumes=volumes,
+                        events=recorder,
+                        node=lambda: node_agent.node,
+                    )
+                    tg.start_soon(monitor.run)
                     log.info("agent ready", extra={"node": self.node_name, "port": self.port})
                     task_status.started(self.port)
                     await anyio.sleep_forever()
@@ -219,7 +245,15 @@ class Agent:
         out: dict[type[Any], SharedInformer[Any]] = {Pod: pods}
         for kind in (ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume):
             informer: SharedInformer[Any] = SharedInformer(self._client, kind)
-            if kind in (ConfigMap, Secret):
+            if kind is PersistentVolume:
+                # A volume names its claim: the pods using that claim wake.
+                informer.add_event_handler(
+                    EventHandler(
+                        on_add=lambda pv, _: self._volume_changed(pv),
+                        on_update=lambda _, pv: self._volume_changed(pv),
+                    )
+                )
+            else:
                 informer.add_event_handler(
                     EventHandler(
                         on_add=lambda obj, _: self._object_changed(obj),
@@ -277,6 +311,13 @@ class Agent:
             uids.discard(uid)
             if not uids:
                 self._references.pop(ref, None)
+
+    def _volume_changed(self, pv: PersistentVolume) -> None:
+        ref = pv.spec.claim_ref
+        if pv.spec.HasField("claim_ref"):
+            claim = PersistentVolumeClaim()
+            claim.metadata.namespace, claim.metadata.name = ref.namespace, ref.name
+            self._object_changed(claim)
 
     def _object_changed(self, obj: Any) -> None:
         assert self._workers is not None

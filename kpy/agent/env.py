@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONFIG_MAP",
+    "PERSISTENT_VOLUME_CLAIM",
     "SECRET",
     "ConfigError",
     "Objects",
@@ -69,6 +70,7 @@ __all__ = [
 
 CONFIG_MAP: Final = "ConfigMap"
 SECRET: Final = "Secret"
+PERSISTENT_VOLUME_CLAIM: Final = "PersistentVolumeClaim"
 
 _ZERO: Final = Quantity(0)
 _ONE: Final = Quantity(1)
@@ -466,9 +468,10 @@ def _key(data: dict[str, bytes] | None, key: str, optional: bool, where: str) ->
 
 
 def references(pod: Pod) -> set[tuple[str, str, str]]:
-    """Every (CONFIG_MAP | SECRET, namespace, name) the pod's env, envFrom
-    and volumes (projected sources included) refer to, so that the agent
-    can re-sync the pod when one of them changes."""
+    """Every (CONFIG_MAP | SECRET | PERSISTENT_VOLUME_CLAIM, namespace,
+    name) the pod's env, envFrom and volumes (projected sources included)
+    refer to, so that the agent can re-sync the pod when one of them
+    changes (a claim getting bound lets a waiting pod start)."""
     namespace = pod.metadata.namespace
     refs: set[tuple[str, str]] = set()
     spec = pod.spec
@@ -484,6 +487,8 @@ def references(pod: Pod) -> set[tuple[str, str, str]]:
             refs.add((CONFIG_MAP, volume.config_map.name))
         if volume.HasField("secret"):
             refs.add((SECRET, volume.secret.secret_name))
+        if volume.HasField("persistent_volume_claim"):
+            refs.add((PERSISTENT_VOLUME_CLAIM, volume.persistent_volume_claim.claim_name))
         for projection in volume.projected.sources:
             if projection.HasField("config_map"):
                 refs.add((CONFIG_MAP, projection.config_map.name))

@@ -34,6 +34,7 @@ import yaml
 from kpy import logs
 from kpy._process import cancel_on_signal, exit_with_parent
 from kpy.agent.agent import COMPONENT, Agent, AgentConfig
+from kpy.agent.eviction import parse_eviction_config
 from kpy.agent.node import NodeConfig
 from kpy.agent.runtime import DEFAULT_IP_DIR
 from kpy.agent.runtime.base import check_cluster_uid
@@ -101,6 +102,35 @@ def _parser() -> argparse.ArgumentParser:
         "--crashloop-backoff-max", type=float, help="longest restart delay, seconds (default 300)"
     )
     p.add_argument("--heartbeat", type=float, help="seconds between Lease renewals (default 10)")
+    p.add_argument(
+        "--eviction-hard",
+        help="thresholds that evict pods at once, signal<quantity or signal<percent, "
+        "comma-separated (default memory.available<100Mi,nodefs.available<10%%,"
+        "nodefs.inodesFree<5%%,imagefs.available<15%%; given, it replaces them all)",
+    )
+    p.add_argument(
+        "--eviction-soft",
+        help="thresholds that evict pods once met for their grace period, as --eviction-hard",
+    )
+    p.add_argument(
+        "--eviction-soft-grace-period",
+        help="grace period of each soft threshold, signal=duration (memory.available=1m30s)",
+    )
+    p.add_argument(
+        "--eviction-pressure-transition-period",
+        help="how long a pressure condition stays True after its threshold is no longer "
+        "met (default 5m)",
+    )
+    p.add_argument(
+        "--eviction-max-pod-grace-period",
+        type=int,
+        help="longest grace period, seconds, of a pod evicted for a soft threshold; "
+        "negative: the pod's own (default 0)",
+    )
+    p.add_argument(
+        "--housekeeping-interval",
+        help="how often the node is measured against the eviction thresholds (default 10s)",
+    )
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     return p
 
@@ -170,6 +200,10 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
         except ValueError as e:
             parser.error(f"--cluster-uid: {e}")
     manifests = s.get("pod_manifest_path")
+    try:
+        eviction = parse_eviction_config(s)
+    except ValueError as e:
+        parser.error(str(e))
     config = AgentConfig(
         node=node,
         root_dir=root,
@@ -178,6 +212,7 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
         pod_manifest_path=Path(manifests) if manifests else None,
         backoff_base=float(s.get("crashloop_backoff_base", 10.0)),
         backoff_max=float(s.get("crashloop_backoff_max", 300.0)),
+        eviction=eviction,
     )
     return config, s
 

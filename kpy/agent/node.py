@@ -8,9 +8,9 @@
   signal. Node status (conditions, addresses, capacity) is written when it
   changes and at least every `status_report` seconds (5 minutes), so a
   quiet node costs one small write per heartbeat.
-- Conditions: Ready, and MemoryPressure, DiskPressure and PIDPressure from
-  the machine's figures against thresholds like the kubelet's default
-  eviction thresholds (memory.available < 100Mi, nodefs.available < 10%).
+- Conditions: Ready, and MemoryPressure, DiskPressure and PIDPressure as
+  the eviction manager holds them (`pressure`: the conditions now True; see
+  `kpy.agent.eviction`), with the kubelet's reasons.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from kpy.api.core.v1 import Node, NodeAddress, NodeCondition, Taint
 from kpy.api.validation import validate
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Collection, Mapping
 
     from kpy.client import Client
 
@@ -41,9 +41,12 @@ log = logging.getLogger("kpy.agent")
 
 LEASE_NAMESPACE = "kube-node-lease"
 VERSION = "kpy-agent/0.1.0"
-MEMORY_PRESSURE_BYTES = 100 * 1024 * 1024
-DISK_PRESSURE_FRACTION = 0.10
-PID_PRESSURE_FRACTION = 0.95
+#: condition -> (reason when False, reason when True, what it is about)
+PRESSURE_CONDITIONS = {
+    "MemoryPressure": ("KubeletHasSufficientMemory", "KubeletHasInsufficientMemory", "memory"),
+    "DiskPressure": ("KubeletHasNoDiskPressure", "KubeletHasDiskPressure", "disk"),
+    "PIDPressure": ("KubeletHasSufficientPID", "KubeletHasInsufficientPID", "PID"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,9 +116,17 @@ class NodeAgent:
     """Keeps the Node, its Lease and its conditions current; `node` is the
     last Node the API returned."""
 
-    def __init__(self, client: Client, config: NodeConfig) -> None:
+    def __init__(
+        self,
+        client: Client,
+        config: NodeConfig,
+        *,
+        pressure: Callable[[], Collection[str]] = frozenset,
+    ) -> None:
+        """`pressure`: the pressure conditions True now (default: none)."""
         self._client = client
         self.config = config
+        self._pressure = pressure
         self.node: Node = desired_node(config)
         self._reported: tuple[object, ...] = ()
         self._reported_at = 0.0
@@ -168,7 +179,7 @@ class NodeAgent:
             await self._client.update(lease)
 
     async def report_status(self, *, force: bool = False) -> None:
-        conditions = node_conditions(self.config.root_dir)
+        conditions = node_conditions(self._pressure())
         key = tuple((c.type, c.status, c.reason) for c in conditions)
         due = time.monotonic() - self._reported_at >= self.config.status_report
         if (
@@ -212,30 +223,23 @@ class NodeAgent:
         return not {(c.type, c.status) for c in conditions} <= said
 
 
-def node_conditions(root_dir: str) -> list[NodeCondition]:
-    mem = _meminfo()
-    available = mem.get("MemAvailable", MEMORY_PRESSURE_BYTES * 2)
-    disk = os.statvfs(root_dir if Path(root_dir).exists() else "/")
-    disk_free = disk.f_bavail / disk.f_blocks if disk.f_blocks else 1.0
-    pid_max = int(_read("/proc/sys/kernel/pid_max") or 32768)
-    pids = sum(1 for p in os.listdir("/proc") if p.isdigit())
-    pressure = [
-        ("MemoryPressure", available < MEMORY_PRESSURE_BYTES, "KubeletHasSufficientMemory",
-         "KubeletHasInsufficientMemory", "memory"),
-        ("DiskPressure", disk_free < DISK_PRESSURE_FRACTION, "KubeletHasNoDiskPressure",
-         "KubeletHasDiskPressure", "disk"),
-        ("PIDPressure", pids > pid_max * PID_PRESSURE_FRACTION, "KubeletHasSufficientPID",
-         "KubeletHasInsufficientPID", "PID"),
-    ]  # fmt: skip
+def node_conditions(pressure: Collection[str]) -> list[NodeCondition]:
+    """The agent's conditions: the pressure ones (True for those in
+    `pressure`) and Ready, worded as the kubelet words them."""
     out = []
-    for kind, under, ok_reason, bad_reason, what in pressure:
-        amount = "insufficient" if under else "sufficient"
+    for kind, (ok_reason, bad_reason, what) in PRESSURE_CONDITIONS.items():
+        under = kind in pressure
+        if kind == "DiskPressure":
+            message = "kpy-agent has disk pressure" if under else "kpy-agent has no disk pressure"
+        else:
+            amount = "insufficient" if under else "sufficient"
+            message = f"kpy-agent has {amount} {what} available"
         out.append(
             NodeCondition(
                 type=kind,
                 status="True" if under else "False",
                 reason=bad_reason if under else ok_reason,
-                message=f"kpy-agent has {amount} {what} available",
+                message=message,
             )
         )
     out.append(

@@ -42,6 +42,11 @@ preStop and stops every container within the grace period (the delete
 request's, else the pod's terminationGracePeriodSeconds, default 30), then
 stops the sandbox, writes the final status and removes the API object with
 grace 0, as the kubelet does.
+
+Eviction for node pressure (`evict`, from the eviction manager) stops the
+containers within the grace period it gives and leaves the API object,
+phase Failed with reason Evicted and the manager's message, for its
+controller to replace; a pod found so when the agent starts stays so.
 """
 
 from __future__ import annotations
@@ -133,6 +138,9 @@ class PodRecord:
     # Container -> the exited instance whose back-off has been reported.
     backed_off: dict[str, str] = field(default_factory=dict)
     failure: str = ""  # the last unexpected error of a sync, logged once
+    # Evicted by the agent for node pressure: (grace period, message); the
+    # pod is killed and ends Failed with reason Evicted.
+    evicted: tuple[float, str] | None = None
     finished: bool = False
     stopped: bool = False  # terminated and cleaned up: the worker ends
     scope: anyio.CancelScope | None = None
@@ -200,6 +208,10 @@ class PodWorkers:
             rec = self._records[uid] = PodRecord(uid=uid, pod=pod, static=static)
             if not static:
                 rec.api = pod
+                if pod.status.phase == "Failed" and pod.status.reason == "Evicted":
+                    # Evicted before this agent started: it stays so, and
+                    # what may still run of it is stopped at once.
+                    rec.evicted = (0.0, pod.status.message)
             assert self._tg is not None, "PodWorkers.run() is not running"
             self._tg.start_soon(self._worker, rec, name=f"pod {rec.key}")
             return
@@ -236,6 +248,18 @@ class PodWorkers:
             rec.api = mirror
             if mirror is not None:
                 self._wake(rec)
+
+    def evict(self, uid: str, grace: float, message: str) -> bool:
+        """Stops the pod for node pressure: its containers are killed within
+        `grace` seconds and its status says phase Failed, reason Evicted,
+        `message`; the API object stays (its controller replaces it). False
+        when the pod is unknown, finished or already stopping."""
+        rec = self._records.get(uid)
+        if rec is None or rec.finished or rec.must_stop() or rec.evicted is not None:
+            return False
+        rec.evicted = (grace, message)
+        self._wake(rec, stopping=True)
+        return True
 
     def probe_failed(self, result: ProbeResult) -> None:
         """One failed probe run: an `Unhealthy` event each time, as the
@@ -333,6 +357,9 @@ class PodWorkers:
             if rec.must_stop():
                 await self._terminate(rec)
                 rec.stopped = True
+                return None
+            if rec.evicted is not None and not rec.finished:
+                await self._evict(rec)
                 return None
             delay = await self._sync_until_stopped(rec)
             if rec.failure:
@@ -625,7 +652,7 @@ class PodWorkers:
         try:
             ctx = self._context(rec)
             env = container_env(pod, c, self._objects, ctx)
-            mounts = self._volumes.mounts(c, rec.volumes)
+            mounts = self._volumes.mounts(c, rec.volumes, pod=pod, env=dict(env))
             cpu_limit = _limit(pod, c, "cpu", milli=True)
             memory_limit = _limit(pod, c, "memory", milli=False)
         except (ConfigError, VolumeError) as e:
@@ -813,6 +840,9 @@ class PodWorkers:
             waiting=dict(rec.waiting),
             ready=ready,
             started=started,
+            phase="Failed" if rec.evicted else "",
+            reason="Evicted" if rec.evicted else "",
+            message=rec.evicted[1] if rec.evicted else "",
         )
 
     async def _write_status(
@@ -881,6 +911,29 @@ class PodWorkers:
             if probe.HasField("termination_grace_period_seconds"):
                 return float(probe.termination_grace_period_seconds)
         return self._grace(rec)
+
+    async def _evict(self, rec: PodRecord) -> None:
+        """Kills what runs of an evicted pod, writes its Failed status and
+        gives back its sandbox (the kubelet's killPod for an eviction)."""
+        assert rec.evicted is not None
+        grace = rec.evicted[0]
+        if rec.sandbox is None:  # evicted before this agent started: find what is left
+            for sandbox in await self._runtime.list_pod_sandboxes():
+                if sandbox.uid == rec.uid and sandbox.id not in rec.retired:
+                    rec.sandbox = sandbox
+        if rec.sandbox is not None:
+            specs = {c.name: c for c in (*rec.pod.spec.init_containers, *rec.pod.spec.containers)}
+            live = [
+                i
+                for i in await self._runtime.list_containers(rec.sandbox.id)
+                if i.state in (ContainerState.RUNNING, ContainerState.CREATED)
+            ]
+            async with anyio.create_task_group() as tg:
+                for i in live:
+                    why = f"Stopping container {i.name}"
+                    tg.start_soon(self._kill, rec, specs.get(i.name), i, grace, why)
+        await self._write_status(rec, await self._instances(rec))
+        await self._finish(rec)
 
     async def _terminate(self, rec: PodRecord) -> None:
         grace = self._grace(rec)

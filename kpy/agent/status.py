@@ -70,6 +70,8 @@ class Observed:
     # The pod was told to stop (deleted, or its deadline passed).
     reason: str = ""
     message: str = ""
+    # A phase the agent decided over the containers' (Failed: evicted).
+    phase: str = ""
 
 
 def newest(instances: Sequence[ContainerStatus], name: str) -> tuple[ContainerStatus | None, ...]:
@@ -114,7 +116,7 @@ def pod_status(
     for c in pod.spec.containers:
         status.container_statuses.append(container_status(c, seen, init=False, has_init=has_init))
 
-    status.phase = phase(pod, status, init_done)
+    status.phase = seen.phase or phase(pod, status, init_done)
     if seen.reason:
         status.reason, status.message = seen.reason, seen.message
     status.conditions.extend(c for c in held.conditions if c.type not in AGENT_CONDITIONS)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from kpy.agent.env import ConfigError, PodContext
+from kpy.agent.env import PERSISTENT_VOLUME_CLAIM, ConfigError, PodContext, references
 from kpy.agent.runtime.base import Mount
 from kpy.agent.volumes import (
     TOKEN_PLACEHOLDER,
@@ -461,6 +461,9 @@ def test_claim_mounts_its_bound_volume(manager: VolumeManager, tmp_path: Path) -
 CLAIM_ERRORS = [
     ("missing claim", None, None, 'persistentvolumeclaim "data" not found'),
     ("pending claim", _claim("Pending", ""), None, 'persistentvolumeclaim "data" is not bound'),
+    ("claim being bound", _claim("Pending", "pv-1"), None,
+     'persistentvolumeclaim "data" is not bound (phase "Pending", volumeName "pv-1")'),
+    ("claim lost", _claim("Lost", "pv-1"), None, 'persistentvolumeclaim "data" is not bound'),
     ("volume gone", _claim(), None, 'persistentvolume "pv-1" bound to claim ns/data not found'),
     ("volume bound elsewhere", _claim(), _pv({"hostPath": {"path": "/"}}, claim="other"),
      "is bound to claim ns/other, not to ns/data"),
@@ -490,6 +493,39 @@ def test_claim_errors(
     with pytest.raises(VolumeError, match=r"MountVolume\.SetUp failed") as info:
         manager.prepare(pod, objects, CTX)
     assert message in str(info.value), name
+
+
+def test_provisioned_claim_volume_is_created_on_first_use(
+    manager: VolumeManager, tmp_path: Path
+) -> None:
+    """A hostPath PV of type DirectoryOrCreate (what the local-path
+    provisioner makes) gets its directory when the first pod mounts it,
+    and keeps what is in it for the next."""
+    disk = tmp_path / "local-path" / "pvc-1234"
+    objects = _objects()
+    objects.claims[("ns", "data")] = _claim()
+    objects.volumes["pv-1"] = _pv({"hostPath": {"path": str(disk), "type": "DirectoryOrCreate"}})
+    pod = _pod([{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}])
+    assert manager.prepare(pod, objects, CTX) == {"d": disk}
+    assert disk.is_dir()
+    (disk / "kept").write_text("data")
+    manager.cleanup(UID)
+    assert manager.prepare(pod, objects, CTX) == {"d": disk}
+    assert (disk / "kept").read_text() == "data"
+
+
+def test_a_pod_is_woken_by_its_claims() -> None:
+    pod = _pod(
+        [
+            {"name": "a", "persistentVolumeClaim": {"claimName": "data"}},
+            {"name": "b", "persistentVolumeClaim": {"claimName": "logs", "readOnly": True}},
+            {"name": "c", "emptyDir": {}},
+        ]
+    )
+    assert references(pod) == {
+        (PERSISTENT_VOLUME_CLAIM, "ns", "data"),
+        (PERSISTENT_VOLUME_CLAIM, "ns", "logs"),
+    }
 
 
 # --- atomic updates ---
