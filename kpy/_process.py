@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -200,18 +201,44 @@ async def cancel_on_signal(scope: anyio.CancelScope) -> None:
 
 
 def exit_with_parent() -> None:
-    """When a launcher asked for it (KPY_EXIT_WITH_PARENT=<its pid>), have
-    Linux send us SIGTERM when that process dies."""
+    """When a launcher asked for it (KPY_EXIT_WITH_PARENT=<its pid>), send
+    ourselves SIGTERM when that process dies.
+
+    A daemon thread waits on a pidfd of the launcher, which turns readable
+    when the whole launcher process exits. (PR_SET_PDEATHSIG, the obvious
+    tool, fires when the launcher's *thread* that forked us exits: a
+    component started from a worker thread, which anyio retires after 10 s
+    idle, would be stopped while its launcher runs on.) Without pidfds
+    (Linux < 5.3) it falls back to PR_SET_PDEATHSIG."""
     parent = os.environ.pop(PARENT_PID_ENV, "")
     if not parent.isdigit():
         return
+    try:
+        fd = os.pidfd_open(int(parent))
+    except ProcessLookupError:
+        sys.exit(1)  # it died before we asked
+    except (OSError, AttributeError):
+        _pdeathsig()
+    else:
+        threading.Thread(
+            target=_signal_when_readable, args=(fd,), name="exit-with-parent", daemon=True
+        ).start()
+    # The pid may have been reused: it must still be our parent.
+    if os.getppid() != int(parent):
+        sys.exit(1)
+
+
+def _signal_when_readable(fd: int) -> None:
+    select.select([fd], [], [])
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _pdeathsig() -> None:
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
         return  # not Linux: the launcher's stop() is the way out
-    if os.getppid() != int(parent):  # it died before we asked
-        sys.exit(1)
 
 
 def _new_log_file(name: str) -> Path:
