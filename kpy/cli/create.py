@@ -4,6 +4,7 @@
     kpyctl create namespace NAME
     kpyctl create configmap NAME [--from-literal=K=V] [--from-file=[KEY=]PATH] [--from-env-file=F]
     kpyctl create secret generic NAME [same sources] [--type=TYPE]
+    kpyctl create job NAME --image=IMAGE [-- COMMAND...] | --from=cronjob/NAME   (_create_job)
 
 Each prints kubectl's `configmap/NAME created`; with `--dry-run=client` the
 object is only built (`-o yaml|json` prints it, as users pipe it into a
@@ -38,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-f", "--filename", action="append", default=[], metavar="FILE")
     _client.add_flags(p)
     p.set_defaults(run=lambda args: _client.run(args, _create_from_files))
-    what = p.add_subparsers(dest="create_what", metavar="namespace|configmap|secret")
+    what = p.add_subparsers(dest="create_what", metavar="namespace|configmap|secret|job")
 
     ns = what.add_parser("namespace", aliases=["ns"], help="create a namespace")
     ns.add_argument("name")

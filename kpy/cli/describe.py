@@ -12,8 +12,10 @@
   maps (each key and value), secrets (each key's size, never its value)
   namespaces, and horizontal pod autoscalers (Reference, each metric as
   `current / target`, Min / Max replicas, Behavior, the target's pods,
-  Conditions), persistent volumes, claims (with the pods that use them)
-  and storage classes (kpy.cli._describe_storage), stateful sets (kpy.cli._describe_statefulset:
+  Conditions), jobs and cron jobs (kpy.cli._describe_job: Pods Statuses,
+  the schedule, Last Schedule Time, Active Jobs, ...), persistent volumes,
+  claims (with the pods that use them) and storage classes
+  (kpy.cli._describe_storage), stateful sets (kpy.cli._describe_statefulset:
   update strategy, pods' statuses, volume claims). Every other kind gets
   Name, Namespace, Labels, Annotations (never the last applied
   configuration) and CreationTimestamp.
@@ -43,6 +45,7 @@ from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Endpoints, Event, Pod
 from kpy.cli import (
     _client,
+    _describe_job,
     _describe_pod,
     _describe_statefulset,
     _describe_storage,
@@ -174,6 +177,14 @@ async def _describe_hpa(client: Client, hpa: Any) -> Rows:
     return _meta(hpa, _client.resolve("horizontalpodautoscalers.autoscaling")) + hpa_rows(hpa)
 
 
+async def _describe_job_rows(client: Client, job: Any) -> Rows:
+    return _describe_job.job_rows(job, _template(job.spec.template))
+
+
+async def _describe_cron_job_rows(client: Client, cj: Any) -> Rows:
+    return _describe_job.cron_job_rows(cj, _template(cj.spec.job_template.spec.template))
+
+
 async def _describe_stateful_set_rows(client: Client, sts: Any) -> Rows:
     pods = await client.list(Pod, namespace=sts.metadata.namespace)
     owned = [
@@ -209,6 +220,8 @@ _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "Secret": _describe_secret,
     "Namespace": _describe_namespace,
     "HorizontalPodAutoscaler": _describe_hpa,
+    "Job": _describe_job_rows,
+    "CronJob": _describe_cron_job_rows,
     "PersistentVolume": _describe_pv,
     "PersistentVolumeClaim": _describe_pvc,
     "StorageClass": _describe_storage_class,

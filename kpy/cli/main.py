@@ -85,16 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """The command line parsed; for `exec` and `run`, the words after `--`
-    are the command (kept whole, its flags its own) and flags may follow."""
+    """The command line parsed; for `exec`, `run` and `create job`, the words
+    after `--` are the command (kept whole, its flags its own) and flags may
+    follow."""
     command: list[str] = []
-    if argv[:1] in (["exec"], ["run"]) and "--" in argv:
+    if argv[:1] in (["exec"], ["run"], ["create"]) and "--" in argv:
         cut = argv.index("--")
         argv, command = argv[:cut], argv[cut + 1 :]
     args = parser.parse_args(argv)
     if args.verb == "exec":
         args.command = command
-    elif args.verb == "run":
+    elif args.verb in ("run", "create"):
+        if command and not hasattr(args, "command_words"):
+            # Only `create job` takes a command: words after `--` elsewhere
+            # are refused, never dropped.
+            parser.error(f"unexpected arguments after --: {' '.join(command)}")
         args.command_words = command
     return args
 
