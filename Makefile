@@ -51,10 +51,13 @@ bench: install
 	$(BIN)/python -m bench.run $(BENCH_FLAGS)
 
 # The README's first command: a local cluster (etcd, API server, controller
-# manager, scheduler, NODES agents) with the demo workload Running.
+# manager, scheduler, NODES agents) with the demo workload Running. The
+# host's perl gets a working bignum first (deploy/host-perl.sh: only where
+# it is broken and apt-get and root are at hand) for the seed's job-pi.yaml.
 NODES ?= 2
 CLUSTER_DIR ?= $(HOME)/.kpy/cluster
 up: install
+	@bash deploy/host-perl.sh
 	$(BIN)/kpy up --nodes $(NODES) --dir $(CLUSTER_DIR)
 	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl apply -f examples/demo.yaml
 	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl rollout status deployment/hello --timeout 120
