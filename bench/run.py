@@ -38,6 +38,7 @@ import bench.controllers
 import bench.create
 import bench.docker
 import bench.get
+import bench.job
 import bench.list
 import bench.scheduler
 import bench.watch
@@ -57,6 +58,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "scheduler": bench.scheduler.run,
     "agent": bench.agent.run,
     "docker": bench.docker.run,
+    "job": bench.job.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress
