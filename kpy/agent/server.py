@@ -1,10 +1,14 @@
-"""The agent's gRPC service: logs, exec and usage, as the API server asks.
+"""The agent's gRPC service: logs, exec, port forwarding and usage, as the
+API server asks.
 
 The API server forwards its own LogRequest / ExecRequest / StatsRequest
 messages here (see `kpy.apiserver.proxy`). A pod is found among the pods
 this agent runs by namespace and name; its container by name (the API
 server has already applied Kubernetes' rules for which one is meant).
-`--previous` means the instance before the newest.
+`--previous` means the instance before the newest. A port forward
+connects to the pod's IP (its sandbox's) and relays bytes both ways until
+the pod's side closes; the end of the caller's stream shuts down our side
+for writing, as a TCP half-close.
 
 CPU usage is a rate: each answer compares the runtime's cumulative CPU
 time with the sample taken at the previous request (kept per container,
@@ -13,7 +17,10 @@ dropped with it), or with one taken a second earlier on the first request.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
@@ -40,6 +47,8 @@ log = logging.getLogger("kpy.agent")
 Context = Any
 
 FIRST_SAMPLE_WINDOW = 1.0  # seconds between two samples when there is no earlier one
+CONNECT_TIMEOUT = 10.0  # seconds a port forward may take to connect to the pod
+_CHUNK = 64 * 1024
 
 
 class AgentService(agent.AgentServicer):
@@ -128,6 +137,52 @@ class AgentService(agent.AgentServicer):
         except Exception as e:
             await _fail(context, e)
 
+    async def PortForward(
+        self, request_iterator: AsyncIterator[api.PortForwardRequest], context: Context
+    ) -> AsyncIterator[api.PortForwardResponse]:
+        try:
+            first = await anext(request_iterator)
+            reader, writer = await self._connect(self._pod(first.ref), first.port)
+        except Exception as e:
+            await _fail(context, e)
+        # A task group cannot span the yields of an async generator: the
+        # caller's bytes are copied by a task of their own.
+        feeder = asyncio.ensure_future(_copy_to(writer, first.data, request_iterator))
+        try:
+            while data := await reader.read(_CHUNK):
+                yield api.PortForwardResponse(data=data)
+        except ConnectionError:
+            pass  # the pod reset the connection: its end, as a close is
+        finally:
+            feeder.cancel()
+            writer.close()
+
+    async def _connect(
+        self, rec: PodRecord, port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection to `port` on the pod's IP; BadRequest naming the pod,
+        the address and the reason when there is none."""
+        m = rec.pod.metadata
+        if rec.sandbox is None or not rec.sandbox.ip:
+            raise errors.BadRequest(
+                f'cannot forward port {port} of pod "{m.namespace}/{m.name}": it has no '
+                "IP yet (its sandbox is not running); wait until the pod is Running"
+            )
+        ip = rec.sandbox.ip
+        shown = f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
+        try:
+            return await asyncio.wait_for(asyncio.open_connection(ip, port), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as e:
+            # asyncio's own text ("Connect call failed ...") hides the errno's
+            why = "i/o timeout"
+            if isinstance(e, OSError) and not isinstance(e, TimeoutError):
+                why = (os.strerror(e.errno) if e.errno else str(e)).lower()
+            raise errors.BadRequest(
+                f'error forwarding port {port} to pod "{m.namespace}/{m.name}": '
+                f"dial tcp {shown}: connect: {why}; check that a container of the pod "
+                f"listens on port {port}"
+            ) from None
+
     async def Stats(self, request: api.StatsRequest, context: Context) -> api.StatsResponse:
         try:
             return await self.stats(request)
@@ -204,6 +259,23 @@ class AgentService(agent.AgentServicer):
             except RuntimeError_:
                 continue  # exited meanwhile
         return out
+
+
+async def _copy_to(
+    writer: asyncio.StreamWriter, first: bytes, rest: AsyncIterator[api.PortForwardRequest]
+) -> None:
+    """Writes the caller's bytes to the pod, then shuts down our side for
+    writing; a pod that closed its side ends the copy quietly."""
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        if first:
+            writer.write(first)
+            await writer.drain()
+        async for request in rest:
+            if request.data:
+                writer.write(request.data)
+                await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
 
 
 def _quantity(values: Any, key: str, *, milli: bool) -> int:

@@ -1,4 +1,5 @@
-"""pods/log, pods/exec and usage figures: reaching the node agent that has them.
+"""pods/log, pods/exec, pods/portforward and usage figures: reaching the
+node agent that has them.
 
 The API server never runs containers; it resolves the pod to its node and
 hands the request to a `NodeConnector`, which talks to that node's agent.
@@ -31,14 +32,22 @@ STATS_TIMEOUT = 5.0  # seconds one agent may take to report its usage
 
 
 class NodeConnector(Protocol):
-    """Forwards a pod's log and exec requests, and usage queries, to the
-    agent on a node."""
+    """Forwards a pod's log, exec and port-forward requests, and usage
+    queries, to the agent on a node."""
 
     def logs(self, node: Node, pod: Pod, request: api.LogRequest) -> AsyncIterator[bytes]: ...
 
     def exec(
         self, node: Node, pod: Pod, first: api.ExecRequest, rest: AsyncIterator[api.ExecRequest]
     ) -> AsyncIterator[api.ExecResponse]: ...
+
+    def port_forward(
+        self,
+        node: Node,
+        pod: Pod,
+        first: api.PortForwardRequest,
+        rest: AsyncIterator[api.PortForwardRequest],
+    ) -> AsyncIterator[api.PortForwardResponse]: ...
 
     async def stats(self, node: Node, request: api.StatsRequest) -> api.StatsResponse: ...
 
@@ -55,6 +64,15 @@ class NoAgents:
         self, node: Node, pod: Pod, first: api.ExecRequest, rest: AsyncIterator[api.ExecRequest]
     ) -> AsyncIterator[api.ExecResponse]:
         raise _unreachable(node, pod, "exec", "this API server does not connect to agents")
+
+    def port_forward(
+        self,
+        node: Node,
+        pod: Pod,
+        first: api.PortForwardRequest,
+        rest: AsyncIterator[api.PortForwardRequest],
+    ) -> AsyncIterator[api.PortForwardResponse]:
+        raise _unreachable(node, pod, "port-forward", "this API server does not connect to agents")
 
     async def stats(self, node: Node, request: api.StatsRequest) -> api.StatsResponse:
         raise errors.Unavailable("this API server does not connect to node agents")
@@ -100,6 +118,27 @@ class AgentConnector:
                 yield response
         except grpc.aio.AioRpcError as e:
             raise _agent_error(e, node, pod, "exec") from None
+        finally:
+            call.cancel()
+
+    async def port_forward(
+        self,
+        node: Node,
+        pod: Pod,
+        first: api.PortForwardRequest,
+        rest: AsyncIterator[api.PortForwardRequest],
+    ) -> AsyncIterator[api.PortForwardResponse]:
+        async def requests() -> AsyncIterator[api.PortForwardRequest]:
+            yield first
+            async for request in rest:
+                yield request
+
+        call = self._stub(node).PortForward(requests())
+        try:
+            async for response in call:
+                yield response
+        except grpc.aio.AioRpcError as e:
+            raise _agent_error(e, node, pod, "port-forward") from None
         finally:
             call.cancel()
 

@@ -298,7 +298,7 @@ class APIService(api.APIServicer):
         except Exception as e:
             await self._fail(context, e)
 
-    # -- pods/log and pods/exec -------------------------------------------------------
+    # -- pods/log, pods/exec and pods/portforward ----------------------------------------
 
     async def _pod_and_node(self, request: api.LogRequest | api.ExecRequest) -> tuple[Pod, Node]:
         """The pod and its node; the request is told which container Kubernetes'
@@ -341,6 +341,45 @@ class APIService(api.APIServicer):
                 yield response
         except Exception as e:
             await self._fail(context, e)
+
+    async def PortForward(
+        self, request_iterator: AsyncIterator[api.PortForwardRequest], context: Context
+    ) -> AsyncIterator[api.PortForwardResponse]:
+        try:
+            first = await anext(request_iterator)
+            pod, node = await self._forwardable(first)
+            responses = self._connector.port_forward(node, pod, first, request_iterator)
+        except Exception as e:
+            await self._fail(context, e)
+        try:
+            async for response in responses:
+                yield response
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def _forwardable(self, request: api.PortForwardRequest) -> tuple[Pod, Node]:
+        """The pod a port forward names and its node; BadRequest, in
+        kubectl's words, unless the pod is Running and the port valid."""
+        ref = request.ref
+        pods = self._registry(api.ResourceRef(version="v1", resource="pods"))
+        pod = await pods.get(ref.namespace or "default", self._name(ref))
+        assert isinstance(pod, Pod)
+        name = pod.metadata.name
+        if pod.status.phase != "Running" or not pod.spec.node_name:
+            raise errors.BadRequest(
+                "unable to forward port because pod is not running. Current status="
+                f"{pod.status.phase or 'Pending'}",
+                name=name,
+            )
+        if not 0 < request.port < 65536:
+            raise errors.BadRequest(
+                f"cannot forward port {request.port} of pod {name}: a port is 1 to 65535",
+                name=name,
+            )
+        nodes = self._registry(api.ResourceRef(version="v1", resource="nodes"))
+        node = await nodes.get("", pod.spec.node_name)
+        assert isinstance(node, Node)
+        return pod, node
 
     async def Stats(self, request: api.StatsRequest, context: Context) -> api.StatsResponse:
         """Asks the agent of every node (or the one named) for its usage

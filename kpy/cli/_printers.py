@@ -515,20 +515,29 @@ def _endpoints_row(ep: Any, now: float) -> list[str]:
 
 
 def _endpoint_slice_row(slice_: Any, now: float) -> list[str]:
-    """kubectl's columns: ports by number (`<unset>` when a port has none),
-    the first three addresses and how many more."""
-    ports = ",".join(str(p.port) if p.HasField("port") else "<unset>" for p in slice_.ports)
+    """kubectl's columns: the first three ports (by number, else by name,
+    else `*`) and the first three addresses, each with how many more, and
+    `<unset>` for none."""
+    ports = [
+        str(p.port) if p.HasField("port") else (p.name if p.HasField("name") else "*")
+        for p in slice_.ports
+    ]
     addresses = [a for endpoint in slice_.endpoints for a in endpoint.addresses]
-    shown = ",".join(addresses[:3]) + (
-        f" + {len(addresses) - 3} more..." if len(addresses) > 3 else ""
-    )
     return [
         slice_.metadata.name,
         slice_.address_type,
-        ports or "<unset>",
-        shown or "<unset>",
+        _first_three(ports),
+        _first_three(addresses),
         age(slice_.metadata.creation_timestamp, now),
     ]
+
+
+def _first_three(items: Sequence[str]) -> str:
+    """kubectl's listWithMoreString: `a,b,c + N more...`, `<unset>` for none."""
+    shown = ",".join(items[:3])
+    if len(items) > 3:
+        return f"{shown} + {len(items) - 3} more..."
+    return shown or "<unset>"
 
 
 def _configmap_row(cm: Any, now: float) -> list[str]:

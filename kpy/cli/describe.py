@@ -43,6 +43,7 @@ import grpc.aio
 from kpy.api import codec, errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Endpoints, Event, Pod
+from kpy.api.labels import format_labels
 from kpy.cli import (
     _client,
     _describe_job,
@@ -388,7 +389,7 @@ def service_rows(svc: Any, endpoints: Any) -> Rows:
     """A Service as kubectl describes it, with each port's endpoints."""
     spec = svc.spec
     rows = _header(svc)
-    rows.append(["Selector:", ",".join(f"{k}={v}" for k, v in sorted(spec.selector.items()))])
+    rows.append(["Selector:", format_labels(dict(spec.selector))])
     rows.append(["Type:", spec.type])
     if spec.ip_family_policy:
         rows.append(["IP Family Policy:", spec.ip_family_policy])
@@ -397,8 +398,13 @@ def service_rows(svc: Any, endpoints: Any) -> Rows:
     rows.append(["IPs:", ",".join(spec.cluster_ips) or _printers.NONE])
     if spec.external_ips:
         rows.append(["External IPs:", ",".join(spec.external_ips)])
+    if spec.load_balancer_ip:
+        rows.append(["Desired LoadBalancer IP:", spec.load_balancer_ip])
     if spec.external_name:
         rows.append(["External Name:", spec.external_name])
+    if svc.status.load_balancer.ingress:
+        ingress = [i.ip or i.hostname for i in svc.status.load_balancer.ingress]
+        rows.append(["LoadBalancer Ingress:", ", ".join(ingress)])
     for port in spec.ports:
         name = port.name or "<unset>"
         rows.append(["Port:", name, f"{port.port}/{port.protocol}"])
@@ -413,6 +419,10 @@ def service_rows(svc: Any, endpoints: Any) -> Rows:
         rows.append(["External Traffic Policy:", spec.external_traffic_policy])
     if spec.internal_traffic_policy:
         rows.append(["Internal Traffic Policy:", spec.internal_traffic_policy])
+    if spec.health_check_node_port:
+        rows.append(["HealthCheck NodePort:", str(spec.health_check_node_port)])
+    if spec.load_balancer_source_ranges:
+        rows.append(["LoadBalancer Source Ranges:", ",".join(spec.load_balancer_source_ranges)])
     return rows
 
 

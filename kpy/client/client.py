@@ -701,6 +701,34 @@ class Client:
         async for response in self._stream("Exec", requests, replayable=stdin is None):
             yield response
 
+    async def port_forward(
+        self,
+        name: str,
+        port: int,
+        data: AsyncIterator[bytes],
+        *,
+        namespace: str | None = None,
+    ) -> AsyncIterator[bytes]:
+        """One TCP connection to `port` of pod `name`, through the API server
+        and the agent of the pod's node: sends the chunks of `data` (its end
+        half-closes the connection) and yields what the pod sends until its
+        side closes. A failure to connect (the pod not Running, nothing
+        listening) is raised as the server's error, BadRequest. Never
+        replayed on another server: `data` may have been read."""
+        from kpy.api.core.v1 import Pod
+
+        first = api.PortForwardRequest(
+            ref=_ref(self.info(Pod), namespace or self.namespace, name, "portforward"), port=port
+        )
+
+        async def requests() -> AsyncIterator[api.PortForwardRequest]:
+            yield first
+            async for chunk in data:
+                yield api.PortForwardRequest(data=chunk)
+
+        async for response in self._stream("PortForward", requests, replayable=False):
+            yield response.data
+
     async def stats(
         self, *, namespace: str = "", node: str = "", nodes: bool = False
     ) -> api.StatsResponse:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from kpy.rpc.apiserver.v1 import apiserver_pb2 as kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckpy/rpc/agent/v1/agent.proto\x12\x10kpy.rpc.agent.v1\x1a$kpy/rpc/apiserver/v1/apiserver.proto2\xf8\x01\n\x05\x41gent\x12J\n\x04Logs\x12 .kpy.rpc.apiserver.v1.LogRequest\x1a\x1e.kpy.rpc.apiserver.v1.LogChunk0\x01\x12Q\n\x04\x45xec\x12!.kpy.rpc.apiserver.v1.ExecRequest\x1a\".kpy.rpc.apiserver.v1.ExecResponse(\x01\x30\x01\x12P\n\x05Stats\x12\".kpy.rpc.apiserver.v1.StatsRequest\x1a#.kpy.rpc.apiserver.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1ckpy/rpc/agent/v1/agent.proto\x12\x10kpy.rpc.agent.v1\x1a$kpy/rpc/apiserver/v1/apiserver.proto2\xe0\x02\n\x05\x41gent\x12J\n\x04Logs\x12 .kpy.rpc.apiserver.v1.LogRequest\x1a\x1e.kpy.rpc.apiserver.v1.LogChunk0\x01\x12Q\n\x04\x45xec\x12!.kpy.rpc.apiserver.v1.ExecRequest\x1a\".kpy.rpc.apiserver.v1.ExecResponse(\x01\x30\x01\x12\x66\n\x0bPortForward\x12(.kpy.rpc.apiserver.v1.PortForwardRequest\x1a).kpy.rpc.apiserver.v1.PortForwardResponse(\x01\x30\x01\x12P\n\x05Stats\x12\".kpy.rpc.apiserver.v1.StatsRequest\x1a#.kpy.rpc.apiserver.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,5 +33,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kpy.rpc.agent.v1.agent_pb2'
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_AGENT']._serialized_start=89
-  _globals['_AGENT']._serialized_end=337
+  _globals['_AGENT']._serialized_end=441
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,11 @@ class AgentStub:
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.SerializeToString,
                 response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/kpy.rpc.agent.v1.Agent/PortForward',
+                request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardRequest.SerializeToString,
+                response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardResponse.FromString,
+                _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/kpy.rpc.agent.v1.Agent/Stats',
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsRequest.SerializeToString,
@@ -61,6 +66,12 @@ class AgentServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Exec(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PortForward(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -84,6 +95,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.FromString,
                     response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardRequest.FromString,
+                    response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardResponse.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
@@ -145,6 +161,33 @@ class Agent:
             '/kpy.rpc.agent.v1.Agent/Exec',
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.SerializeToString,
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kpy.rpc.agent.v1.Agent/PortForward',
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardRequest.SerializeToString,
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -574,6 +574,59 @@ class ExecResponse(_message.Message):
 Global___ExecResponse: _TypeAlias = ExecResponse  # noqa: Y015
 
 @_typing.final
+class PortForwardRequest(_message.Message):
+    """The first message names the pod and its port; it and later ones carry
+    the bytes the client sends. The end of the request stream is the end of
+    the client's bytes (the agent shuts down its side of the connection for
+    writing); the response stream ends when the pod's side closes, and a
+    failure to connect (the pod not running, connection refused) ends it
+    with an error status.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REF_FIELD_NUMBER: _builtins.int
+    PORT_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    port: _builtins.int
+    data: _builtins.bytes
+    @_builtins.property
+    def ref(self) -> Global___ResourceRef: ...
+    def __init__(
+        self,
+        *,
+        ref: Global___ResourceRef | None = ...,
+        port: _builtins.int = ...,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["ref", b"ref"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "port", b"port", "ref", b"ref"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PortForwardRequest: _TypeAlias = PortForwardRequest  # noqa: Y015
+
+@_typing.final
+class PortForwardResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DATA_FIELD_NUMBER: _builtins.int
+    data: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        data: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PortForwardResponse: _TypeAlias = PortForwardResponse  # noqa: Y015
+
+@_typing.final
 class StatsRequest(_message.Message):
     """Usage of the pods of one namespace ("": every namespace), optionally
     only those on one node; nodes are reported when no namespace is given

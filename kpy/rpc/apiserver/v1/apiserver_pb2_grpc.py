@@ -84,6 +84,11 @@ class APIStub:
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.SerializeToString,
                 response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.FromString,
                 _registered_method=True)
+        self.PortForward = channel.stream_stream(
+                '/kpy.rpc.apiserver.v1.API/PortForward',
+                request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardRequest.SerializeToString,
+                response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardResponse.FromString,
+                _registered_method=True)
         self.Stats = channel.unary_unary(
                 '/kpy.rpc.apiserver.v1.API/Stats',
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.StatsRequest.SerializeToString,
@@ -164,6 +169,14 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PortForward(self, request_iterator, context):
+        """pods/portforward: one TCP connection to a port of a Running pod, relayed
+        by the agent of the pod's node, which connects to the pod's IP.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Stats(self, request, context):
         """Resource usage of pods and nodes, gathered from the node agents (what
         `kpyctl top` shows and an autoscaler reads).
@@ -231,6 +244,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.FromString,
                     response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.SerializeToString,
+            ),
+            'PortForward': grpc.stream_stream_rpc_method_handler(
+                    servicer.PortForward,
+                    request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardRequest.FromString,
+                    response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardResponse.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
                     servicer.Stats,
@@ -513,6 +531,33 @@ class API:
             '/kpy.rpc.apiserver.v1.API/Exec',
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecRequest.SerializeToString,
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ExecResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PortForward(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/kpy.rpc.apiserver.v1.API/PortForward',
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardRequest.SerializeToString,
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.PortForwardResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -56,6 +56,10 @@ class APIStub:
     Logs: _grpc.UnaryStreamMultiCallable[_apiserver_pb2.LogRequest, _apiserver_pb2.LogChunk]
     """pods/log and pods/exec, forwarded to the agent of the pod's node."""
     Exec: _grpc.StreamStreamMultiCallable[_apiserver_pb2.ExecRequest, _apiserver_pb2.ExecResponse]
+    PortForward: _grpc.StreamStreamMultiCallable[_apiserver_pb2.PortForwardRequest, _apiserver_pb2.PortForwardResponse]
+    """pods/portforward: one TCP connection to a port of a Running pod, relayed
+    by the agent of the pod's node, which connects to the pod's IP.
+    """
     Stats: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.StatsRequest, _apiserver_pb2.StatsResponse]
     """Resource usage of pods and nodes, gathered from the node agents (what
     `kpyctl top` shows and an autoscaler reads).
@@ -82,6 +86,10 @@ class APIAsyncStub(APIStub):
     Logs: _aio.UnaryStreamMultiCallable[_apiserver_pb2.LogRequest, _apiserver_pb2.LogChunk]  # type: ignore[assignment]
     """pods/log and pods/exec, forwarded to the agent of the pod's node."""
     Exec: _aio.StreamStreamMultiCallable[_apiserver_pb2.ExecRequest, _apiserver_pb2.ExecResponse]  # type: ignore[assignment]
+    PortForward: _aio.StreamStreamMultiCallable[_apiserver_pb2.PortForwardRequest, _apiserver_pb2.PortForwardResponse]  # type: ignore[assignment]
+    """pods/portforward: one TCP connection to a port of a Running pod, relayed
+    by the agent of the pod's node, which connects to the pod's IP.
+    """
     Stats: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.StatsRequest, _apiserver_pb2.StatsResponse]  # type: ignore[assignment]
     """Resource usage of pods and nodes, gathered from the node agents (what
     `kpyctl top` shows and an autoscaler reads).
@@ -165,6 +173,16 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         request_iterator: _MaybeAsyncIterator[_apiserver_pb2.ExecRequest],
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_apiserver_pb2.ExecResponse], _abc.AsyncIterator[_apiserver_pb2.ExecResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def PortForward(
+        self,
+        request_iterator: _MaybeAsyncIterator[_apiserver_pb2.PortForwardRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_apiserver_pb2.PortForwardResponse], _abc.AsyncIterator[_apiserver_pb2.PortForwardResponse]]:
+        """pods/portforward: one TCP connection to a port of a Running pod, relayed
+        by the agent of the pod's node, which connects to the pod's IP.
+        """
 
     @_abc_1.abstractmethod
     def Stats(
