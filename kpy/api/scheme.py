@@ -106,6 +106,7 @@ def _build_default() -> Scheme:
     from kpy.api.coordination import v1 as coordination_v1
     from kpy.api.core import v1 as core_v1
     from kpy.api.discovery import v1 as discovery_v1
+    from kpy.api.networking import v1 as networking_v1
     from kpy.api.policy import v1 as policy_v1
     from kpy.api.scheduling import v1 as scheduling_v1
     from kpy.api.storage import v1 as storage_v1
@@ -183,6 +184,16 @@ def _build_default() -> Scheme:
             "endpointslices",
             True,
             discovery_v1.EndpointSlice,
+            status_subresource=False,
+        ),
+        R("networking.k8s.io", "v1", "Ingress", "ingresses", True, networking_v1.Ingress, ("ing",)),
+        R(
+            "networking.k8s.io",
+            "v1",
+            "IngressClass",
+            "ingressclasses",
+            False,
+            networking_v1.IngressClass,
             status_subresource=False,
         ),
         R("apps", "v1", "ReplicaSet", "replicasets", True, apps_v1.ReplicaSet, ("rs",)),

@@ -32,6 +32,12 @@ the defaults of its API types (`kpy.api.defaults`).
   claim may grow only if its class has `allowVolumeExpansion`
   (PersistentVolumeClaimResize, `admit_claim_resize`, after validation).
 
+- A new Ingress naming no class (neither `spec.ingressClassName` nor the
+  legacy `kubernetes.io/ingress.class` annotation) gets the IngressClass
+  annotated `ingressclass.kubernetes.io/is-default-class: "true"` (the
+  newest, should several be), as Kubernetes' DefaultIngressClass does
+  (`admit_default_ingress_class`).
+
 Admission runs after the server has set uid and creationTimestamp, before
 defaulting and validation.
 """
@@ -45,6 +51,8 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from kpy.api import errors
 from kpy.api.core.v1 import PersistentVolumeClaim, Pod, Toleration
+from kpy.api.networking import is_default_class as is_default_ingress_class
+from kpy.api.networking.v1 import Ingress, IngressClass
 from kpy.api.quantity import Quantity
 from kpy.api.scheduling import (
     DEFAULT_PRIORITY_WHEN_NO_DEFAULT_CLASS_EXISTS,
@@ -359,3 +367,44 @@ def _grows(new: Any, old: Any) -> bool:
 def _forbidden(pod: Pod, reason: str) -> errors.Forbidden:
     name = pod.metadata.name or pod.metadata.generate_name
     return errors.Forbidden(f'pods "{name}" is forbidden: {reason}', kind="pods", name=name)
+
+
+# -- DefaultIngressClass --------------------------------------------------------------
+
+#: The annotation that named an Ingress's class before spec.ingressClassName.
+LEGACY_INGRESS_CLASS_ANNOTATION: Final = "kubernetes.io/ingress.class"
+
+
+class IngressClasses(Protocol):
+    """Where DefaultIngressClass reads IngressClasses (the API server's watch cache)."""
+
+    async def list(self) -> Sequence[IngressClass]: ...
+
+
+class StoredIngressClasses:
+    """IngressClasses as the API server's watch cache holds them."""
+
+    def __init__(self, cache: WatchCache) -> None:
+        self._cache = cache
+
+    async def list(self) -> Sequence[IngressClass]:
+        items, _ = self._cache.list()
+        return [ic for ic in items if isinstance(ic, IngressClass)]
+
+
+async def admit_default_ingress_class(obj: Message, classes: IngressClasses) -> None:
+    """Kubernetes' DefaultIngressClass admission: a new Ingress that names no
+    class gets the default IngressClass (the newest, should several be
+    annotated default); without a default it stays classless. Other kinds
+    pass untouched."""
+    if not isinstance(obj, Ingress) or obj.spec.HasField("ingress_class_name"):
+        return
+    if LEGACY_INGRESS_CLASS_ANNOTATION in obj.metadata.annotations:
+        return
+    defaults = [c for c in await classes.list() if is_default_ingress_class(c.metadata.annotations)]
+    if defaults:
+        newest = max(
+            defaults,
+            key=lambda c: (c.metadata.creation_timestamp.ToNanoseconds(), c.metadata.name),
+        )
+        obj.spec.ingress_class_name = newest.metadata.name

@@ -115,6 +115,8 @@ class Registry:
         self.priority_classes: admission.PriorityClasses | None = None
         #: where claims find their StorageClass: default class, resize (set by the server)
         self.storage_classes: admission.StorageClasses | None = None
+        #: where Ingresses find the default IngressClass (set by the server)
+        self.ingress_classes: admission.IngressClasses | None = None
         #: where pods/eviction finds PodDisruptionBudgets (set by the server)
         self.disruption_budgets: Registry | None = None
         #: the admission flags (set by the server)
@@ -219,6 +221,8 @@ class Registry:
             await admission.admit_priority(obj, self.priority_classes)
         if self.storage_classes is not None:
             await admission.admit_default_storage_class(obj, self.storage_classes)
+        if self.ingress_classes is not None:
+            await admission.admit_default_ingress_class(obj, self.ingress_classes)
         set_defaults(obj)
         try:
             self._check_valid(obj, None)

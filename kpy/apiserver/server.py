@@ -153,6 +153,10 @@ class APIServer:
             claims.storage_classes = admission.StoredStorageClasses(
                 store, storage_classes.info, storage_classes.cache
             )
+        ingress_classes = registries.get(("networking.k8s.io", "v1", "ingressclasses"))
+        ingresses = registries.get(("networking.k8s.io", "v1", "ingresses"))
+        if ingress_classes is not None and ingresses is not None:
+            ingresses.ingress_classes = admission.StoredIngressClasses(ingress_classes.cache)
         services = registries.get(("", "v1", "services"))
         if services is not None:
             services.allocator = ServiceAllocator(store, services.info, cfg.service_ranges)

@@ -722,6 +722,35 @@ def _priority_class_row(pc: Any, now: float) -> list[str]:
     ]
 
 
+def _ingress_hosts(rules: Any, limit: int = 3) -> str:
+    """kubectl's formatHosts: up to three hosts, `*` for none."""
+    hosts = [r.host for r in rules if r.host][:limit]
+    if not hosts:
+        return "*"
+    more = len(rules) - limit
+    return ",".join(hosts) + (f" + {more} more..." if more > 0 else "")
+
+
+def _ingress_row(ing: Any, now: float) -> list[str]:
+    lb = ing.status.load_balancer.ingress
+    return [
+        ing.metadata.name,
+        ing.spec.ingress_class_name or NONE,
+        _ingress_hosts(ing.spec.rules),
+        ",".join(e.ip or e.hostname for e in lb if e.ip or e.hostname),
+        "80, 443" if ing.spec.tls else "80",
+        age(ing.metadata.creation_timestamp, now),
+    ]
+
+
+def _ingress_class_row(ic: Any, now: float) -> list[str]:
+    params = NONE
+    if ic.spec.HasField("parameters"):
+        p = ic.spec.parameters
+        params = p.kind + (f".{p.api_group}" if p.api_group else "") + f"/{p.name}"
+    return [ic.metadata.name, ic.spec.controller, params, age(ic.metadata.creation_timestamp, now)]
+
+
 def _crd_row(crd: Any, now: float) -> list[str]:
     created = seconds_of(crd.metadata.creation_timestamp)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)) if created is not None else ""
@@ -824,6 +853,8 @@ _PRINTERS: dict[str, Printer] = {
     "PriorityClass": Printer(
         ("NAME", "VALUE", "GLOBAL-DEFAULT", _AGE, "PREEMPTIONPOLICY"), (), _priority_class_row
     ),
+    "Ingress": Printer(("NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", _AGE), (), _ingress_row),
+    "IngressClass": Printer(("NAME", "CONTROLLER", "PARAMETERS", _AGE), (), _ingress_class_row),
     "CustomResourceDefinition": Printer(("NAME", "CREATED AT"), (), _crd_row),
 }
 _GENERIC = Printer(("NAME", _AGE), (), _generic_row)

@@ -16,7 +16,9 @@
   the schedule, Last Schedule Time, Active Jobs, ...), persistent volumes,
   claims (with the pods that use them) and storage classes
   (kpy.cli._describe_storage), stateful sets (kpy.cli._describe_statefulset:
-  update strategy, pods' statuses, volume claims). Every other kind gets
+  update strategy, pods' statuses, volume claims), ingresses and ingress
+  classes (kpy.cli._describe_ingress: address, TLS, rules with each
+  backend's endpoints). Every other kind gets
   Name, Namespace, Labels, Annotations (never the last applied
   configuration) and CreationTimestamp.
 - Then `Events:`: the Events whose involvedObject uid is the object's,
@@ -43,9 +45,11 @@ import grpc.aio
 from kpy.api import codec, errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Endpoints, Event, Pod
+from kpy.api.discovery.v1 import EndpointSlice
 from kpy.api.labels import format_labels
 from kpy.cli import (
     _client,
+    _describe_ingress,
     _describe_job,
     _describe_pod,
     _describe_statefulset,
@@ -209,6 +213,25 @@ async def _describe_storage_class(client: Client, sc: Any) -> Rows:
     return _describe_storage.storage_class_rows(sc)
 
 
+async def _describe_ingress_rows(client: Client, ing: Any) -> Rows:
+    slices = await client.list(EndpointSlice, namespace=ing.metadata.namespace)
+    endpoints: dict[str, list[str]] = {}
+    for sl in slices.items:
+        service = sl.metadata.labels.get("kubernetes.io/service-name")
+        if not service:
+            continue
+        found = endpoints.setdefault(service, [])
+        for ep in sl.endpoints:
+            if ep.conditions.HasField("ready") and not ep.conditions.ready:
+                continue
+            found += [f"{a}:{p.port}" for a in ep.addresses for p in sl.ports[:1]]
+    return _describe_ingress.ingress_rows(ing, endpoints)
+
+
+async def _describe_ingress_class(client: Client, ic: Any) -> Rows:
+    return _describe_ingress.ingress_class_rows(ic)
+
+
 _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "Pod": _describe_pod_rows,
     "Deployment": _describe_deployment,
@@ -226,6 +249,8 @@ _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "PersistentVolume": _describe_pv,
     "PersistentVolumeClaim": _describe_pvc,
     "StorageClass": _describe_storage_class,
+    "Ingress": _describe_ingress_rows,
+    "IngressClass": _describe_ingress_class,
 }
 # kubectl describes these without their events
 _WITHOUT_EVENTS = frozenset({"Secret", "Namespace"})

@@ -23,6 +23,7 @@ from kpy.api.validation import (  # noqa: F401
     _batch,
     _core,
     _discovery,
+    _networking,
     _others,
     _policy,
     _registry,
