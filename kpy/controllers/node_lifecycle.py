@@ -362,7 +362,7 @@ class NodeLifecycleController(Controller):
             for c in changed.status.conditions:
                 if c.type == "Ready":
                     c.status = "False"
-                    c.last_transition_time.FromNanoseconds(int(self._now() * 1e9))
+                    c.last_transition_time.FromSeconds(int(self._now()))  # metav1.Time
             try:
                 await self._client.update_status(changed)
             except (errors.NotFound, errors.Conflict):
@@ -422,7 +422,7 @@ class NodeLifecycleController(Controller):
         )
         if want is not None and not any(t.key == want and t.effect == "NoExecute" for t in taints):
             taint = Taint(key=want, effect="NoExecute")
-            taint.time_added.FromNanoseconds(int(self._now() * 1e9))
+            taint.time_added.FromSeconds(int(self._now()))  # metav1.Time
             taints.append(taint)
         await self._write_taints(node, taints)
 
@@ -502,7 +502,7 @@ class NodeLifecycleController(Controller):
         have = {t.key for t in taints if t.effect == "NoSchedule"}
         for missing in sorted(want - have):
             taint = Taint(key=missing, effect="NoSchedule")
-            taint.time_added.FromNanoseconds(int(self._now() * 1e9))
+            taint.time_added.FromSeconds(int(self._now()))  # metav1.Time
             taints.append(taint)
         await self._write_taints(node, taints)
 
@@ -524,7 +524,7 @@ def _set_unknown(node: Node, now: float) -> bool:
         else:
             c.reason, c.message = "NodeStatusUnknown", "Kubelet stopped posting node status."
         c.status = "Unknown"
-        c.last_transition_time.FromNanoseconds(int(now * 1e9))
+        c.last_transition_time.FromSeconds(int(now))  # metav1.Time: whole seconds
         changed = True
     return changed
 

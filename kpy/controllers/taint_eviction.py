@@ -223,7 +223,8 @@ class TaintEvictionController(Controller):
                     message="Taint manager: deleting due to NoExecute taint",
                 )
             )
-            current.last_transition_time.FromNanoseconds(int(self._now() * 1e9))
+            # whole seconds, as Kubernetes' metav1.Time
+            current.last_transition_time.FromSeconds(int(self._now()))
             try:
                 await self._client.update_status(target)
             except errors.NotFound:

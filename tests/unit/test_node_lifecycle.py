@@ -347,6 +347,26 @@ async def test_a_returning_node_loses_its_taints() -> None:
     assert fx.taints("n") == []
 
 
+async def test_times_written_are_whole_seconds() -> None:
+    """As Kubernetes' metav1.Time: a condition's lastTransitionTime and a
+    taint's timeAdded read 2026-12-07T17:28:00Z, never with nanoseconds."""
+    fx = Fixture.new()
+    fx.seed(node("n"), node("a"), node("b"), *(lease(x, T0) for x in "nab"), pod("p", "n"))
+    await fx.step(0, alive=("n", "a", "b"))
+    await fx.step(GRACE + 1.25, alive=("a", "b"))
+    fx.close()
+    stored = fx.client.stored(Node, "n", "")
+    p = fx.client.stored(Pod, "p", "default")
+    assert stored is not None
+    assert p is not None
+    times = {f"node condition {c.type}": c.last_transition_time for c in stored.status.conditions}
+    times |= {f"taint {t.key}:{t.effect}": t.time_added for t in stored.spec.taints}
+    times |= {f"pod condition {c.type}": c.last_transition_time for c in p.status.conditions}
+    assert len(times) >= 7, sorted(times)  # 4 node conditions, 2 taints, the pod's Ready
+    fractions = {name: t.nanos for name, t in times.items() if t.nanos}
+    assert fractions == {}
+
+
 async def test_a_failing_node_does_not_stop_the_pass() -> None:
     fx = Fixture.new()
     names = ("bad", "good", "a", "b", "c")

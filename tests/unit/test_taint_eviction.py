@@ -234,6 +234,18 @@ async def test_the_pod_gets_disruption_target_before_the_delete() -> None:
     assert target.message == "Taint manager: deleting due to NoExecute taint"
 
 
+async def test_the_disruption_target_time_is_in_whole_seconds() -> None:
+    """As Kubernetes' metav1.Time, so that YAML shows 2026-12-07T17:28:20Z."""
+    fx = Fixture.new()
+    fx.seed(node([taint(UNREACHABLE)]), pod([]))
+    await fx.sync_at(0.75)
+    fx.controller.queue.shut_down()
+    status_update = fx.client.writes()[0].object
+    [target] = [c for c in status_update.status.conditions if c.type == "DisruptionTarget"]
+    when = target.last_transition_time
+    assert (when.seconds, when.nanos) == (int(T0 + 0.75), 0)
+
+
 async def test_a_pod_not_yet_due_is_requeued_for_its_time() -> None:
     fx = Fixture.new()
     fx.seed(node([taint(UNREACHABLE)]), pod([toleration(UNREACHABLE, 30)]))
