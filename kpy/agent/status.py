@@ -12,7 +12,9 @@ Pure functions, one per piece of PodStatus, following the kubelet's rules
   agent writes nothing;
 - conditions of types the agent does not own (`AGENT_CONDITIONS`), set by
   other clients, are kept from the API's status, before the agent's own, as
-  the kubelet's mergePodStatus keeps them;
+  the kubelet's mergePodStatus keeps them; a pod the agent evicted for node
+  pressure (phase Failed, reason Evicted) gets DisruptionTarget=True
+  (TerminationByKubelet) among them;
 - a spec the agent cannot make sense of (a resource quantity that does not
   parse) never makes the computation raise: the status is what a user needs
   to see that something is wrong.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from kpy.agent.eviction.manager import DISRUPTION_TARGET, EVICTED, TERMINATION_BY_KUBELET
 from kpy.agent.runtime import ContainerState
 from kpy.api import codec
 from kpy.api.core.v1 import ContainerState as APIContainerState
@@ -120,8 +123,26 @@ def pod_status(
     if seen.reason:
         status.reason, status.message = seen.reason, seen.message
     status.conditions.extend(c for c in held.conditions if c.type not in AGENT_CONDITIONS)
+    if seen.phase == "Failed" and seen.reason == EVICTED:
+        _mark_disruption_target(status, seen.message, now)
     status.conditions.extend(conditions(old, status, init_done, now))
     return status
+
+
+def _mark_disruption_target(status: PodStatus, message: str, now: float) -> None:
+    """DisruptionTarget=True (TerminationByKubelet) on a pod the agent evicted
+    for node pressure, as the kubelet's evictPod sets it, so that a Job's
+    podFailurePolicy and the pod's owner can tell why it failed. Kept as it is
+    once set (its transition time too)."""
+    for c in status.conditions:
+        if c.type == DISRUPTION_TARGET:
+            if c.status == "True" and c.reason == TERMINATION_BY_KUBELET:
+                return
+            status.conditions.remove(c)
+            break
+    c = status.conditions.add(type=DISRUPTION_TARGET, status="True")
+    c.reason, c.message = TERMINATION_BY_KUBELET, message
+    c.last_transition_time.CopyFrom(timestamp(now))
 
 
 def container_status(

@@ -23,8 +23,13 @@ Contract, as Kubernetes' eviction REST (API-initiated eviction):
   with `unhealthyPodEvictionPolicy: AlwaysAllow`, or while the budget is
   met (`currentHealthy >= desiredHealthy`, IfHealthyBudget, the default),
   it is deleted without a charge.
+- Before the delete, the pod gets the condition DisruptionTarget=True
+  (EvictionByEvictionAPI), written over the newest version of the pod (the
+  Eviction's preconditions checked against it, and a resourceVersion
+  precondition moved on past this write), so that its owner can tell it was
+  disrupted (a Job's podFailurePolicy matches on it).
 - The delete is the pod's ordinary graceful delete with the Eviction's
-  options; dry-run charges and deletes nothing.
+  options; dry-run charges, marks and deletes nothing.
 """
 
 from __future__ import annotations
@@ -47,6 +52,9 @@ if TYPE_CHECKING:
     from kpy.apiserver.registry import Registry
 
 REFUSED = "Cannot evict pod as it would violate the pod's disruption budget."
+DISRUPTION_TARGET = "DisruptionTarget"
+EVICTION_BY_EVICTION_API = "EvictionByEvictionAPI"
+EVICTING = "Eviction API: evicting"
 MAX_DISRUPTED_PODS = 2000  # Kubernetes' MaxDisruptedPodSize: the controller has fallen behind
 _CHARGE_TRIES = 5
 
@@ -80,8 +88,63 @@ def _budget_free(pod: Any) -> bool:
 
 
 async def _delete(registry: Registry, pod: Any, options: DeleteOptions, dry_run: bool) -> Message:
+    if not dry_run:
+        await _mark_disruption_target(registry, pod, options)
     await registry.delete(pod.metadata.namespace, pod.metadata.name, options, dry_run=dry_run)
     return Status(api_version="v1", kind="Status", status="Success", code=201)
+
+
+async def _mark_disruption_target(registry: Registry, pod: Any, options: DeleteOptions) -> None:
+    """DisruptionTarget=True on the newest version of `pod` (Kubernetes'
+    addConditionAndDeletePod); a resourceVersion precondition in `options`
+    is checked against that version and then set to the one written."""
+    pre = options.preconditions if options.HasField("preconditions") else None
+
+    def marked(current: Any) -> Message:
+        m = current.metadata
+        for label, want, have in (
+            ("UID", pre.uid if pre and pre.HasField("uid") else "", m.uid),
+            (
+                "ResourceVersion",
+                pre.resource_version if pre and pre.HasField("resource_version") else "",
+                m.resource_version,
+            ),
+        ):
+            if want and want != have:
+                raise errors.conflict(
+                    "pods",
+                    m.name,
+                    f"Precondition failed: {label} in precondition: {want}, "
+                    f"{label} in object meta: {have}",
+                )
+        out: Any = copy_message(current)
+        _set_condition(out, registry.now())
+        return out  # type: ignore[no-any-return]
+
+    written: Any = await registry.write(
+        pod.metadata.namespace, pod.metadata.name, marked, expected="", dry_run=False
+    )
+    if pre is not None and pre.HasField("resource_version"):
+        options.preconditions.resource_version = written.metadata.resource_version
+
+
+def _set_condition(pod: Any, now: Timestamp) -> None:
+    """Kubernetes' UpdatePodCondition: the transition time moves only with
+    the status."""
+    for condition in pod.status.conditions:
+        if condition.type == DISRUPTION_TARGET:
+            if condition.status != "True":
+                condition.status = "True"
+                condition.last_transition_time.CopyFrom(now)
+            condition.reason, condition.message = EVICTION_BY_EVICTION_API, EVICTING
+            return
+    pod.status.conditions.add(
+        type=DISRUPTION_TARGET,
+        status="True",
+        reason=EVICTION_BY_EVICTION_API,
+        message=EVICTING,
+        last_transition_time=now,
+    )
 
 
 async def _charge(budgets: Registry, pod: Any, now: Timestamp, dry_run: bool) -> None:

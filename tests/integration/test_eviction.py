@@ -208,3 +208,45 @@ async def test_dry_run_spends_and_deletes_nothing(client: Client, api_namespace:
     assert not await terminating(client, "a")
     pdb = await client.get(PodDisruptionBudget, "web")
     assert pdb.status.disruptions_allowed == 1
+
+
+async def disruption_target(client: Client, name: str) -> list[tuple[str, str, str]]:
+    pod = await client.get(Pod, name)
+    return [
+        (c.status, c.reason, c.message)
+        for c in pod.status.conditions
+        if c.type == "DisruptionTarget"
+    ]
+
+
+EVICTING = [("True", "EvictionByEvictionAPI", "Eviction API: evicting")]
+
+
+async def test_an_evicted_pod_is_marked_a_disruption_target(
+    client: Client, api_namespace: str
+) -> None:
+    """Charged to a budget, free of one, or not running: every evicted pod
+    says why it goes, as Kubernetes' addConditionAndDeletePod writes it."""
+    await running_pod(client, "charged")
+    await running_pod(client, "pending", phase="Pending")
+    await budget(client, allowed=1, healthy=3, selector={"matchLabels": {"app": "web"}})
+    await client.evict("charged", grace_period_seconds=30)
+    await client.evict("pending", grace_period_seconds=30)
+    assert await disruption_target(client, "charged") == EVICTING
+    assert await disruption_target(client, "pending") == EVICTING
+    pod = await client.get(Pod, "charged")
+    assert pod.metadata.HasField("deletion_timestamp")
+
+
+async def test_refused_and_dry_run_evictions_mark_nothing(
+    client: Client, api_namespace: str
+) -> None:
+    await running_pod(client, "a")
+    await budget(client, allowed=0)
+    with pytest.raises(errors.EvictionRefused):
+        await client.evict("a")
+    assert await disruption_target(client, "a") == []
+    await client.delete(PodDisruptionBudget, "web")
+    await client.evict("a", dry_run=True)
+    assert await disruption_target(client, "a") == []
+    assert not await terminating(client, "a")

@@ -156,6 +156,10 @@ async def check_eviction(client: Client, namespace: str, node_name: str, runtime
         assert "request is 0, has larger consumption of memory." in got.status.message
     states = [s.state for s in got.status.container_statuses]
     assert all(s.HasField("terminated") for s in states), states
+    target = [c for c in got.status.conditions if c.type == "DisruptionTarget"]
+    assert [(c.status, c.reason, c.message) for c in target] == [
+        ("True", "TerminationByKubelet", got.status.message)
+    ], got.status.conditions
     assert got.status.qos_class == "BestEffort"
 
     async def events() -> tuple[Event, Event] | None:

@@ -470,6 +470,35 @@ async def test_a_high_priority_pod_preempts_a_low_priority_one_on_a_full_node(
         assert event.message == f"Preempted by pod {high.metadata.uid} on node {full}"
 
 
+async def test_a_preempted_pod_is_marked_a_disruption_target(
+    client: Client, api_namespace: str
+) -> None:
+    """The victim gets DisruptionTarget=True (PreemptionByScheduler) before its
+    graceful delete, as kube-scheduler's prepareCandidate writes it."""
+    sched = f"s-{api_namespace}"
+    full = f"{api_namespace[:40]}-full"
+    async with (
+        priority_classes(client, low=10, high=1000) as classes,
+        nodes(client, node(full, cpu="1")),
+        scheduling(client, sched),
+    ):
+        # No agent: with a grace period the victim stays, terminating, to be read.
+        low = pod("low", sched, cpu="1", priorityClassName=classes["low"])
+        await client.create(low)
+        assert await eventually(lambda: node_of(client, "low"), what="low bound") == full
+        await client.create(pod("high", sched, cpu="1", priorityClassName=classes["high"]))
+
+        async def marked() -> Pod | None:
+            victim = await client.get(Pod, "low")
+            return victim if victim.metadata.HasField("deletion_timestamp") else None
+
+        victim = await eventually(marked, what="the victim terminating")
+        assert victim is not None
+        target = [c for c in victim.status.conditions if c.type == "DisruptionTarget"]
+        assert [(c.status, c.reason) for c in target] == [("True", "PreemptionByScheduler")]
+        assert target[0].message == f"{sched}: preempting to accommodate a higher priority pod"
+
+
 async def test_a_pod_that_never_preempts_stays_pending(client: Client, api_namespace: str) -> None:
     sched = f"s-{api_namespace}"
     full = f"{api_namespace[:40]}-full"

@@ -347,3 +347,45 @@ def test_conditions_of_other_owners_are_kept() -> None:
     assert [c["type"] for c in patch["conditions"]] == types  # type: ignore[attr-defined]
     # ... and then left alone.
     assert status_update(computed, computed, written=computed, echo=api) == {}
+
+
+def test_an_evicted_pod_is_a_disruption_target() -> None:
+    """The kubelet's evictPod: phase Failed, reason Evicted, and the condition
+    DisruptionTarget=True (TerminationByKubelet) with the eviction's message,
+    kept as it is (and so not written again) once the API holds it."""
+    message = "The node was low on resource: memory. "
+    seen = Observed(
+        runtime="process",
+        host_ip="127.0.0.1",
+        start_time=NOW - 20,
+        instances=[exited("c0", 137)],
+        phase="Failed",
+        reason="Evicted",
+        message=message,
+    )
+    first = pod_status(pod(), seen, NOW, RUNNING, api=RUNNING)
+    target = [c for c in first.conditions if c.type == "DisruptionTarget"]
+    assert [(c.status, c.reason, c.message) for c in target] == [
+        ("True", "TerminationByKubelet", message)
+    ]
+    assert (first.phase, first.reason) == ("Failed", "Evicted")
+    again = pod_status(pod(), seen, NOW + 30, first, api=first)
+    assert again == first
+    assert status_update(again, first, written=first, echo=first) == {}
+
+
+def test_only_an_eviction_makes_a_disruption_target() -> None:
+    for name, phase, reason in (
+        ("deadline passed", "", "DeadlineExceeded"),
+        ("ran to failure", "", ""),
+    ):
+        seen = Observed(
+            runtime="process",
+            start_time=NOW - 20,
+            instances=[exited("c0", 1)],
+            phase=phase,
+            reason=reason,
+        )
+        computed = pod_status(pod(policy="Never"), seen, NOW, RUNNING, api=RUNNING)
+        types = [c.type for c in computed.conditions]
+        assert "DisruptionTarget" not in types, name

@@ -40,7 +40,9 @@ if TYPE_CHECKING:
     from kpy.api.core.v1 import Container, Pod
 
 __all__ = [
+    "DISRUPTION_TARGET",
     "EVICTED",
+    "TERMINATION_BY_KUBELET",
     "Eviction",
     "EvictionManager",
     "Observation",
@@ -53,6 +55,10 @@ __all__ = [
 
 #: the pod status reason of an evicted pod (the kubelet's eviction.Reason).
 EVICTED: Final = "Evicted"
+#: the pod condition an evicted pod gets, and its reason (v1.DisruptionTarget,
+#: v1.PodReasonTerminationByKubelet).
+DISRUPTION_TARGET: Final = "DisruptionTarget"
+TERMINATION_BY_KUBELET: Final = "TerminationByKubelet"
 #: the grace period of a pod evicted for a hard threshold (the kubelet's
 #: immediateEvictionGracePeriodSeconds).
 HARD_EVICTION_GRACE: Final = 1
