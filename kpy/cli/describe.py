@@ -18,7 +18,8 @@
   (kpy.cli._describe_storage), stateful sets (kpy.cli._describe_statefulset:
   update strategy, pods' statuses, volume claims), ingresses and ingress
   classes (kpy.cli._describe_ingress: address, TLS, rules with each
-  backend's endpoints). Every other kind gets
+  backend's endpoints), pod disruption budgets (kpy.cli._describe_pdb: the
+  bound, selector and allowed disruptions). Every other kind gets
   Name, Namespace, Labels, Annotations (never the last applied
   configuration) and CreationTimestamp.
 - Then `Events:`: the Events whose involvedObject uid is the object's,
@@ -51,6 +52,7 @@ from kpy.cli import (
     _client,
     _describe_ingress,
     _describe_job,
+    _describe_pdb,
     _describe_pod,
     _describe_statefulset,
     _describe_storage,
@@ -213,6 +215,10 @@ async def _describe_storage_class(client: Client, sc: Any) -> Rows:
     return _describe_storage.storage_class_rows(sc)
 
 
+async def _describe_pdb_rows(client: Client, pdb: Any) -> Rows:
+    return _describe_pdb.pdb_rows(pdb)
+
+
 async def _describe_ingress_rows(client: Client, ing: Any) -> Rows:
     slices = await client.list(EndpointSlice, namespace=ing.metadata.namespace)
     endpoints: dict[str, list[str]] = {}
@@ -251,6 +257,7 @@ _DESCRIBERS: dict[str, Callable[[Client, Any], Awaitable[Rows]]] = {
     "StorageClass": _describe_storage_class,
     "Ingress": _describe_ingress_rows,
     "IngressClass": _describe_ingress_class,
+    "PodDisruptionBudget": _describe_pdb_rows,
 }
 # kubectl describes these without their events
 _WITHOUT_EVENTS = frozenset({"Secret", "Namespace"})
