@@ -75,6 +75,10 @@ def test_allocate_picks_the_lowest_free_address(tmp_path: Path, case: Allocation
         ("127.1.255.1", True),
         ("127.255.255.254", True),
         ("127.255.255.255", False),
+        ("127.95.255.254", True),
+        ("127.96.0.10", False),  # 127.96.0.0/11: Service cluster IPs
+        ("127.127.255.254", False),
+        ("127.128.0.1", True),
         ("128.0.0.1", False),
         ("10.0.0.1", False),
     ],
@@ -87,6 +91,12 @@ def test_candidates_cross_octet_boundaries() -> None:
     start = ipaddress.IPv4Address("127.1.255.253")
     got = [str(ip) for _, ip in zip(range(4), _ipam.candidates(start), strict=False)]
     assert got == ["127.1.255.253", "127.1.255.254", "127.2.0.1", "127.2.0.2"]
+
+
+def test_candidates_skip_the_service_ranges() -> None:
+    start = ipaddress.IPv4Address("127.95.255.254")
+    got = [str(ip) for _, ip in zip(range(2), _ipam.candidates(start), strict=False)]
+    assert got == ["127.95.255.254", "127.128.0.1"]
 
 
 def test_two_node_names_sharing_a_directory_never_share_an_address(tmp_path: Path) -> None:

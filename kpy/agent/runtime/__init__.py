@@ -4,10 +4,12 @@
 (sandboxes and containers by id, the JSON form of configs), `_events` (the
 event stream), `_exec` (exec deadlines and stdin), `_statefile` (atomic JSON
 files) and `_ipam` (sandbox IPs; its machine-wide claim directory,
-`DEFAULT_IP_DIR`, is public: `kpy up` and the agent's flags name it).
+`DEFAULT_IP_DIR`, is public: `kpy up` and the agent's flags name it; so
+are the `SERVICE_RANGES` it never hands out, where `kpy up` picks each
+cluster's Service range).
 """
 
-from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
+from kpy.agent.runtime._ipam import DEFAULT_IP_DIR, SERVICE_RANGES
 from kpy.agent.runtime.base import (
     LABEL_CONTAINER_ATTEMPT,
     LABEL_CONTAINER_INIT,
@@ -45,6 +47,7 @@ __all__ = [
     "LABEL_POD_NAMESPACE",
     "LABEL_POD_UID",
     "SECURITY_FIELDS",
+    "SERVICE_RANGES",
     "ContainerConfig",
     "ContainerConfigError",
     "ContainerCreateError",

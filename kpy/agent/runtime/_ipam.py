@@ -29,7 +29,9 @@ reader never sees a claim without its owner.
 
 Addresses are scanned from 127.1.0.1 upward; 127.0.0.0/16 (127.0.0.1 and
 friends, used by everything else on the machine) is never handed out, nor is
-an address whose last octet is 0 or 255.
+127.96.0.0/11 (`SERVICE_RANGES`: where every kpy cluster on the machine
+takes its Service cluster IPs, see kpy.cluster.local), nor an address whose
+last octet is 0 or 255.
 
 The IPAM is not safe for concurrent use by two instances with the same node
 name and cluster uid (one agent per node of a cluster); other instances may
@@ -59,6 +61,9 @@ log = logging.getLogger("kpy.agent.runtime.ipam")
 DEFAULT_IP_DIR = Path("/run/kpy/pod-ips")
 FIRST = ipaddress.IPv4Address("127.1.0.1")
 LAST = ipaddress.IPv4Address("127.255.255.254")
+# Kept for Service cluster IPs (a pod holding one would be shadowed by the
+# proxy's rules for it).
+SERVICE_RANGES: Final = (ipaddress.IPv4Network("127.96.0.0/11"),)
 _TMP_PREFIX = ".claim."
 
 
@@ -78,7 +83,11 @@ class Claim:
 def is_assignable(ip: ipaddress.IPv4Address) -> bool:
     """Whether `ip` is one this IPAM may hand out."""
     last_octet = int(ip) & 0xFF
-    return FIRST <= ip <= LAST and last_octet not in (0, 255)
+    return (
+        FIRST <= ip <= LAST
+        and last_octet not in (0, 255)
+        and not any(ip in net for net in SERVICE_RANGES)
+    )
 
 
 def candidates(start: ipaddress.IPv4Address = FIRST) -> Iterator[ipaddress.IPv4Address]:
@@ -86,6 +95,10 @@ def candidates(start: ipaddress.IPv4Address = FIRST) -> Iterator[ipaddress.IPv4A
     value = int(start)
     while value <= int(LAST):
         ip = ipaddress.IPv4Address(value)
+        reserved = next((net for net in SERVICE_RANGES if ip in net), None)
+        if reserved is not None:
+            value = int(reserved.broadcast_address) + 1  # skipped whole, not address by address
+            continue
         if is_assignable(ip):
             yield ip
         value += 1
