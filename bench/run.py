@@ -41,6 +41,7 @@ import bench.get
 import bench.job
 import bench.list
 import bench.scheduler
+import bench.statefulset
 import bench.watch
 from bench._context import Children, Context, Progress
 from bench._report import Result, format_aims, format_table
@@ -59,6 +60,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "agent": bench.agent.run,
     "docker": bench.docker.run,
     "job": bench.job.run,
+    "statefulset": bench.statefulset.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress
