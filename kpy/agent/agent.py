@@ -5,7 +5,9 @@
 - registers the Node and keeps its Lease and status (`node.NodeAgent`);
 - watches only the pods bound to it (field selector spec.nodeName=<node>),
   plus ConfigMaps, Secrets, volume claims and volumes for what containers
-  consume;
+  consume, and Services for their link variables (`env.service_env`);
+- gives every pod a resolv.conf naming the cluster DNS (`dns`, from
+  `--cluster-dns` and `--cluster-domain`);
 - reads static pods from `pod_manifest_path` and publishes a mirror pod for
   each (`static_pods`); a mirror that someone deletes, or that stops
   matching its static pod, is deleted and created again, as the kubelet
@@ -28,6 +30,7 @@ that went meanwhile are stopped once the sources have synced.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -38,6 +41,7 @@ import grpc.aio
 
 from kpy.agent import static_pods
 from kpy.agent.backoff import Backoff
+from kpy.agent.dns import DNSSettings, PodDNS
 from kpy.agent.env import references
 from kpy.agent.eviction import EvictionConfig, EvictionManager
 from kpy.agent.eviction.monitor import EvictionMonitor
@@ -56,6 +60,7 @@ from kpy.api.core.v1 import (
     PersistentVolumeClaim,
     Pod,
     Secret,
+    Service,
 )
 from kpy.api.meta.v1 import Preconditions
 from kpy.api.quantity import Quantity
@@ -92,6 +97,27 @@ class AgentConfig:
     backoff_max: float = 300.0
     probe_time_scale: float = 1.0
     eviction: EvictionConfig = field(default_factory=EvictionConfig.default)
+    # --cluster-dns / --cluster-domain: what pods' resolv.conf names.
+    dns: DNSSettings = field(default_factory=DNSSettings)
+
+
+def _reachable_dns(settings: DNSSettings, runtime: Runtime) -> DNSSettings:
+    """The cluster DNS servers a pod of `runtime` can reach. A loopback
+    address is the host's own only for pods that share the host's network
+    (the process runtime); from a container's network namespace it leads
+    nowhere, so such pods fall back to the host's resolv.conf (dnsPolicy
+    Default), as the kubelet's pods do when it has no cluster DNS."""
+    if runtime.name != "docker":
+        return settings
+    reachable = tuple(ip for ip in settings.cluster_dns if not ipaddress.ip_address(ip).is_loopback)
+    if reachable != settings.cluster_dns:
+        log.warning(
+            "--cluster-dns %s: a loopback address is unreachable from Docker containers; "
+            "their pods get the host's resolv.conf. Run kpy-dns on an address containers "
+            "reach (the kpy bridge's 172.30.0.1) and pass that (see deploy/README.md)",
+            ",".join(settings.cluster_dns),
+        )
+    return replace(settings, cluster_dns=reachable)
 
 
 class _Objects:
@@ -171,6 +197,14 @@ class Agent:
                 )
                 volumes = VolumeManager(cfg.root_dir)
                 recorder = broadcaster.new_recorder(COMPONENT)
+                services: SharedInformer[Service] = SharedInformer(self._client, Service)
+                dns = PodDNS(
+                    _reachable_dns(cfg.dns, self.runtime),
+                    services.indexer.list,
+                    warn=lambda pod, message: recorder.event(
+                        pod, "Warning", "DNSConfigForming", message
+                    ),
+                )
                 workers = self._workers = PodWorkers(
                     client=self._client,
                     runtime=self.runtime,
@@ -180,6 +214,7 @@ class Agent:
                     objects=_Objects(informers),
                     events=recorder,
                     backoff=Backoff(cfg.backoff_base, cfg.backoff_max, 2 * cfg.backoff_max),
+                    dns=dns,
                 )
                 await tg.start(workers.run)
                 tg.start_soon(probes.run)
@@ -188,6 +223,10 @@ class Agent:
                 await server.start()
                 try:
                     tg.start_soon(self._runtime_events)
+                    tg.start_soon(services.run)
+                    # As the kubelet: no container starts before the Services
+                    # are known, or its service link variables would miss some.
+                    await services.wait_for_sync()
                     for informer in informers.values():
                         tg.start_soon(informer.run)
                     if cfg.pod_manifest_path is not None:

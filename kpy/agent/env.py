@@ -21,6 +21,15 @@ Contract:
   kubelet records (InvalidEnvironmentVariableNames).
 - Secret bytes become str with `surrogateescape`, so bytes that are not
   UTF-8 reach the process unchanged through `os.fsencode`.
+- `service_env` builds the service link variables the kubelet injects
+  (getServiceEnvVarMap): for each Service of the pod's namespace with a
+  cluster IP (not headless, not ExternalName) when `enableServiceLinks` is
+  not false, and always for the `kubernetes` Service of `default`:
+  `<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT` (the first port),
+  `<SVC>_SERVICE_PORT_<NAME>` per named port, and Docker's link variables
+  `<SVC>_PORT`, `<SVC>_PORT_<port>_<PROTO>` with `_PROTO`, `_PORT` and
+  `_ADDR`; names upper-cased with `-` as `_`. They go in
+  `PodContext.service_env`, below the container's own env.
 - Nothing here blocks or mutates its inputs: the lookups are the agent's
   informer caches, read synchronously.
 """
@@ -47,6 +56,7 @@ if TYPE_CHECKING:
         PersistentVolumeClaim,
         Pod,
         Secret,
+        Service,
     )
 
 __all__ = [
@@ -66,6 +76,7 @@ __all__ = [
     "resolve_env",
     "resource_value",
     "secret_data",
+    "service_env",
 ]
 
 CONFIG_MAP: Final = "ConfigMap"
@@ -462,6 +473,63 @@ def _key(data: dict[str, bytes] | None, key: str, optional: bool, where: str) ->
             return None
         raise ConfigError(f"couldn't find key {key} in {where}")
     return _text(data[key])
+
+
+# --- service links (kubelet's getServiceEnvVarMap, envvars.FromServices) ---
+
+MASTER_SERVICES: Final = frozenset({"kubernetes"})
+
+
+def service_env(
+    services: Iterable[Service], namespace: str, *, enable_service_links: bool = True
+) -> dict[str, str]:
+    """The service link variables of a pod in `namespace`; see the module
+    docstring. `services` may hold every namespace's Services."""
+    chosen: dict[str, Service] = {}
+    for svc in services:
+        if not _has_cluster_ip(svc):
+            continue
+        name = svc.metadata.name
+        if svc.metadata.namespace == "default" and name in MASTER_SERVICES:
+            chosen.setdefault(name, svc)
+        elif svc.metadata.namespace == namespace and enable_service_links:
+            chosen[name] = svc
+    out: dict[str, str] = {}
+    for name in sorted(chosen):
+        out.update(_service_vars(chosen[name]))
+    return out
+
+
+def _has_cluster_ip(svc: Service) -> bool:
+    return svc.spec.cluster_ip not in ("", "None")
+
+
+def _env_name(name: str) -> str:
+    return name.replace("-", "_").upper()
+
+
+def _service_vars(svc: Service) -> dict[str, str]:
+    prefix = _env_name(svc.metadata.name)
+    ip = svc.spec.cluster_ip
+    out = {f"{prefix}_SERVICE_HOST": ip}
+    ports = svc.spec.ports
+    if ports:
+        out[f"{prefix}_SERVICE_PORT"] = str(ports[0].port)
+    for port in ports:
+        if port.name:
+            out[f"{prefix}_SERVICE_PORT_{_env_name(port.name)}"] = str(port.port)
+    host = f"[{ip}]" if ":" in ip else ip
+    for i, port in enumerate(ports):
+        proto = port.protocol or "TCP"
+        url = f"{proto.lower()}://{host}:{port.port}"
+        if i == 0:
+            out[f"{prefix}_PORT"] = url  # Docker special-cases the first port
+        link = f"{prefix}_PORT_{port.port}_{proto.upper()}"
+        out[link] = url
+        out[f"{link}_PROTO"] = proto.lower()
+        out[f"{link}_PORT"] = str(port.port)
+        out[f"{link}_ADDR"] = ip
+    return out
 
 
 # --- what a pod refers to ---

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import logging
 import os
 import socket
@@ -34,6 +35,7 @@ import yaml
 from kpy import logs
 from kpy._process import cancel_on_signal, exit_with_parent
 from kpy.agent.agent import COMPONENT, Agent, AgentConfig
+from kpy.agent.dns import DEFAULT_DOMAIN, DNSSettings
 from kpy.agent.eviction import parse_eviction_config
 from kpy.agent.node import NodeConfig
 from kpy.agent.runtime import DEFAULT_IP_DIR
@@ -90,6 +92,15 @@ def _parser() -> argparse.ArgumentParser:
         "(default: derived from --root-dir)",
     )
     p.add_argument("--pod-manifest-path", type=Path, help="directory of static pod manifests")
+    p.add_argument(
+        "--cluster-dns",
+        help="IP address(es) of the cluster DNS server, comma-separated: the nameserver of pods "
+        "with dnsPolicy ClusterFirst (default none: they get the host's resolv.conf)",
+    )
+    p.add_argument(
+        "--cluster-domain",
+        help=f"the cluster's DNS domain, searched by pods (default {DEFAULT_DOMAIN})",
+    )
     p.add_argument("--cpu", help="cpu capacity to publish (default: the machine's)")
     p.add_argument("--memory", help="memory capacity to publish, e.g. 8Gi (default: the machine's)")
     p.add_argument("--max-pods", type=int, help="pods this node takes (default 110)")
@@ -200,6 +211,7 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
         except ValueError as e:
             parser.error(f"--cluster-uid: {e}")
     manifests = s.get("pod_manifest_path")
+    dns = _dns_settings(s, parser)
     try:
         eviction = parse_eviction_config(s)
     except ValueError as e:
@@ -213,8 +225,20 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
         backoff_base=float(s.get("crashloop_backoff_base", 10.0)),
         backoff_max=float(s.get("crashloop_backoff_max", 300.0)),
         eviction=eviction,
+        dns=dns,
     )
     return config, s
+
+
+def _dns_settings(s: dict[str, Any], parser: argparse.ArgumentParser) -> DNSSettings:
+    servers = _list(s.get("cluster_dns"))
+    for server in servers:
+        try:
+            ipaddress.ip_address(server)
+        except ValueError:
+            parser.error(f"--cluster-dns: {server!r} is not an IP address (such as 127.96.0.10)")
+    domain = str(s.get("cluster_domain") or DEFAULT_DOMAIN).strip(".")
+    return DNSSettings(cluster_dns=servers, cluster_domain=domain)
 
 
 def new_runtime(kind: str, config: AgentConfig, settings: dict[str, Any]) -> Runtime:

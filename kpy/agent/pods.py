@@ -93,6 +93,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from kpy.agent.backoff import Backoff
+    from kpy.agent.dns import PodDNS
     from kpy.agent.env import Objects
     from kpy.agent.probes import ProbeManager
     from kpy.agent.runtime import ContainerStatus, PodSandbox, Runtime, SecurityConfig
@@ -177,8 +178,10 @@ class PodWorkers:
         events: EventRecorder,
         backoff: Backoff,
         clock: Callable[[], float] = time.time,
+        dns: PodDNS | None = None,
     ) -> None:
         self._client = client
+        self._dns = dns  # resolv.conf and service links; None: neither
         self._runtime = runtime
         self._node = node
         self._volumes = volumes
@@ -594,6 +597,7 @@ class PodWorkers:
             pod_ip=rec.sandbox.ip if rec.sandbox else "",
             host_ip=self._node.host_ip,
             node_allocatable=self._node.allocatable(),
+            service_env=self._dns.service_env(rec.pod) if self._dns else {},
         )
 
     async def _start_or_wait(
@@ -653,6 +657,8 @@ class PodWorkers:
             ctx = self._context(rec)
             env = container_env(pod, c, self._objects, ctx)
             mounts = self._volumes.mounts(c, rec.volumes, pod=pod, env=dict(env))
+            if self._dns is not None:
+                mounts += self._dns.mounts(pod, c, self._volumes.pod_dir(rec.uid))
             cpu_limit = _limit(pod, c, "cpu", milli=True)
             memory_limit = _limit(pod, c, "memory", milli=False)
         except (ConfigError, VolumeError) as e:

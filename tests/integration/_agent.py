@@ -23,6 +23,7 @@ import anyio
 import anyio.lowlevel
 
 from kpy.agent.agent import Agent, AgentConfig
+from kpy.agent.dns import DNSSettings
 from kpy.agent.main import runtime_for_dir
 from kpy.agent.node import NodeConfig
 from kpy.agent.runtime._ipam import DEFAULT_IP_DIR
@@ -65,6 +66,7 @@ class AgentHandle:
             backoff_base=self.options.get("backoff_base", 1.0),
             backoff_max=self.options.get("backoff_max", 8.0),
             probe_time_scale=self.options.get("probe_time_scale", 1.0),
+            dns=self.options.get("dns", DNSSettings()),
         )
 
     async def start(self) -> None:
