@@ -216,13 +216,26 @@ def restore(text: str) -> None:
     _run(["iptables-restore", "--noflush"], text)
 
 
-def cleanup(cluster_uid: str) -> bool:
+def cleanup(cluster_uid: str, attempts: int = 3) -> bool:
     """Removes this cluster's jumps and chains, by name; whether any were
-    there. IptablesError if iptables fails."""
-    text = cleanup_text(parse_save(save(), chain_prefix(cluster_uid)))
-    if text:
-        restore(text)
-    return bool(text)
+    there. The proxies of one cluster's nodes share the chains and may stop
+    at once: a removal that fails because another proxy removed part of
+    them first is read again and retried. IptablesError if iptables fails
+    while chains remain."""
+    removed = False
+    for attempt in range(attempts):
+        text = cleanup_text(parse_save(save(), chain_prefix(cluster_uid)))
+        if not text:
+            return removed
+        removed = True
+        try:
+            restore(text)
+        except IptablesError:
+            if attempt == attempts - 1:
+                raise
+            continue
+        return True
+    return removed
 
 
 def unavailable() -> str:

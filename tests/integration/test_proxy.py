@@ -210,3 +210,30 @@ def test_cleanup_removes_a_dead_proxys_chains(tmp_path: Path) -> None:
     finally:
         iptables.cleanup(theirs)
     assert nat_chains(iptables.chain_prefix(theirs)) == []
+
+
+def test_proxies_stopping_at_once_both_clean_up_without_error() -> None:
+    """The proxies of one cluster's nodes share its chains; when `kpy down`
+    stops them together, each removal succeeds, whichever goes first."""
+    why = iptables.unavailable()
+    if why:
+        pytest.skip(f"iptables cannot be used here: {why}")
+    uid = uuid.uuid4().hex[:16]
+    prefix = iptables.chain_prefix(uid)
+    errors: list[BaseException] = []
+    for _ in range(5):
+        iptables.restore(iptables.render([], prefix, iptables.parse_save(iptables.save(), prefix)))
+
+        def remove() -> None:
+            try:
+                iptables.cleanup(uid)
+            except BaseException as e:  # collected for the assertion below
+                errors.append(e)
+
+        threads = [threading.Thread(target=remove) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+        assert nat_chains(prefix) == []
