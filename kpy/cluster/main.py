@@ -3,16 +3,21 @@
     kpy up [--nodes N] [--runtime auto|process|simulated] [--port 6443] [--dir D]
            [--ha | --etcd-members N --apiservers N --replicas N]
            [--pod-manifest-path DIR]
-           [--controller-manager-arg=ARG ...] [--agent-arg=ARG ...]
+           [--controller-manager-arg=ARG ...] [--agent-arg=ARG ...] [--dns-arg=ARG ...]
     kpy status [--dir D]
+    kpy add-node [--dir D] [--name NAME]
+    kpy stop-node NAME [--dir D]
+    kpy start-node NAME [--dir D]
     kpy down [--dir D]
 
 `up` prints what it starts as it goes and, at the end, how to use the
 cluster; a second `up` while one runs says so and changes nothing. The
 cluster is supervised: `up` starts kpy-supervisor, which runs the starting
-(`kpy up --supervised`, the same code) and then restarts any process of the
-cluster that exits (see kpy.cluster.supervisor). `status` shows each
-process's pid, state, restarts and last exit.
+(`kpy up --supervised`, the same code) and then restarts a control-plane
+process whenever it exits, and a node's only when it failed on its own (see
+kpy.cluster.supervisor): a node whose agent was killed is lost until `kpy
+start-node`. `status` shows each process's pid, state, restarts and last
+exit, and each node that is down, with what to do next.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from kpy.cluster.local import (
     DEFAULT_DIR,
     ENV_PREFIX,
     HA,
+    PROXY_STATUS,
     SUPERVISOR,
     ClusterError,
     ClusterState,
@@ -44,7 +50,8 @@ from kpy.cluster.local import (
     running,
     up,
 )
-from kpy.cluster.supervisor import describe_exit
+from kpy.cluster.nodes import add_node, start_node, stop_node
+from kpy.cluster.supervisor import LOST, describe_exit, node_of
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -54,11 +61,20 @@ def _parser() -> argparse.ArgumentParser:
         ("up", "start a cluster: etcd, API server, controllers, scheduler, agents"),
         ("down", "stop the cluster `kpy up` started, and its containers"),
         ("status", "show the cluster's processes and nodes"),
+        ("add-node", "start one more node (agent) in the running cluster, like kpy-node-1"),
+        ("stop-node", "stop a node's agent and proxy (its containers keep running)"),
+        ("start-node", "start a stopped or lost node's processes again"),
     ):
         c = sub.add_parser(name, help=text)
         c.add_argument(
             "--dir", type=Path, default=DEFAULT_DIR, help="cluster directory (default %(default)s)"
         )
+        if name in ("stop-node", "start-node"):
+            c.add_argument("name", metavar="NAME", help="the node, as `kpy status` names it")
+        if name == "add-node":
+            c.add_argument(
+                "--name", default="", help="the node's name (default: the next kpy-node-N)"
+            )
         if name == "up":
             c.add_argument("--nodes", type=int, help="agents to start (default 1; 3 with --ha)")
             c.add_argument(
@@ -89,6 +105,7 @@ def _parser() -> argparse.ArgumentParser:
             for component, dest in (
                 ("controller-manager", "controller_manager_arg"),
                 ("agent", "agent_arg"),
+                ("dns", "dns_arg"),
             ):
                 c.add_argument(
                     f"--{component}-arg",
@@ -135,7 +152,8 @@ def _up(args: argparse.Namespace) -> int:
     kpyctl = Path(sys.executable).parent / "kpyctl"
     print(
         f"\nkpy cluster up: API server(s) {state.api}, nodes {', '.join(state.nodes)} Ready.\n"
-        f"Logs are in {state.directory}/logs; {SUPERVISOR} restarts what exits. Next:\n"
+        f"Logs are in {state.directory}/logs; {SUPERVISOR} restarts what exits (a node's\n"
+        "agent only if it failed: `kpy start-node NAME` brings back a lost node). Next:\n"
         f"  export KPY_CONFIG={config}\n"
         f"  {kpyctl} apply -f examples/demo.yaml\n"
         f"  {kpyctl} get pods -o wide\n"
@@ -195,14 +213,17 @@ def _up_words(args: argparse.Namespace) -> list[str]:
     # "=" keeps a word that starts with "-" the flag's value.
     words += [f"--controller-manager-arg={a}" for a in args.controller_manager_arg]
     words += [f"--agent-arg={a}" for a in args.agent_arg]
+    words += [f"--dns-arg={a}" for a in args.dns_arg]
     return [*words, "--ha"] if args.ha else words
 
 
 def _extra_args(args: argparse.Namespace) -> dict[str, tuple[str, ...]]:
-    """The words `--controller-manager-arg` and `--agent-arg` add, by component."""
+    """The words `--controller-manager-arg`, `--agent-arg` and `--dns-arg`
+    add, by component."""
     return {
         "kpy-controller-manager": tuple(args.controller_manager_arg),
         "kpy-agent": tuple(args.agent_arg),
+        "kpy-dns": tuple(args.dns_arg),
     }
 
 
@@ -219,14 +240,57 @@ def _status(args: argparse.Namespace) -> int:
             f"{m.name:<28} {m.pid:>7}  {_state(m, supervised):<10} {m.restarts:>8}  "
             f"{_last_exit(m):<22} {m.log}"
         )
+    _print_held(state)
+    _print_proxies(state)
     if state.alive():
         anyio.run(_print_nodes, state.api.split(",")[0])
     return 0 if len(state.alive()) == len(state.members) else 1
 
 
+def _print_held(state: ClusterState) -> None:
+    """A line per process the supervisor leaves down: why, since when, and
+    the command that brings its node back."""
+    lines = []
+    for m in state.members:
+        node = node_of(m.name, state.nodes) or m.name
+        what = "agent" if m.name.startswith("kpy-agent-") else m.name.removesuffix(f"-{node}")
+        at = m.exited or "an unknown time"
+        if m.held == LOST:
+            lines.append(
+                f"{node}: {what} stopped ({describe_exit(m.last_exit)}) at {at}; "
+                f"the node is lost until `kpy start-node {node}`"
+            )
+        elif m.held:
+            lines.append(
+                f"{node}: {what} stopped by `kpy stop-node` at {at}; "
+                f"start it with `kpy start-node {node}`"
+            )
+    if lines:
+        print("\n" + "\n".join(lines))
+
+
+def _print_proxies(state: ClusterState) -> None:
+    """A line per node: the mode its kpy-proxy runs in (as it wrote it), and
+    the cluster's Service range."""
+    lines = []
+    for node in state.nodes:
+        path = Path(state.directory) / "nodes" / node / PROXY_STATUS
+        try:
+            mode = path.read_text().rstrip("\n")
+        except OSError:
+            mode = "(not reported yet)"
+        lines.append(f"proxy {node}: {mode}")
+    if state.service_range:
+        lines.append(f"service cluster IP range: {state.service_range}")
+    if lines:
+        print("\n" + "\n".join(lines))
+
+
 def _state(member: Member, supervised: bool) -> str:
     if running(member):
         return "running"
+    if member.held:
+        return member.held
     # A member the supervisor watches is started again after its back-off.
     return "restarting" if supervised and member.name != SUPERVISOR else "stopped"
 
@@ -251,6 +315,27 @@ async def _print_nodes(address: str) -> None:
         print(f"{n.metadata.name:<20} {'Ready' if ready else 'NotReady'}")
 
 
+def _add_node(args: argparse.Namespace) -> int:
+    name = add_node(args.dir, args.name, progress=_say)
+    print(f"node {name} Ready; `kpy down` stops it with the rest")
+    return 0
+
+
+def _stop_node(args: argparse.Namespace) -> int:
+    stopped = stop_node(args.dir, args.name, progress=_say)
+    print(
+        f"node {args.name} stopped ({stopped} process(es)); its containers keep running; "
+        f"`kpy start-node {args.name}` starts it again"
+    )
+    return 0
+
+
+def _start_node(args: argparse.Namespace) -> int:
+    start_node(args.dir, args.name, progress=_say)
+    print(f"node {args.name} Ready")
+    return 0
+
+
 def _down(args: argparse.Namespace) -> int:
     stopped = down(args.dir, progress=_say)
     print(f"kpy cluster down ({stopped} process(es) stopped)" if stopped else "no kpy cluster runs")
@@ -268,7 +353,15 @@ def main(argv: list[str] | None = None) -> int:
         args.pod_manifest_path = args.pod_manifest_path.absolute()
     os.umask(0o022)
     try:
-        return {"up": _up, "down": _down, "status": _status}[args.command](args)
+        commands = {
+            "up": _up,
+            "down": _down,
+            "status": _status,
+            "add-node": _add_node,
+            "stop-node": _stop_node,
+            "start-node": _start_node,
+        }
+        return commands[args.command](args)
     except ClusterError as e:
         print(f"kpy {args.command}: {e}", file=sys.stderr)
         return 1

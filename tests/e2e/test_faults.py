@@ -2,8 +2,11 @@
 `kpy up --ha` cluster (three etcd members, two API servers, two controller
 managers and schedulers, three simulated agents) runs a workload while
 processes are killed at random points: an etcd member, an API server, the
-leading controller manager and scheduler, and agents. `kpy up`'s supervisor
-brings each one back. Afterwards the invariants a user relies on hold:
+leading controller manager and scheduler, and an agent. `kpy up`'s
+supervisor brings each control-plane process back; the killed agent's node
+is left lost (as systemd's Restart=on-failure leaves a killed kubelet) until
+the test starts it again after the faults with `kpy start-node`, as an
+operator would. Afterwards the invariants a user relies on hold:
 
 - no object lost: every create the SDK reported as done is stored;
 - none duplicated: every create is stored at most once, `generateName`
@@ -90,6 +93,23 @@ async def wait_restarted(directory: Path, name: str, old_pid: int, seed: int) ->
     pytest.fail(f"seed {seed}: {name} (pid {old_pid}) was not restarted within 90 s")
 
 
+async def wait_lost(directory: Path, name: str, pid: int, seed: int) -> None:
+    """The supervisor leaves a killed agent down: its node is lost."""
+    with anyio.move_on_after(30):
+        while True:
+            m = member(directory, name)
+            if m.held == "lost" and m.pid == pid and not running(m):
+                return
+            await anyio.sleep(0.3)
+    pytest.fail(f"seed {seed}: {name} (pid {pid}) was not left down (lost) within 30 s")
+
+
+def start_node(directory: Path, node: str) -> subprocess.CompletedProcess[str]:
+    """`kpy start-node`, as an operator runs it."""
+    argv = [sys.executable, "-m", "kpy.cluster.main", "start-node", node, "--dir", str(directory)]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=150, check=False)
+
+
 async def leader(client: Client, lease: str) -> str:
     got = await client.get(Lease, lease, namespace="kube-system")
     return got.spec.holder_identity
@@ -147,7 +167,8 @@ async def write(client: Client, outcomes: Outcomes) -> None:
 async def inject(directory: Path, client: Client, rng: random.Random, seed: int) -> list[str]:
     """Kills one process at a time at random moments, each named by role so
     the leaders are hit where they lead; waits for the supervisor to bring
-    it back before the next. Returns what was killed, in order."""
+    it back (or, an agent, to leave it down) before the next; then starts
+    the killed agent's node again. Returns what was killed, in order."""
     victims = [
         f"etcd-{rng.randint(1, 3)}",
         f"kpy-apiserver-{rng.randint(1, 2)}",
@@ -166,7 +187,15 @@ async def inject(directory: Path, client: Client, rng: random.Random, seed: int)
         assert running(m), f"seed {seed}: {name} is not running before it is killed"
         os.kill(m.pid, signal.SIGKILL)
         killed.append(name)
-        await wait_restarted(directory, name, m.pid, seed)
+        if name.startswith("kpy-agent-"):
+            await wait_lost(directory, name, m.pid, seed)
+        else:
+            await wait_restarted(directory, name, m.pid, seed)
+    for name in killed:
+        if name.startswith("kpy-agent-"):
+            node = name.removeprefix("kpy-agent-")
+            started = await anyio.to_thread.run_sync(start_node, directory, node)
+            assert started.returncode == 0, f"seed {seed}: {started.stdout}{started.stderr}"
     return killed
 
 

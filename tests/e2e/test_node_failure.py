@@ -2,15 +2,16 @@
 `kpy up` (supervised, simulated runtime, a shortened
 --node-monitor-grace-period passed with --controller-manager-arg).
 
-One agent is frozen (SIGSTOP, so it stays alive but silent and its
-supervisor, which restarts only what exits, leaves it be): its Node goes
-Unknown within the grace period, gets the unreachable NoSchedule and
-NoExecute taints, its pods are marked Ready=False, and the Deployment's pod
-there (tolerating unreachable for 5 s, as the test's template says) is
-evicted and replaced on the other nodes. The agent is then thawed
-(SIGCONT): its Node is Ready again, the taints go, the pod evicted
-meanwhile is cleaned up, the pod that tolerates the outage is Ready again,
-and the node takes pods again.
+One agent is killed by its pid (SIGKILL; the supervisor leaves a node's
+agent killed from outside down, as systemd's Restart=on-failure leaves a
+kubelet): its Node goes Unknown within the grace period, gets the
+unreachable NoSchedule and NoExecute taints, its pods are marked
+Ready=False, and the Deployment's pod there (tolerating unreachable for
+5 s, as the test's template says) is evicted and replaced on the other
+nodes. The node is then started again (`kpy start-node`): its Node is
+Ready again, the taints go, the pod evicted meanwhile is cleaned up (from
+the API and from the node's runtime records), the pod that tolerates the
+outage is Ready again, and the node takes pods again.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -35,7 +37,6 @@ from kpy.cluster.local import ClusterState, running
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
-    from pathlib import Path
 
 pytestmark = pytest.mark.timeout(420)
 
@@ -90,11 +91,6 @@ def cluster(tmp_path: Path) -> Iterator[ClusterState]:
         assert state is not None
         yield state
     finally:
-        recorded = ClusterState.load(tmp_path)
-        for m in recorded.members if recorded is not None else []:
-            # a frozen agent would not hear SIGTERM
-            if running(m):
-                os.kill(m.pid, signal.SIGCONT)
         local.down(tmp_path, progress=lambda _: None)
         after = ClusterState.load(tmp_path)
         left = [] if after is None else [*after.members, *filter(None, [after.supervisor])]
@@ -175,6 +171,17 @@ def taints(node: Node) -> set[str]:
     return {f"{t.key}:{t.effect}" for t in node.spec.taints}
 
 
+def start_node(directory: str, node: str) -> subprocess.CompletedProcess[str]:
+    """`kpy start-node`, as an operator runs it."""
+    argv = [sys.executable, "-m", "kpy.cluster.main", "start-node", node, "--dir", directory]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=150, check=False)
+
+
+def runtime_records(directory: str, node: str) -> str:
+    """The simulated runtime's state file of `node` (its sandboxes, by pod)."""
+    return (Path(directory) / "nodes" / node / "runtime" / "simulated.json").read_text()
+
+
 async def test_a_lost_node_s_pods_move_and_it_takes_pods_again(cluster: ClusterState) -> None:
     async with Client(cluster.api, retry_timeout=60.0) as client:
         await client.create(deployment())
@@ -200,45 +207,51 @@ async def test_a_lost_node_s_pods_move_and_it_takes_pods_again(cluster: ClusterS
             lambda: steadfast("True"), f"pod steadfast Running and Ready on {victim}", 60
         )
 
-        os.kill(pid, signal.SIGSTOP)
-        try:
-            frozen_at = time.monotonic()
+        assert all(uid in runtime_records(cluster.directory, victim) for uid in lost)
 
-            async def unknown() -> bool:
-                return ready_status(await client.get(Node, victim)) == "Unknown"
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
 
-            await eventually(unknown, f"node {victim} Ready=Unknown", GRACE + 60)
-            # within the grace period (plus a heartbeat, a monitor period and slack)
-            assert time.monotonic() - frozen_at < GRACE + 30
+        async def unknown() -> bool:
+            return ready_status(await client.get(Node, victim)) == "Unknown"
 
-            async def tainted() -> set[str]:
-                return taints(await client.get(Node, victim))
+        await eventually(unknown, f"node {victim} Ready=Unknown", GRACE + 60)
+        # within the grace period (plus a heartbeat, a monitor period and slack)
+        assert time.monotonic() - killed_at < GRACE + 30
+        # the supervisor left it down: the node is lost
+        agent = ClusterState.load(Path(cluster.directory)).member(f"kpy-agent-{victim}")  # type: ignore[union-attr]
+        assert (agent.held, agent.pid, running(agent)) == ("lost", pid, False), agent
 
-            want = {f"{UNREACHABLE}:NoExecute", f"{UNREACHABLE}:NoSchedule"}
-            await eventually(
-                lambda: _superset(tainted(), want), f"node {victim} has the unreachable taints", 30
-            )
+        async def tainted() -> set[str]:
+            return taints(await client.get(Node, victim))
 
-            async def replaced() -> list[Pod]:
-                live = [
-                    p
-                    for p in await pods(client)
-                    if not p.metadata.HasField("deletion_timestamp") and p.status.phase == "Running"
-                ]
-                elsewhere = [p for p in live if p.spec.node_name != victim]
-                return elsewhere if len(elsewhere) == 3 else []
+        want = {f"{UNREACHABLE}:NoExecute", f"{UNREACHABLE}:NoSchedule"}
+        await eventually(
+            lambda: _superset(tainted(), want), f"node {victim} has the unreachable taints", 30
+        )
 
-            await eventually(replaced, "3 pods Running on the other nodes", 120)
-            # the node controller's MarkPodsNotReady (Services drop the pod)
-            await eventually(lambda: steadfast("False"), "pod steadfast Ready=False", 30)
-            evicted = [p for p in await pods(client) if p.metadata.uid in lost]
-            # still there, Terminating: only the frozen agent may confirm they stopped
-            assert evicted, f"the pods of {victim} went before their agent confirmed"
-            for p in evicted:
-                reasons = [c.reason for c in p.status.conditions if c.type == "DisruptionTarget"]
-                assert reasons == ["DeletionByTaintManager"], f"{p.metadata.name}: {reasons}"
-        finally:
-            os.kill(pid, signal.SIGCONT)
+        async def replaced() -> list[Pod]:
+            live = [
+                p
+                for p in await pods(client)
+                if not p.metadata.HasField("deletion_timestamp") and p.status.phase == "Running"
+            ]
+            elsewhere = [p for p in live if p.spec.node_name != victim]
+            return elsewhere if len(elsewhere) == 3 else []
+
+        await eventually(replaced, "3 pods Running on the other nodes", 120)
+        # the node controller's MarkPodsNotReady (Services drop the pod)
+        await eventually(lambda: steadfast("False"), "pod steadfast Ready=False", 30)
+        evicted = [p for p in await pods(client) if p.metadata.uid in lost]
+        # still there, Terminating: only the node's agent may confirm they stopped
+        assert evicted, f"the pods of {victim} went before their agent confirmed"
+        for p in evicted:
+            reasons = [c.reason for c in p.status.conditions if c.type == "DisruptionTarget"]
+            assert reasons == ["DeletionByTaintManager"], f"{p.metadata.name}: {reasons}"
+
+        started = await anyio.to_thread.run_sync(start_node, cluster.directory, victim)
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"node {victim} Ready" in started.stdout, started.stdout
 
         async def back() -> bool:
             node = await client.get(Node, victim)
@@ -252,6 +265,9 @@ async def test_a_lost_node_s_pods_move_and_it_takes_pods_again(cluster: ClusterS
             return not any(p.metadata.uid in lost for p in await pods(client))
 
         await eventually(cleaned_up, f"the pods evicted from {victim} gone", 90)
+        # and their containers, from the node
+        records = runtime_records(cluster.directory, victim)
+        assert not any(uid in records for uid in lost), f"{victim} still runs an evicted pod"
         # its agent, which owns its status, puts Ready back
         after = await eventually(lambda: steadfast("True"), "pod steadfast Ready again", 30)
         assert after.metadata.uid == before.metadata.uid

@@ -44,6 +44,8 @@ def test_up_status_down(tmp_path: Path) -> None:
     try:
         assert started.returncode == 0, started.stdout + started.stderr
         assert "nodes kpy-node-1, kpy-node-2 Ready" in started.stdout
+        assert "kpy-ingress serves http on 127.0.0.1:" in started.stdout
+        assert "kpy-dns answers for cluster.local at " in started.stdout
         state = ClusterState.load(tmp_path)
         assert state is not None
         names = [m.name for m in state.members]
@@ -52,8 +54,12 @@ def test_up_status_down(tmp_path: Path) -> None:
             "kpy-apiserver",
             "kpy-controller-manager",
             "kpy-scheduler",
+            "kpy-ingress",
+            "kpy-dns",
             "kpy-agent-kpy-node-1",
+            "kpy-proxy-kpy-node-1",
             "kpy-agent-kpy-node-2",
+            "kpy-proxy-kpy-node-2",
         ]
         assert all(running(m) for m in state.members)
         assert (tmp_path / "config").read_text().endswith(f"127.0.0.1:{port}\n")
@@ -61,6 +67,8 @@ def test_up_status_down(tmp_path: Path) -> None:
         status = kpy("status", "--dir", str(tmp_path))
         assert status.returncode == 0, status.stderr
         assert "kpy-node-2           Ready" in status.stdout
+        assert "proxy kpy-node-2: " in status.stdout, "the proxy mode of each node"
+        assert f"service cluster IP range: {state.service_range}" in status.stdout
 
         again = kpy("up", "--dir", str(tmp_path), "--port", port)
         assert again.returncode == 1
@@ -69,7 +77,7 @@ def test_up_status_down(tmp_path: Path) -> None:
     finally:
         stopped = kpy("down", "--dir", str(tmp_path))
     assert stopped.returncode == 0, stopped.stderr
-    assert "6 process(es) stopped" in stopped.stdout
+    assert "10 process(es) stopped" in stopped.stdout
     assert not any(running(m) for m in state.members)
     assert kpy("status", "--dir", str(tmp_path)).returncode == 1
 
@@ -226,6 +234,37 @@ def test_a_supervised_cluster_restarts_what_exits(tmp_path: Path) -> None:
             "the static pod's mirror pod Running",
             60,
         )
+
+        # The agent killed from outside stays down (Restart=on-failure): the
+        # node is lost until `kpy start-node`, which brings it back.
+        agent_name = "kpy-agent-kpy-node-1"
+        killed = member(directory, agent_name)
+        os.kill(killed.pid, signal.SIGKILL)
+        wait_for(lambda: member(directory, agent_name).held == "lost", "the agent lost", 30)
+        time.sleep(3)  # past the 1 s back-off: it was not restarted
+        assert not running(member(directory, agent_name))
+        status = kpy("status", "--dir", str(directory), env=stale)
+        assert "kpy-node-1: agent stopped (killed by SIGKILL) at 20" in status.stdout, status.stdout
+        assert "the node is lost until `kpy start-node kpy-node-1`" in status.stdout
+        rows = {line.split()[0]: line.split() for line in status.stdout.splitlines() if line}
+        assert rows[agent_name][2] == "lost", status.stdout
+        again = kpy("start-node", "kpy-node-1", "--dir", str(directory), env=stale)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert f"{agent_name} started (pid" in again.stdout, again.stdout
+        assert again.stdout.rstrip().endswith("node kpy-node-1 Ready"), again.stdout
+        back = member(directory, agent_name)
+        assert running(back), "running again"
+        assert (back.held, back.restarts) == ("", killed.restarts + 1)
+
+        # `kpy stop-node`: its agent and proxy stop, and stay down.
+        node = ("kpy-agent-kpy-node-1", "kpy-proxy-kpy-node-1")
+        halted = kpy("stop-node", "kpy-node-1", "--dir", str(directory), env=stale)
+        assert halted.returncode == 0, halted.stdout + halted.stderr
+        time.sleep(3)  # past the back-off
+        assert [member(directory, n).held for n in node] == ["stopped", "stopped"]
+        assert not any(running(member(directory, n)) for n in node)
+        status = kpy("status", "--dir", str(directory), env=stale)
+        assert "kpy-node-1: agent stopped by `kpy stop-node` at " in status.stdout, status.stdout
     finally:
         last = ClusterState.load(directory)
         stopped = kpy("down", "--dir", str(directory), env=stale)

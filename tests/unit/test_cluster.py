@@ -160,11 +160,12 @@ def test_down_stops_the_members_in_tiers() -> None:
     names = [
         "etcd-1", "etcd-2", "kpy-apiserver-1", "kpy-apiserver-2", "kpy-controller-manager-1",
         "kpy-scheduler-1", "kpy-scheduler-2", "kpy-agent-kpy-node-1", "kpy-agent-kpy-node-2",
+        "kpy-proxy-kpy-node-1",
     ]  # fmt: skip
     members = [Member(n, 100 + i, 1, f"/logs/{n}.log") for i, n in enumerate(names)]
     tiers = [[m.name for m in tier] for tier in _tiers(members)]
     assert tiers == [
-        ["kpy-agent-kpy-node-1", "kpy-agent-kpy-node-2"],
+        ["kpy-agent-kpy-node-1", "kpy-agent-kpy-node-2", "kpy-proxy-kpy-node-1"],
         ["kpy-controller-manager-1", "kpy-scheduler-1", "kpy-scheduler-2"],
         ["kpy-apiserver-1", "kpy-apiserver-2"],
         ["etcd-1", "etcd-2"],

@@ -1,4 +1,4 @@
-"""`kpy up --controller-manager-arg / --agent-arg`: words handed to those
+"""`kpy up --controller-manager-arg / --agent-arg / --dns-arg`: words handed to those
 components' command lines, kept when the starter runs `kpy up` again
 under the supervisor."""
 
@@ -17,6 +17,7 @@ class Case:
     argv: list[str]
     controller_manager: tuple[str, ...]
     agent: tuple[str, ...]
+    dns: tuple[str, ...] = ()
 
 
 CASES = [
@@ -40,13 +41,24 @@ CASES = [
         ("--node-monitor-period", "1s"),
         ("--heartbeat", "2"),
     ),
+    Case(
+        "kpy-dns's upstream",
+        ["up", "--dns-arg=--upstream=10.0.0.53:53"],
+        (),
+        (),
+        ("--upstream=10.0.0.53:53",),
+    ),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_component_args(case: Case) -> None:
     args = _parser().parse_args(case.argv)
-    want = {"kpy-controller-manager": case.controller_manager, "kpy-agent": case.agent}
+    want = {
+        "kpy-controller-manager": case.controller_manager,
+        "kpy-agent": case.agent,
+        "kpy-dns": case.dns,
+    }
     assert _extra_args(args) == want, case.name
     # The supervised starter gets the same words.
     again = _parser().parse_args([*_up_words(args), "--supervised"])
