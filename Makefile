@@ -61,8 +61,13 @@ up: install
 	$(BIN)/kpy up --nodes $(NODES) --dir $(CLUSTER_DIR)
 	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl apply -f examples/demo.yaml
 	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl rollout status deployment/hello --timeout 120
-	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl get pods -o wide
-	@echo "the demo runs; try: curl http://<IP above>:8080/   and stop it all with: make down"
+	KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl get pods,svc -o wide
+	@ip=$$(KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl get svc hello -o jsonpath='{.spec.clusterIP}'); \
+	pod=$$(KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl get pods -l app=hello -o jsonpath='{.items[0].metadata.name}'); \
+	echo "the demo runs behind its Service hello ($$ip). Try:"; \
+	echo "  curl http://$$ip/                                   # from this host, through kpy-proxy"; \
+	echo "  KPY_CONFIG=$(CLUSTER_DIR)/config $(BIN)/kpyctl exec $$pod -- wget -qO- http://hello/   # by name, from inside a pod"; \
+	echo "and stop it all with: make down"
 
 down:
 	$(BIN)/kpy down --dir $(CLUSTER_DIR)
