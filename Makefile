@@ -35,9 +35,13 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-# The README's test command: lint, generated-code drift, then every test.
+# The README's test command: lint, generated-code drift, then every test, on
+# TEST_WORKERS pytest-xdist workers (most tests wait on processes and
+# timers rather than compute, so more workers than cores pays; a module's
+# shared cluster stays on one worker: tests/conftest.py).
+TEST_WORKERS ?= 4
 test: lint proto-check
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-unit: install
 	$(BIN)/pytest tests/unit
