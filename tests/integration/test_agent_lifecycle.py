@@ -54,7 +54,7 @@ BACKOFF_BASE = 1.0  # seconds: restarts wait 0, 1, 2, 4, 8 s
 PROBE_TIME_SCALE = 0.5  # periodSeconds 1 probes every 0.5 s
 GRACE = 2  # terminationGracePeriodSeconds of the suite's pods
 PORT = 8080  # every pod has an address of its own, so they can share it
-TIMEOUT = 15.0  # seconds any one wait may take
+TIMEOUT = 30.0  # seconds any one wait may take (a loaded machine starts containers slowly)
 # Mount paths: under /tmp, which a busybox image has, as has the host (where
 # the process runtime makes its mount points).
 MOUNTS = "/tmp/kpy-lifecycle"
