@@ -214,7 +214,7 @@ class DockerRuntime:
         pause_image: str = PAUSE_IMAGE,
         pull_timeout: float = 20.0,
         call_timeout: float = 120.0,
-        connect_timeout: float = 5.0,
+        connect_timeout: float = 20.0,
         event_period: float = 300.0,
     ) -> None:
         self.node_name = node_name
