@@ -89,14 +89,17 @@ def two_servers() -> Iterator[tuple[NameServer, NameServer]]:
 
 def ask(ip: str, port: int) -> str:
     """The name the endpoint reached answers; "refused" if refused, "reset"
-    if reset (userspace: a connection queued on a listener as it closes)."""
+    if reset, "timeout" if nothing came within 2 s (userspace: a connection
+    queued on a listener as it closes)."""
     try:
-        with socket.create_connection((ip, port), timeout=5) as s:
+        with socket.create_connection((ip, port), timeout=2) as s:
             return s.recv(64).decode()
     except ConnectionRefusedError:
         return "refused"
     except ConnectionResetError:
         return "reset"
+    except TimeoutError:
+        return "timeout"
 
 
 async def answers(ip: str, port: int, times: int) -> list[str]:
@@ -175,7 +178,7 @@ async def test_cluster_ip_reaches_ready_endpoints(
             slice_ = await client.update(slice_)
             start = time.monotonic()
             while await anyio.to_thread.run_sync(ask, ip, 80) != "refused":
-                assert time.monotonic() - start < 5, "still answered 5 s after the last endpoint"
+                assert time.monotonic() - start < 10, "still answered 10 s after the last endpoint"
             started = time.monotonic()
             assert await anyio.to_thread.run_sync(ask, ip, 80) == "refused"
             assert time.monotonic() - started < 1.0, "refusing took more than a second"
