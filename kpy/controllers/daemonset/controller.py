@@ -53,10 +53,10 @@ from kpy.controllers.daemonset.util import (
     rolling_counts,
     with_node_affinity,
 )
+from kpy.controllers.owned_pods import OwnedPods
 from kpy.controllers.ownership import (
     ControllerRefManager,
     get_controller_of,
-    is_pod_ready,
     new_controller_ref,
     pod_from_template,
 )
@@ -117,11 +117,8 @@ class DaemonSetController(Controller):
                 on_delete=self._delete_daemonset,
             )
         )
-        pods.add_event_handler(
-            EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
+        self._owned = OwnedPods(self, "DaemonSet", self._daemonsets, self.expectations)
+        pods.add_event_handler(self._owned.handler())
         nodes.add_event_handler(
             EventHandler(
                 on_add=self._add_node, on_update=self._update_node, on_delete=self._delete_node
@@ -145,53 +142,6 @@ class DaemonSetController(Controller):
             prefix = f"{ds.metadata.uid}/"
             for k in [k for k in self._failed_backoff if k.startswith(prefix)]:
                 del self._failed_backoff[k]
-        self.enqueue_key(key)
-
-    def _add_pod(self, pod: Pod, _initial: bool) -> None:
-        if pod.metadata.HasField("deletion_timestamp"):
-            self._delete_pod(pod)  # a restart found it mid-deletion
-            return
-        ds = self._resolve(pod)
-        if ds is not None:
-            key = meta_namespace_key(ds)
-            self.expectations.creation_observed(key)
-            self.enqueue_key(key)
-        elif get_controller_of(pod) is None:
-            for match in self._matching(pod):
-                self.enqueue(match)
-
-    def _update_pod(self, old: Pod, new: Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if new.metadata.HasField("deletion_timestamp") and not old.metadata.HasField(
-            "deletion_timestamp"
-        ):
-            self._delete_pod(new)
-            return
-        old_ref, new_ref = get_controller_of(old), get_controller_of(new)
-        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
-            previous = self._resolve(old)
-            if previous is not None:
-                self.enqueue(previous)
-        ds = self._resolve(new)
-        if ds is not None:
-            self.enqueue(ds)
-            if ds.spec.min_ready_seconds > 0 and not is_pod_ready(old) and is_pod_ready(new):
-                self.enqueue_after(ds, ds.spec.min_ready_seconds + 1)
-            return
-        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
-            for match in self._matching(new):
-                self.enqueue(match)
-
-    def _delete_pod(self, obj: Any) -> None:
-        pod = deleted_object(obj)
-        if pod is None:
-            return
-        ds = self._resolve(pod)
-        if ds is None:
-            return
-        key = meta_namespace_key(ds)
-        self.expectations.deletion_observed(key, meta_namespace_key(pod))
         self.enqueue_key(key)
 
     def _add_node(self, node: Node, _initial: bool) -> None:
@@ -226,25 +176,6 @@ class DaemonSetController(Controller):
         ds = self._daemonsets.get(revision.metadata.namespace, ref.name)
         if ds is not None and ds.metadata.uid == ref.uid:
             self.enqueue(ds)
-
-    def _resolve(self, pod: Pod) -> DaemonSet | None:
-        ref = get_controller_of(pod)
-        if ref is None or ref.kind != "DaemonSet":
-            return None
-        ds = self._daemonsets.get(pod.metadata.namespace, ref.name)
-        if ds is None or ds.metadata.uid != ref.uid:
-            return None
-        return ds
-
-    def _matching(self, pod: Pod) -> list[DaemonSet]:
-        if not pod.metadata.labels:
-            return []
-        return [
-            ds
-            for ds in self._daemonsets.list(pod.metadata.namespace)
-            if not (sel := selector_from_label_selector(ds.spec.selector)).empty()
-            and sel.matches(pod.metadata.labels)
-        ]
 
     # -- sync -------------------------------------------------------------------------------
 

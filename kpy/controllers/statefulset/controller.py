@@ -40,10 +40,10 @@ from kpy.cache.informer import EventHandler
 from kpy.cache.store import meta_namespace_key, split_key
 from kpy.controllers.base import Controller, deleted_object
 from kpy.controllers.history import History, revision_template
+from kpy.controllers.owned_pods import OwnedPods
 from kpy.controllers.ownership import (
     ControllerRefManager,
     get_controller_of,
-    is_pod_ready,
     new_controller_ref,
 )
 from kpy.controllers.replicaset import POD_OWNER_INDEX, pods_informer_with_owner_index
@@ -105,11 +105,8 @@ class StatefulSetController(Controller):
                 on_delete=self._delete_set,
             )
         )
-        pods.add_event_handler(
-            EventHandler(
-                on_add=self._add_pod, on_update=self._update_pod, on_delete=self._delete_pod
-            )
-        )
+        self._owned = OwnedPods(self, "StatefulSet", self._sets, self.expectations)
+        pods.add_event_handler(self._owned.handler())
         revisions.add_event_handler(
             EventHandler(
                 on_add=lambda r, _initial: self._revision_changed(r),
@@ -133,53 +130,6 @@ class StatefulSetController(Controller):
         self.expectations.delete(key)
         self.enqueue_key(key)
 
-    def _add_pod(self, pod: Pod, _initial: bool) -> None:
-        if pod.metadata.HasField("deletion_timestamp"):
-            self._delete_pod(pod)  # a restart found it mid-deletion
-            return
-        sts = self._resolve(pod)
-        if sts is not None:
-            key = meta_namespace_key(sts)
-            self.expectations.creation_observed(key)
-            self.enqueue_key(key)
-        elif get_controller_of(pod) is None:
-            for match in self._matching(pod.metadata.namespace, pod.metadata.labels):
-                self.enqueue(match)
-
-    def _update_pod(self, old: Pod, new: Pod) -> None:
-        if old.metadata.resource_version == new.metadata.resource_version:
-            return
-        if new.metadata.HasField("deletion_timestamp") and not old.metadata.HasField(
-            "deletion_timestamp"
-        ):
-            self._delete_pod(new)
-            return
-        old_ref, new_ref = get_controller_of(old), get_controller_of(new)
-        if old_ref is not None and (new_ref is None or old_ref.uid != new_ref.uid):
-            previous = self._resolve(old)
-            if previous is not None:
-                self.enqueue(previous)
-        sts = self._resolve(new)
-        if sts is not None:
-            self.enqueue(sts)
-            if sts.spec.min_ready_seconds > 0 and not is_pod_ready(old) and is_pod_ready(new):
-                self.enqueue_after(sts, sts.spec.min_ready_seconds + 1)
-            return
-        if new_ref is None and (old.metadata.labels != new.metadata.labels or old_ref is not None):
-            for match in self._matching(new.metadata.namespace, new.metadata.labels):
-                self.enqueue(match)
-
-    def _delete_pod(self, obj: Any) -> None:
-        pod = deleted_object(obj)
-        if pod is None:
-            return
-        sts = self._resolve(pod)
-        if sts is None:
-            return
-        key = meta_namespace_key(sts)
-        self.expectations.deletion_observed(key, meta_namespace_key(pod))
-        self.enqueue_key(key)
-
     def _revision_changed(self, obj: Any) -> None:
         revision = deleted_object(obj)
         if revision is None:
@@ -201,27 +151,8 @@ class StatefulSetController(Controller):
         claim = deleted_object(obj)
         if claim is None:
             return
-        for sts in self._matching(claim.metadata.namespace, claim.metadata.labels):
+        for sts in self._owned.matching(claim.metadata.namespace, claim.metadata.labels):
             self.enqueue(sts)
-
-    def _resolve(self, pod: Pod) -> StatefulSet | None:
-        ref = get_controller_of(pod)
-        if ref is None or ref.kind != "StatefulSet":
-            return None
-        sts = self._sets.get(pod.metadata.namespace, ref.name)
-        if sts is None or sts.metadata.uid != ref.uid:
-            return None
-        return sts
-
-    def _matching(self, namespace: str, labels: Any) -> list[StatefulSet]:
-        if not labels:
-            return []
-        return [
-            sts
-            for sts in self._sets.list(namespace)
-            if not (sel := selector_from_label_selector(sts.spec.selector)).empty()
-            and sel.matches(labels)
-        ]
 
     # -- sync -------------------------------------------------------------------------------
 
