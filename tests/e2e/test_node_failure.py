@@ -265,6 +265,7 @@ async def test_a_lost_node_s_pods_move_and_it_takes_pods_again(cluster: ClusterS
             return not any(p.metadata.uid in lost for p in await pods(client))
 
         await eventually(cleaned_up, f"the pods evicted from {victim} gone", 90)
+
         # and their containers, from the node: the agent confirms a pod
         # stopped (the final delete) before it removes its sandbox records,
         # as the kubelet's status manager does before its garbage collector
