@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import yaml
 from google.protobuf import struct_pb2
 from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from kpy.api import errors
 from kpy.api._descriptors import is_map, json_fields, map_value
@@ -49,8 +50,6 @@ from kpy.api.scheme import scheme
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-
-    from google.protobuf.message import Message
 
     from kpy.api.scheme import ResourceInfo, Scheme
 
@@ -364,6 +363,8 @@ def from_dict(message_type: type[M], data: Any, *, path: str = "") -> M:
     if nesting_depth(data) > MAX_DEPTH:
         what = message_type.DESCRIPTOR.name + (f" {path}" if path else "")
         raise errors.BadRequest(f"{what}: {depth_message()}", kind=message_type.DESCRIPTOR.name)
+    if not issubclass(message_type, Message):  # a custom kind (kpy.api.unstructured)
+        return message_type.from_body(data, path=path)
     msg = message_type()
     decoder = _Decoder()
     decoder.message(msg, data, path)
@@ -378,6 +379,8 @@ def from_dict(message_type: type[M], data: Any, *, path: str = "") -> M:
 def to_dict(msg: Message) -> Any:
     """The plain (JSON-compatible) value of a message: set fields only, with
     Kubernetes' names, in schema order."""
+    if not isinstance(msg, Message):  # a custom kind (kpy.api.unstructured)
+        return msg.to_body()
     encoder = _SPECIAL_ENCODERS.get(msg.DESCRIPTOR.full_name)
     if encoder is not None:
         return encoder(msg)

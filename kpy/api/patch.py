@@ -68,6 +68,8 @@ import re
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Literal
 
+from google.protobuf.message import Message
+
 from kpy.api import errors
 from kpy.api._descriptors import is_map, is_message, json_fields, map_value
 from kpy.api.limits import MAX_DEPTH, depth_message, nesting_depth
@@ -76,7 +78,6 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from google.protobuf.descriptor import Descriptor, FieldDescriptor
-    from google.protobuf.message import Message
 
 __all__ = [
     "MAX_ADDED_BYTES",
@@ -999,6 +1000,14 @@ def apply_patch(patch_type: str, target: Any, document: Any, message_type: type[
             return merge_patch(target, document)
         if patch_type == "json":
             return json_patch(target, document)
+        if not issubclass(message_type, Message):
+            # a custom kind: no schema of merge keys, as in Kubernetes
+            kind = getattr(message_type, "kind", message_type.__name__)
+            raise errors.BadRequest(
+                f"the body of the request was in an unknown format: strategic merge patch is "
+                f"not supported by {kind}, a custom resource; use a merge patch (--type merge) "
+                "or a JSON patch (--type json)"
+            )
         return strategic_merge_patch(target, document, message_type)
     except PatchTooLarge as e:
         raise errors.TooLarge(f"the patch cannot be applied: {e}") from None

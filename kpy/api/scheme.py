@@ -9,9 +9,11 @@ codec, storage keys, the API server and kpyctl all read this one table.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from google.protobuf.message import Message
 
 
@@ -31,6 +33,16 @@ class ResourceInfo:
     #: rest. False for kinds whose status, if any, is plain data (ConfigMap,
     #: Lease, ...). The API server and `kpy.client.fake` both read it.
     status_subresource: bool = True
+    #: custom kinds: the CRD's singular name (built-in kinds: the kind, lower case)
+    singular_name: str = ""
+    #: custom kinds: the CRD's categories (`kpyctl get all` style groupings)
+    categories: tuple[str, ...] = ()
+    #: the version objects are stored under (custom kinds with several
+    #: versions share one storage version; "" means `version`)
+    storage_version: str = ""
+    #: applied to every object read from storage (a custom kind's schema
+    #: defaults, which Kubernetes applies on read as well as on write)
+    on_read: Callable[[Any], None] | None = None
 
     @property
     def api_version(self) -> str:
@@ -39,7 +51,12 @@ class ResourceInfo:
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
+
+    @property
+    def stored_version(self) -> str:
+        """The version segment of this resource's etcd keys."""
+        return self.storage_version or self.version
 
     @property
     def storage_group(self) -> str:
@@ -69,8 +86,30 @@ class Scheme:
         self._by_kind[key] = info
         self._by_message.setdefault(info.message, info)
         names = {info.plural, info.singular, info.group_resource, *info.short_names}
+        if info.group:
+            names.add(f"{info.plural}.{info.version}.{info.group}")
         for name in names:
             self._by_name.setdefault(name.lower(), []).append(info)
+
+    def register_custom(self, info: ResourceInfo) -> None:
+        """Registers a custom kind, replacing what was registered for its
+        group, version and kind (a CRD whose names changed)."""
+        self.unregister(info.api_version, info.kind)
+        self.register(info)
+
+    def unregister(self, api_version: str, kind: str) -> None:
+        """Forgets a kind (a CRD deleted or no longer serving the version)."""
+        info = self._by_kind.pop((api_version, kind), None)
+        if info is None:
+            return
+        if self._by_message.get(info.message) is info:
+            del self._by_message[info.message]
+        for name, infos in list(self._by_name.items()):
+            kept = [i for i in infos if i is not info]
+            if kept:
+                self._by_name[name] = kept
+            else:
+                del self._by_name[name]
 
     def lookup(self, api_version: str, kind: str) -> ResourceInfo | None:
         return self._by_kind.get((api_version, kind))

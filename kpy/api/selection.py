@@ -61,14 +61,41 @@ _META_FIELDS: Final[dict[str, _Getter]] = {
 }
 
 
-def supported_fields(kind: str) -> list[str]:
+def _json_getter(path: tuple[str, ...]) -> _Getter:
+    """Reads a custom object's field at `path` as a field selector compares
+    it: "" when absent, booleans as true/false."""
+
+    def get(obj: Any) -> str:
+        value: Any = obj.content
+        for key in path:
+            if not isinstance(value, dict) or key not in value:
+                return ""
+            value = value[key]
+        if isinstance(value, bool):
+            return _bool(value)
+        return "" if value is None else str(value)
+
+    return get
+
+
+def _getters(kind: str, message: type | None) -> dict[str, _Getter]:
+    """The field getters of `kind`; a custom kind's class (see
+    `kpy.api.unstructured`) brings its own selectable fields instead of a
+    built-in kind's of the same name."""
+    custom = getattr(message, "selectable_fields", None)
+    if custom is not None:
+        return {**_META_FIELDS, **{name: _json_getter(path) for name, path in custom.items()}}
+    return {**_META_FIELDS, **_KIND_FIELDS.get(kind, {})}
+
+
+def supported_fields(kind: str, message: type | None = None) -> list[str]:
     """The field names a field selector may use for `kind`."""
-    return [*_META_FIELDS, *_KIND_FIELDS.get(kind, {})]
+    return list(_getters(kind, message))
 
 
 def object_fields(obj: Message) -> dict[str, str]:
     """The selectable fields of `obj` and their values."""
-    getters = {**_META_FIELDS, **_KIND_FIELDS.get(type(obj).__name__, {})}
+    getters = _getters(type(obj).__name__, type(obj))
     return {name: get(obj) for name, get in getters.items()}
 
 
@@ -105,10 +132,13 @@ loop: kube-apiserver is bounded by its 1 MiB request-header limit; real
 selectors are a few hundred characters at most."""
 
 
-def parse_predicate(kind: str, label_selector: str = "", field_selector: str = "") -> Predicate:
-    """Parses both selectors for a list or watch of `kind`; BadRequest when
-    either does not parse, is longer than `MAX_SELECTOR_LENGTH`, or names a
-    field `kind` cannot be selected by."""
+def parse_predicate(
+    kind: str, label_selector: str = "", field_selector: str = "", *, message: type | None = None
+) -> Predicate:
+    """Parses both selectors for a list or watch of `kind` (held in
+    `message`, which a custom kind needs); BadRequest when either does not
+    parse, is longer than `MAX_SELECTOR_LENGTH`, or names a field `kind`
+    cannot be selected by."""
     for which, text in (("labelSelector", label_selector), ("fieldSelector", field_selector)):
         if len(text) > MAX_SELECTOR_LENGTH:
             raise errors.BadRequest(
@@ -123,7 +153,7 @@ def parse_predicate(kind: str, label_selector: str = "", field_selector: str = "
         field = fields.parse_field_selector(field_selector)
     except ValueError as e:
         raise errors.BadRequest(f"unable to parse fieldSelector: {e}") from None
-    getters = {**_META_FIELDS, **_KIND_FIELDS.get(kind, {})}
+    getters = _getters(kind, message)
     used: dict[str, _Getter] = {}
     for term in field.terms:
         if term.field not in getters:

@@ -39,8 +39,6 @@ from google.protobuf.message import DecodeError, Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kpy.api import codec, errors, patch
-from kpy.api.defaults import set_defaults
-from kpy.api.validation import validate, validate_update
 from kpy.apiserver import admission
 from kpy.apiserver.strategy import NamespacesBeingDeleted, strategy_for
 from kpy.clock import WallClock
@@ -147,7 +145,7 @@ class Registry:
         return errors.Invalid(causes, kind=self._qualified_kind, name=name)
 
     def _check_valid(self, new: Message, old: Message | None) -> None:
-        causes = validate(new) if old is None else validate_update(new, old)
+        causes = self.strategy.validate(new, old)
         if causes:
             raise self.invalid(causes, _meta(new).name)
         size = new.ByteSize()
@@ -223,7 +221,7 @@ class Registry:
             await admission.admit_default_storage_class(obj, self.storage_classes)
         if self.ingress_classes is not None:
             await admission.admit_default_ingress_class(obj, self.ingress_classes)
-        set_defaults(obj)
+        self.strategy.default(obj)
         try:
             self._check_valid(obj, None)
         except errors.Invalid as e:
@@ -451,7 +449,7 @@ class Registry:
         m.generation = old.generation
         self.strategy.prepare_for_update(new, current)
         admission.admit_update(new, current)
-        set_defaults(new)
+        self.strategy.default(new)
         if self.strategy.spec_changed(new, current):
             m.generation = old.generation + 1
         return new

@@ -23,8 +23,10 @@ import grpc.aio
 from kpy.api import errors
 from kpy.api.core.v1 import Namespace
 from kpy.api.scheme import Scheme, scheme
+from kpy.api.unstructured import is_custom
 from kpy.apiserver import admission
 from kpy.apiserver.compaction import DEFAULT_INTERVAL, Compactor
+from kpy.apiserver.customresources import CustomResources
 from kpy.apiserver.proxy import AgentConnector, NodeConnector
 from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
 from kpy.apiserver.service import APIService, serve_on
@@ -35,10 +37,13 @@ from kpy.storage import MAX_OBJECT_BYTES, Store, new_client
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
+    from kpy.api.scheme import ResourceInfo
+
 log = logging.getLogger("kpy.apiserver")
 
 # kube-node-lease holds the agents' heartbeat Leases, as in Kubernetes.
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-node-lease")
+_CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +134,8 @@ class APIServer:
 
         namespaces_info = self._scheme.resolve("namespaces")
         deleting = NamespacesBeingDeleted()
-        for info in self._scheme.all():
+
+        def new_registry(info: ResourceInfo) -> Registry:
             cache = WatchCache(
                 store,
                 info,
@@ -140,9 +146,15 @@ class APIServer:
             )
             if info is namespaces_info:
                 namespace_cache.append(cache)
-            registries[(info.group, info.version, info.plural)] = Registry(
+            registry = Registry(
                 store, info, cache=cache, namespaces=lookup_namespace, deleting=deleting
             )
+            registry.background = tg
+            return registry
+
+        for info in self._scheme.all():
+            if not is_custom(info.message):  # those come and go with their CRDs
+                registries[(info.group, info.version, info.plural)] = new_registry(info)
         classes = registries.get(("scheduling.k8s.io", "v1", "priorityclasses"))
         if classes is not None:
             stored = admission.StoredPriorityClasses(store, classes.info, classes.cache)
@@ -164,11 +176,12 @@ class APIServer:
         if pods is not None:
             pods.admission_options = cfg.admission_options
             pods.disruption_budgets = registries.get(("policy", "v1", "poddisruptionbudgets"))
-        for registry in registries.values():
-            registry.background = tg
         async with anyio.create_task_group() as starting:
             for registry in registries.values():
                 starting.start_soon(tg.start, registry.cache.run)
+        crds = registries[_CRDS]
+        custom = CustomResources(crds.cache, registries, self._scheme, new_registry, deleting)
+        await tg.start(custom.run)
         return registries
 
     async def _ensure_namespaces(self, namespaces: Registry) -> None:

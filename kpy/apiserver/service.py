@@ -104,8 +104,9 @@ class APIService(api.APIServicer):
         or deletecollection request."""
         registry = self._registry(request.ref)
         namespace = self._namespace(registry, request.ref, listing=True) or None
+        info = registry.info
         predicate = parse_predicate(
-            registry.info.kind, request.label_selector, request.field_selector
+            info.kind, request.label_selector, request.field_selector, message=info.message
         )
         return registry, namespace, predicate
 
@@ -467,6 +468,8 @@ def _describe(registry: Registry) -> api.APIResource:
         short_names=list(info.short_names),
         verbs=_VERBS,
         subresources=list(registry.subresources()),
+        singular_name=info.singular,
+        categories=list(info.categories),
     )
 
 

@@ -25,7 +25,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from kpy.api import errors
+from kpy.api.defaults import set_defaults
 from kpy.api.labels import selector_from_label_selector, selector_from_set
+from kpy.api.validation import validate, validate_update
 from kpy.apiserver import service_alloc
 
 if TYPE_CHECKING:
@@ -85,6 +87,21 @@ class Strategy:
     def subresources(self) -> tuple[str, ...]:
         """Every subresource the kind serves."""
         return ("status",) * self.status_subresource + self.extra_subresources
+
+    # -- checks ---------------------------------------------------------------
+
+    def default(self, obj: Any) -> None:
+        """Sets the defaults of every field the object leaves unset."""
+        set_defaults(obj)
+
+    def validate(self, new: Any, old: Any | None) -> list[errors.FieldError]:
+        """Every problem with `new` as created (`old` None) or as replacing `old`."""
+        return validate(new) if old is None else validate_update(new, old)
+
+    def take_status(self, out: Any, new: Any) -> None:
+        """The status path: `out` (a copy of the stored object) takes the
+        status the request sent in `new`."""
+        out.status.CopyFrom(new.status)
 
     # -- create ---------------------------------------------------------------
 
@@ -262,6 +279,14 @@ class ScalableStrategy(Strategy):
 
     extra_subresources = ("scale",)
 
+    def replicas(self, obj: Any) -> tuple[int, int]:
+        """The desired and the current replicas, as a Scale shows them."""
+        return obj.spec.replicas, obj.status.replicas
+
+    def set_replicas(self, obj: Any, replicas: int) -> None:
+        """What a write of the scale subresource changes."""
+        obj.spec.replicas = replicas
+
     def scale_selector(self, obj: Any) -> str:
         """The kind's selector as a Scale's `status.selector` shows it."""
         return str(selector_from_label_selector(obj.spec.selector))
@@ -272,6 +297,20 @@ class ReplicationControllerStrategy(ScalableStrategy):
 
     def scale_selector(self, obj: Any) -> str:
         return str(selector_from_set(dict(obj.spec.selector)))
+
+
+CRD_CLEANUP_FINALIZER: Final = "customresourcecleanup.apiextensions.k8s.io"
+"""Holds a CRD being deleted until the controller manager deleted its objects."""
+
+
+class CustomResourceDefinitionStrategy(Strategy):
+    """A new CRD gets the finalizer that deletes its objects before it goes,
+    as Kubernetes' does."""
+
+    def prepare_for_create(self, obj: Any) -> None:
+        super().prepare_for_create(obj)
+        if CRD_CLEANUP_FINALIZER not in obj.metadata.finalizers:
+            obj.metadata.finalizers.append(CRD_CLEANUP_FINALIZER)
 
 
 class ServiceStrategy(Strategy):
@@ -300,6 +339,7 @@ STRATEGIES: Final[dict[str, type[Strategy]]] = {
     "StatefulSet": ScalableStrategy,
     "ReplicationController": ReplicationControllerStrategy,
     "Service": ServiceStrategy,
+    "CustomResourceDefinition": CustomResourceDefinitionStrategy,
 }
 """The kinds with rules of their own; every other kind gets `Strategy`."""
 

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, NoReturn
 from kpy.api import errors
 from kpy.api.autoscaling.v1 import Scale
 from kpy.api.core.v1 import Binding, PodCondition
-from kpy.api.defaults import set_defaults
 from kpy.apiserver.eviction import evict
 from kpy.apiserver.registry import copy_message, decode_body, no_subresource
 from kpy.apiserver.strategy import ScalableStrategy
@@ -86,14 +85,18 @@ class _PartOfObject(Subresource):
     """A subresource whose body is the whole object, of which the write
     keeps only a part (`build`)."""
 
-    def build(self, new: Message, current: Message) -> Message:
+    def build(self, registry: Registry, new: Message, current: Message) -> Message:
         raise NotImplementedError
 
     async def update(
         self, registry: Registry, body: bytes, *, namespace: str, name: str, dry_run: bool
     ) -> Message:
         return await registry.update(
-            registry.decode(body), namespace=namespace, name=name, build=self.build, dry_run=dry_run
+            registry.decode(body),
+            namespace=namespace,
+            name=name,
+            build=lambda new, current: self.build(registry, new, current),
+            dry_run=dry_run,
         )
 
     async def patch(
@@ -111,7 +114,7 @@ class _PartOfObject(Subresource):
             name=name,
             patch_type=patch_type,
             body=body,
-            build=self.build,
+            build=lambda new, current: self.build(registry, new, current),
             dry_run=dry_run,
         )
 
@@ -122,17 +125,17 @@ class Status(_PartOfObject):
     async def get(self, registry: Registry, *, namespace: str, name: str) -> Message:
         return await registry.get(namespace, name)
 
-    def build(self, new: Message, current: Message) -> Message:
+    def build(self, registry: Registry, new: Message, current: Message) -> Message:
         out = copy_message(current)
-        out.status.CopyFrom(new.status)  # type: ignore[attr-defined]
-        set_defaults(out)
+        registry.strategy.take_status(out, new)
+        registry.strategy.default(out)
         return out
 
 
 class Finalize(_PartOfObject):
     name = "finalize"
 
-    def build(self, new: Message, current: Message) -> Message:
+    def build(self, registry: Registry, new: Message, current: Message) -> Message:
         out = copy_message(current)
         del out.spec.finalizers[:]  # type: ignore[attr-defined]
         out.spec.finalizers.extend(new.spec.finalizers)  # type: ignore[attr-defined]
@@ -158,16 +161,16 @@ class ScaleSubresource(Subresource):
         scale.metadata.uid = m.uid
         scale.metadata.resource_version = m.resource_version
         scale.metadata.creation_timestamp.CopyFrom(m.creation_timestamp)
-        scale.spec.replicas = obj.spec.replicas
-        scale.status.replicas = obj.status.replicas
-        scale.status.selector = self._strategy(registry).scale_selector(obj)
+        strategy = self._strategy(registry)
+        scale.spec.replicas, scale.status.replicas = strategy.replicas(obj)
+        scale.status.selector = strategy.scale_selector(obj)
         return scale
 
     def build(self, registry: Registry, scale: Message, current: Message) -> Message:
         if not isinstance(scale, Scale):
             raise errors.BadRequest("the scale subresource takes an autoscaling/v1 Scale")
         out = copy_message(current)
-        out.spec.replicas = scale.spec.replicas  # type: ignore[attr-defined]
+        self._strategy(registry).set_replicas(out, scale.spec.replicas)
         if registry.strategy.spec_changed(out, current):
             out.metadata.generation = current.metadata.generation + 1  # type: ignore[attr-defined]
         return out

@@ -266,7 +266,7 @@ class FakeClient:
         """Every matching object in one page (`limit` is not honoured)."""
         info = self._info(kind)
         self._react(Action("list", info.kind, namespace or ""))
-        predicate = parse_predicate(info.kind, label_selector, field_selector)
+        predicate = parse_predicate(info.kind, label_selector, field_selector, message=info.message)
         namespace = namespace if info.namespaced else None
         items = [
             _copy(obj)
@@ -372,7 +372,7 @@ class FakeClient:
         """Deletes every match as `delete` would; one action for all."""
         info = self._info(kind)
         self._react(Action("delete-collection", info.kind, namespace or ""))
-        predicate = parse_predicate(info.kind, label_selector, field_selector)
+        predicate = parse_predicate(info.kind, label_selector, field_selector, message=info.message)
         namespace = namespace if info.namespaced else None
         matches = [
             (ns, name)
@@ -401,7 +401,7 @@ class FakeClient:
         per current object first); see `FakeWatch`."""
         info = self._info(kind)
         self._react(Action("watch", info.kind, namespace or ""))
-        predicate = parse_predicate(info.kind, label_selector, field_selector)
+        predicate = parse_predicate(info.kind, label_selector, field_selector, message=info.message)
         namespace = namespace if info.namespaced else None
         return FakeWatch(self, info, namespace or "", predicate, resource_version)
 

@@ -51,7 +51,7 @@ class Keyspace:
     def resource_prefix(self, info: ResourceInfo, namespace: str | None) -> bytes:
         """The range prefix of a list or watch: every object of the resource,
         or only those of `namespace` (namespaced kinds only)."""
-        base = f"{self.root}/{info.storage_group}/{info.version}/{info.plural}/"
+        base = f"{self.root}/{info.storage_group}/{info.stored_version}/{info.plural}/"
         if not namespace:
             return base.encode()
         if not info.namespaced:

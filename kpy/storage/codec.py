@@ -72,4 +72,6 @@ def decode(info: ResourceInfo, key: bytes, value: bytes, revision: int) -> Messa
     except DecodeError as e:
         raise StatusError(f"cannot decode {info.kind} stored at {key.decode()!r}: {e}") from e
     meta(obj).resource_version = str(revision)
+    if info.on_read is not None:
+        info.on_read(obj)
     return obj

@@ -850,6 +850,7 @@ STORAGE_CLASSES = [
 ]
 
 VERSION_V1 = CRD["spec"]["versions"][0]
+SPEC_SCHEMA = "spec.versions.0.schema.openAPIV3Schema.properties.spec"
 CRDS = [
     Case("crd valid", CRD),
     Case(
@@ -913,8 +914,43 @@ CRDS = [
     Case(
         "crd schema not an object",
         edit(CRD, {"spec.versions.0.schema.openAPIV3Schema": {"type": "array"}}),
-        ("spec.versions[0].schema.openAPIV3Schema.type",),
+        (
+            "spec.versions[0].schema.openAPIV3Schema.items",
+            "spec.versions[0].schema.openAPIV3Schema.type",
+        ),
         "must be object at the root",
+    ),
+    Case(
+        "crd schema not structural",
+        edit(
+            CRD,
+            {SPEC_SCHEMA: {"properties": {"tags": {"type": "array"}}}},
+        ),
+        (
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].type",
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[tags].items",
+        ),
+        "must not be empty for specified object fields",
+    ),
+    Case(
+        "crd rule does not compile",
+        edit(
+            CRD,
+            {f"{SPEC_SCHEMA}.x-kubernetes-validations": [{"rule": "self.size >"}]},
+        ),
+        (
+            "spec.versions[0].schema.openAPIV3Schema.properties[spec].x-kubernetes-validations[0].rule",
+        ),
+        "compilation failed",
+    ),
+    Case(
+        "crd default of the wrong type",
+        edit(
+            CRD,
+            {f"{SPEC_SCHEMA}.properties.size.default": "big"},
+        ),
+        ("spec.versions[0].schema.openAPIV3Schema.properties[spec].properties[size].default",),
+        "must be of type integer",
     ),
     Case(
         "crd no schema",

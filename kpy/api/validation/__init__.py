@@ -35,7 +35,14 @@ from kpy.api.validation._quantities import syntax_errors
 from kpy.api.validation._registry import NAME_CHECKS, validators
 from kpy.api.validation._unsupported import refused_fields
 
-__all__ = ["Errors", "validate", "validate_update", "validators"]
+__all__ = [
+    "Errors",
+    "validate",
+    "validate_object_meta",
+    "validate_object_meta_update",
+    "validate_update",
+    "validators",
+]
 
 
 def _meta_errors(obj: object) -> Errors:

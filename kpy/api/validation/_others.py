@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kpy.api import names
+from kpy.api import codec, names
+from kpy.api.crd.schema import structural_errors
 from kpy.api.validation._field import (
     Errors,
     duplicate,
@@ -374,14 +375,8 @@ def _crd_versions(versions: Any, path: str) -> Errors:
 def _crd_schema(version: Any, path: str) -> Errors:
     if not version.schema.HasField("open_apiv3_schema"):
         return [required(path, "schemas are required")]
-    schema = version.schema.open_apiv3_schema
-    if "type" not in schema.fields:
-        return [required(f"{path}.type", 'must be "object" at the root')]
-    root = schema.fields["type"]
-    if root.WhichOneof("kind") != "string_value" or root.string_value != "object":
-        shown = root.string_value if root.WhichOneof("kind") == "string_value" else str(root)
-        return [invalid(f"{path}.type", shown, "must be object at the root")]
-    return []
+    # Every reason the schema is not structural, or its CEL rules or defaults are bad.
+    return structural_errors(codec.to_dict(version.schema.open_apiv3_schema), path)
 
 
 def _crd_scale(scale: Any, path: str) -> Errors:

@@ -801,17 +801,22 @@ class APIResource(_message.Message):
     SHORT_NAMES_FIELD_NUMBER: _builtins.int
     VERBS_FIELD_NUMBER: _builtins.int
     SUBRESOURCES_FIELD_NUMBER: _builtins.int
+    SINGULAR_NAME_FIELD_NUMBER: _builtins.int
+    CATEGORIES_FIELD_NUMBER: _builtins.int
     group: _builtins.str
     version: _builtins.str
     kind: _builtins.str
     resource: _builtins.str
     namespaced: _builtins.bool
+    singular_name: _builtins.str
     @_builtins.property
     def short_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def verbs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
     def subresources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def categories(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     def __init__(
         self,
         *,
@@ -823,10 +828,12 @@ class APIResource(_message.Message):
         short_names: _abc.Iterable[_builtins.str] | None = ...,
         verbs: _abc.Iterable[_builtins.str] | None = ...,
         subresources: _abc.Iterable[_builtins.str] | None = ...,
+        singular_name: _builtins.str = ...,
+        categories: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "kind", b"kind", "namespaced", b"namespaced", "resource", b"resource", "short_names", b"short_names", "subresources", b"subresources", "verbs", b"verbs", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["categories", b"categories", "group", b"group", "kind", b"kind", "namespaced", b"namespaced", "resource", b"resource", "short_names", b"short_names", "singular_name", b"singular_name", "subresources", b"subresources", "verbs", b"verbs", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
