@@ -33,7 +33,9 @@ Simplified, on purpose: namespaces need not exist and are never terminating;
 no admission (default tolerations, priority classes, Job selectors); list
 returns one page whatever `limit` says; the history never compacts (no
 Expired); no bookmarks; `dry_run` validates and returns without storing;
-object size limits are not checked.
+object size limits are not checked; custom kinds (kpy.api.unstructured) have
+no CRD schema here, so their fields are neither defaulted nor validated (only
+their metadata is checked).
 
 Recording: every call appends an `Action` to `actions`, reads included
 (`writes()` leaves them out, as tests usually want). Reactors (client-go's
@@ -45,6 +47,7 @@ take failures), or return None to let the call proceed.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 import uuid
@@ -56,13 +59,12 @@ import anyio
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from kpy.api import codec, errors
+from kpy.api import codec, defaults, errors, names, validation
 from kpy.api.core.v1 import Pod, PodCondition
-from kpy.api.defaults import set_defaults
 from kpy.api.patch import apply_patch, read_patch
 from kpy.api.scheme import ResourceInfo, Scheme, scheme
 from kpy.api.selection import Predicate, parse_predicate
-from kpy.api.validation import validate, validate_update
+from kpy.api.unstructured import is_custom
 from kpy.client.client import Deleted, ObjectList, PatchType, WatchEvent
 
 if TYPE_CHECKING:
@@ -229,8 +231,8 @@ class FakeClient:
         for name in ("resource_version", "deletion_timestamp", "deletion_grace_period_seconds"):
             m.ClearField(name)
         _prepare_for_create(info, new)
-        set_defaults(new)
-        causes = validate(new)
+        _set_defaults(new)
+        causes = _validate(new)
         if causes:
             if generate:
                 causes = [_as_generate_name(c, m) for c in causes]
@@ -513,8 +515,8 @@ class FakeClient:
         """The object an update of `subresource` leaves, before validation."""
         if subresource == "status" and info.status_subresource:
             out = _copy(current)
-            out.status.CopyFrom(new.status)
-            return set_defaults(out)
+            _copy_status(out, new)
+            return _set_defaults(out)
         if subresource == "finalize" and info.kind == "Namespace":
             out = _copy(current)
             del out.spec.finalizers[:]
@@ -538,13 +540,13 @@ class FakeClient:
         m.generation = old.generation
         if info.status_subresource:
             if current.HasField("status"):
-                new.status.CopyFrom(current.status)
+                _copy_status(new, current)
             else:
                 new.ClearField("status")
         if info.kind == "Namespace":
             del new.spec.finalizers[:]
             new.spec.finalizers.extend(current.spec.finalizers)
-        set_defaults(new)
+        _set_defaults(new)
         if _spec_changed(new, current):
             m.generation = old.generation + 1
         return new
@@ -556,7 +558,7 @@ class FakeClient:
         m.resource_version = _meta(current).resource_version
         if new == current:
             return _copy(current)
-        causes = validate_update(new, current)
+        causes = _validate_update(new, current)
         if causes:
             raise errors.Invalid(causes, kind=_qualified(info), name=m.name)
         if dry_run:
@@ -732,6 +734,36 @@ class FakeWatch(Generic[M]):
 
 
 # -- what the API server decides, kept as small as controllers need ------------------------
+
+# A custom kind's fields are defaulted and checked by its CRD's schema on the
+# server; the fake has no schema, so it defaults nothing and checks metadata.
+
+
+def _set_defaults(obj: M) -> M:
+    return obj if is_custom(type(obj)) else defaults.set_defaults(obj)
+
+
+def _validate(obj: Any) -> validation.Errors:
+    if is_custom(type(obj)):
+        namespaced = scheme.for_message(type(obj)).namespaced
+        return validation.validate_object_meta(
+            obj.metadata, namespaced=namespaced, name_check=names.is_dns1123_subdomain
+        )
+    return validation.validate(obj)
+
+
+def _validate_update(new: Any, old: Any) -> validation.Errors:
+    if is_custom(type(new)):
+        return _validate(new) + validation.validate_object_meta_update(new.metadata, old.metadata)
+    return validation.validate_update(new, old)
+
+
+def _copy_status(dst: Any, src: Any) -> None:
+    """dst's status becomes src's (a custom kind's is JSON, not a message)."""
+    if is_custom(type(dst)):
+        dst["status"] = copy.deepcopy(src.get("status", {}))
+    else:
+        dst.status.CopyFrom(src.status)
 
 
 def _prepare_for_create(info: ResourceInfo, obj: Any) -> None:
