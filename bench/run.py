@@ -40,6 +40,7 @@ import bench.docker
 import bench.get
 import bench.job
 import bench.list
+import bench.operator
 import bench.scheduler
 import bench.statefulset
 import bench.watch
@@ -61,6 +62,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "docker": bench.docker.run,
     "job": bench.job.run,
     "statefulset": bench.statefulset.run,
+    "operator": bench.operator.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress
