@@ -24,6 +24,7 @@ proto: install
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I proto --python_out=. --mypy_out=quiet:. $(PROTOS)
 	$(if $(GRPC_PROTOS),PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I proto \
 		--grpc_python_out=. --mypy_grpc_out=quiet:. $(GRPC_PROTOS))
+	$(BIN)/python tools/proto_descriptions.py  # the comments `kpyctl explain` prints
 
 proto-check: proto
 	@git diff --exit-code --stat -- kpy || \

@@ -13,18 +13,27 @@ flags, the client, and kubectl's way of reporting errors.
   storage (etcd) is unavailable says that etcd is down, not the server.
   A reader that goes away (`kpyctl get pods -o yaml | head`) ends the verb
   quietly, exit 0, as kubectl does.
+- `discover(client, words)` / `discover_kinds(client, pairs)`: when a
+  resource name (or a manifest's apiVersion/kind) is not a kind kpy is
+  built with, the server's discovery (the `Resources` rpc) is asked once,
+  and every custom kind it serves is registered in the process's scheme
+  (`kpy.api.unstructured.custom_kind`), so `resolve`, the codec and the
+  printers then know it as they know a built-in kind.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 import anyio
 import grpc.aio
+import yaml
 
 from kpy.api import codec, errors
 from kpy.api.scheme import scheme
+from kpy.api.unstructured import custom_kind, is_custom
 from kpy.cli._manifests import UsageError
 from kpy.cli._streams import reader_gone
 from kpy.client import Client
@@ -33,17 +42,23 @@ from kpy.rpc import status
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Iterable
 
     from kpy.api.scheme import ResourceInfo
+    from kpy.rpc.apiserver import v1 as api
 
 __all__ = [
     "add_flags",
     "answered_by_server",
+    "discover",
+    "discover_kinds",
     "get_named",
+    "in_category",
+    "manifest_kinds",
     "namespace_of",
     "one_target",
     "ref",
+    "register_served",
     "resolve",
     "run",
     "server_error_message",
@@ -71,7 +86,124 @@ def resolve(word: str) -> ResourceInfo:
     try:
         return scheme.resolve(word)
     except KeyError as e:
+        # what else kubectl accepts: a kind by its name (`WebApp`) when the
+        # CRD's singular is not its lower case, and `singular.group` or
+        # `shortname.group` (`webapp.example.com`)
+        name, _, group = word.lower().partition(".")
+        for info in scheme.all():
+            names = {info.kind.lower(), info.singular, *info.short_names}
+            if (not group and info.kind.lower() == name) or (
+                group and info.group == group and name in names
+            ):
+                return info
         raise UsageError(str(e.args[0])) from None
+
+
+def _known(word: str) -> bool:
+    try:
+        scheme.resolve(word)
+    except KeyError:
+        return False
+    return True
+
+
+def type_words(words: Iterable[str]) -> list[str]:
+    """The resource names in `TYPE`, `TYPE,TYPE` and `TYPE/NAME` words
+    (categories such as `all` included: custom kinds may be in them)."""
+    return [t for w in words for t in w.partition("/")[0].split(",") if t]
+
+
+def in_category(category: str) -> list[ResourceInfo]:
+    """The custom kinds (one version each, the preferred) whose CRDs put
+    them in `category` (`all`, or a name of the CRD's `categories`)."""
+    found: dict[tuple[str, str], ResourceInfo] = {}
+    for info in scheme.all():
+        if is_custom(info.message) and category in info.categories:
+            found.setdefault((info.group, info.kind), info)
+    return list(found.values())
+
+
+async def discover(client: Client, words: Iterable[str]) -> None:
+    """Makes every resource name in `words` (as typed: `webapps`, `wa`,
+    `webapps.example.com`, `WebApp`) resolvable: if any is not a kind this
+    process knows, the server's custom kinds are registered. Names still
+    unknown afterwards are left for `resolve` to refuse in kubectl's words."""
+    if all(_known(w) for w in words):
+        return
+    register_served(await client.resources())
+
+
+async def discover_kinds(client: Client, pairs: Iterable[tuple[str, str]]) -> None:
+    """As `discover`, for manifests' (apiVersion, kind) pairs: the codec can
+    decode a custom kind's manifest only once the kind is registered."""
+    if all(scheme.lookup(api_version, kind) is not None for api_version, kind in pairs):
+        return
+    register_served(await client.resources())
+
+
+def manifest_kinds(texts: Iterable[str]) -> list[tuple[str, str]]:
+    """The (apiVersion, kind) of each object in these manifests (items of a
+    `List` too), read loosely: a document that does not parse is skipped,
+    the codec reports it when it decodes the manifest."""
+    found: list[tuple[str, str]] = []
+    for text in texts:
+        try:
+            documents = list(yaml.safe_load_all(text))
+        except yaml.YAMLError:
+            continue
+        for doc in documents:
+            is_list = isinstance(doc, dict) and doc.get("kind") == "List"
+            items = doc.get("items") if is_list else [doc]
+            for item in items if isinstance(items, list) else []:
+                if isinstance(item, dict):
+                    found.append((str(item.get("apiVersion", "")), str(item.get("kind", ""))))
+    return found
+
+
+def register_served(resources: Iterable[api.APIResource]) -> None:
+    """Registers each served resource that is not a kind kpy is built with
+    as a custom kind. A kind served in several versions is registered with
+    its preferred version (Kubernetes' version priority: v2 before v1
+    before v1beta1) first, so its names resolve to that version, as
+    kubectl's do."""
+    custom = [
+        r
+        for r in resources
+        if "/" not in r.resource  # subresources are not kinds
+        and r.group
+        and not _built_in(f"{r.group}/{r.version}", r.kind)
+    ]
+    custom.sort(key=lambda r: (r.group, r.kind, version_priority(r.version)))
+    for r in custom:
+        custom_kind(
+            f"{r.group}/{r.version}",
+            r.kind,
+            plural=r.resource,
+            namespaced=r.namespaced,
+            short_names=tuple(r.short_names),
+            singular=r.singular_name,
+            categories=tuple(r.categories),
+            status_subresource="status" in r.subresources,
+        )
+
+
+def _built_in(api_version: str, kind: str) -> bool:
+    info = scheme.lookup(api_version, kind)
+    return info is not None and not is_custom(info.message)
+
+
+_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+
+
+def version_priority(version: str) -> tuple[int, int, int, str]:
+    """A sort key putting versions in Kubernetes' priority order: GA before
+    beta before alpha, higher numbers first, then other strings by name."""
+    m = _VERSION.match(version)
+    if m is None:
+        return (3, 0, 0, version)
+    major, stage, minor = int(m[1]), m[2], int(m[3] or 0)
+    rank = {None: 0, "beta": 1, "alpha": 2}[stage]
+    return (rank, -major, -minor, "")
 
 
 async def get_named(

@@ -11,22 +11,34 @@ Contracts:
   when the path finds nothing.
 - `sort_by` is stable and orders as kubectl's sorter: numbers numerically,
   strings in natural order, items without the field first.
+- `crd_printer(columns)`: the table of a custom kind, from its CRD
+  version's `additionalPrinterColumns`, as the API server's table
+  convertor builds it and kubectl prints it: NAME, then each column
+  (priority 0 by default, the others with `-o wide`), headers upper-cased;
+  AGE (`.metadata.creationTimestamp`) only when the CRD defines no column.
+  A cell is the first value the column's JSONPath finds, typed as the
+  column says (`integer`, `number`, `boolean`, `string`; `date` prints as
+  an age); a missing value, or one not of the column's type, is `<none>`.
 """
 
 from __future__ import annotations
 
+import datetime
+import math
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kpy.cli import _jsonpath
-from kpy.cli._printers import NONE
+from kpy.cli._printers import NONE, Printer, human_duration
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
 __all__ = [
     "Column",
+    "PrinterColumn",
+    "crd_printer",
     "custom_column_cell",
     "format_labels",
     "go_sprint",
@@ -34,6 +46,7 @@ __all__ = [
     "natural_key",
     "parse_custom_columns",
     "parse_custom_columns_file",
+    "printer_cell",
     "sort_by",
 ]
 
@@ -154,3 +167,113 @@ def natural_key(text: str) -> tuple[tuple[int, int, str], ...]:
     """A key sorting runs of digits by their number: `a2` before `a10`."""
     parts = re.findall(r"\d+|\D+", text)
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts)
+
+
+# ------------------------------------------------------------------ CRD printer columns
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterColumn:
+    """One of a CRD version's `additionalPrinterColumns`."""
+
+    name: str
+    type: str  # integer, number, string, boolean or date
+    json_path: str  # `.spec.replicas`
+    priority: int = 0
+
+
+_AGE_COLUMN = PrinterColumn("Age", "date", ".metadata.creationTimestamp")
+
+
+def crd_printer(columns: Iterable[PrinterColumn], data_of: Callable[[Any], Any]) -> Printer:
+    """The `kpyctl get` table of a custom kind whose CRD version has these
+    printer columns (see the module docstring); `data_of(obj)` is the
+    object's JSON form."""
+    chosen = list(columns) or [_AGE_COLUMN]
+    default = [c for c in chosen if c.priority == 0]
+    wide = [c for c in chosen if c.priority != 0]
+    templates = [_column_template(c.json_path) for c in default + wide]
+
+    def row(obj: Any, now: float) -> list[str]:
+        data = data_of(obj)
+        cells = [str(obj.metadata.name)]
+        for column, template in zip(default + wide, templates, strict=True):
+            cells.append(printer_cell(column.type, _first(template, data), now))
+        return cells
+
+    return Printer(
+        ("NAME", *(c.name.upper() for c in default)),
+        tuple(c.name.upper() for c in wide),
+        row,
+        # -o wide shows every column where the CRD puts it
+        wide_order=("NAME", *(c.name.upper() for c in chosen)) if wide else (),
+    )
+
+
+_MISSING: Any = object()
+
+
+def _column_template(path: str) -> _jsonpath.Template | None:
+    try:
+        return _jsonpath.parse("{" + path + "}")
+    except _jsonpath.JSONPathError:
+        return None  # the API server checks CRDs' paths; an odd one prints <none>
+
+
+def _first(template: _jsonpath.Template | None, data: Any) -> Any:
+    if template is None:
+        return _MISSING
+    try:
+        results = template.results(data)
+    except _jsonpath.JSONPathError:
+        return _MISSING
+    for result in results:
+        for value in result:
+            return value
+    return _MISSING
+
+
+def printer_cell(column_type: str, value: Any, now: float) -> str:
+    """A printer column's cell for `value` (`_MISSING`-like sentinels and
+    None print as `<none>`), as the API server types it and kubectl prints
+    it: integers truncated, numbers as Go prints a float64, a `date` as the
+    age of the timestamp, a value of another type than the column's `<none>`."""
+    if value is _MISSING or value is None:
+        return NONE
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if column_type == "integer" and is_number:
+        return str(int(value))
+    if column_type == "number" and is_number:
+        return _go_float(float(value))
+    if column_type == "boolean" and isinstance(value, bool):
+        return "true" if value else "false"
+    if column_type == "string":
+        return go_sprint(value)
+    if column_type == "date" and isinstance(value, str):
+        at = _rfc3339(value)
+        return "<invalid>" if at is None else human_duration(now - at)
+    return NONE
+
+
+def _go_float(value: float) -> str:
+    """A float64 as Go's %v prints it: `2`, `2.5`, `1e+21`."""
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e21:
+        return str(int(value))
+    text = repr(value)
+    mantissa, e, exponent = text.partition("e")
+    if not e:
+        return text
+    sign = "-" if exponent.startswith("-") else "+"
+    return f"{mantissa}e{sign}{exponent.lstrip('+-').rjust(2, '0')}"
+
+
+def _rfc3339(text: str) -> float | None:
+    try:
+        at = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=datetime.UTC)
+    return at.timestamp()

@@ -53,6 +53,7 @@ def parse_changes(words: list[str]) -> dict[str, str | None]:
 
 def _metadata_verb(field: str, done: str) -> Any:
     async def run(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        await _client.discover(client, _client.type_words([args.target]))
         if "/" in args.target:
             info, name = _client.slash_target(args.target)
         else:

@@ -871,10 +871,13 @@ def table(
     *,
     wide: bool = False,
     namespace_column: bool = False,
+    printer: Printer | None = None,
 ) -> list[list[str]]:
     """The header and one row per object, as `kpyctl get` prints them
-    (NAMESPACE first when listing across namespaces)."""
-    printer = printer_for(kind)
+    (NAMESPACE first when listing across namespaces); `printer` gives the
+    columns of a kind that has no printer of its own here (a custom kind's,
+    from its CRD: kpy.cli._columns.crd_printer)."""
+    printer = printer or printer_for(kind)
     rows = [(["NAMESPACE"] if namespace_column else []) + printer.header(wide=wide)]
     for obj in objects:
         ns = [obj.metadata.namespace] if namespace_column else []

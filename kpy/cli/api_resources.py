@@ -1,5 +1,6 @@
-"""`kpyctl api-resources`: every kind kpy serves, from kpy's scheme, as
-kubectl lists them.
+"""`kpyctl api-resources`: every kind the cluster serves, as kubectl lists
+them: kpy's built-in kinds and the custom kinds of the CRDs the API server
+serves (asked through discovery, the `Resources` rpc).
 
 - Columns NAME, SHORTNAMES, APIVERSION, NAMESPACED, KIND; `-o wide` adds
   VERBS and CATEGORIES; `-o name` prints `plural[.group]` one a line.
@@ -8,8 +9,9 @@ kubectl lists them.
 - `--namespaced=true|false`, `--api-group=G` (`""` for core) and
   `--verbs=list,get` filter; `--sort-by=name|kind` orders;
   `--no-headers` drops the header line.
-- The scheme is the one kpy's API server is built with, so this needs no
-  server and answers the same offline.
+- The built-in kinds are the scheme kpy's API server is built with: when
+  no API server answers, they are listed anyway, after a warning on stderr
+  that custom kinds could not be asked for.
 """
 
 from __future__ import annotations
@@ -17,13 +19,16 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from kpy.api import errors
 from kpy.api.scheme import scheme
+from kpy.api.unstructured import is_custom
 from kpy.cli import _client, _printers
 
 if TYPE_CHECKING:
     import argparse
 
     from kpy.api.scheme import ResourceInfo
+    from kpy.client import Client
 
 __all__ = ["add_parser", "resource_rows", "run", "select"]
 
@@ -58,12 +63,28 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--verbs", default="", help="only kinds that support these verbs, e.g. list,get")
     p.add_argument("--sort-by", choices=["name", "kind"], default=None, help="order by a column")
     p.add_argument("--no-headers", action="store_true", help="no header line")
-    _client.add_flags(p)  # accepted as on every verb; the answer needs no server
+    _client.add_flags(p)
     p.set_defaults(run=run)
 
 
-def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    out = out or sys.stdout
+def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    return _client.run(args, _api_resources, out or sys.stdout, err or sys.stderr)
+
+
+async def _api_resources(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    try:
+        _client.register_served(await client.resources())
+    except errors.Unavailable:
+        where = ", ".join(client.config.servers)
+        err.write(
+            f"warning: cannot reach the API server at {where}: listing kpy's built-in kinds "
+            "only; custom resources are listed when an API server answers\n"
+        )
+    return print_resources(args, out)
+
+
+def print_resources(args: argparse.Namespace, out: TextIO) -> int:
+    """Prints the kinds of the scheme the flags select."""
     infos = select(
         scheme.all(),
         namespaced=args.namespaced,
@@ -123,6 +144,11 @@ def resource_rows(
             info.kind,
         ]
         if wide:
-            row += [VERBS, "all" if info.plural in CATEGORY_ALL else ""]
+            categories = (
+                ",".join(info.categories)
+                if is_custom(info.message)
+                else ("all" if info.plural in CATEGORY_ALL else "")
+            )
+            row += [VERBS, categories]
         rows.append(row)
     return rows

@@ -16,18 +16,26 @@ The output is kubectl's: `deployment.apps/web created|configured|unchanged`.
 stores nothing. `-k DIR` applies what `kpyctl kustomize DIR` prints.
 Sources with no object at all are refused as kubectl refuses them:
 `error: no objects passed to apply`.
+
+Custom kinds: a manifest whose apiVersion/kind is not a kind kpy is built
+with is resolved through the server's discovery first (so the codec knows
+the kind); its fields are checked by the server against the CRD's schema
+(here only its metadata is), and an update is the same JSON merge patch
+(Kubernetes has no strategic merge patch for custom resources).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from kpy.api import codec, errors
+from kpy.api import codec, errors, names
 from kpy.api.defaults import set_defaults
 from kpy.api.scheme import scheme
-from kpy.api.validation import validate
+from kpy.api.unstructured import is_custom
+from kpy.api.validation import validate, validate_object_meta
 from kpy.cli import _client, _kustomize
 from kpy.cli._apply_object import apply_object
 from kpy.cli._manifests import Source, UsageError, read_sources
@@ -85,6 +93,11 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except UsageError as exc:
         err.write(f"error: {exc}\n")
         return 1
+    kinds = _client.manifest_kinds(s.text for s in sources)
+    if any(scheme.lookup(api_version, kind) is None for api_version, kind in kinds):
+        code = _client.run(args, lambda client, a, o, e: _discover(client, kinds), out, err)
+        if code:
+            return code
     objects, problems = prepare(sources, namespace=args.namespace)
     if not objects and not problems:
         err.write("error: no objects passed to apply\n")
@@ -105,6 +118,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         o for source in sources for o in codec.load_manifest(source.text, source=source.name)
     ]
     return _client.run(args, lambda client, a, o, e: _apply_all(client, a, written, o, e), out, err)
+
+
+async def _discover(client: Client, kinds: list[tuple[str, str]]) -> int:
+    """Registers the custom kinds the server serves. An unknown kind the
+    server does not serve either is left for the decoder to report, with
+    its file and line; so is every kind when no server answers (a typo in
+    `kind:` must not read as a connection problem)."""
+    with contextlib.suppress(errors.Unavailable):
+        await _client.discover_kinds(client, kinds)
+    return 0
 
 
 def _sources(args: argparse.Namespace) -> list[Source]:
@@ -182,8 +205,13 @@ def _admit(obj: Message, namespace: str | None) -> str | None:
             )
         if not meta.namespace:
             meta.namespace = namespace or DEFAULT_NAMESPACE
-    set_defaults(obj)
-    causes = validate(obj)
+    if is_custom(type(obj)):  # the server checks the rest against the CRD's schema
+        causes = validate_object_meta(
+            meta, namespaced=info.namespaced, name_check=names.is_dns1123_subdomain
+        )
+    else:
+        set_defaults(obj)
+        causes = validate(obj)
     if causes:
         return str(errors.Invalid(causes, kind=info.kind, name=meta.name or meta.generate_name))
     return None

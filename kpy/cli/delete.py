@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from kpy.api import errors
 from kpy.api.scheme import scheme
 from kpy.cli import _client
-from kpy.cli._manifests import UsageError, load_objects, read_sources
+from kpy.cli._manifests import Source, UsageError, load_objects, read_sources
 
 if TYPE_CHECKING:
     import argparse
@@ -42,14 +42,16 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.set_defaults(run=lambda args: _client.run(args, _delete))
 
 
-def _targets(args: argparse.Namespace) -> list[tuple[ResourceInfo, str, str | None]]:
+def _targets(
+    args: argparse.Namespace, sources: list[Source]
+) -> list[tuple[ResourceInfo, str, str | None]]:
     """(kind, name, namespace from a file or None) for each named object;
     [] when a selector or --all picks them."""
     if args.filename:
         if args.target:
             raise UsageError("give either -f FILE or TYPE NAME, not both")
         found = []
-        for obj in load_objects(read_sources(args.filename), verb="delete"):
+        for obj in load_objects(sources, verb="delete"):
             meta = obj.metadata  # type: ignore[attr-defined]
             found.append((scheme.for_message(type(obj)), meta.name, meta.namespace or None))
         return found
@@ -71,7 +73,13 @@ async def _delete(client: Client, args: argparse.Namespace, out: TextIO, err: Te
         raise UsageError("--grace-period=0 deletes at once only together with --force")
     ns = _client.namespace_of(client, args)
     policy = _POLICIES[args.cascade]
-    targets = _targets(args)
+    sources = read_sources(args.filename) if args.filename else []
+    if sources:
+        await _client.discover_kinds(client, _client.manifest_kinds(s.text for s in sources))
+    else:
+        words = [w for w in args.target if "/" in w] + args.target[:1]
+        await _client.discover(client, _client.type_words(words))
+    targets = _targets(args, sources)
     if not targets:  # a selector or --all
         info = _client.resolve(args.target[0])
         kind: Any = info.message

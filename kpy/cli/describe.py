@@ -19,7 +19,9 @@
   update strategy, pods' statuses, volume claims), ingresses and ingress
   classes (kpy.cli._describe_ingress: address, TLS, rules with each
   backend's endpoints), pod disruption budgets (kpy.cli._describe_pdb: the
-  bound, selector and allowed disruptions). Every other kind gets
+  bound, selector and allowed disruptions), custom kinds
+  (kpy.cli._describe_custom: kubectl's generic describer, every field of
+  the object nested as key/values). Every other kind gets
   Name, Namespace, Labels, Annotations (never the last applied
   configuration) and CreationTimestamp.
 - Then `Events:`: the Events whose involvedObject uid is the object's,
@@ -48,8 +50,10 @@ from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Endpoints, Event, Pod
 from kpy.api.discovery.v1 import EndpointSlice
 from kpy.api.labels import format_labels
+from kpy.api.unstructured import is_custom
 from kpy.cli import (
     _client,
+    _describe_custom,
     _describe_ingress,
     _describe_job,
     _describe_pdb,
@@ -99,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _describe(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    await _client.discover(client, _client.type_words([args.type]))
     info, names = _client.resolve_type(args.type, args.names)
     namespace = _client.namespace_of(client, args)
     code = 0
@@ -121,9 +126,13 @@ async def _describe(client: Client, args: argparse.Namespace, out: TextIO, err: 
 
 async def describe(client: Client, info: ResourceInfo, obj: Any, *, scheduler: str) -> str:
     """The whole description of one object (see the module docstring)."""
-    kind = info.kind
+    # a custom kind may share a built-in kind's name; its describer never
+    kind = "" if is_custom(info.message) else info.kind
     describer = _DESCRIBERS.get(kind)
-    rows = await describer(client, obj) if describer else _meta(obj, info)
+    if not kind:
+        rows = _describe_custom.custom_rows(obj)
+    else:
+        rows = await describer(client, obj) if describer else _meta(obj, info)
     if kind not in _WITHOUT_EVENTS:
         rows += await _events(client, obj)
     text = _printers.tabulate(rows, padding=2, min_width=0)

@@ -57,7 +57,10 @@ def _run(args: argparse.Namespace) -> int:
             raise UsageError("must specify one of -f and -k")
         else:
             sources = read_sources(args.filename, recursive=args.recursive)
-        objects = load_objects(sources, verb="diff")
+        kinds = _client.manifest_kinds(s.text for s in sources)
+        # a custom kind is decoded once discovery has registered it
+        known = all(scheme.lookup(api_version, kind) for api_version, kind in kinds)
+        objects = load_objects(sources, verb="diff") if known else None
     except UsageError as e:
         err.write(f"error: {e}\n")
         return ERROR
@@ -65,7 +68,14 @@ def _run(args: argparse.Namespace) -> int:
         for problem in e.problems:
             err.write(f"error: {problem}\n")
         return ERROR
-    code = _client.run(args, lambda c, a, o, e: _diff(c, a, objects, o, e))
+
+    async def diff(client: Client, a: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        if objects is not None:
+            return await _diff(client, a, objects, out, err)
+        await _client.discover_kinds(client, kinds)
+        return await _diff(client, a, load_objects(sources, verb="diff"), out, err)
+
+    code = _client.run(args, diff)
     # _client.run reports its own failures as 1, which diff means as "different".
     return {_DIFFERENT: 1, 1: ERROR}.get(code, code)
 

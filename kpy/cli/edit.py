@@ -40,6 +40,7 @@ _FIXABLE = (errors.Invalid, errors.BadRequest, errors.Conflict, errors.Forbidden
 
 
 async def _edit(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    await _client.discover(client, _client.type_words(args.target[:1]))
     info, name = _client.one_target(args.target)
     ns = _client.namespace_of(client, args) if info.namespaced else None
     kind: Any = info.message

@@ -5,7 +5,9 @@ flags, wording and exit codes.
   `deployments.apps`), several joined by commas (`deploy,po`), or `all`
   (kubectl's `all` category: pods, replication controllers, services,
   daemon sets, deployments, replica sets, stateful sets, HPAs, cron jobs,
-  jobs). `TYPE/NAME` works too, several of them of any types. An unknown
+  jobs, and the custom kinds whose CRDs list `all` in their `categories`;
+  a CRD's other categories name their kinds the same way). `TYPE/NAME`
+  works too, several of them of any types. An unknown
   type is `error: the server doesn't have a resource type "xyz"`, exit 1.
 - Without NAME it lists (`-l`, `--field-selector`, `-n`, `-A`). With NAMEs
   each is read; a missing one is `Error from server (NotFound): pods "x"
@@ -27,6 +29,10 @@ flags, wording and exit codes.
   `KIND[.GROUP]/NAME`. These print nothing on stderr when nothing is found.
 - `-w` (one type only) prints the table, then one line per change from a
   watch that starts at the list's resourceVersion, until interrupted.
+- Custom kinds (a CRD's): TYPE is resolved through the server's discovery
+  (kpy.cli._client.discover), and the table's columns are the served
+  version's `additionalPrinterColumns`, read from the CRD
+  (kpy.cli._columns.crd_printer).
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
-from kpy.api import codec
+from kpy.api import codec, errors
+from kpy.api.apiextensions.v1 import CustomResourceDefinition
+from kpy.api.unstructured import is_custom
 from kpy.cli import _client, _columns, _jsonpath, _printers
 from kpy.cli._manifests import UsageError
 
@@ -185,13 +193,22 @@ def requests_of(spec: str, names: list[str]) -> tuple[list[Request], bool]:
     if not kinds:
         raise UsageError("you must specify the type of resource to get")
     infos: list[ResourceInfo] = []
+    categories = False
     for kind in kinds:
-        expanded = ALL_CATEGORY if kind == "all" else (kind,)
-        for word in expanded:
-            info = _client.resolve(word)
+        if kind == "all":
+            expanded = [_client.resolve(w) for w in ALL_CATEGORY] + _client.in_category(kind)
+        else:
+            try:
+                expanded = [_client.resolve(kind)]
+            except UsageError:
+                expanded = _client.in_category(kind)  # a CRD's category, e.g. `kpyctl get web`
+                if not expanded:
+                    raise
+        categories = categories or kind == "all" or len(expanded) != 1
+        for info in expanded:
             if info not in infos:
                 infos.append(info)
-    multiple = len(infos) > 1 or "all" in kinds
+    multiple = len(infos) > 1 or categories
     return [Request(info, list(names)) for info in infos], multiple
 
 
@@ -200,9 +217,16 @@ def requests_of(spec: str, names: list[str]) -> tuple[list[Request], bool]:
 
 async def _get(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     output = parse_output(args.output, args.template)
+    slashed = [n for n in args.names if "/" in n]
+    await _client.discover(client, _client.type_words([args.type, *slashed]))
     requests, multiple = requests_of(args.type, args.names)
     if args.watch and len(requests) > 1:
         raise UsageError("you may only specify a single resource type when watching")
+    printers: dict[str, _printers.Printer] = {}
+    if output.format in ("", "wide"):
+        for request in requests:
+            if is_custom(request.info.message):
+                printers[request.info.group_resource] = await crd_printer(client, request.info)
     sort = _sort_template(args.sort_by)
     named = any(r.names for r in requests)
     all_ns = bool(args.all_namespaces) and not named
@@ -224,7 +248,9 @@ async def _get(client: Client, args: argparse.Namespace, out: TextIO, err: TextI
     single = len(requests) == 1 and len(requests[0].names) == 1
     if output.format in ("", "wide"):
         with_kind = multiple or args.show_kind
-        widths = _print_tables(fetched, args, output, out, all_ns=all_ns, with_kind=with_kind)
+        widths = _print_tables(
+            fetched, args, output, out, all_ns=all_ns, with_kind=with_kind, printers=printers
+        )
         if not any(objects for _, objects in fetched) and not named:
             namespaced = all(info.namespaced for info, _ in fetched)
             where = f" in {namespace} namespace" if namespaced and not all_ns else ""
@@ -236,9 +262,33 @@ async def _get(client: Client, args: argparse.Namespace, out: TextIO, err: TextI
         out.flush()
         info = requests[0].info
         await _watch(
-            client, info, namespace, args, out, resource_version, requests[0].names, widths
+            client,
+            info,
+            namespace,
+            args,
+            out,
+            resource_version,
+            requests[0].names,
+            widths,
+            printers.get(info.group_resource),
         )
     return code
+
+
+async def crd_printer(client: Client, info: ResourceInfo) -> _printers.Printer:
+    """The table of custom kind `info`: its CRD's printer columns for the
+    version `info` names (NAME AGE when the CRD cannot be read)."""
+    try:
+        crd = await client.get(CustomResourceDefinition, f"{info.plural}.{info.group}")
+    except errors.NotFound:
+        return _columns.crd_printer([], codec.encode_object)
+    columns = [
+        _columns.PrinterColumn(c.name, c.type, c.json_path, c.priority)
+        for v in crd.spec.versions
+        if v.name == info.version
+        for c in v.additional_printer_columns
+    ]
+    return _columns.crd_printer(columns, codec.encode_object)
 
 
 async def _list_all(
@@ -290,6 +340,7 @@ def _print_tables(
     *,
     all_ns: bool,
     with_kind: bool,
+    printers: dict[str, _printers.Printer],
 ) -> list[int]:
     """One table per type that has objects, a blank line between them;
     returns the last table's column widths (for -w)."""
@@ -306,6 +357,7 @@ def _print_tables(
             now,
             wide=output.format == "wide",
             namespace_column=all_ns and info.namespaced,
+            printer=printers.get(info.group_resource),
         )
         rows = _decorate(rows, objects, info, label_keys, args.show_labels, with_kind=with_kind)
         if args.no_headers:
@@ -410,6 +462,7 @@ async def _watch(
     resource_version: str,
     names: list[str],
     widths: list[int],
+    printer: _printers.Printer | None = None,
 ) -> None:
     output = parse_output(args.output, args.template)
     wide = output.format == "wide"
@@ -437,7 +490,12 @@ async def _watch(
                 _print_generic([(info, [obj])], output, args, out, single=True)
             else:
                 rows = _printers.table(
-                    info.kind, [obj], time.time(), wide=wide, namespace_column=namespace_column
+                    info.kind,
+                    [obj],
+                    time.time(),
+                    wide=wide,
+                    namespace_column=namespace_column,
+                    printer=printer,
                 )
                 label_keys = [k for v in args.label_columns for k in v.split(",") if k]
                 rows = _decorate(rows, [obj], info, label_keys, args.show_labels, with_kind=False)

@@ -9,6 +9,11 @@ is RFC 7386, `json` is an RFC 6902 list of operations. The server applies
 it. Output is kubectl's: `deployment.apps/web patched`, or
 `... patched (no change)` when the object stayed the same. A patch the
 server refuses is `Error from server (...)`, exit 1.
+
+Custom kinds have no strategic merge patch (Kubernetes has no merge keys
+for them): without `--type` (or with `--type strategic`) the patch is
+refused in kubectl's words before anything is sent; `merge` and `json`
+work as for any kind.
 """
 
 from __future__ import annotations
@@ -18,15 +23,35 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import yaml
 
+from kpy.api.unstructured import is_custom
 from kpy.cli import _client
 from kpy.cli._manifests import Source, UsageError, check_bounds, read_file
 
 if TYPE_CHECKING:
     import argparse
 
+    from kpy.api.scheme import ResourceInfo
     from kpy.client import Client
 
 TYPES = ("strategic", "merge", "json")
+_MEDIA_TYPES = {
+    "strategic": "application/strategic-merge-patch+json",
+    "merge": "application/merge-patch+json",
+    "json": "application/json-patch+json",
+}
+
+
+def unsupported_patch(info: ResourceInfo, patch_type: str) -> str | None:
+    """kubectl's refusal of a patch type the kind does not take (a strategic
+    merge patch of a custom kind), or None when it takes it."""
+    if patch_type != "strategic" or not is_custom(info.message):
+        return None
+    return (
+        f"{_MEDIA_TYPES[patch_type]} is not supported by {info.api_version}, Kind={info.kind}: "
+        "the body of the request was in an unknown format - accepted media types include: "
+        "application/json-patch+json, application/merge-patch+json, "
+        "application/apply-patch+yaml; use --type merge or --type json"
+    )
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -81,8 +106,12 @@ def _document(args: argparse.Namespace) -> Any:
 
 
 async def _patch(client: Client, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    await _client.discover(client, _client.type_words(args.target[:1]))
     info, name = _client.one_target(args.target)
     document = _document(args)
+    refusal = unsupported_patch(info, args.type)
+    if refusal:
+        raise UsageError(refusal)
     if args.type == "json" and not isinstance(document, list):
         raise UsageError(
             "a --type json patch is a list of operations, e.g. "
