@@ -23,7 +23,6 @@ flags, the client, and kubectl's way of reporting errors.
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -33,11 +32,12 @@ import yaml
 
 from kpy.api import codec, errors
 from kpy.api.scheme import scheme
-from kpy.api.unstructured import custom_kind, is_custom
+from kpy.api.unstructured import is_custom
 from kpy.cli._manifests import UsageError
 from kpy.cli._streams import reader_gone
 from kpy.client import Client
 from kpy.client.config import ConfigError, load_config
+from kpy.client.discovery import register_served
 from kpy.rpc import status
 
 if TYPE_CHECKING:
@@ -45,7 +45,6 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
     from kpy.api.scheme import ResourceInfo
-    from kpy.rpc.apiserver import v1 as api
 
 __all__ = [
     "add_flags",
@@ -158,52 +157,6 @@ def manifest_kinds(texts: Iterable[str]) -> list[tuple[str, str]]:
                 if isinstance(item, dict):
                     found.append((str(item.get("apiVersion", "")), str(item.get("kind", ""))))
     return found
-
-
-def register_served(resources: Iterable[api.APIResource]) -> None:
-    """Registers each served resource that is not a kind kpy is built with
-    as a custom kind. A kind served in several versions is registered with
-    its preferred version (Kubernetes' version priority: v2 before v1
-    before v1beta1) first, so its names resolve to that version, as
-    kubectl's do."""
-    custom = [
-        r
-        for r in resources
-        if "/" not in r.resource  # subresources are not kinds
-        and r.group
-        and not _built_in(f"{r.group}/{r.version}", r.kind)
-    ]
-    custom.sort(key=lambda r: (r.group, r.kind, version_priority(r.version)))
-    for r in custom:
-        custom_kind(
-            f"{r.group}/{r.version}",
-            r.kind,
-            plural=r.resource,
-            namespaced=r.namespaced,
-            short_names=tuple(r.short_names),
-            singular=r.singular_name,
-            categories=tuple(r.categories),
-            status_subresource="status" in r.subresources,
-        )
-
-
-def _built_in(api_version: str, kind: str) -> bool:
-    info = scheme.lookup(api_version, kind)
-    return info is not None and not is_custom(info.message)
-
-
-_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
-
-
-def version_priority(version: str) -> tuple[int, int, int, str]:
-    """A sort key putting versions in Kubernetes' priority order: GA before
-    beta before alpha, higher numbers first, then other strings by name."""
-    m = _VERSION.match(version)
-    if m is None:
-        return (3, 0, 0, version)
-    major, stage, minor = int(m[1]), m[2], int(m[3] or 0)
-    rank = {None: 0, "beta": 1, "alpha": 2}[stage]
-    return (rank, -major, -minor, "")
 
 
 async def get_named(

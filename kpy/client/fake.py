@@ -66,6 +66,7 @@ from kpy.api.scheme import ResourceInfo, Scheme, scheme
 from kpy.api.selection import Predicate, parse_predicate
 from kpy.api.unstructured import is_custom
 from kpy.client.client import Deleted, ObjectList, PatchType, WatchEvent
+from kpy.rpc.apiserver import v1 as api
 
 if TYPE_CHECKING:
     import builtins
@@ -458,6 +459,25 @@ class FakeClient:
         if answer is not None:
             return
         self._delete(info, ns, name, grace_period_seconds, None, None, dry_run)
+
+    async def resources(self) -> builtins.list[api.APIResource]:
+        """Discovery: every kind of the fake's scheme, custom ones included
+        (as a server lists them once their CRDs are served)."""
+        self._react(Action("list", "APIResource", ""))
+        return [
+            api.APIResource(
+                group=info.group,
+                version=info.version,
+                kind=info.kind,
+                resource=info.plural,
+                namespaced=info.namespaced,
+                short_names=list(info.short_names),
+                subresources=["status"] if info.status_subresource else [],
+                singular_name=info.singular,
+                categories=list(info.categories),
+            )
+            for info in self.using.all()
+        ]
 
     # -- the store ----------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
 `ClientProtocol` is shaped by its consumers (the workload controllers, the
 garbage collector, the namespace controller, Reflector, LeaderElector,
 EventBroadcaster and the scheduler), not by everything `Client` offers:
-logs, exec, stats and discovery are left out because none of them uses
-those. Two classes satisfy it, and mypy checks both:
+logs, exec and stats are left out because none of them uses those; the
+namespace controller reads discovery for the kinds CRDs add. Two classes
+satisfy it, and mypy checks both:
 
 - `kpy.client.Client`, the gRPC client of a real API server;
 - `kpy.client.fake.FakeClient`, objects in memory with the server's
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
     from kpy.api.meta.v1 import Preconditions
     from kpy.client.client import Deleted, ObjectList, PatchType, WatchEvent
+    from kpy.rpc.apiserver import v1 as api
 
 __all__ = ["ClientProtocol", "WatchStream"]
 
@@ -139,3 +141,5 @@ class ClientProtocol(Protocol):
         grace_period_seconds: int | None = None,
         dry_run: bool = False,
     ) -> None: ...
+
+    async def resources(self) -> builtins.list[api.APIResource]: ...

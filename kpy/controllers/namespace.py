@@ -6,8 +6,9 @@ a namespace being deleted, then lets the server remove it.
 - `sync(name)`: re-reads the namespace from the API (a stale cache must not
   finalize a namespace re-created under the same name). Unless its
   `spec.finalizers` still hold `kubernetes`, there is nothing to do. Else,
-  for every namespaced kind of the scheme (pods first, so their workloads
-  stop before their configuration goes): list it, delete the collection
+  for every namespaced kind (the built-in ones, pods first, so their
+  workloads stop before their configuration goes; then the custom kinds
+  discovery lists at that moment, as Kubernetes' reads discovery): list it, delete the collection
   (propagationPolicy Background) if anything is there, and list again.
   The namespace's conditions say what is left, as Kubernetes' do
   (NamespaceDeletionContentFailure, NamespaceContentRemaining,
@@ -36,8 +37,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kpy.api import errors
 from kpy.api.core.v1 import Namespace, NamespaceCondition, Pod
 from kpy.api.scheme import scheme
+from kpy.api.unstructured import is_custom
 from kpy.backoff import Backoff
 from kpy.cache.informer import EventHandler
+from kpy.client.discovery import custom_kinds
 from kpy.controllers.base import Controller, key_of
 
 if TYPE_CHECKING:
@@ -67,8 +70,9 @@ FINALIZERS_REMAINING: Final = "NamespaceFinalizersRemaining"
 
 
 def namespaced_kinds() -> list[ResourceInfo]:
-    """Every namespaced kind, pods first."""
-    kinds = [info for info in scheme.all() if info.namespaced]
+    """Every namespaced built-in kind, pods first (custom kinds come from
+    discovery at each pass: CRDs come and go)."""
+    kinds = [info for info in scheme.all() if info.namespaced and not is_custom(info.message)]
     return sorted(kinds, key=lambda info: info.message is not Pod)
 
 
@@ -141,7 +145,8 @@ class NamespaceController(Controller):
         super().__init__(metrics=metrics)
         self._client = client
         self._namespaces = namespaces.lister()
-        self._kinds = list(kinds) if kinds is not None else namespaced_kinds()
+        #: None: the built-in kinds and whatever custom kinds are served
+        self._kinds = list(kinds) if kinds is not None else None
         self._min_wait = min_wait
         self._max_wait = max_wait
         #: the back-off of each namespace whose content is still going
@@ -191,7 +196,15 @@ class NamespaceController(Controller):
         if not namespace:
             raise ValueError("an empty namespace would mean every namespace")
         report = ContentReport()
-        for info in self._kinds:
+        kinds = self._kinds
+        if kinds is None:
+            try:
+                custom = await custom_kinds(self._client)
+            except errors.StatusError as e:
+                report.failures["discovery"] = e
+                custom = []
+            kinds = namespaced_kinds() + [info for info in custom if info.namespaced]
+        for info in kinds:
             try:
                 left = await self._delete_kind(info, namespace)
             except errors.StatusError as e:

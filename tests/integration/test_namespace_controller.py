@@ -10,8 +10,11 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from kpy.api import errors
-from kpy.api.codec import from_dict
+from kpy.api.codec import from_dict, load_manifest
 from kpy.api.core.v1 import ConfigMap, Namespace, Pod, Secret
+from kpy.api.meta.v1 import ObjectMeta
+from kpy.api.scheme import scheme
+from kpy.api.unstructured import custom_kind
 from tests.integration._controllers import eventually, running
 
 if TYPE_CHECKING:
@@ -142,3 +145,45 @@ async def test_graceful_pod_keeps_the_namespace_until_its_agent_finishes(client:
         # What the node agent does once the containers stopped.
         await client.delete(Pod, "p-0", namespace=ns, grace_period_seconds=0)
         await wait_namespace_gone(client, ns)
+
+
+async def test_custom_objects_go_with_their_namespace(client: Client) -> None:
+    """The controller finds custom kinds through discovery, as Kubernetes'
+    does: a CRD's objects in the namespace are deleted with it."""
+    group = f"ns{uuid.uuid4().hex[:8]}.example.com"
+    (crd,) = load_manifest(
+        f"""
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: gadgets.{group}}}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{kind: Gadget, plural: gadgets}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}
+"""
+    )
+    await client.create(crd)
+    gadget = custom_kind(f"{group}/v1", "Gadget", plural="gadgets")
+    try:
+        ns = await new_namespace(client, "ns-custom")
+
+        async def created() -> bool:
+            try:
+                await client.create(gadget(metadata=ObjectMeta(name="g", namespace=ns)))
+            except errors.NotFound:
+                return False  # not served yet
+            return True
+
+        await eventually(created, what="a Gadget created once its CRD is served")
+        async with running(client, ns, "namespace"):
+            await client.delete(Namespace, ns)
+            await wait_namespace_gone(client, ns)
+        assert (await client.list(gadget, namespace=ns)).items == []
+    finally:
+        scheme.unregister(f"{group}/v1", "Gadget")

@@ -16,6 +16,7 @@ from kpy.cli import _client, _columns, explain, get, patch
 from kpy.cli._describe_custom import custom_rows, smart_label
 from kpy.cli._manifests import UsageError
 from kpy.cli._printers import tabulate
+from kpy.client.discovery import register_served, version_priority
 from kpy.rpc.apiserver import v1 as api
 
 NOW = 1_700_000_000.0
@@ -441,7 +442,7 @@ def test_register_served_prefers_the_preferred_version() -> None:
         for version in ("v1alpha1", "v1", "v2beta1", "v1beta2")
     ] + [api.APIResource(group="", version="v1", kind="Pod", resource="pods", namespaced=True)]
     try:
-        _client.register_served(resources)
+        register_served(resources)
         for word in ("gadgets", "gadget", "gdg", f"gadgets.{group}", "Gadget", f"gadget.{group}"):
             info = _client.resolve(word)
             assert (info.api_version, info.namespaced) == (f"{group}/v1", False), word
@@ -463,7 +464,7 @@ def test_register_served_prefers_the_preferred_version() -> None:
     ],
 )
 def test_version_priority(versions: list[str], ordered: list[str]) -> None:
-    assert sorted(versions, key=_client.version_priority) == ordered
+    assert sorted(versions, key=version_priority) == ordered
 
 
 def test_unknown_type_is_refused_in_kubectls_words() -> None:
@@ -494,7 +495,7 @@ def test_get_all_and_a_crds_categories_include_custom_kinds() -> None:
         for kind, categories in (("Toy", ["all", "playthings"]), ("Puzzle", ["playthings"]))
     ]
     try:
-        _client.register_served(resources)
+        register_served(resources)
         every, multiple = get.requests_of("all", [])
         kinds = [r.info.kind for r in every]
         assert (kinds[0], "Toy" in kinds, multiple) == ("Pod", True, True)
