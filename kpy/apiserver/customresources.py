@@ -32,10 +32,10 @@ import anyio
 import anyio.abc
 
 from kpy.api import codec, errors, names
+from kpy.api.crd.kinds import custom_kind_of, json_path
 from kpy.api.crd.names import name_conflicts
 from kpy.api.crd.schema import Structural
 from kpy.api.labels import parse_selector
-from kpy.api.unstructured import custom_kind
 from kpy.api.validation import validate_object_meta, validate_object_meta_update
 from kpy.apiserver.strategy import NamespacesBeingDeleted, ScalableStrategy
 
@@ -58,11 +58,6 @@ class Scale:
     spec_replicas: tuple[str, ...]
     status_replicas: tuple[str, ...]
     label_selector: tuple[str, ...] | None
-
-
-def _json_path(text: str) -> tuple[str, ...]:
-    """`.spec.replicas` as keys (the CRD's validation checked the form)."""
-    return tuple(part for part in text.split(".") if part)
 
 
 def _read(obj: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -287,25 +282,7 @@ class CustomResources:
     def _build(
         self, crd: Any, version: Any, reader: _ReadDefaults
     ) -> tuple[ResourceInfo, CustomResourceStrategy]:
-        spec, n = crd.spec, crd.spec.names
-        storage = next((v.name for v in spec.versions if v.storage), version.name)
-        selectable = {
-            f.json_path.lstrip("."): _json_path(f.json_path) for f in version.selectable_fields
-        }
-        cls = custom_kind(
-            f"{spec.group}/{version.name}",
-            n.kind,
-            plural=n.plural,
-            namespaced=spec.scope != "Cluster",
-            short_names=tuple(n.short_names),
-            singular=n.singular,
-            categories=tuple(n.categories),
-            status_subresource=version.subresources.HasField("status"),
-            storage_version=storage,
-            selectable_fields=selectable,
-            on_read=reader,
-            using=self._scheme,
-        )
+        cls = custom_kind_of(crd, version.name, on_read=reader, using=self._scheme)
         info = self._scheme.for_message(cls)
         schema = None
         if version.schema.HasField("open_apiv3_schema"):
@@ -314,9 +291,9 @@ class CustomResources:
         if version.subresources.HasField("scale"):
             s = version.subresources.scale
             scale = Scale(
-                _json_path(s.spec_replicas_path),
-                _json_path(s.status_replicas_path),
-                _json_path(s.label_selector_path) if s.label_selector_path else None,
+                json_path(s.spec_replicas_path),
+                json_path(s.status_replicas_path),
+                json_path(s.label_selector_path) if s.label_selector_path else None,
             )
         terminating = crd.metadata.HasField("deletion_timestamp")
         strategy = CustomResourceStrategy(

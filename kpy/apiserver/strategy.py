@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from kpy.api import errors
+from kpy.api.crd.kinds import CLEANUP_FINALIZER
 from kpy.api.defaults import set_defaults
 from kpy.api.labels import selector_from_label_selector, selector_from_set
 from kpy.api.validation import validate, validate_update
@@ -299,18 +300,14 @@ class ReplicationControllerStrategy(ScalableStrategy):
         return str(selector_from_set(dict(obj.spec.selector)))
 
 
-CRD_CLEANUP_FINALIZER: Final = "customresourcecleanup.apiextensions.k8s.io"
-"""Holds a CRD being deleted until the controller manager deleted its objects."""
-
-
 class CustomResourceDefinitionStrategy(Strategy):
     """A new CRD gets the finalizer that deletes its objects before it goes,
     as Kubernetes' does."""
 
     def prepare_for_create(self, obj: Any) -> None:
         super().prepare_for_create(obj)
-        if CRD_CLEANUP_FINALIZER not in obj.metadata.finalizers:
-            obj.metadata.finalizers.append(CRD_CLEANUP_FINALIZER)
+        if CLEANUP_FINALIZER not in obj.metadata.finalizers:
+            obj.metadata.finalizers.append(CLEANUP_FINALIZER)
 
 
 class ServiceStrategy(Strategy):

@@ -218,7 +218,8 @@ class Lister(Generic[M]):
 
 class SharedInformerFactory:
     """One informer per (kind, namespace) for a process; `run` runs them all,
-    including informers asked for after it started."""
+    including informers asked for after it started. `forget(kind)` stops one
+    (kinds that come and go: custom resources)."""
 
     def __init__(
         self, client: ClientProtocol, *, namespace: str | None = None, resync_period: float = 0.0
@@ -227,6 +228,9 @@ class SharedInformerFactory:
         self._namespace = namespace
         self._resync = resync_period
         self._informers: dict[type[Message], SharedInformer[Any]] = {}
+        #: the cancel scope of each running informer (made in its task: a
+        #: scope needs the event loop, `informer` may be called without one)
+        self._scopes: dict[type[Message], anyio.CancelScope] = {}
         self._group: anyio.abc.TaskGroup | None = None
 
     def informer(self, kind: type[M]) -> SharedInformer[M]:
@@ -237,16 +241,38 @@ class SharedInformerFactory:
             )
             self._informers[kind] = found
             if self._group is not None:
-                self._group.start_soon(found.run)
+                self._group.start_soon(self._run_one, kind, found)
         return found
+
+    def forget(self, kind: type[Message]) -> None:
+        """Stops the informer of `kind` (if any) and drops it: its handlers,
+        whoever added them, get no more events, and a later `informer(kind)`
+        makes a new one that lists afresh. For kinds that stop being served;
+        the caller must be the only consumer of that kind's informer, or
+        tell the others."""
+        self._informers.pop(kind, None)
+        scope = self._scopes.pop(kind, None)
+        if scope is not None:
+            scope.cancel()
+
+    async def _run_one(self, kind: type[Message], informer: SharedInformer[Any]) -> None:
+        if self._informers.get(kind) is not informer:
+            return  # forgotten before it started
+        with anyio.CancelScope() as scope:
+            self._scopes[kind] = scope
+            try:
+                await informer.run()
+            finally:
+                if self._scopes.get(kind) is scope:
+                    del self._scopes[kind]
 
     async def run(self) -> None:
         """Runs every informer until cancelled."""
         async with anyio.create_task_group() as tg:
             self._group = tg
             try:
-                for informer in list(self._informers.values()):
-                    tg.start_soon(informer.run)
+                for kind, informer in list(self._informers.items()):
+                    tg.start_soon(self._run_one, kind, informer)
                 await anyio.sleep_forever()
             finally:
                 self._group = None

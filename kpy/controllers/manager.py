@@ -12,9 +12,10 @@ stale view after another replica took over.
 Controllers are named as Kubernetes names them (`replicaset`, `deployment`,
 `garbagecollector`, `namespace`, `nodelifecycle`, `taint-eviction-controller`,
 `daemonset`, `statefulset`, `job`, `cronjob`, `ttl-after-finished`,
-`persistentvolume-binder`, `pvc-protection`, ...); `select_controllers` reads
-`--controllers` the same way: `*` for all, `name` to add, `-name` to leave
-out.
+`persistentvolume-binder`, `pvc-protection`, ...; and
+`customresourcedefinition`, which Kubernetes runs in its API server);
+`select_controllers` reads `--controllers` the same way: `*` for all, `name`
+to add, `-name` to leave out.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import SharedInformerFactory
 from kpy.component import ElectionOptions, LeadershipLost, run_elected
 from kpy.controllers import (
+    crd,
     deployment,
     disruption,
     endpoints,
@@ -137,6 +139,7 @@ def known_controllers(
         ControllerSpec(
             "ttl-after-finished", ttl_after_finished.new_ttl_after_finished_controller, 5
         ),
+        ControllerSpec("customresourcedefinition", crd.new_crd_controller, 5),
     ]
     return {s.name: s for s in specs}
 

@@ -4,7 +4,7 @@ every API server serves by and the controller manager reports."""
 from __future__ import annotations
 
 from kpy.api.apiextensions.v1 import CustomResourceDefinition
-from kpy.api.crd.names import name_conflicts
+from kpy.api.crd.names import Conflict, name_conflicts
 
 
 def crd(
@@ -28,8 +28,8 @@ def crd(
     return c
 
 
-def taken(by: str, *names: str) -> str:
-    return "; ".join(f'"{n}" is already in use by {by}' for n in names)
+def taken(reason: str, by: str, *names: str) -> Conflict:
+    return Conflict(reason, "; ".join(f'"{n}" is already in use by {by}' for n in names))
 
 
 CASES = [
@@ -37,22 +37,39 @@ CASES = [
     (
         "the same kind: the older keeps it",
         [crd("foos", "Foo", created=200), crd("foes", "Foo", created=100)],
-        {"foos.a.example.com": taken("foes.a.example.com", "foo", "Foo", "FooList")},
+        {
+            "foos.a.example.com": taken(
+                "SingularConflict", "foes.a.example.com", "foo", "Foo", "FooList"
+            )
+        },
     ),
     (
         "a short name that is another's plural",
         [crd("foos", "Foo"), crd("bars", "Bar", short=("foos",), created=101)],
-        {"bars.a.example.com": taken("foos.a.example.com", "foos")},
+        {"bars.a.example.com": taken("ShortNamesConflict", "foos.a.example.com", "foos")},
     ),
     (
         "accepted before beats older",
         [crd("foos", "Foo", created=100), crd("foes", "Foo", created=200, accepted=True)],
-        {"foos.a.example.com": taken("foes.a.example.com", "foo", "Foo", "FooList")},
+        {
+            "foos.a.example.com": taken(
+                "SingularConflict", "foes.a.example.com", "foo", "Foo", "FooList"
+            )
+        },
     ),
     (
         "the same second: by name",
         [crd("zoos", "Foo"), crd("foos", "Foo")],
-        {"zoos.a.example.com": taken("foos.a.example.com", "foo", "Foo", "FooList")},
+        {
+            "zoos.a.example.com": taken(
+                "SingularConflict", "foos.a.example.com", "foo", "Foo", "FooList"
+            )
+        },
+    ),
+    (
+        "a kind that is another's list kind",
+        [crd("bars", "Bar"), crd("lists", "BarList", created=101)],
+        {"lists.a.example.com": taken("KindConflict", "bars.a.example.com", "BarList")},
     ),
     (
         "other groups never clash",

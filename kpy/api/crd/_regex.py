@@ -6,15 +6,21 @@ refused here too."""
 
 from __future__ import annotations
 
-import cel as cel_lib
+import functools
+from typing import Any
 
-_MATCHES = cel_lib.compile("text.matches(pattern)")
+from kpy.api.crd._cellib import lib
+
+
+@functools.cache
+def _matches() -> Any:
+    return lib().compile("text.matches(pattern)")
 
 
 def regex_error(pattern: str) -> str:
     """Why `pattern` is not a regular expression; "" when it is one."""
     try:
-        _MATCHES.execute({"text": "", "pattern": pattern})
+        _matches().execute({"text": "", "pattern": pattern})
     except Exception as exc:
         lines = [line.strip() for line in str(exc).splitlines()]
         reasons = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
@@ -25,4 +31,4 @@ def regex_error(pattern: str) -> str:
 
 def search(pattern: str, text: str) -> bool:
     """Whether `pattern` matches anywhere in `text` (unanchored, as in Kubernetes)."""
-    return _MATCHES.execute({"text": text, "pattern": pattern}) is True
+    return _matches().execute({"text": text, "pattern": pattern}) is True

@@ -26,9 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import cel as cel_lib
-
 from kpy.api import errors
+from kpy.api.crd._cellib import lib
 from kpy.api.crd._errors import duplicate, forbidden, invalid, invalid_raw, not_supported, required
 from kpy.api.crd._model import META_FIELDS, child_path, index_path, json_type
 from kpy.api.errors import FieldError
@@ -65,7 +64,7 @@ _BLOCKED = (
 
 def compile_expression(source: str) -> Any:
     """Compile one CEL expression (the single place rules are compiled: tests count it)."""
-    return cel_lib.compile(source)
+    return lib().compile(source)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -385,7 +384,7 @@ def _evaluate(rule: Rule, value: Any, old: Any, path: str, errs: list[FieldError
     variables = {"self": value}
     if rule.uses_old_self:
         if rule.optional_old_self:
-            old = cel_lib.OptionalValue.none() if old is None else cel_lib.OptionalValue.of(old)
+            old = lib().OptionalValue.none() if old is None else lib().OptionalValue.of(old)
         variables["oldSelf"] = old
     shown = json_type(value) if isinstance(value, (dict, list)) else value
     if rule.nesting > 1 and max(_widest(value), _widest(old)) ** rule.nesting > PER_CALL_LIMIT:
@@ -410,7 +409,7 @@ def _evaluate(rule: Rule, value: Any, old: Any, path: str, errs: list[FieldError
 def _run(program: Any, variables: dict[str, Any]) -> tuple[Any, str]:
     """The program's result, or "" and why it failed."""
     try:
-        return program.execute(cel_lib.Context(variables, functions=LIBRARY)), ""
+        return program.execute(lib().Context(variables, functions=LIBRARY)), ""
     except KeyError as exc:
         return None, f"no such key: {exc.args[0] if exc.args else ''}"
     except TypeError as exc:

@@ -11,19 +11,35 @@ the conditions) decide with this one function, so they agree.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
 
-def _names(crd: Any) -> tuple[set[str], set[str]]:
-    """The resource names (plural, singular, short names) and the kind
-    names (kind, list kind) `crd` asks for."""
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Why a CRD's names are refused: Kubernetes' reason (which of its names
+    clashed first: PluralConflict, SingularConflict, ShortNamesConflict,
+    KindConflict, ListKindConflict) and a message naming every clash."""
+
+    reason: str
+    message: str
+
+
+def _names(crd: Any) -> list[tuple[str, str, str]]:
+    """Each name `crd` asks for: (the name, its kind of name, the conflict
+    reason of a clash on it), resource names before kind names."""
     n = crd.spec.names
-    resources = {n.plural, n.singular or n.kind.lower(), *n.short_names} - {""}
-    kinds = {n.kind, n.list_kind or f"{n.kind}List"} - {""}
-    return resources, kinds
+    out = [
+        (n.plural, "resource", "PluralConflict"),
+        (n.singular or n.kind.lower(), "resource", "SingularConflict"),
+        *((short, "resource", "ShortNamesConflict") for short in n.short_names),
+        (n.kind, "kind", "KindConflict"),
+        (n.list_kind or f"{n.kind}List", "kind", "ListKindConflict"),
+    ]
+    return [entry for entry in out if entry[0]]
 
 
 def _precedence(crd: Any) -> tuple[bool, int, int, str]:
@@ -35,23 +51,23 @@ def _precedence(crd: Any) -> tuple[bool, int, int, str]:
     return (not accepted, ts.seconds, ts.nanos, crd.metadata.name)
 
 
-def name_conflicts(crds: Iterable[Any]) -> dict[str, str]:
+def name_conflicts(crds: Iterable[Any]) -> dict[str, Conflict]:
     """For each CRD (by name) whose names clash with an older CRD of its
     group, why; a CRD not in the result has its names accepted."""
-    taken: dict[str, tuple[dict[str, str], dict[str, str]]] = {}
-    out: dict[str, str] = {}
+    taken: dict[tuple[str, str, str], str] = {}  # (group, kind of name, name) -> CRD
+    out: dict[str, Conflict] = {}
     for crd in sorted(crds, key=_precedence):
-        resources, kinds = _names(crd)
-        by_resource, by_kind = taken.setdefault(crd.spec.group, ({}, {}))
+        group, name = crd.spec.group, crd.metadata.name
         clashes = [
-            f'"{r}" is already in use by {by_resource[r]}'
-            for r in sorted(resources & by_resource.keys())
-        ] + [f'"{k}" is already in use by {by_kind[k]}' for k in sorted(kinds & by_kind.keys())]
+            (reason, f'"{value}" is already in use by {taken[(group, what, value)]}')
+            for value, what, reason in _names(crd)
+            if (group, what, value) in taken
+        ]
+        # a name listed twice (singular = plural) is one name
+        clashes = list(dict.fromkeys(clashes))
         if clashes:
-            out[crd.metadata.name] = "; ".join(clashes)
+            out[name] = Conflict(clashes[0][0], "; ".join(text for _, text in clashes))
             continue
-        for r in resources:
-            by_resource[r] = crd.metadata.name
-        for k in kinds:
-            by_kind[k] = crd.metadata.name
+        for value, what, _ in _names(crd):
+            taken[(group, what, value)] = name
     return out

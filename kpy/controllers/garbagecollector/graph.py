@@ -163,6 +163,14 @@ class Graph:
             if any(r.uid == uid and r.block_owner_deletion for r in dep.owners)
         ]
 
+    def nodes_of(self, group: str, kind: str) -> list[Node]:
+        """Every node (observed or virtual) of `kind` in API group `group`."""
+        return [
+            n
+            for n in self._nodes.values()
+            if n.identity.kind == kind and _group(n.identity.api_version) == group
+        ]
+
     # -- owners known to be gone -------------------------------------------------------
 
     def is_absent(self, ref: ObjectRef) -> bool:
@@ -228,6 +236,21 @@ class Graph:
             }
             return Work(attempt_to_delete=frozenset(wrong))
         return self._remove(node)
+
+    def unobserve(self, uid: str) -> None:
+        """Forgets what an informer said of an object, without judging it:
+        its kind is no longer watched (a CRD went, or is read in another
+        version now). It lets go of its owners; with dependents it stays as
+        a virtual node (the collector asks the API about it when needed),
+        else it goes. No work: nothing is known to be gone."""
+        node = self._nodes.get(uid)
+        if node is None or not node.observed:
+            return
+        self._unlink(uid, node.owners)
+        node.owners = ()
+        node.observed = node.being_deleted = node.deleting_dependents = node.orphaning = False
+        if not node.dependents:
+            del self._nodes[uid]
 
     # -- internals ---------------------------------------------------------------------
 
