@@ -37,6 +37,7 @@ import bench.agent
 import bench.controllers
 import bench.create
 import bench.docker
+import bench.floor
 import bench.get
 import bench.job
 import bench.list
@@ -53,6 +54,7 @@ Benchmark = Callable[[Context], Awaitable[Result]]
 
 BENCHMARKS: dict[str, Benchmark] = {
     "create": bench.create.run,
+    "floor": bench.floor.run,
     "get": bench.get.run,
     "list": bench.list.run,
     "watch": bench.watch.run,

@@ -3,20 +3,53 @@
 Prints `kpy-apiserver serving on HOST:PORT` on stdout once it accepts calls
 (so a launcher can wait for that line), and stops cleanly on SIGTERM or
 SIGINT.
+
+`--workers N` (N > 1) runs N API servers as child processes of this one,
+on `--port`, `--port`+1, ... (with `--port 0` each picks a free port), so
+that the API uses N cores: Python runs one handler at a time per process.
+Every worker is a whole API server over the same etcd (its own watch
+cache; resource versions are etcd's revisions, so a watch resumes on any
+of them); clients list every worker's address and the SDK spreads its
+calls over them. This process only supervises: once every worker serves
+it prints `kpy-apiserver serving on HOST:PORT (workers: HOST:PORT,...;
+pids: P,...)`, naming the first worker, then every worker and its pid. A
+worker that exits after it served is started again on its port (back-off
+1 s doubling to 30 s), which prints `kpy-apiserver worker I (pid P)
+serving on HOST:PORT`; one that fails before it ever served fails the
+whole command (exit 1), as a single server that cannot start does. SIGTERM or SIGINT stops
+every worker by its pid (SIGKILL after 10 s), then this process; a worker
+also stops when this process dies.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import re
+import subprocess
 import sys
+import time
 
 import anyio
+import anyio.abc
+from anyio.streams.buffered import BufferedByteReceiveStream
 
 from kpy import logs
-from kpy._process import cancel_on_signal, exit_with_parent
+from kpy._process import PARENT_PID_ENV, cancel_on_signal, exit_with_parent
 from kpy.apiserver import admission, service_alloc
 from kpy.apiserver.compaction import parse_interval
 from kpy.apiserver.server import APIServer, ServerConfig
+from kpy.backoff import Backoff
+
+log = logging.getLogger("kpy.apiserver")
+
+_SERVING = re.compile(r"kpy-apiserver serving on (\S+):(\d+)")
+_STOP_GRACE = 10.0  # seconds a worker has to stop after SIGTERM
+
+
+class WorkerFailed(OSError):
+    """A worker exited before it ever served (its reason is in the log above)."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,6 +63,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=6443, help="port to listen on; 0 picks a free one")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="API server processes to run, on --port, --port+1, ... (default %(default)s; "
+        "about one per core the API may use)",
+    )
     p.add_argument("--etcd-prefix", default="/registry", help="key prefix of every object")
     p.add_argument("--watch-cache-size", type=int, default=20_000, help="events kept per resource")
     p.add_argument(
@@ -106,6 +147,13 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error(f"{flag} must not be negative, got {seconds}")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
+    if args.port and args.port + args.workers - 1 > 65535:
+        parser.error(
+            f"--workers {args.workers} from --port {args.port} needs ports up to "
+            f"{args.port + args.workers - 1}, past 65535; choose a lower --port"
+        )
     try:
         parse_interval(args.etcd_compaction_interval)
     except ValueError as e:
@@ -126,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _check(parser, args)
     logs.configure(args.log_level)
+    if args.workers > 1:
+        return _supervise(sys.argv[1:] if argv is None else argv, args)
     endpoints = tuple(e.strip() for e in args.etcd_servers.split(",") if e.strip())
     config = ServerConfig(
         etcd_endpoints=endpoints,
@@ -154,6 +204,113 @@ def main(argv: list[str] | None = None) -> int:
     for e in failed:
         print(f"kpy-apiserver: {e}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _supervise(argv: list[str], args: argparse.Namespace) -> int:
+    """Runs `args.workers` workers until SIGTERM or SIGINT (see the module
+    docstring); 1 when one could not start."""
+    failed: list[OSError] = []
+    try:
+        anyio.run(_run_workers, argv, args.port, args.workers)
+    except* WorkerFailed as group:
+        failed = _leaves(group)
+    for e in failed:
+        print(f"kpy-apiserver: {e}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+async def _run_workers(argv: list[str], port: int, workers: int) -> None:
+    started: list[tuple[str, int]] = [("", 0)] * workers  # (address, pid) of each worker
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(cancel_on_signal, tg.cancel_scope)
+
+        async def start(i: int) -> None:
+            started[i] = await tg.start(_worker, i + 1, argv, port + i if port else 0)
+
+        async with anyio.create_task_group() as starting:  # all at once: each takes seconds
+            for i in range(workers):
+                starting.start_soon(start, i)
+        # One line: a launcher reading lines as they come cannot miss part of it.
+        addresses = ",".join(address for address, _ in started)
+        pids = ",".join(str(pid) for _, pid in started)
+        print(
+            f"kpy-apiserver serving on {started[0][0]} (workers: {addresses}; pids: {pids})",
+            flush=True,
+        )
+
+
+async def _worker(
+    number: int,
+    argv: list[str],
+    port: int,
+    *,
+    task_status: anyio.abc.TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Runs worker `number` on `port` (0: a free one, then kept for its
+    restarts), started again whenever it exits; `task_status` gets its
+    HOST:PORT and pid once it first serves. WorkerFailed if it exits
+    before that."""
+    backoff = Backoff(base=1.0, cap=30.0, reset_after=60.0)
+    served = False
+    while True:
+        # argparse keeps the last of a repeated flag: these override the parent's
+        command = [sys.executable, "-m", "kpy.apiserver.main", *argv]
+        command += ["--workers", "1", "--port", str(port)]
+        env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
+        began = time.monotonic()
+        process = await anyio.open_process(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=None, env=env
+        )
+        try:
+            assert process.stdout is not None
+            lines = BufferedByteReceiveStream(process.stdout)
+            while True:
+                try:
+                    line = (await lines.receive_until(b"\n", 65536)).decode(errors="replace")
+                except (anyio.IncompleteRead, anyio.EndOfStream):
+                    break
+                match = _SERVING.search(line)
+                if match is None:
+                    print(line, flush=True)
+                    continue
+                port = int(match.group(2))
+                address = f"{match.group(1)}:{port}"
+                if served:
+                    print(
+                        f"kpy-apiserver worker {number} (pid {process.pid}) serving on {address}",
+                        flush=True,
+                    )
+                else:
+                    log.info(
+                        "API server worker serving",
+                        extra={"worker": number, "pid": process.pid, "address": address},
+                    )
+                    served = True
+                    task_status.started((address, process.pid))
+            code = await process.wait()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _stop(process)
+        if not served:
+            raise WorkerFailed(f"worker {number} exited with code {code} before it served")
+        delay = backoff.next(ran_for=time.monotonic() - began)
+        log.warning(
+            "API server worker exited; starting it again",
+            extra={"worker": number, "pid": process.pid, "code": code, "in_seconds": delay},
+        )
+        await anyio.sleep(delay)
+
+
+async def _stop(process: anyio.abc.Process) -> None:
+    """SIGTERM to the worker's pid, SIGKILL after the grace; reaps it."""
+    if process.returncode is None:
+        process.terminate()
+        with anyio.move_on_after(_STOP_GRACE):
+            await process.wait()
+    if process.returncode is None:
+        process.kill()
+        await process.wait()
+    await process.aclose()
 
 
 def _leaves(group: BaseExceptionGroup[OSError]) -> list[OSError]:

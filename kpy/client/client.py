@@ -7,10 +7,17 @@ returns a `Deployment`.
 
 Failures raise the `kpy.api.errors` hierarchy (`NotFound`, `Conflict`,
 `Invalid` with its field causes, `Expired`, ...), the same classes the
-server raised. When a server cannot be reached the client moves on to the
-next address of its configuration and retries with jittered exponential
-back-off (0.1 s doubling to 5 s) for up to `retry_timeout` seconds; a
-server's verdict is never retried. Retries never write twice: a failed
+server raised.
+
+Several servers (say the workers of `kpy-apiserver --workers N`) share the
+calls: when every configured server is an IP address, one gRPC channel per
+Client balances them per call (gRPC's `round_robin` policy, over
+connections of this Client's own, not gRPC's process-wide subchannel pool),
+and a server that cannot be reached is skipped until it is back. Servers
+given by name are used one at a time, in order. Either way, when no server
+can be reached the call is retried with jittered exponential back-off
+(0.1 s doubling to 5 s) for up to `retry_timeout` seconds; a server's
+verdict is never retried. Retries never write twice: a failed
 call is one of three things:
 - *answered*: the server sent its verdict (NotFound, Conflict, Invalid...);
   raised as is.
@@ -61,6 +68,7 @@ once. Only Expired (the version is compacted: relist) ends it with an error.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import secrets
@@ -85,7 +93,7 @@ from kpy.rpc.apiserver import v1 as api
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import AsyncIterator, Callable
+    from collections.abc import AsyncIterator, Callable, Sequence
     from types import TracebackType
 
 # Metadata naming the node a node agent speaks for (the API server's name for it).
@@ -117,7 +125,39 @@ _CHANNEL_OPTIONS = [
     # `retry_timeout`, so a client could give up on a server that is back.
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 5_000),
+    # The connections are this Client's own: with gRPC's process-wide pool,
+    # every Client of a process would share one connection per server.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
+# One call to each ready server in turn; a server that is down is skipped.
+_ROUND_ROBIN: Final = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
+
+def channel_targets(servers: Sequence[str]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """The gRPC channels a Client opens for `servers` (host:port), as
+    (target, options), in failover order. Two or more servers that are all
+    IPv4 (or all IPv6) addresses make one channel balancing every call over
+    them (`round_robin`); otherwise (a name among them, or one server) one
+    channel per server, used one at a time: gRPC cannot balance over
+    several names."""
+    if len(servers) > 1:
+        for family in ("ipv4", "ipv6"):
+            if all(_address_family(server) == family for server in servers):
+                target = f"{family}:{','.join(servers)}"
+                return [(target, [*_CHANNEL_OPTIONS, ("grpc.service_config", _ROUND_ROBIN)])]
+    return [(server, list(_CHANNEL_OPTIONS)) for server in servers]
+
+
+def _address_family(server: str) -> str:
+    """ "ipv4" or "ipv6" when `server`'s host is an IP address, else ""."""
+    host = server.rpartition(":")[0]
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return f"ipv{ipaddress.ip_address(host).version}"
+    except ValueError:
+        return ""
+
 
 _INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 """The annotation on the bookmark that ends a watch's initial ADDED events."""
@@ -183,8 +223,9 @@ class Client:
             self.config = load_config(servers=servers) if servers else load_config()
         self.retry_timeout = retry_timeout
         self._scheme = using
-        self._channels: list[grpc.aio.Channel | None] = [None] * len(self.config.servers)
-        self._stubs: list[api.APIAsyncStub | None] = [None] * len(self.config.servers)
+        self._targets = channel_targets(self.config.servers)
+        self._channels: list[grpc.aio.Channel | None] = [None] * len(self._targets)
+        self._stubs: list[api.APIAsyncStub | None] = [None] * len(self._targets)
         self._current = 0
 
     async def __aenter__(self) -> Self:
@@ -216,9 +257,8 @@ class Client:
         index = self._current
         stub = self._stubs[index]
         if stub is None:
-            channel = grpc.aio.insecure_channel(
-                self.config.servers[index], options=_CHANNEL_OPTIONS
-            )
+            target, options = self._targets[index]
+            channel = grpc.aio.insecure_channel(target, options=options)
             self._channels[index] = channel
             stub = self._stubs[index] = api.APIStub(channel)
         return stub
@@ -229,9 +269,9 @@ class Client:
         together move once instead of back and forth."""
         if failed is not None and failed != self._current:
             return
-        if len(self._channels) > 1:
+        if len(self._channels) > 1:  # a balancing channel skips dead servers by itself
             self._current = (self._current + 1) % len(self._channels)
-            log.info("switching API server", extra={"server": self.config.servers[self._current]})
+            log.info("switching API server", extra={"server": self._targets[self._current][0]})
 
     async def _call(
         self,
@@ -952,7 +992,9 @@ def _delete_options(
 
 _NOT_SENT_DETAILS: Final = (
     # gRPC fails a call this way only when no connection could carry it
+    # (pick_first, then round_robin over several servers)
     "failed to connect to all addresses",
+    "connections to all backends failing",
     "DNS resolution failed",
 )
 _UNKNOWN_CODES: Final = frozenset(

@@ -2,7 +2,7 @@
 
 The file is YAML:
 
-    servers:            # tried in this order; the next one when one fails
+    servers:            # every API server (with --workers N, each worker)
       - 127.0.0.1:6443
       - 127.0.0.1:6444
     namespace: default  # for commands that take one and were given none
@@ -10,6 +10,10 @@ The file is YAML:
     schedulers:         # the schedulers' Explain service, for `kpyctl describe`
       - 127.0.0.1:10251 #   of a pending pod (`kpy up` writes its own)
     cluster-uid: 3f2a9c1e5b7d4a60  # which cluster this is (`kpy up` writes it)
+
+Servers that are all IP addresses share the calls (one per server in
+turn, skipping one that is down); servers given by name are tried in order,
+the next one when one fails (see kpy.client.client).
 
 `KPY_CONFIG` names another file; servers given as flags (or to
 `load_config(servers=...)`) win over both. Without any file the client talks

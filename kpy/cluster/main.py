@@ -84,11 +84,15 @@ def _parser() -> argparse.ArgumentParser:
                 "2 controller managers, 2 schedulers, 3 agents",
             )
             for flag, text in (
-                ("--etcd-members", "etcd members"),
-                ("--apiservers", "API servers (on --port, --port+1, ...)"),
-                ("--replicas", "controller managers and schedulers, one leading"),
+                ("--etcd-members", "etcd members (default 1)"),
+                (
+                    "--apiservers",
+                    "API servers (on --port, --port+1, ...; default one per 4 cores, "
+                    f"at most 4: {default_apiservers()} here)",
+                ),
+                ("--replicas", "controller managers and schedulers, one leading (default 1)"),
             ):
-                c.add_argument(flag, type=int, help=f"{text} (default 1)")
+                c.add_argument(flag, type=int, help=text)
             c.add_argument(
                 "--runtime",
                 default="auto",
@@ -121,8 +125,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def default_apiservers(cores: int | None = None) -> int:
+    """API servers `kpy up` starts without --apiservers: one per 4 cores (the
+    rest run etcd, the controllers, the scheduler and the agents), at most 4.
+    Each API server process uses up to a core, and each also follows every
+    write in etcd (about 0.3 ms of CPU per create each, measured): on 2
+    cores, 2 or 4 of them gave no steady gain over 1 (`python -m bench.floor
+    curve`)."""
+    cores = cores if cores is not None else os.cpu_count() or 1
+    return max(1, min(4, cores // 4))
+
+
 def _topology(args: argparse.Namespace) -> Topology:
-    base = HA if args.ha else Topology()
+    base = HA if args.ha else Topology(apiservers=default_apiservers())
     topology = Topology(
         nodes=base.nodes if args.nodes is None else args.nodes,
         etcd_members=base.etcd_members if args.etcd_members is None else args.etcd_members,
