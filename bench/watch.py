@@ -19,7 +19,17 @@ Measured:
   every watcher but did not arrive by the end of the drain; duplicates =
   events for a pod a watcher had already seen. Both must be 0;
 - the write rate achieved, and the CPU (in cores) that the API server and
-  this process used while writing and draining.
+  this process used while writing and draining;
+- the API server's CPU per delivered event: its CPU while writing and
+  draining, less what the creates cost it (the same writer, at the same
+  target rate for `Sizes.solo_seconds`, run first with no watch open:
+  its CPU per create), divided by the events delivered: the cost of fanning
+  one event out to one watcher (following etcd is priced with the creates:
+  the server follows the lone writer's creates too). Issue 22 measured
+  70-95 us before shared frames, and 6-9 us for a bare grpc.aio server
+  writing one pre-serialised frame per tick. A difference of two noisy
+  figures: with `--quick`'s 20 watchers it is within the noise (it may even
+  come out below 0).
 
 Baseline: the same writes seen by ONE raw etcd watch of the namespace's
 keys (a `raw-watch` worker process, decoding Pods as the SDK does). The
@@ -36,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import time
@@ -64,10 +75,11 @@ class Sizes:
     clients: int = 4
     in_flight: int = 32
     drain: float = 15.0
+    solo_seconds: float = 4.0  # the writer alone, to price a create
 
 
 NORMAL = Sizes(watchers=100, rate=500.0, seconds=10.0)
-QUICK = Sizes(watchers=20, rate=200.0, seconds=3.0, drain=5.0)
+QUICK = Sizes(watchers=20, rate=200.0, seconds=3.0, drain=5.0, solo_seconds=2.0)
 
 
 @dataclass(slots=True)
@@ -88,12 +100,15 @@ async def run(ctx: Context) -> Result:
     writer = raw = None
     try:
         await create_namespace(clients[0], namespace)
+        solo = await _create_cost(ctx, sizes, clients[0])
         ctx.progress.phase(NAME, "starting the writer and raw-watch processes")
         writer = ctx.children.spawn(_writer_args(ctx, sizes, namespace))
         raw = ctx.children.spawn(_raw_args(ctx, sizes, namespace))
         await _expect_ready(writer, "writer")
         await _expect_ready(raw, "raw watcher")
-        return await _measure(ctx, sizes, namespace, clients, writer, raw)
+        result = await _measure(ctx, sizes, namespace, clients, writer, raw)
+        _add_fanout_cost(result, solo)
+        return result
     finally:
         for process in (writer, raw):
             if process is not None:
@@ -136,13 +151,16 @@ async def _measure(
                 async with asyncio.timeout(sizes.drain):
                     await fanout.complete.wait()
             used = cpu.read()
+            server_seconds = cpu.seconds("apiserver")
             _send(raw, "stop")
             baseline = await _read_json(raw, "raw watcher", 30.0)
         finally:
             for task in tasks:
                 task.cancel()
     ctx.progress.done()
-    return _report(sizes, fanout.watchers, expected, written, baseline, used)
+    result = _report(sizes, fanout.watchers, expected, written, baseline, used)
+    result.details["apiserver_cpu_seconds"] = server_seconds
+    return result
 
 
 class _Fanout:
@@ -190,6 +208,35 @@ async def _watch(client: Client, namespace: str, w: _Watcher, fanout: _Fanout) -
                 fanout.saw(w)
         finally:
             w.reconnects = events.reconnects  # resumed streams, e.g. after "fell behind"
+
+
+async def _create_cost(ctx: Context, sizes: Sizes, client: Client) -> float:
+    """The API server's CPU seconds per create with no watch open: the
+    writer alone, at the target rate for `sizes.solo_seconds`, in a
+    namespace of its own."""
+    namespace = ctx.namespace(NAME + "-solo")
+    await create_namespace(client, namespace)
+    ctx.progress.phase(NAME, f"pricing a create: the writer alone for {sizes.solo_seconds:g}s")
+    solo = dataclasses.replace(sizes, seconds=sizes.solo_seconds)
+    writer = ctx.children.spawn(_writer_args(ctx, solo, namespace))
+    try:
+        await _expect_ready(writer, "solo writer")
+        before = _cpu_seconds(ctx.api_pid)
+        _send(writer, "go")
+        written = await _read_json(writer, "solo writer", solo.seconds + 60.0)
+        used = _cpu_seconds(ctx.api_pid) - before
+    finally:
+        ctx.children.stop(writer)
+    return used / max(1, len(written["written"]))
+
+
+def _add_fanout_cost(result: Result, create_cpu: float) -> None:
+    """The API server's CPU per delivered event, creates' CPU subtracted."""
+    details = result.details
+    server = details["apiserver_cpu_seconds"] - details["writes"] * create_cpu
+    per_event = server / max(1, details["events_received"])
+    result.rows.append(Row(NAME, "API server CPU per delivered event", "us", per_event * 1e6))
+    details["create_cpu_us"] = round(create_cpu * 1e6, 1)
 
 
 def _report(
@@ -260,6 +307,10 @@ class _CpuMeter:
         self._start = time.monotonic()
         self._self = time.process_time()
         self._children = {name: _cpu_seconds(pid) for name, pid in self._pids.items()}
+
+    def seconds(self, name: str) -> float:
+        """CPU seconds process `name` used since creation."""
+        return _cpu_seconds(self._pids[name]) - self._children[name]
 
     def read(self) -> dict[str, float]:
         wall = time.monotonic() - self._start

@@ -12,7 +12,10 @@ object inside one, that does not parse is BadRequest like any other bad input
 
 Watches end normally after their timeout (5 to 10 minutes unless the client
 asks for less) so that no stream lives forever; clients resume from the last
-resource version they received.
+resource version they received. A watch writes the watch cache's frames as
+they are: each WatchResponse is serialised once for every watcher with the
+same selection, and `serve_on` registers Watch with a pass-through response
+serializer so that gRPC sends those bytes without serialising again.
 """
 
 from __future__ import annotations
@@ -42,7 +45,6 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo, Scheme
     from kpy.api.selection import Predicate
     from kpy.apiserver.registry import Registry
-    from kpy.apiserver.watch_cache import CacheEvent, CacheWatcher
 
 log = logging.getLogger("kpy.apiserver")
 
@@ -65,9 +67,7 @@ class APIService(api.APIServicer):
         connector: NodeConnector,
         *,
         watch_timeout: tuple[float, float] = (300.0, 600.0),
-        watch_linger: float = 0.005,
     ) -> None:
-        self._watch_linger = watch_linger
         self._registries = registries
         self._scheme = scheme
         self._connector = connector
@@ -180,9 +180,10 @@ class APIService(api.APIServicer):
         except Exception as e:
             await self._fail(context, e)
 
-    async def Watch(
+    async def Watch(  # type: ignore[override]  # yields WatchResponses serialised already
         self, request: api.WatchRequest, context: Context
-    ) -> AsyncIterator[api.WatchResponse]:
+    ) -> AsyncIterator[bytes]:
+        """Yields serialised WatchResponses (see `serve_on`)."""
         try:
             registry, namespace, predicate = self._selection(request)
             watcher = await registry.watch(
@@ -200,23 +201,15 @@ class APIService(api.APIServicer):
         try:
             while True:
                 try:
-                    batch = await anext(watcher)
-                    if self._watch_linger and len(batch) < _BATCH:
-                        batch += await _more(watcher, self._watch_linger)
+                    # Everything queued since the last write goes in one
+                    # message: a stream that waits on its client catches up
+                    # in few writes.
+                    response = await watcher.next_response()
                 except StopAsyncIteration:
                     return
                 except Exception as e:
                     await self._fail(context, e)
-                yield api.WatchResponse(
-                    events=[
-                        api.WatchEvent(
-                            type=event.type,
-                            object=event.encoded(),
-                            resource_version=str(event.resource_version),
-                        )
-                        for event in batch
-                    ]
-                )
+                yield response
         finally:
             expiry.cancel()
             watcher.close()
@@ -440,23 +433,6 @@ def _meta_name(obj: Any) -> str:
     return str(obj.metadata.name)
 
 
-_BATCH = 256  # events worth waiting for; a batch this big goes at once
-
-
-async def _more(watcher: CacheWatcher, linger: float) -> list[CacheEvent]:
-    """Events that arrive within `linger` seconds of a small batch, so that a
-    busy watch sends one message per few events instead of one per event
-    (each message costs far more than each event in it)."""
-    await asyncio.sleep(linger)
-    more: list[CacheEvent] = []
-    while watcher.ready() and len(more) < _BATCH:
-        try:
-            more += await anext(watcher)
-        except (StopAsyncIteration, errors.StatusError):
-            break  # the next read reports the end
-    return more
-
-
 def _describe(registry: Registry) -> api.APIResource:
     info: ResourceInfo = registry.info
     return api.APIResource(
@@ -474,16 +450,25 @@ def _describe(registry: Registry) -> api.APIResource:
 
 
 def serve_on(server: grpc.aio.Server, service: APIService) -> None:
-    """Registers `service` on `server`, every method guarded by `_guard`."""
+    """Registers `service` on `server`, every method guarded by `_guard`;
+    Watch sends the bytes its handler yields as they are (`_preserialised`)."""
     recorder = _Recorder()
     api.add_APIServicer_to_server(service, recorder)  # type: ignore[arg-type]
     if not recorder.handlers:
         raise RuntimeError("the generated gRPC code registered no method handlers")
-    guarded = {method: _guard(method, handler) for method, handler in recorder.handlers.items()}
+    handlers = dict(recorder.handlers)
+    handlers["Watch"] = handlers["Watch"]._replace(response_serializer=_preserialised)
+    guarded = {method: _guard(method, handler) for method, handler in handlers.items()}
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(recorder.service, guarded),)
     )
     server.add_registered_method_handlers(recorder.service, guarded)
+
+
+def _preserialised(response: bytes) -> bytes:
+    """The response serializer of Watch, whose handler yields WatchResponses
+    serialised already (by the watch cache, once per group of watchers)."""
+    return response
 
 
 # -- requests that do not parse -------------------------------------------------------

@@ -11,8 +11,10 @@ Contract:
   and `list` read the in-memory objects synchronously, and a `list` is a
   consistent snapshot at the version it returns.
 - Objects and events handed out are shared by every caller and every
-  watcher: never mutate them. `CacheEvent.encoded()` serialises an event's
-  object once, for all watchers.
+  watcher: never mutate them. The cache keeps each object as etcd stored it
+  and decodes it only when a filter or a reader needs it (`CacheEvent.object`,
+  `get`, `list`); `CacheEvent.encoded()` is the object's encoding, made once
+  and without decoding where the kind allows it (`kpy.storage.codec.versioned`).
 - `watch(resource_version=R)` with R > 0 delivers every change with a
   version above R exactly once, in order, then live changes. R is servable
   while all events after it are still in the window (R >= the oldest
@@ -33,14 +35,23 @@ Contract:
 - With `bookmarks`, every `bookmark_interval` seconds a watcher whose last
   queued version is below the cache's gets a BOOKMARK at the cache's version,
   queued behind every event before it.
-- Fan-out never waits on a watcher: each holds at most `watcher_queue_size`
-  undelivered events, and one that falls further behind is closed at once;
-  its iterator raises TooManyRequests naming the version to resume from (the
-  last one it handed out). Others are unaffected.
+- Fan-out works in ticks: changes from etcd are applied to the objects at
+  once, and handed to watchers together `dispatch_interval` seconds (10 ms)
+  after the first of them: a message costs a stream far more than an event
+  in it, so a watcher gets one message per tick, not one per write.
+  Watchers with the same namespace and selectors form a group, and each
+  tick's events are filtered and serialised once per group, as one `Frame`
+  shared by its watchers (`CacheWatcher.next_response()` gives the bytes to
+  write). One timer per cache, none per watcher.
+- Fan-out never waits on a watcher: one that holds `watcher_queue_size` or
+  more undelivered events when a tick comes is closed at once; its iterator
+  raises TooManyRequests naming the version to resume from (the last one it
+  handed out). Others are unaffected.
 - A watcher's iterator raises Unavailable when the cache re-lists (etcd
   compacted the history it needed while the watch was down) and when `run`
   ends; the client watches again. A `CacheWatcher` yields batches: all that
-  is queued when it is read (at most `watcher_queue_size` events).
+  is queued when it is read (initial events: at most `watcher_queue_size`
+  at a time).
 - Start-up lists the resource `history_revisions` revisions back and replays
   etcd's history from there, so a client can resume a watch from before an
   API server restart. etcd being unreachable re-opens the watch from the
@@ -52,17 +63,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal, Self, TypeVar
 
 import anyio
 import anyio.abc
 from google.protobuf.message import Message
 
-from kpy.api.errors import BadRequest, Expired, Timeout, TooManyRequests, Unavailable
+from kpy.api.errors import (
+    BadRequest,
+    Expired,
+    StatusError,
+    Timeout,
+    TooManyRequests,
+    Unavailable,
+)
+from kpy.api.selection import Predicate
 from kpy.backoff import Backoff
-from kpy.storage.codec import copy, meta
+from kpy.rpc.apiserver import v1 as api
+from kpy.storage.codec import copy, decode, meta, versioned
 
 if TYPE_CHECKING:
     import builtins
@@ -72,7 +92,7 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo
     from kpy.storage import Store, WatchEvent
 
-__all__ = ["CacheEvent", "CacheStatistics", "CacheWatcher", "Filter", "WatchCache"]
+__all__ = ["CacheEvent", "CacheStatistics", "CacheWatcher", "Filter", "Frame", "WatchCache"]
 
 log = logging.getLogger(__name__)
 
@@ -92,37 +112,119 @@ _BACKOFF_INITIAL = 0.1
 _BACKOFF_MAX = 5.0
 
 
-@dataclass(frozen=True, slots=True, eq=False)
+class _Stored:
+    """One state of one object: the bytes etcd stored (or, for objects that
+    came decoded, the object), decoded and encoded each at most once."""
+
+    __slots__ = ("_encoded", "_info", "_object", "key", "resource_version", "value")
+
+    def __init__(
+        self,
+        info: ResourceInfo,
+        resource_version: int,
+        *,
+        key: bytes = b"",
+        value: bytes | None = None,
+        obj: Message | None = None,
+    ) -> None:
+        self._info = info
+        self.resource_version = resource_version
+        self.key = key
+        self.value = value
+        self._object = obj
+        self._encoded: bytes | None = None
+
+    @classmethod
+    def of(cls, info: ResourceInfo, change: WatchEvent) -> _Stored:
+        """The state a change from etcd left, kept encoded."""
+        if change.value is not None:
+            return cls(info, change.resource_version, key=change.key, value=change.value)
+        return cls(info, change.resource_version, obj=change.object)
+
+    @property
+    def object(self) -> Message:
+        """The object, with its resource_version; StatusError if the stored
+        bytes do not parse."""
+        obj = self._object
+        if obj is None:
+            assert self.value is not None  # one of the two is always set
+            obj = decode(self._info, self.key, self.value, self.resource_version)
+            self._object = obj
+        return obj
+
+    def encoded(self) -> bytes:
+        """The object's encoding with its resource_version, made once."""
+        data = self._encoded
+        if data is None:
+            if self.value is not None:
+                data = versioned(self._info, self.key, self.value, self.resource_version)
+            else:
+                data = self.object.SerializeToString()
+            self._encoded = data
+        return data
+
+    def at(self, resource_version: int) -> _Stored:
+        """The same object stamped with another version."""
+        if self.value is not None:
+            return _Stored(self._info, resource_version, key=self.key, value=self.value)
+        obj = copy(self.object)
+        meta(obj).resource_version = str(resource_version)
+        return _Stored(self._info, resource_version, obj=obj)
+
+
 class CacheEvent:
     """One change as the cache hands it out. `object` is the new state (for
     DELETED the last state, for BOOKMARK an empty object carrying only its
     resource_version); `prev_object` the state before (None for ADDED and
     BOOKMARK); `namespace` the object's namespace ("" if cluster-scoped).
-    Shared by every watcher: never mutate it or its objects."""
+    Objects are decoded on first access. Shared by every watcher: never
+    mutate it or its objects."""
 
-    type: EventType
-    object: Message
-    prev_object: Message | None
-    resource_version: int
-    namespace: str = ""
-    _encoded: bytes | None = field(default=None, init=False, repr=False)
-    _as_added: CacheEvent | None = field(default=None, init=False, repr=False)
-    _as_deleted: CacheEvent | None = field(default=None, init=False, repr=False)
+    __slots__ = (
+        "_as_added",
+        "_as_deleted",
+        "_prev",
+        "_state",
+        "namespace",
+        "resource_version",
+        "type",
+    )
+
+    def __init__(
+        self,
+        type: EventType,
+        state: _Stored,
+        prev: _Stored | None,
+        resource_version: int,
+        namespace: str = "",
+    ) -> None:
+        self.type: EventType = type
+        self.resource_version = resource_version
+        self.namespace = namespace
+        self._state = state
+        self._prev = prev
+        self._as_added: CacheEvent | None = None
+        self._as_deleted: CacheEvent | None = None
+
+    @property
+    def object(self) -> Message:
+        return self._state.object
+
+    @property
+    def prev_object(self) -> Message | None:
+        return None if self._prev is None else self._prev.object
 
     def encoded(self) -> bytes:
-        """`object` in binary protobuf, serialised on the first call only."""
-        data = self._encoded
-        if data is None:
-            data = self.object.SerializeToString()
-            object.__setattr__(self, "_encoded", data)
-        return data
+        """`object` in binary protobuf (JSON for custom kinds), made on the
+        first call only."""
+        return self._state.encoded()
 
     def as_added(self) -> CacheEvent:
         """This change as seen by a watcher whose filter only now matches."""
         event = self._as_added
         if event is None:
-            event = CacheEvent("ADDED", self.object, None, self.resource_version, self.namespace)
-            object.__setattr__(self, "_as_added", event)
+            event = CacheEvent("ADDED", self._state, None, self.resource_version, self.namespace)
+            self._as_added = event
         return event
 
     def as_deleted(self) -> CacheEvent:
@@ -130,15 +232,41 @@ class CacheEvent:
         the old state, stamped with this event's version (as Kubernetes does)."""
         event = self._as_deleted
         if event is None:
-            if self.prev_object is None:
+            if self._prev is None:
                 raise ValueError(f"a {self.type} event has no previous state to delete")
-            gone = copy(self.prev_object)
-            meta(gone).resource_version = str(self.resource_version)
-            event = CacheEvent(
-                "DELETED", gone, self.prev_object, self.resource_version, self.namespace
-            )
-            object.__setattr__(self, "_as_deleted", event)
+            gone = self._prev.at(self.resource_version)
+            event = CacheEvent("DELETED", gone, self._prev, self.resource_version, self.namespace)
+            self._as_deleted = event
         return event
+
+    def __repr__(self) -> str:
+        return f"CacheEvent({self.type}, {self.namespace!r}, {self.resource_version})"
+
+
+class Frame:
+    """Events in the order a group of watchers sees them, serialised once for
+    all of them as one `WatchResponse`. Shared: never mutate it."""
+
+    __slots__ = ("_data", "events")
+
+    def __init__(self, events: tuple[CacheEvent, ...]) -> None:
+        self.events = events
+        self._data: bytes | None = None
+
+    def data(self) -> bytes:
+        """The WatchResponse holding the events, serialised on the first call."""
+        data = self._data
+        if data is None:
+            data = api.WatchResponse(
+                events=[
+                    api.WatchEvent(
+                        type=e.type, object=e.encoded(), resource_version=str(e.resource_version)
+                    )
+                    for e in self.events
+                ]
+            ).SerializeToString()
+            self._data = data
+        return data
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,18 +284,18 @@ class CacheStatistics:
 
 class CacheWatcher:
     """One client watch served by a `WatchCache`. Iterate it for batches of
-    events (`async for batch in watcher:`), by one task; reading is
-    cancel-safe (a cancelled read loses nothing). `close()` (or leaving
-    `async with`) ends it: the iterator then stops. When the server ends it,
-    the iterator raises TooManyRequests (the client fell behind) or
-    Unavailable (the cache re-listed or shut down) instead."""
+    events (`async for batch in watcher:`), or read `next_response()` for the
+    same batches as WatchResponse bytes, by one task; reading is cancel-safe
+    (a cancelled read loses nothing). `close()` (or leaving `async with`)
+    ends it: reads then stop. When the server ends it, reads raise
+    TooManyRequests (the client fell behind) or Unavailable (the cache
+    re-listed or shut down) instead."""
 
     def __init__(
         self,
         *,
         group_resource: str,
-        namespace: str | None,
-        matches: Filter | None,
+        group: _Group,
         bookmarks: bool,
         queue_size: int,
         initial: deque[CacheEvent],
@@ -176,12 +304,12 @@ class CacheWatcher:
         live_from: int,
         forget: Callable[[CacheWatcher], None],
     ) -> None:
-        self.namespace = namespace
         self.bookmarks = bookmarks
         self._group_resource = group_resource
-        self._matches = matches
+        self._group = group
         self._size = queue_size
-        self._queue: deque[CacheEvent] = deque()
+        self._queue: deque[Frame] = deque()  # live frames, shared with the group
+        self._queued_events = 0  # events in _queue
         self._initial = initial  # replayed or synthetic events, outside the bound
         self._initial_resumable = initial_resumable
         self._live_from = live_from
@@ -193,30 +321,45 @@ class CacheWatcher:
         self._error: Exception | None = None
         self._forget = forget
 
+    @property
+    def namespace(self) -> str | None:
+        return self._group.namespace
+
     # -- reading ------------------------------------------------------------
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> list[CacheEvent]:
+        frames = await self._next_frames()
+        return [event for frame in frames for event in frame.events]
+
+    async def next_response(self) -> bytes:
+        """The next batch as one serialised `WatchResponse`: the frames
+        queued since the last read, each serialised once for its whole
+        group and joined (concatenated WatchResponses parse as one whose
+        events are theirs in order). StopAsyncIteration once closed."""
+        frames = await self._next_frames()
+        if len(frames) == 1:
+            return frames[0].data()
+        return b"".join(frame.data() for frame in frames)
+
+    async def _next_frames(self) -> list[Frame]:
         while True:
             if self._error is not None:
                 raise self._error.with_traceback(None)
             if self._closed:
                 raise StopAsyncIteration
             if self._initial:
-                return self._take_initial()
+                return [Frame(tuple(self._take_initial()))]
             if self._queue:
-                batch = list(self._queue)
+                frames = list(self._queue)
                 self._queue.clear()
-                self._handed = batch[-1].resource_version
-                return batch
+                self._queued_events = 0
+                self._handed = frames[-1].events[-1].resource_version
+                return frames
             self._wakeup.clear()
             await self._wakeup.wait()
-
-    def ready(self) -> bool:
-        """Whether a read would return at once (events queued, or the end)."""
-        return bool(self._queue or self._initial or self._closed or self._error is not None)
 
     def _take_initial(self) -> list[CacheEvent]:
         initial = self._initial
@@ -249,41 +392,27 @@ class CacheWatcher:
 
     # -- used by the cache ----------------------------------------------------
 
-    def _offer(self, event: CacheEvent) -> bool:
-        """Queues what the event means to this watcher, without waiting;
-        False when the queue is full (the cache then ends this watcher)."""
-        matches = self._matches
-        if matches is not None:
-            kind = event.type
-            if kind == "MODIFIED":
-                new = matches(event.object)
-                old = matches(event.prev_object)  # type: ignore[arg-type]  # MODIFIED has one
-                if new and not old:
-                    event = event.as_added()
-                elif old and not new:
-                    event = event.as_deleted()
-                elif not new:
-                    return True
-            elif not matches(event.object):
-                return True
-        queue = self._queue
-        if len(queue) >= self._size:
+    def _push(self, frame: Frame) -> bool:
+        """Queues a tick's frame, without waiting; False when the watcher
+        already holds `queue_size` undelivered events (the cache then ends
+        it). A watcher that keeps up takes any frame, however large."""
+        if self._queued_events >= self._size:
             return False
-        queue.append(event)
-        self._queued = event.resource_version
+        self._queue.append(frame)
+        self._queued_events += len(frame.events)
+        self._queued = frame.events[-1].resource_version
         self._wakeup.set()
         return True
 
-    def _offer_bookmark(self, bookmark: CacheEvent) -> None:
+    def _offer_bookmark(self, bookmark: Frame) -> None:
         """Queues a bookmark if this watcher wants one and has room; a full
         queue only skips it (the events queued already carry progress)."""
-        if self._queued < bookmark.resource_version and len(self._queue) < self._size:
-            self._queue.append(bookmark)
-            self._queued = bookmark.resource_version
-            self._wakeup.set()
+        version = bookmark.events[-1].resource_version
+        if self._queued < version and self._queued_events < self._size:
+            self._push(bookmark)
 
-    def _fell_behind(self) -> TooManyRequests:
-        behind = len(self._queue) + len(self._initial) + 1
+    def _fell_behind(self, dropped: int) -> TooManyRequests:
+        behind = self._queued_events + len(self._initial) + dropped
         if self._handed:
             then = f"watch again from resource version {self._handed}"
         else:
@@ -295,7 +424,7 @@ class CacheWatcher:
         )
 
     def _end(self, error: Exception) -> None:
-        """Ends the watch from the server's side: the iterator raises `error`."""
+        """Ends the watch from the server's side: reads raise `error`."""
         if self._closed:
             return
         self._closed = True
@@ -311,8 +440,47 @@ class CacheWatcher:
 
     def _drop(self) -> None:
         self._queue.clear()
+        self._queued_events = 0
         self._initial.clear()
         self._wakeup.set()
+
+
+class _Group:
+    """The watchers of one namespace (None: all) with equal selectors: each
+    tick's events are filtered and serialised once for all of them."""
+
+    __slots__ = ("key", "matches", "namespace", "watchers")
+
+    def __init__(self, key: Hashable, namespace: str | None, matches: Filter | None) -> None:
+        self.key = key
+        self.namespace = namespace
+        self.matches = matches
+        self.watchers: set[CacheWatcher] = set()
+
+    def frame(self, events: list[CacheEvent], log_extra: dict[str, str]) -> Frame | None:
+        """What `events` (all of this group's namespace) mean to its
+        watchers, as one frame; None when nothing concerns them."""
+        matches = self.matches
+        if matches is None:
+            return Frame(tuple(events))
+        seen: list[CacheEvent] = []
+        for event in events:
+            try:
+                one = _as_seen_by(event, None, matches)
+            except StatusError as e:  # a stored object that does not parse
+                log.error("cannot filter a watch event, left out: %s", e, extra=log_extra)
+                continue
+            if one is not None:
+                seen.append(one)
+        return Frame(tuple(seen)) if seen else None
+
+
+def _group_key(namespace: str | None, matches: Filter | None) -> Hashable:
+    """Watches with equal keys see the same events. Selectors parsed from the
+    same text are equal; any other filter is a group of its own."""
+    if isinstance(matches, Predicate):
+        return (namespace, matches.label, matches.field)
+    return (namespace, matches)
 
 
 class WatchCache:
@@ -331,16 +499,18 @@ class WatchCache:
         bookmark_interval: float = 5.0,
         watcher_queue_size: int = 1_000,
         catch_up_timeout: float = 3.0,
+        dispatch_interval: float = 0.01,
     ) -> None:
         if capacity < 1 or watcher_queue_size < 1 or history_revisions < 0:
             raise ValueError(
                 "capacity and watcher_queue_size must be positive and history_revisions "
                 f"not negative, got {capacity}, {watcher_queue_size}, {history_revisions}"
             )
-        if bookmark_interval <= 0 or catch_up_timeout < 0:
+        if bookmark_interval <= 0 or catch_up_timeout < 0 or dispatch_interval < 0:
             raise ValueError(
-                f"bookmark_interval must be positive and catch_up_timeout not negative, "
-                f"got {bookmark_interval}, {catch_up_timeout}"
+                "bookmark_interval must be positive, and catch_up_timeout and "
+                f"dispatch_interval not negative, got {bookmark_interval}, "
+                f"{catch_up_timeout}, {dispatch_interval}"
             )
         self._store = store
         self._info = info
@@ -350,6 +520,7 @@ class WatchCache:
         self._bookmark_interval = bookmark_interval
         self._queue_size = watcher_queue_size
         self._catch_up_timeout = catch_up_timeout
+        self._dispatch_interval = dispatch_interval
         # namespace -> name -> the object's latest state as an ADDED event
         self._objects: dict[str, dict[str, CacheEvent]] = {}
         self._count = 0
@@ -360,8 +531,12 @@ class WatchCache:
         self._advanced: asyncio.Event | None = None  # set (and dropped) when _rv moves
         self._started = False
         self._stopped: str | None = None  # why the cache no longer serves watches
-        self._all_namespaces: set[CacheWatcher] = set()
-        self._by_namespace: dict[str, set[CacheWatcher]] = {}
+        # watcher groups: of every namespace, and by namespace
+        self._all_namespaces: dict[Hashable, _Group] = {}
+        self._by_namespace: dict[str, dict[Hashable, _Group]] = {}
+        self._watcher_count = 0
+        self._undispatched: list[CacheEvent] = []  # applied, not yet handed to watchers
+        self._dispatch_at: asyncio.TimerHandle | None = None
         self._closed_slow = 0
         self._log = {"component": "watch-cache", "resource": self._gr}
 
@@ -374,7 +549,8 @@ class WatchCache:
 
     def get(self, namespace: str, name: str) -> Message | None:
         """The object's current state ("" as namespace if cluster-scoped),
-        or None. Shared: never mutate it."""
+        or None. Shared: never mutate it. Decoded on its first read (as are
+        `list`'s): StatusError naming its key if the stored bytes do not parse."""
         names = self._objects.get(namespace)
         entry = names.get(name) if names is not None else None
         return entry.object if entry is not None else None
@@ -401,7 +577,7 @@ class WatchCache:
             events=len(self._window),
             oldest_resource_version=self._oldest,
             resource_version=self._rv,
-            watchers=len(self._all_namespaces) + sum(map(len, self._by_namespace.values())),
+            watchers=self._watcher_count,
             watchers_closed_slow=self._closed_slow,
         )
 
@@ -449,6 +625,9 @@ class WatchCache:
         namespace = namespace or None
         await self.wait_until_fresh(resource_version)
         # From here to the registration nothing awaits: no event slips between.
+        # Events applied but not handed out yet go to the watchers there are
+        # now, so that every later tick holds only events after `rv`.
+        self._dispatch()
         rv = self._rv
         if initial_events:
             initial = deque(self._snapshot(namespace, matches))
@@ -466,10 +645,18 @@ class WatchCache:
             start = resource_version
         else:
             initial, start = deque(), rv
+        key = _group_key(namespace, matches)
+        groups = (
+            self._all_namespaces
+            if namespace is None
+            else self._by_namespace.setdefault(namespace, {})
+        )
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(key, namespace, matches)
         watcher = CacheWatcher(
             group_resource=self._gr,
-            namespace=namespace,
-            matches=matches,
+            group=group,
             bookmarks=bookmarks,
             queue_size=self._queue_size,
             initial=initial,
@@ -478,10 +665,8 @@ class WatchCache:
             live_from=rv,
             forget=self._forget,
         )
-        if namespace is None:
-            self._all_namespaces.add(watcher)
-        else:
-            self._by_namespace.setdefault(namespace, set()).add(watcher)
+        group.watchers.add(watcher)
+        self._watcher_count += 1
         return watcher
 
     def _snapshot(self, namespace: str | None, matches: Filter | None) -> Iterator[CacheEvent]:
@@ -504,24 +689,39 @@ class WatchCache:
         return [e for e in seen if e is not None]
 
     def _forget(self, watcher: CacheWatcher) -> None:
-        if watcher.namespace is None:
-            self._all_namespaces.discard(watcher)
+        group = watcher._group
+        if watcher not in group.watchers:
             return
-        watchers = self._by_namespace.get(watcher.namespace)
-        if watchers is not None:
-            watchers.discard(watcher)
-            if not watchers:
-                del self._by_namespace[watcher.namespace]
+        group.watchers.discard(watcher)
+        self._watcher_count -= 1
+        if group.watchers:
+            return
+        if group.namespace is None:
+            self._all_namespaces.pop(group.key, None)
+            return
+        groups = self._by_namespace.get(group.namespace)
+        if groups is not None:
+            groups.pop(group.key, None)
+            if not groups:
+                del self._by_namespace[group.namespace]
+
+    def _groups(self) -> Iterator[_Group]:
+        yield from self._all_namespaces.values()
+        for groups in self._by_namespace.values():
+            yield from groups.values()
 
     def _watchers(self) -> Iterator[CacheWatcher]:
-        yield from self._all_namespaces
-        for watchers in self._by_namespace.values():
-            yield from watchers
+        for group in self._groups():
+            yield from group.watchers
 
     def _end_all(self, reason: str) -> None:
         watchers = list(self._watchers())
+        for group in self._groups():
+            group.watchers.clear()
         self._all_namespaces.clear()
         self._by_namespace.clear()
+        self._watcher_count = 0
+        self._drop_undispatched()
         for w in watchers:
             w._end(w._ended_by(reason))
 
@@ -611,11 +811,12 @@ class WatchCache:
     async def _send_bookmarks(self) -> None:
         while True:
             await anyio.sleep(self._bookmark_interval)
+            self._dispatch()  # a bookmark goes behind every event before it
             rv, bookmark = self._rv, None
             for w in self._watchers():
                 if w.bookmarks and w._queued < rv:
                     if bookmark is None:
-                        bookmark = self._bookmark(rv)
+                        bookmark = Frame((self._bookmark(rv),))
                     w._offer_bookmark(bookmark)
 
     def _stop(self, reason: str) -> None:
@@ -636,10 +837,13 @@ class WatchCache:
     def _replace(self, items: Iterable[Message], rv: int) -> None:
         objects: dict[str, dict[str, CacheEvent]] = {}
         count = 0
+        info = self._info
         for obj in items:
             m = meta(obj)
+            version = int(m.resource_version)
+            state = _Stored(info, version, obj=obj)
             objects.setdefault(m.namespace, {})[m.name] = CacheEvent(
-                "ADDED", obj, None, int(m.resource_version), m.namespace
+                "ADDED", state, None, version, m.namespace
             )
             count += 1
         self._objects, self._count = objects, count
@@ -653,27 +857,26 @@ class WatchCache:
                 self._rv = rv
                 self._notify_advanced()
             return
-        obj = change.object
-        m = meta(obj)
-        namespace, name = m.namespace, m.name
+        namespace, name = self._names(change)
+        state = _Stored.of(self._info, change)
         names = self._objects.get(namespace)
         entry = names.get(name) if names is not None else None
-        prev = entry.object if entry is not None else None
+        prev = entry._state if entry is not None else None
         if change.type == "DELETED":
-            event = CacheEvent("DELETED", obj, prev, rv, namespace)
+            event = CacheEvent("DELETED", state, prev, rv, namespace)
             if names is not None and entry is not None:
                 del names[name]
                 self._count -= 1
                 if not names:
                     del self._objects[namespace]
         else:
-            added = CacheEvent("ADDED", obj, None, rv, namespace)
+            added = CacheEvent("ADDED", state, None, rv, namespace)
             if prev is None:
                 event = added
                 self._count += 1
             else:
-                event = CacheEvent("MODIFIED", obj, prev, rv, namespace)
-                object.__setattr__(event, "_as_added", added)
+                event = CacheEvent("MODIFIED", state, prev, rv, namespace)
+                event._as_added = added
             if names is None:
                 names = self._objects[namespace] = {}
             names[name] = added
@@ -682,25 +885,74 @@ class WatchCache:
             self._oldest = window.popleft().resource_version
         window.append(event)
         self._rv = rv
-        self._dispatch(event)
+        if self._watcher_count:
+            self._undispatched.append(event)
+            self._schedule_dispatch()
         self._notify_advanced()
 
-    def _dispatch(self, event: CacheEvent) -> None:
-        slow: builtins.list[CacheWatcher] = []
-        for w in self._all_namespaces:
-            if not w._offer(event):
-                slow.append(w)
-        watchers = self._by_namespace.get(event.namespace)
-        if watchers:
-            for w in watchers:
-                if not w._offer(event):
-                    slow.append(w)
-        for w in slow:
+    def _names(self, change: WatchEvent) -> tuple[str, str]:
+        """The namespace ("" if cluster-scoped) and name of a change's object,
+        read from its etcd key (`.../<namespace>/<name>`): no decoding."""
+        if not change.key:
+            m = meta(change.object)
+            return m.namespace, m.name
+        parts = change.key.decode().rsplit("/", 2)
+        return (parts[-2] if self._info.namespaced else ""), parts[-1]
+
+    # -- fan-out --------------------------------------------------------------------
+
+    def _schedule_dispatch(self) -> None:
+        """Hands the events applied so far to the watchers `dispatch_interval`
+        seconds after the first of them: a burst of writes then reaches
+        each watcher as one message rather than one per write (a message
+        costs far more than an event in it)."""
+        if self._dispatch_at is None:
+            loop = asyncio.get_running_loop()
+            self._dispatch_at = loop.call_later(self._dispatch_interval, self._dispatch)
+
+    def _drop_undispatched(self) -> None:
+        self._undispatched = []
+        if self._dispatch_at is not None:
+            self._dispatch_at.cancel()
+            self._dispatch_at = None
+
+    def _dispatch(self) -> None:
+        """Hands the undispatched events to every watcher: one frame per
+        group, the same object for all its watchers. Never waits; a watcher
+        that has fallen too far behind is ended instead."""
+        events = self._undispatched
+        self._drop_undispatched()
+        if not events:
+            return
+        slow: builtins.list[tuple[CacheWatcher, int]] = []
+        for group in self._all_namespaces.values():
+            self._hand(group, events, slow)
+        if self._by_namespace:
+            by_namespace: dict[str, builtins.list[CacheEvent]] = {}
+            for event in events:
+                by_namespace.setdefault(event.namespace, []).append(event)
+            for namespace, of_namespace in by_namespace.items():
+                for group in self._by_namespace.get(namespace, {}).values():
+                    self._hand(group, of_namespace, slow)
+        for w, dropped in slow:
             self._closed_slow += 1
-            error = w._fell_behind()
+            error = w._fell_behind(dropped)
             self._forget(w)
             w._end(error)
             log.info("closed a slow watcher: %s", error, extra=self._log)
+
+    def _hand(
+        self,
+        group: _Group,
+        events: builtins.list[CacheEvent],
+        slow: builtins.list[tuple[CacheWatcher, int]],
+    ) -> None:
+        frame = group.frame(events, self._log)
+        if frame is None:
+            return
+        for w in group.watchers:
+            if not w._push(frame):
+                slow.append((w, len(frame.events)))
 
     def _entries(self, namespace: str | None) -> Iterator[CacheEvent]:
         if namespace is not None:
@@ -719,7 +971,7 @@ class WatchCache:
         m.resource_version = str(rv)
         if initial_events_end:
             m.annotations[INITIAL_EVENTS_END] = "true"
-        return CacheEvent("BOOKMARK", obj, None, rv)
+        return CacheEvent("BOOKMARK", _Stored(self._info, rv, obj=obj), None, rv)
 
     def _notify_advanced(self) -> None:
         advanced = self._advanced
@@ -732,7 +984,7 @@ def _as_seen_by(
     event: CacheEvent, namespace: str | None, matches: Filter | None
 ) -> CacheEvent | None:
     """What `event` means to a watcher of `namespace` filtering by `matches`
-    (None: nothing). `CacheWatcher._offer` inlines the same rules."""
+    (None: nothing)."""
     if namespace is not None and event.namespace != namespace:
         return None
     if matches is None:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Self
 
 from aetcd import rpc
@@ -44,16 +43,50 @@ if TYPE_CHECKING:
 EventType = Literal["ADDED", "MODIFIED", "DELETED", "BOOKMARK"]
 
 
-@dataclass(frozen=True, slots=True)
 class WatchEvent:
     """One change. `object` carries `resource_version` in its metadata too.
     For DELETED it is the object's last state with resource_version set to
     the revision of the delete; for BOOKMARK it is an empty object of the kind
-    whose only content is the resource_version. Shared: never mutate."""
+    whose only content is the resource_version. Shared: never mutate.
 
-    type: EventType
-    object: Message
-    resource_version: int
+    `object` is decoded on first access (StatusError if the stored bytes do
+    not parse). `value` is the stored bytes it decodes from, as etcd holds
+    them (resource_version cleared), and `key` their key; `value` is None
+    for a BOOKMARK and for a delete whose previous value etcd no longer had.
+    A consumer that only passes objects on can use `value` (see
+    `kpy.storage.codec.versioned`) and never decode."""
+
+    __slots__ = ("_info", "_object", "key", "resource_version", "type", "value")
+
+    def __init__(
+        self,
+        type: EventType,
+        resource_version: int,
+        *,
+        info: ResourceInfo,
+        key: bytes = b"",
+        value: bytes | None = None,
+        obj: Message | None = None,
+    ) -> None:
+        if (value is None) == (obj is None):
+            raise ValueError("a WatchEvent needs either its stored value or its object")
+        self.type: EventType = type
+        self.resource_version = resource_version
+        self.key = key
+        self.value = value
+        self._info = info
+        self._object = obj
+
+    @property
+    def object(self) -> Message:
+        obj = self._object
+        if obj is None:
+            assert self.value is not None  # one of the two is always set
+            obj = self._object = decode(self._info, self.key, self.value, self.resource_version)
+        return obj
+
+    def __repr__(self) -> str:
+        return f"WatchEvent({self.type}, {self.key.decode()!r}, {self.resource_version})"
 
 
 class Watch:
@@ -182,20 +215,20 @@ class Watch:
     def _bookmark(self, revision: int) -> WatchEvent:
         obj = self._info.message()
         meta(obj).resource_version = str(revision)
-        return WatchEvent("BOOKMARK", obj, revision)
+        return WatchEvent("BOOKMARK", revision, info=self._info, obj=obj)
 
     def _convert(self, event: Any) -> WatchEvent:
+        # Values stay encoded here: decoding is left to whoever reads the object.
         kv = event.kv
         revision = kv.mod_revision
         if event.type == rpc.Event.PUT:
             kind: EventType = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
-            return WatchEvent(kind, decode(self._info, kv.key, kv.value, revision), revision)
+            return WatchEvent(kind, revision, info=self._info, key=kv.key, value=kv.value)
         if event.prev_kv.key:
             prev = event.prev_kv
-            return WatchEvent(
-                "DELETED", decode(self._info, prev.key, prev.value, revision), revision
-            )
-        return WatchEvent("DELETED", self._from_key(kv.key, revision), revision)
+            return WatchEvent("DELETED", revision, info=self._info, key=prev.key, value=prev.value)
+        obj = self._from_key(kv.key, revision)
+        return WatchEvent("DELETED", revision, info=self._info, key=kv.key, obj=obj)
 
     def _from_key(self, key: bytes, revision: int) -> Message:
         """An object naming only what the key says, for a delete whose previous

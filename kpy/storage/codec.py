@@ -4,6 +4,8 @@ A value is the object's binary protobuf encoding with
 `metadata.resource_version` cleared, because the version is not part of the
 object but the etcd revision that last wrote it. Decoding sets it again from
 the key's mod_revision. Encoding never mutates the caller's object.
+`versioned` gives the encoding of a decoded value without decoding it, for
+watches that pass stored objects on.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from kpy.api.meta.v1 import ObjectMeta
 
 if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo
+
+_LENGTH_DELIMITED = 2  # the protobuf wire type of strings and messages
 
 MAX_OBJECT_BYTES = 3 * 1024 * 1024 // 2
 """The largest encoded object the store writes (1.5 MiB, etcd's default request limit)."""
@@ -75,3 +79,54 @@ def decode(info: ResourceInfo, key: bytes, value: bytes, revision: int) -> Messa
     if info.on_read is not None:
         info.on_read(obj)
     return obj
+
+
+def versioned(info: ResourceInfo, key: bytes, value: bytes, revision: int) -> bytes:
+    """The binary encoding of `decode(info, key, value, revision)`, made
+    without decoding where the kind allows it: a protobuf parser merges a
+    message field that occurs twice, so `value` followed by a `metadata`
+    holding only `resource_version` parses to the stored object with its
+    version set (the stored value has none). The bytes differ from
+    `SerializeToString` of the decoded object; every parser reads the same
+    message from both. Kinds with an `on_read` hook, or not protobuf (custom
+    kinds are JSON), are decoded and encoded."""
+    tag = _metadata_tag(info.message)
+    if tag is None or info.on_read is not None:
+        return decode(info, key, value, revision).SerializeToString()
+    version = str(revision).encode()
+    inner = _VERSION_TAG + _varint(len(version)) + version
+    return value + tag + _varint(len(inner)) + inner
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _field_tag(number: int) -> bytes:
+    return _varint(number << 3 | _LENGTH_DELIMITED)
+
+
+_VERSION_TAG = _field_tag(ObjectMeta.DESCRIPTOR.fields_by_name["resource_version"].number)
+_METADATA_TAGS: dict[type, bytes | None] = {}
+
+
+def _metadata_tag(message_type: type) -> bytes | None:
+    """The tag of the kind's `metadata` field if it is a protobuf message
+    with an ObjectMeta there (None otherwise: the kind is decoded instead)."""
+    try:
+        return _METADATA_TAGS[message_type]
+    except KeyError:
+        pass
+    tag = None
+    descriptor = getattr(message_type, "DESCRIPTOR", None)
+    if issubclass(message_type, Message) and descriptor is not None:
+        field = descriptor.fields_by_name.get("metadata")
+        if field is not None and field.message_type is ObjectMeta.DESCRIPTOR:
+            tag = _field_tag(field.number)
+    _METADATA_TAGS[message_type] = tag
+    return tag

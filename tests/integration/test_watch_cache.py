@@ -20,7 +20,9 @@ import pytest
 from kpy.api.core.v1 import ConfigMap
 from kpy.api.errors import Expired, StatusError, Timeout, TooManyRequests, Unavailable
 from kpy.api.scheme import scheme
+from kpy.api.selection import parse_predicate
 from kpy.apiserver.watch_cache import INITIAL_EVENTS_END, CacheEvent, CacheWatcher, WatchCache
+from kpy.rpc.apiserver import v1 as api
 from kpy.storage import Store, Watch, WatchEvent
 
 if TYPE_CHECKING:
@@ -342,6 +344,8 @@ async def test_filtered_watchers_see_objects_enter_and_leave_as_added_and_delete
                 app = metadata(event.object).labels["app"]
                 assert app == "web", f"{watcher_case}: {step}: {event.object}"
                 assert rv(event.object) == change.resource_version, f"{watcher_case}: {step}"
+                sent = ConfigMap.FromString(event.encoded())
+                assert sent == event.object, f"{watcher_case}: {step}: what the wire carries"
 
 
 async def test_initial_events_list_the_current_objects_then_continue_live(
@@ -421,6 +425,90 @@ async def test_bookmarks_carry_the_cache_version_and_never_go_back(
             assert mark.object == expected
             assert mark.encoded() == expected.SerializeToString()
         assert [e.type for e in await take(quiet, 2)] == ["ADDED"] * 2
+
+
+def wire(data: bytes) -> list[tuple[str, str, int]]:
+    """The events of a serialised WatchResponse, as `summary` gives them."""
+    events = api.WatchResponse.FromString(data).events
+    return [
+        (e.type, ConfigMap.FromString(e.object).metadata.name, int(e.resource_version))
+        for e in events
+    ]
+
+
+async def test_watchers_with_the_same_selection_share_one_serialised_frame(
+    store: Store, namespace: str
+) -> None:
+    async with running(store) as cache:
+        since = await store.current_revision()
+        await cache.wait_until_fresh(since)
+
+        def watch(label_selector: str = "") -> Any:
+            predicate = parse_predicate("ConfigMap", label_selector)
+            matches = None if predicate.empty else predicate
+            return cache.watch(namespace=namespace, resource_version=since, matches=matches)
+
+        everything = [await watch(), await watch()]
+        web = [await watch("app=web"), await watch("app=web")]  # parsed apart, equal
+        db = await watch("app=db")
+        assert cache.statistics().watchers == 5
+        a = await store.create(CONFIGMAPS, configmap(namespace, "a", labels={"app": "web"}))
+        b = await store.create(CONFIGMAPS, configmap(namespace, "b", labels={"app": "db"}))
+
+        async def read_two(watcher: CacheWatcher) -> list[bytes]:
+            got: list[bytes] = []
+            with anyio.fail_after(10):
+                while sum(len(wire(d)) for d in got) < 2:
+                    got.append(await watcher.next_response())
+            return got
+
+        cases: list[tuple[str, list[CacheWatcher], int, list[tuple[str, str, int]]]] = [
+            ("no selector", everything, 2, [("ADDED", "a", rv(a)), ("ADDED", "b", rv(b))]),
+            ("app=web", web, 1, [("ADDED", "a", rv(a))]),
+        ]
+        for case, watchers, count, want in cases:
+            first = (
+                await read_two(watchers[0]) if count == 2 else [await watchers[0].next_response()]
+            )
+            second = (
+                await read_two(watchers[1]) if count == 2 else [await watchers[1].next_response()]
+            )
+            assert [e for d in first for e in wire(d)] == want, case
+            assert len(first) == len(second), case
+            for mine, theirs in zip(first, second, strict=True):
+                assert mine is theirs, f"{case}: serialised once for the group"
+        assert wire(await db.next_response()) == [("ADDED", "b", rv(b))]
+
+
+async def test_writes_within_a_tick_reach_a_watcher_as_one_batch(
+    store: Store, namespace: str
+) -> None:
+    # A long tick, so that the concurrent writes certainly fall within one.
+    async with running(store, dispatch_interval=3.0) as cache:
+        since = await store.current_revision()
+        await cache.wait_until_fresh(since)
+        watcher = await cache.watch(namespace=namespace, resource_version=since)
+        names = [f"cm-{i}" for i in range(5)]
+        await asyncio.gather(*(store.create(CONFIGMAPS, configmap(namespace, n)) for n in names))
+
+        with anyio.fail_after(10):
+            batch = await anext(watcher)
+        assert sorted(name_of(e) for e in batch) == names
+
+
+async def test_store_watch_events_keep_the_stored_bytes(
+    store: Store, etcd_client: aetcd.Client, namespace: str
+) -> None:
+    since = await store.current_revision()
+    created = await store.create(CONFIGMAPS, configmap(namespace, "a", labels={"x": "1"}))
+    async with store.watch(CONFIGMAPS, namespace, resource_version=since) as w:
+        with anyio.fail_after(10):
+            event = await anext(w)
+    stored = await etcd_client.get(event.key)
+    assert stored is not None
+    assert event.value == stored.value
+    assert event.key.decode().endswith(f"/configmaps/{namespace}/a")
+    assert event.object == created
 
 
 async def test_a_stalled_watcher_is_closed_while_the_others_get_everything(
