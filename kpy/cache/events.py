@@ -13,6 +13,16 @@ correlator's counting of repeats).
   and source) updates that Event's count and lastTimestamp instead of
   creating another, as Kubernetes does; the memory of written events is an
   LRU of `cache_size` entries, so it never grows without bound.
+- Writes stay off their owner's hot path: `set_busy(True)` (a scheduler
+  with pods waiting, say, whose own writes are the ones that matter) holds
+  the writer to at most `busy_rate` writes per second; the rest wait in the
+  queue and are written at full speed once `set_busy(False)`. Nothing
+  recorded is lost to this that the queue can hold (size it for the
+  bursts its owner expects); events are reordered only in time, never
+  among themselves. This is how an Event per scheduled pod stops
+  competing with the bindings for the API server during a burst, with no
+  server change (client-go writes events through its client's QPS limit
+  for the same reason).
 - An Event lives in its object's namespace ("default" for cluster-scoped
   objects) and is named `<object name>.<hex nanoseconds>`, as client-go names it.
 """
@@ -35,6 +45,8 @@ from kpy.api.core.v1 import Event, ObjectReference
 from kpy.api.scheme import scheme
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from kpy.client import ClientProtocol
 
 log = logging.getLogger("kpy.events")
@@ -73,7 +85,11 @@ class EventBroadcaster:
         queue_size: int = 1000,
         cache_size: int = 4096,
         host: str | None = None,
+        busy_rate: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if busy_rate <= 0:
+            raise ValueError(f"EventBroadcaster: busy_rate must be positive, got {busy_rate}")
         self._client = client
         self._queue: deque[_Pending] = deque()
         self._queue_size = queue_size
@@ -83,6 +99,28 @@ class EventBroadcaster:
         self.host = socket.gethostname() if host is None else host
         self.dropped = 0
         self.written = 0
+        self._busy_interval = 1.0 / busy_rate
+        self._clock = clock
+        self._calm = anyio.Event()  # set while not busy
+        self._calm.set()
+        self._last_write = -math.inf
+
+    @property
+    def busy(self) -> bool:
+        return not self._calm.is_set()
+
+    @property
+    def queued(self) -> int:
+        """Events recorded and not written yet."""
+        return len(self._queue)
+
+    def set_busy(self, busy: bool) -> None:
+        """Whether the owner's own writes come first now (see the module
+        docstring). Cheap: call it as often as the owner's state changes."""
+        if busy and self._calm.is_set():
+            self._calm = anyio.Event()
+        elif not busy:
+            self._calm.set()
 
     def new_recorder(self, component: str) -> EventRecorder:
         return EventRecorder(self, component)
@@ -103,7 +141,9 @@ class EventBroadcaster:
                 await self._wake.wait()
                 self._wake = anyio.Event()
                 continue
+            await self._pace()
             pending = self._queue.popleft()
+            self._last_write = self._clock()
             try:
                 await self._write(pending)
             except errors.StatusError as e:
@@ -111,6 +151,16 @@ class EventBroadcaster:
                     "could not record an event",
                     extra={"reason": pending.event.reason, "error": str(e)},
                 )
+
+    async def _pace(self) -> None:
+        """While busy, wait until `1 / busy_rate` has passed since the last
+        write, or until the owner is no longer busy."""
+        while not self._calm.is_set():
+            wait = self._last_write + self._busy_interval - self._clock()
+            if wait <= 0:
+                return
+            with anyio.move_on_after(wait):
+                await self._calm.wait()
 
     async def _write(self, pending: _Pending) -> None:
         event = pending.event

@@ -18,6 +18,9 @@ Contract:
   logged once per distinct problem; it comes back when an update fixes it.
   A bound pod whose quantities cannot be parsed still counts on its node
   (with no requests) and is logged once. No object makes the cache raise.
+- `table()` is the same nodes as columns (framework/node_table.py), in
+  the order of `node_infos()`, kept up to date incrementally: every change
+  the cache makes to a NodeInfo touches its row.
 - Everything happens on the event loop between awaits, so a scheduling
   cycle (which does not await while filtering and scoring) sees a
   consistent picture without the snapshot copy kube-scheduler needs.
@@ -30,6 +33,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kpy.scheduler.framework import NodeInfo
+from kpy.scheduler.framework.node_table import NodeTable
 from kpy.scheduler.resources import invalid_node_quantities, invalid_pod_quantities
 
 if TYPE_CHECKING:
@@ -62,6 +66,7 @@ class Cache:
 
     def __init__(self) -> None:
         self._nodes: dict[str, NodeInfo] = {}
+        self._table = NodeTable()
         self._pods: dict[str, _PodState] = {}
         # Pods recorded on a node the cache does not (or no longer) know.
         self._orphans: dict[str, dict[str, Pod]] = {}
@@ -83,8 +88,10 @@ class Cache:
         info = self._nodes.get(name)
         if info is not None:
             info.set_node(node)
+            self._table.touch(name)
             return
         info = self._nodes[name] = NodeInfo(node)
+        self._table.add(info)
         for pod in self._orphans.pop(name, {}).values():
             info.add_pod(pod)
 
@@ -111,6 +118,7 @@ class Cache:
         info = self._nodes.pop(name, None)
         if info is None:
             return
+        self._table.remove(name)
         kept = {pod_key(p): p for p in info.pods}
         if kept:
             self._orphans[name] = kept
@@ -120,6 +128,10 @@ class Cache:
 
     def node_infos(self) -> list[NodeInfo]:
         return list(self._nodes.values())
+
+    def table(self) -> NodeTable:
+        """The nodes of `node_infos()` as columns, brought up to date."""
+        return self._table.refresh()
 
     def __len__(self) -> int:
         return len(self._nodes)
@@ -191,6 +203,7 @@ class Cache:
         info = self._nodes.get(pod.spec.node_name)
         if info is not None:
             info.add_pod(pod)
+            self._table.touch(info.name)
         else:
             self._orphans.setdefault(pod.spec.node_name, {})[pod_key(pod)] = pod
 
@@ -198,6 +211,7 @@ class Cache:
         info = self._nodes.get(pod.spec.node_name)
         if info is not None:
             info.remove_pod(pod)
+            self._table.touch(info.name)
             return
         orphans = self._orphans.get(pod.spec.node_name)
         if orphans is not None:

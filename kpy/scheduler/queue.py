@@ -212,6 +212,10 @@ class SchedulingQueue:
             "unschedulable": len(self._unschedulable),
         }
 
+    def has_active(self) -> bool:
+        """Whether a pod is ready to be popped now."""
+        return bool(self._active)
+
     def __len__(self) -> int:
         return len(self._active) + len(self._backoff) + len(self._unschedulable)
 

@@ -16,7 +16,10 @@ scheduler.go and schedule_one.go).
 - A pod that fits nowhere gets PodScheduled=False, reason Unschedulable,
   with Kubernetes' message ("0/3 nodes are available: ..."), and a
   FailedScheduling event; a bound pod gets a Scheduled event naming its
-  node (the API server sets PodScheduled=True on binding).
+  node (the API server sets PodScheduled=True on binding). While pods
+  wait to be scheduled, events are written at a trickle and the rest once
+  the queue empties (the EventBroadcaster's busy pacing), so a burst of
+  pods costs the API server one write per pod, the binding, until it ends.
 - Volumes: the VolumeBinding plugin reads claims, volumes and classes
   from the scheduler's informers; a change to any of them moves the
   unschedulable pods back to be tried. After the node is chosen the
@@ -100,6 +103,10 @@ __all__ = ["DEFAULT_SCHEDULER_NAME", "INVALID_NODE_REASON", "Decision", "Schedul
 DEFAULT_SCHEDULER_NAME: Final = "default-scheduler"
 COMPONENT: Final = "kpy-scheduler"
 LEASE_NAME: Final = "kpy-scheduler"
+#: Events held while pods wait (see schedule_loop): a burst of this many
+#: pods keeps every Scheduled event (about 1 KiB each), a longer one drops
+#: the excess (counted), as client-go's broadcaster drops under pressure.
+EVENT_QUEUE_SIZE: Final = 20_000
 
 
 class Scheduler:
@@ -143,7 +150,7 @@ class Scheduler:
         self._announce = announce or (lambda line: None)
         self.queue = SchedulingQueue()
         self.cache = Cache()
-        self.events = EventBroadcaster(client)
+        self.events = EventBroadcaster(client, queue_size=EVENT_QUEUE_SIZE)
         self.recorder = self.events.new_recorder(scheduler_name)
         self.leading = anyio.Event()
         self._rng = rng or random.Random()
@@ -285,6 +292,9 @@ class Scheduler:
         try:
             async with anyio.create_task_group() as binds:
                 while True:
+                    # While pods wait, bindings are the writes that matter:
+                    # events trickle out, and catch up once the queue is empty.
+                    self.events.set_busy(self.queue.has_active())
                     try:
                         info = await self.queue.pop()
                     except QueueClosedError:
@@ -292,6 +302,7 @@ class Scheduler:
                     self.schedule_one(info, binds)
                     await anyio.lowlevel.checkpoint()  # let informers and binds run between pods
         finally:
+            self.events.set_busy(False)
             self.queue.close()
 
     def schedule_one(self, info: QueuedPodInfo, binds: anyio.abc.TaskGroup) -> None:
@@ -354,12 +365,16 @@ class Scheduler:
         if problems:
             log.error("pod cannot be parsed", extra={"pod": key, "error": "; ".join(problems)})
             return Decision(None, _invalid_pod_message(problems), set(), error=True)
-        nodes = self._with_nominated(pod, self.cache.node_infos())
+        table = self.cache.table()
+        nodes = self._with_nominated(pod, table.infos)
         state = CycleState()
         nominated: str | None = None
         victims: tuple[Pod, ...] = ()
         try:
-            result = self.framework.schedule_pod(pod, nodes, self._rng, state=state)
+            if nodes is table.infos:
+                result = self.framework.schedule_table(pod, table, self._rng, state=state)
+            else:  # nominated pods held on copies of some nodes: not the table's
+                result = self.framework.schedule_pod(pod, nodes, self._rng, state=state)
             if result.node_info is None and preempt and nodes:
                 post, status = self.framework.run_post_filter(
                     state, self._as_nominated(pod), result.diagnosis

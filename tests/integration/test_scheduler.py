@@ -176,6 +176,38 @@ async def test_pods_are_bound_and_spread(client: Client, api_namespace: str) -> 
         assert line in metrics, line
 
 
+async def test_a_burst_of_pods_gets_every_scheduled_event_once_it_is_scheduled(
+    client: Client, api_namespace: str
+) -> None:
+    # While pods wait the scheduler holds its events back (bindings first);
+    # none may be lost or doubled for it.
+    sched = f"s-{api_namespace}"
+    names = [f"{api_namespace[:40]}-b{i}" for i in range(2)]
+    count = 40
+    async with nodes(client, *(node(n, cpu="64") for n in names)):
+        for i in range(count):  # all waiting before the scheduler starts
+            await client.create(pod(f"b{i}", sched, cpu="10m"))
+        async with scheduling(client, sched) as scheduler:
+
+            async def every_event() -> dict[str, list[str]] | None:
+                per_pod: dict[str, list[str]] = {}
+                for e in (await client.list(Event, namespace=api_namespace)).items:
+                    if e.reason == "Scheduled":
+                        per_pod.setdefault(e.involved_object.name, []).append(e.message)
+                return per_pod if len(per_pod) == count else None
+
+            per_pod = await eventually(every_event, timeout=30, what=f"{count} Scheduled events")
+            await anyio.sleep(0.5)  # room for a late duplicate
+            per_pod = await every_event() or {}
+            listed = (await client.list(Pod, namespace=api_namespace)).items
+            bound = {p.metadata.name: p.spec.node_name for p in listed}
+            assert (scheduler.events.busy, scheduler.events.dropped) == (False, 0)
+    assert per_pod == {
+        name: [f"Successfully assigned {api_namespace}/{name} to {node_name}"]
+        for name, node_name in bound.items()
+    }
+
+
 async def test_a_pod_that_fits_nowhere_is_told_why_and_bound_when_a_node_fits(
     client: Client, api_namespace: str
 ) -> None:

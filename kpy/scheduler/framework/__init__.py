@@ -7,6 +7,8 @@
 - `interface`: the extension-point protocols and what they return.
 - `profile`: Profile, which plugins run where, with which weights.
 - `runtime`: Framework, which runs a Profile's plugins over the nodes.
+- `node_table`: NodeTable, the nodes as numpy columns, kept up to date
+  incrementally, for the vectorised `Framework.schedule_table`.
 - `equivalence`: the per-pod-class cache the runtime wraps node-local
   filters and scores in when the profile asks for it.
 - `fit_error`: Diagnosis and "0/N nodes are available: ...".
@@ -18,7 +20,10 @@ Plugins import from this package and the package never imports a plugin:
 - A plugin is any object with a `name` and one or more extension-point
   methods (`pre_filter`, `filter`, `post_filter`, `pre_score`, `score`,
   optionally `score_nodes` and `normalize_score`, `reserve` with
-  `unreserve`, `pre_bind`, `bind`).
+  `unreserve`, `pre_bind`, `bind`). A Filter or Score plugin may also
+  offer its table form (`filter_table`, `score_table`: every node of a
+  NodeTable in one call, the same verdicts and scores), which
+  `Framework.schedule_table` prefers; without it the plugin runs per node.
 - Plugins return a `Status`; success is `SUCCESS` (code 0, so `if
   status.code` means "not a success"). The framework stamps the failing
   plugin's name on the status it reports.
@@ -35,6 +40,7 @@ from kpy.scheduler.framework.interface import (
     BatchScorePlugin,
     BindPlugin,
     FilterPlugin,
+    FilterTablePlugin,
     NodeScore,
     NormalizeScorePlugin,
     Plugin,
@@ -46,9 +52,11 @@ from kpy.scheduler.framework.interface import (
     PreScorePlugin,
     ReservePlugin,
     ScorePlugin,
+    ScoreTablePlugin,
     is_cluster_wide,
 )
-from kpy.scheduler.framework.normalize_score import default_normalize_score
+from kpy.scheduler.framework.node_table import BoolArray, IntArray, NodeTable
+from kpy.scheduler.framework.normalize_score import default_normalize_score, default_normalize_table
 from kpy.scheduler.framework.profile import DEFAULT_SCHEDULER_NAME, Profile
 from kpy.scheduler.framework.runtime import Framework, ScheduleResult, ScoredNode
 from kpy.scheduler.framework.status import (
@@ -77,15 +85,19 @@ __all__ = [
     "SUCCESS",
     "BatchScorePlugin",
     "BindPlugin",
+    "BoolArray",
     "Code",
     "CycleState",
     "Diagnosis",
     "FilterPlugin",
+    "FilterTablePlugin",
     "Framework",
     "HostPort",
     "HostPortInfo",
+    "IntArray",
     "NodeInfo",
     "NodeScore",
+    "NodeTable",
     "NormalizeScorePlugin",
     "Plugin",
     "PluginError",
@@ -99,10 +111,12 @@ __all__ = [
     "ReservePlugin",
     "ScheduleResult",
     "ScorePlugin",
+    "ScoreTablePlugin",
     "ScoredNode",
     "Status",
     "as_status",
     "default_normalize_score",
+    "default_normalize_table",
     "fit_error_message",
     "is_cluster_wide",
     "new_status",

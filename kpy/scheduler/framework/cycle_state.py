@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from kpy.scheduler.framework.node_table import NodeTable
     from kpy.scheduler.framework.types import NodeInfo
 
 __all__ = ["CycleState"]
@@ -23,7 +24,7 @@ class CycleState:
     (by convention "PreFilter<PluginName>" and "PreScore<PluginName>"), and
     the plugins switched off for this cycle by a Skip."""
 
-    __slots__ = ("_data", "all_nodes", "skip_filter_plugins", "skip_score_plugins")
+    __slots__ = ("_data", "all_nodes", "node_table", "skip_filter_plugins", "skip_score_plugins")
 
     def __init__(self) -> None:
         self._data: dict[str, object] = {}
@@ -33,6 +34,10 @@ class CycleState:
         #: PreFilter), for plugins that count pods cluster-wide (inter-pod
         #: affinity, topology spread) while Filter and Score see one node.
         self.all_nodes: Sequence[NodeInfo] = ()
+        #: the same nodes as columns, when the cycle runs on a NodeTable
+        #: (`Framework.schedule_table`); None otherwise. Plugins that visit
+        #: every node may use it to visit only the rows that matter.
+        self.node_table: NodeTable | None = None
 
     def read(self, key: str) -> object:
         """The value written under `key`; KeyError if none was."""
@@ -55,4 +60,5 @@ class CycleState:
         other.skip_filter_plugins = set(self.skip_filter_plugins)
         other.skip_score_plugins = set(self.skip_score_plugins)
         other.all_nodes = self.all_nodes
+        other.node_table = self.node_table
         return other

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kpy.api.core.v1 import Pod
     from kpy.scheduler.framework.cycle_state import CycleState
     from kpy.scheduler.framework.fit_error import Diagnosis
+    from kpy.scheduler.framework.node_table import BoolArray, IntArray, NodeTable
     from kpy.scheduler.framework.status import Status
     from kpy.scheduler.framework.types import NodeInfo
 
@@ -45,6 +46,7 @@ __all__ = [
     "BatchScorePlugin",
     "BindPlugin",
     "FilterPlugin",
+    "FilterTablePlugin",
     "NodeScore",
     "NormalizeScorePlugin",
     "Plugin",
@@ -56,6 +58,7 @@ __all__ = [
     "PreScorePlugin",
     "ReservePlugin",
     "ScorePlugin",
+    "ScoreTablePlugin",
     "is_cluster_wide",
 ]
 
@@ -197,6 +200,29 @@ class BatchScorePlugin(ScorePlugin, Protocol):
 class NormalizeScorePlugin(ScorePlugin, Protocol):
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status:
         """Rewrite every `scores[i].score` into 0..MAX_NODE_SCORE, in place."""
+        ...
+
+
+@runtime_checkable
+class FilterTablePlugin(FilterPlugin, Protocol):
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray | None:
+        """`filter` for every row of the table at once: True where the node
+        passes. The same verdicts as `filter`, which still serves Explain and
+        the nodes the table does not hold. None: not for this pod (say, it
+        asks for a resource the table has no column for); the framework then
+        calls `filter` per node."""
+        ...
+
+
+@runtime_checkable
+class ScoreTablePlugin(ScorePlugin, Protocol):
+    def score_table(
+        self, state: CycleState, pod: Pod, table: NodeTable, rows: IntArray
+    ) -> IntArray | None:
+        """The scores of the nodes at `rows` (after PreScore), as `score`
+        then `normalize_score` (when the plugin has one) would give them for
+        exactly those nodes. None: not for this pod; the framework then
+        scores per node."""
         ...
 
 

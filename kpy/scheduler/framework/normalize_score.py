@@ -5,13 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from kpy.scheduler.framework.status import SUCCESS
 
 if TYPE_CHECKING:
     from kpy.scheduler.framework.interface import NodeScore
+    from kpy.scheduler.framework.node_table import IntArray
     from kpy.scheduler.framework.status import Status
 
-__all__ = ["default_normalize_score"]
+__all__ = ["default_normalize_score", "default_normalize_table"]
 
 
 def _go_div(a: int, b: int) -> int:
@@ -33,3 +36,17 @@ def default_normalize_score(max_priority: int, reverse: bool, scores: list[NodeS
         score = _go_div(max_priority * s.score, max_count)
         s.score = max_priority - score if reverse else score
     return SUCCESS
+
+
+def default_normalize_table(max_priority: int, reverse: bool, scores: IntArray) -> IntArray:
+    """`default_normalize_score` over an array of raw scores, returning the
+    normalized ones (scores at or below zero stay as they are unless
+    reversed, as there; Go's truncating division is floor for the
+    non-negative scores this is meant for, checked)."""
+    max_count = int(scores.max()) if len(scores) else 0
+    if max_count <= 0:
+        return np.full(len(scores), max_priority, np.int64) if reverse else scores
+    if int(scores.min()) < 0:
+        raise ValueError("default_normalize_table: negative scores need Go's division")
+    normalized = max_priority * scores // max_count
+    return max_priority - normalized if reverse else normalized

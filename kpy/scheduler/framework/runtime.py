@@ -35,6 +35,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+import numpy as np
+
 from kpy.scheduler.framework.cycle_state import CycleState
 from kpy.scheduler.framework.equivalence import EquivalenceCache
 from kpy.scheduler.framework.fit_error import Diagnosis
@@ -45,6 +47,7 @@ from kpy.scheduler.framework.interface import (
     NodeScore,
     NormalizeScorePlugin,
     PreFilterResult,
+    ScoreTablePlugin,
     is_cluster_wide,
 )
 from kpy.scheduler.framework.status import SUCCESS, Code, PluginError, Status, new_status
@@ -61,10 +64,15 @@ if TYPE_CHECKING:
         ScoreNodes,
         ScorePlugin,
     )
+    from kpy.scheduler.framework.node_table import BoolArray, IntArray, NodeTable
     from kpy.scheduler.framework.profile import Profile
     from kpy.scheduler.framework.types import NodeInfo
 
-    _Filter = tuple[str, Callable[[CycleState, Pod, NodeInfo], Status]]
+    _FilterFn = Callable[[CycleState, Pod, NodeInfo], Status]
+    _Filter = tuple[str, _FilterFn]
+    FilterTable = Callable[[CycleState, Pod, NodeTable], BoolArray | None]
+    ScoreTable = Callable[[CycleState, Pod, NodeTable, IntArray], IntArray | None]
+    _Normalize = Callable[[CycleState, Pod, list[NodeScore]], Status]
 
 __all__ = ["Framework", "ScheduleResult", "ScoredNode"]
 
@@ -127,6 +135,14 @@ class Framework:
             )
             for p, (_, run) in zip(profile.score, scores, strict=True)
         ]
+        # The vectorised forms plugins offer (FilterTablePlugin,
+        # ScoreTablePlugin), looked up once: schedule_table prefers them.
+        self._filter_tables: list[tuple[str, FilterTable | None, _FilterFn]] = [
+            (p.name, getattr(p, "filter_table", None), p.filter) for p in profile.filter
+        ]
+        self._score_tables: dict[str, ScoreTable] = {
+            p.name: p.score_table for p in profile.score if isinstance(p, ScoreTablePlugin)
+        }
         # Where the next search starts, so successive pods spread over nodes.
         self._next_start_node_index = 0
         # Plugins that need the framework itself (preemption re-runs filters)
@@ -206,8 +222,19 @@ class Framework:
         why each rejected node was rejected. Raises PluginError on an Error."""
         state = state if state is not None else CycleState()
         state.all_nodes = node_infos
+        pre_filtered = self._pre_filter(state, pod, node_infos)
+        return self._filter_after_pre_filter(state, pod, node_infos, pre_filtered, find_all)
+
+    def _filter_after_pre_filter(
+        self,
+        state: CycleState,
+        pod: Pod,
+        node_infos: Sequence[NodeInfo],
+        pre_filtered: tuple[PreFilterResult | None, Status, list[str]],
+        find_all: bool,
+    ) -> tuple[list[NodeInfo], Diagnosis]:
+        result, status, narrowing = pre_filtered
         diagnosis = Diagnosis()
-        result, status, narrowing = self._pre_filter(state, pod, node_infos)
         diagnosis.unschedulable_plugins.update(narrowing)
         if status.code is Code.ERROR:
             raise PluginError(status)
@@ -268,6 +295,147 @@ class Framework:
             percentage = max(50 - num_all_nodes // 125, _MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND)
         return max(num_all_nodes * percentage // 100, _MIN_FEASIBLE_NODES_TO_FIND)
 
+    def schedule_table(
+        self,
+        pod: Pod,
+        table: NodeTable,
+        rng: random.Random,
+        *,
+        state: CycleState | None = None,
+    ) -> ScheduleResult:
+        """`schedule_pod(pod, table.infos, rng)` with filters and scores run
+        over the table's columns: the same node for the same input, the
+        same draw from `rng`, the same next search start. Plugins without
+        a table form (or that decline this pod) run per node, Filter only
+        on the nodes the table forms let through. Differences, by design:
+        when a node is found, the diagnosis is empty (the rejected nodes
+        were never looked at one by one); when none is, or PreFilter
+        rejects or narrows, the per-node path runs and words it all."""
+        table.refresh()
+        nodes = table.infos
+        state = state if state is not None else CycleState()
+        if not nodes:
+            return ScheduleResult(None, 0, 0, Diagnosis())
+        if not table.safe:
+            return self.schedule_pod(pod, nodes, rng, state=state)
+        state.all_nodes = nodes
+        state.node_table = table
+        pre_filtered = self._pre_filter(state, pod, nodes)
+        result, status = pre_filtered[0], pre_filtered[1]
+        if status.code or (result is not None and result.node_names is not None):
+            return self._finish(state, pod, nodes, pre_filtered, rng)
+        rows, processed = self._table_filter(state, pod, table)
+        if not len(rows):
+            # Fits nowhere: the per-node pass says why, node by node (it
+            # visits every node, so the next start is left as it was).
+            return self._finish(state, pod, nodes, pre_filtered, rng)
+        if len(rows) == 1:
+            return ScheduleResult(nodes[int(rows[0])], processed, 1, Diagnosis())
+        feasible = [nodes[i] for i in rows.tolist()]
+        status = self.run_pre_score(state, pod, feasible)
+        if status.code:
+            raise PluginError(status)
+        totals = self._table_score(state, pod, table, rows, feasible)
+        ties = np.flatnonzero(totals == totals.max())
+        # The draw select_host makes: one uniform pick among the best.
+        pick = int(ties[rng.randrange(len(ties))]) if len(ties) > 1 else int(ties[0])
+        return ScheduleResult(feasible[pick], processed, len(rows), Diagnosis())
+
+    def _finish(
+        self,
+        state: CycleState,
+        pod: Pod,
+        nodes: Sequence[NodeInfo],
+        pre_filtered: tuple[PreFilterResult | None, Status, list[str]],
+        rng: random.Random,
+    ) -> ScheduleResult:
+        """schedule_pod's per-node path, PreFilter already run."""
+        feasible, diagnosis = self._filter_after_pre_filter(state, pod, nodes, pre_filtered, False)
+        return self._score_and_select(state, pod, feasible, diagnosis, rng)
+
+    def _table_filter(self, state: CycleState, pod: Pod, table: NodeTable) -> tuple[IntArray, int]:
+        """The rows `_filter_nodes` would find feasible (same start, same
+        number to find, same order) and how many nodes it would process."""
+        count = len(table)
+        mask: BoolArray | None = None
+        everywhere = table.everywhere()
+        per_node: list[_Filter] = []
+        skipped = state.skip_filter_plugins
+        for name, filter_table, filter_one in self._filter_tables:
+            if name in skipped:
+                continue
+            passed = filter_table(state, pod, table) if filter_table is not None else None
+            if passed is None:
+                per_node.append((name, filter_one))
+            elif passed is not everywhere:
+                mask = passed if mask is None else mask & passed
+        candidates = np.flatnonzero(mask) if mask is not None else np.arange(count)
+        start = self._next_start_node_index % count
+        to_find = self.num_feasible_nodes_to_find(count)
+        # The rows in search order: from `start` to the end, then from 0.
+        split = int(np.searchsorted(candidates, start))
+        found: IntArray
+        if per_node:
+            ordered = np.concatenate((candidates[split:], candidates[:split])).tolist()
+            survivors = self._filter_rows(state, pod, table.infos, per_node, ordered, to_find)
+            found = np.array(survivors, np.int64)
+        else:
+            tail = candidates[split : split + to_find]
+            head = candidates[: min(to_find - len(tail), split)]
+            found = np.concatenate((tail, head)) if len(head) else tail
+        # The search stops on the to_find-th feasible node, or visits all.
+        processed = (int(found[-1]) - start) % count + 1 if len(found) >= to_find else count
+        self._next_start_node_index = (start + processed) % count
+        return found, processed
+
+    @staticmethod
+    def _filter_rows(
+        state: CycleState,
+        pod: Pod,
+        infos: Sequence[NodeInfo],
+        filters: Sequence[_Filter],
+        rows: list[int],
+        to_find: int,
+    ) -> list[int]:
+        """The first `to_find` of `rows` that pass `filters` per node."""
+        found: list[int] = []
+        for i in rows:
+            info = infos[i]
+            for name, run in filters:
+                status = run(state, pod, info)
+                if status.code:
+                    if not status.is_rejected():
+                        raise PluginError(_filter_failure(name, status))
+                    break
+            else:
+                found.append(i)
+                if len(found) >= to_find:
+                    break
+        return found
+
+    def _table_score(
+        self,
+        state: CycleState,
+        pod: Pod,
+        table: NodeTable,
+        rows: IntArray,
+        feasible: Sequence[NodeInfo],
+    ) -> IntArray:
+        """`run_score`'s totals for the nodes at `rows` (`feasible`)."""
+        totals = np.zeros(len(feasible), np.int64)
+        for name, score_nodes, normalize, weight in self._scores:
+            if name in state.skip_score_plugins:
+                continue
+            score_table = self._score_tables.get(name)
+            values = score_table(state, pod, table, rows) if score_table is not None else None
+            if values is None:
+                one = self._score_one(state, pod, feasible, name, score_nodes, normalize)
+                values = np.array(one, np.int64)
+            elif len(values) and (values.min() < MIN_NODE_SCORE or values.max() > MAX_NODE_SCORE):
+                _check_range(name, values.tolist())
+            totals += values * weight if weight != 1 else values
+        return totals
+
     def run_post_filter(
         self, state: CycleState, pod: Pod, diagnosis: Diagnosis
     ) -> tuple[PostFilterResult | None, Status]:
@@ -310,24 +478,31 @@ class Framework:
         for name, score_nodes, normalize, weight in self._scores:
             if name in state.skip_score_plugins:
                 continue
-            values, status = score_nodes(state, pod, nodes)
-            if status.code:
-                raise PluginError(Status(Code.ERROR, status.reasons, name))
-            if normalize is not None:
-                scores = [NodeScore(n.name, v) for n, v in zip(nodes, values, strict=True)]
-                status = normalize(state, pod, scores)
-                if status.code:
-                    raise PluginError(Status(Code.ERROR, status.reasons, name))
-                values = [s.score for s in scores]
-            for value in values:
-                if not MIN_NODE_SCORE <= value <= MAX_NODE_SCORE:
-                    msg = (
-                        f'plugin "{name}" returns an invalid score {value}, it should in the '
-                        f"range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
-                    )
-                    raise PluginError(Status(Code.ERROR, (msg,), name))
+            values = self._score_one(state, pod, nodes, name, score_nodes, normalize)
             out[name] = [value * weight for value in values] if weight != 1 else values
         return out
+
+    @staticmethod
+    def _score_one(
+        state: CycleState,
+        pod: Pod,
+        nodes: Sequence[NodeInfo],
+        name: str,
+        score_nodes: ScoreNodes,
+        normalize: _Normalize | None,
+    ) -> list[int]:
+        """One Score plugin's normalized scores for `nodes`, checked."""
+        values, status = score_nodes(state, pod, nodes)
+        if status.code:
+            raise PluginError(Status(Code.ERROR, status.reasons, name))
+        if normalize is not None:
+            scores = [NodeScore(n.name, v) for n, v in zip(nodes, values, strict=True)]
+            status = normalize(state, pod, scores)
+            if status.code:
+                raise PluginError(Status(Code.ERROR, status.reasons, name))
+            values = [s.score for s in scores]
+        _check_range(name, values)
+        return values
 
     def run_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> list[ScoredNode]:
         """Every node with its total: the sum over Score plugins of
@@ -403,6 +578,16 @@ class Framework:
         if not node_infos:
             return ScheduleResult(None, 0, 0, Diagnosis())
         feasible, diagnosis = self.find_nodes_that_fit(pod, node_infos, state=state)
+        return self._score_and_select(state, pod, feasible, diagnosis, rng)
+
+    def _score_and_select(
+        self,
+        state: CycleState,
+        pod: Pod,
+        feasible: list[NodeInfo],
+        diagnosis: Diagnosis,
+        rng: random.Random,
+    ) -> ScheduleResult:
         evaluated = len(feasible) + len(diagnosis)
         if not feasible:
             return ScheduleResult(None, evaluated, 0, diagnosis)
@@ -452,6 +637,17 @@ def _score_nodes(plugin: ScorePlugin) -> ScoreNodes:
         return values, SUCCESS
 
     return score_nodes
+
+
+def _check_range(name: str, values: Sequence[int]) -> None:
+    """PluginError on the first score outside MIN..MAX_NODE_SCORE."""
+    for value in values:
+        if not MIN_NODE_SCORE <= value <= MAX_NODE_SCORE:
+            msg = (
+                f'plugin "{name}" returns an invalid score {value}, it should in the '
+                f"range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
+            )
+            raise PluginError(Status(Code.ERROR, (msg,), name))
 
 
 def _filter_failure(name: str, status: Status) -> Status:

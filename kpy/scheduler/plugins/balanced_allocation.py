@@ -20,6 +20,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
 from kpy.scheduler.framework import MAX_NODE_SCORE, SUCCESS, Code, Status, new_status
 from kpy.scheduler.resources import CPU, MEMORY, allocatable_and_requested, pod_score_requests
 
@@ -27,7 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from kpy.api.core.v1 import Pod
-    from kpy.scheduler.framework import CycleState, NodeInfo
+    from kpy.scheduler.framework import CycleState, IntArray, NodeInfo, NodeTable
 
 __all__ = ["DEFAULT_RESOURCES", "NAME", "BalancedAllocation", "balanced_resource_score"]
 
@@ -97,6 +99,32 @@ class BalancedAllocation:
             return [_balanced_cpu_memory(requests, n) for n in nodes], SUCCESS
         resources = self._resources
         return [_balanced(resources, requests, n) for n in nodes], SUCCESS
+
+    def score_table(
+        self, state: CycleState, pod: Pod, table: NodeTable, rows: IntArray
+    ) -> IntArray | None:
+        """`score_nodes` over the table for (cpu, memory), in the same
+        float64 operations in the same order (so the same truncated
+        results); None for other resources."""
+        if not self._cpu_then_memory:
+            return None
+        s = state.get(_PRE_SCORE_KEY)
+        requests = s.pod_requests if isinstance(s, _PreScoreState) else self._pod_requests(pod)
+        if not any(requests):
+            return np.zeros(len(rows), np.int64)
+        cpu, memory = table.alloc_cpu[rows], table.alloc_memory[rows]
+        both = (cpu != 0) & (memory != 0)
+        cpu_fraction = (table.req_cpu[rows] + requests[0]).astype(np.float64) / np.where(
+            both, cpu, 1
+        ).astype(np.float64)
+        memory_fraction = (table.req_memory[rows] + requests[1]).astype(np.float64) / np.where(
+            both, memory, 1
+        ).astype(np.float64)
+        cpu_fraction = np.minimum(cpu_fraction, 1.0)
+        memory_fraction = np.minimum(memory_fraction, 1.0)
+        spread = (1 - np.abs((cpu_fraction - memory_fraction) / 2)) * MAX_NODE_SCORE
+        # int() truncates toward zero; the scores are >= 0, so astype does the same.
+        return np.where(both, spread.astype(np.int64), MAX_NODE_SCORE)
 
 
 def _balanced(resources: Sequence[str], requests: Sequence[int], node_info: NodeInfo) -> int:

@@ -232,6 +232,12 @@ class InterPodAffinity:
         affinity: Counter[TopologyPair] = Counter()
         anti: Counter[TopologyPair] = Counter()
         required = bool(terms.required_affinity or terms.required_anti_affinity)
+        table = state.node_table
+        if table is not None and nodes is table.infos:
+            # Only the nodes the loop below would look into, found in the
+            # table's columns instead of one attribute read per node.
+            worth = table.with_anti_affinity > 0
+            nodes = table.rows_where(worth | (table.pods > 0) if required else worth)
         for node_info in nodes:
             if node_info.pods_with_required_anti_affinity:
                 self._count_existing_anti_affinity(pod, ns_labels, node_info, existing)
@@ -300,7 +306,11 @@ class InterPodAffinity:
         ns_labels = self._ns_labels(pod.metadata.namespace)
         scores: dict[str, Counter[str]] = {}
         everywhere = terms.has_preferred()
-        for node_info in state.all_nodes or nodes:
+        visit = state.all_nodes or nodes
+        table = state.node_table
+        if not everywhere and table is not None and visit is table.infos:
+            visit = table.rows_where(table.with_affinity > 0)  # what the loop keeps
+        for node_info in visit:
             if not everywhere and not node_info.pods_with_affinity:
                 continue
             if not node_info.labels:

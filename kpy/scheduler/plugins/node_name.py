@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
 from kpy.scheduler.framework import SUCCESS, Code, Status, new_status
 
 if TYPE_CHECKING:
     from kpy.api.core.v1 import Pod
-    from kpy.scheduler.framework import CycleState, NodeInfo
+    from kpy.scheduler.framework import BoolArray, CycleState, NodeInfo, NodeTable
 
 __all__ = ["ERR_REASON", "NAME", "NodeName"]
 
@@ -30,3 +32,13 @@ class NodeName:
         if not wanted or wanted == node_info.name:
             return SUCCESS
         return _REJECTED
+
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray:
+        wanted = pod.spec.node_name
+        if not wanted:
+            return table.everywhere()
+        passed = np.zeros(len(table), np.bool_)
+        row = table.row_of(wanted)
+        if row is not None:
+            passed[row] = True
+        return passed

@@ -28,6 +28,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
 from kpy.scheduler.framework import MAX_NODE_SCORE, SUCCESS, Code, Status, new_status
 from kpy.scheduler.resources import (
     CPU,
@@ -45,7 +47,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
 
     from kpy.api.core.v1 import Pod
-    from kpy.scheduler.framework import CycleState, NodeInfo, PreFilterResult
+    from kpy.scheduler.framework import (
+        BoolArray,
+        CycleState,
+        IntArray,
+        NodeInfo,
+        NodeTable,
+        PreFilterResult,
+    )
 
 __all__ = [
     "DEFAULT_SCORING_RESOURCES",
@@ -172,6 +181,22 @@ class NodeResourcesFit:
         code = Code.UNSCHEDULABLE_AND_UNRESOLVABLE if unresolvable else Code.UNSCHEDULABLE
         return Status(code, tuple(r.reason for r in insufficient))
 
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray | None:
+        """`filter` over the table; None for a pod that asks for a scalar
+        resource (the table has no column for those)."""
+        request = state.get(_PRE_FILTER_KEY)
+        if not isinstance(request, Resource) or any(request.scalar.values()):
+            return None
+        passed: BoolArray = table.pods < table.alloc_pods
+        for want, used, capacity in (
+            (request.milli_cpu, table.req_cpu, table.alloc_cpu),
+            (request.memory, table.req_memory, table.alloc_memory),
+            (request.ephemeral_storage, table.req_ephemeral, table.alloc_ephemeral),
+        ):
+            if want > 0:
+                passed &= want <= capacity - used
+        return passed
+
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status:
         requests = pod_score_requests(pod, self._resource_names, use_requested=False)
         state.write(_PRE_SCORE_KEY, _PreScoreState(requests))
@@ -194,6 +219,33 @@ class NodeResourcesFit:
         resources = self._resources
         score = _least_allocated_cpu_memory if self._cpu_memory_only else _least_allocated
         return [score(resources, requests, n) for n in nodes], SUCCESS
+
+    def score_table(
+        self, state: CycleState, pod: Pod, table: NodeTable, rows: IntArray
+    ) -> IntArray | None:
+        """`score_nodes` over the table, for the default cpu and memory
+        scoring; None for other scoring resources."""
+        if not self._resources or not self._cpu_memory_only:
+            return None
+        s = state.get(_PRE_SCORE_KEY)
+        if isinstance(s, _PreScoreState):
+            requests = s.pod_requests
+        else:
+            requests = pod_score_requests(pod, self._resource_names, use_requested=False)
+        node_score = np.zeros(len(rows), np.int64)
+        weight_sum = np.zeros(len(rows), np.int64)
+        for (name, weight), pod_request in zip(self._resources, requests, strict=True):
+            if name == CPU:
+                capacity, requested = table.alloc_cpu[rows], table.nz_cpu[rows] + pod_request
+            else:
+                capacity, requested = table.alloc_memory[rows], table.nz_memory[rows] + pod_request
+            offered = capacity > 0
+            fits = offered & (requested <= capacity)
+            # All terms are >= 0 where used, so floor division is Go's.
+            room = (capacity - requested) * MAX_NODE_SCORE // np.where(offered, capacity, 1)
+            node_score += np.where(fits, room, 0) * weight
+            weight_sum += np.where(offered, weight, 0)
+        return np.where(weight_sum > 0, node_score // np.maximum(weight_sum, 1), 0)
 
 
 def _least_allocated(

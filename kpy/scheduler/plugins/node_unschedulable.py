@@ -15,7 +15,7 @@ from kpy.scheduler.plugins.taint_toleration import TaintKey, pod_tolerations, to
 
 if TYPE_CHECKING:
     from kpy.api.core.v1 import Pod
-    from kpy.scheduler.framework import CycleState, NodeInfo
+    from kpy.scheduler.framework import BoolArray, CycleState, NodeInfo, NodeTable
 
 __all__ = ["ERR_REASON_UNSCHEDULABLE", "NAME", "TAINT_NODE_UNSCHEDULABLE", "NodeUnschedulable"]
 
@@ -28,8 +28,16 @@ _REJECTED: Final = new_status(Code.UNSCHEDULABLE_AND_UNRESOLVABLE, ERR_REASON_UN
 _NODE_CACHE_KEY: Final = NAME
 
 
+def _cordoned(node_info: NodeInfo) -> bool:
+    # The one thing of a node Filter reads: the table's class key.
+    return node_info.node.spec.unschedulable
+
+
 class NodeUnschedulable:
     name: Final = NAME
+
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray:
+        return table.per_class(_cordoned, lambda rep: not self.filter(state, pod, rep).code)
 
     def filter(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> Status:
         unschedulable = node_info.node_cache.get(_NODE_CACHE_KEY)

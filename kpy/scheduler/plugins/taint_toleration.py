@@ -22,6 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
 from kpy.api.taints import (
     NO_EXECUTE,
     NO_SCHEDULE,
@@ -37,6 +39,7 @@ from kpy.scheduler.framework import (
     Code,
     Status,
     default_normalize_score,
+    default_normalize_table,
     new_status,
 )
 
@@ -44,7 +47,14 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from kpy.api.core.v1 import Pod
-    from kpy.scheduler.framework import CycleState, NodeInfo, NodeScore
+    from kpy.scheduler.framework import (
+        BoolArray,
+        CycleState,
+        IntArray,
+        NodeInfo,
+        NodeScore,
+        NodeTable,
+    )
 
 __all__ = [
     "NAME",
@@ -104,6 +114,16 @@ def _node_taints(node_info: NodeInfo) -> _NodeTaints:
     return parsed
 
 
+def _hard_taints(node_info: NodeInfo) -> tuple[TaintKey, ...]:
+    # What Filter reads of a node: the table's class key for it.
+    return _node_taints(node_info).hard
+
+
+def _soft_taints(node_info: NodeInfo) -> tuple[TaintKey, ...]:
+    # What Score reads of a node.
+    return _node_taints(node_info).soft
+
+
 @dataclass(frozen=True, slots=True)
 class _PreScoreState:
     tolerations_prefer_no_schedule: tuple[TolerationKey, ...]
@@ -146,6 +166,9 @@ class TaintToleration:
                 )
         return SUCCESS
 
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray:
+        return table.per_class(_hard_taints, lambda rep: not self.filter(state, pod, rep).code)
+
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status:
         state.write(_PRE_SCORE_KEY, _prefer_no_schedule_tolerations(state, pod))
         return SUCCESS
@@ -161,3 +184,13 @@ class TaintToleration:
 
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status:
         return default_normalize_score(MAX_NODE_SCORE, True, scores)
+
+    def score_table(
+        self, state: CycleState, pod: Pod, table: NodeTable, rows: IntArray
+    ) -> IntArray:
+        tolerations = _prefer_state(state, pod)
+        ids, reps = table.classes(_soft_taints)
+        per_class = np.fromiter(
+            (_intolerable(tolerations, rep) for rep in reps), np.int64, len(reps)
+        )
+        return default_normalize_table(MAX_NODE_SCORE, True, per_class[ids[rows]])
