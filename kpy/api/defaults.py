@@ -49,21 +49,46 @@ def set_defaults(obj: M) -> M:
 
 
 def _walk(msg: Message) -> None:
-    defaulter = _DEFAULTERS.get(msg.DESCRIPTOR.full_name)
+    defaulter, children = _plan(msg.DESCRIPTOR)
     if defaulter is not None:
         defaulter(msg)
-    for field, value in msg.ListFields():
-        if not is_message(field) or not _reaches_defaulter(field.message_type):
-            continue
-        if is_map(field):
-            if is_message(map_value(field)):
-                for item in value.values():
-                    _walk(item)
-        elif field.is_repeated:
-            for item in value:
+    for name, shape in children:
+        if shape == _SINGLE:
+            if msg.HasField(name):
+                _walk(getattr(msg, name))
+        elif shape == _REPEATED:
+            for item in getattr(msg, name):
                 _walk(item)
         else:
-            _walk(value)
+            for item in getattr(msg, name).values():
+                _walk(item)
+
+
+_SINGLE, _REPEATED, _MAP = range(3)
+_Plan = tuple[_Defaulter | None, tuple[tuple[str, int], ...]]
+_PLANS: dict[str, _Plan] = {}
+
+
+def _plan(descriptor: Any) -> _Plan:  # a Descriptor (upb or Python)
+    """What the walk does at a message of one type, worked out once per
+    type: its defaulter, and the message fields (attribute name; single,
+    repeated or map) whose type can hold one, the only subtrees worth
+    entering (most of an object holds none)."""
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is None:
+        children: list[tuple[str, int]] = []
+        for field in descriptor.fields:
+            if not is_message(field):
+                continue
+            if is_map(field):
+                item = map_value(field)
+                if is_message(item) and _reaches_defaulter(item.message_type):
+                    children.append((field.name, _MAP))
+            elif _reaches_defaulter(field.message_type):
+                children.append((field.name, _REPEATED if field.is_repeated else _SINGLE))
+        defaulter = _DEFAULTERS.get(descriptor.full_name)
+        plan = _PLANS[descriptor.full_name] = (defaulter, tuple(children))
+    return plan
 
 
 @functools.cache

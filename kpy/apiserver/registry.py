@@ -6,8 +6,17 @@ write goes the same way: read the current object, build the new one from it
 create, defaults, then validation of the whole result), and write it with a
 compare-and-swap on the version read. Nothing is written unless every check
 passed, so a refused request leaves no trace; a dry run stops right before
-the write. A subresource (`kpy.apiserver.subresources`) writes through the
-same `write`, with its own step that builds the new object.
+the write.
+
+Reads: a get, and a list at "latest" without paging, are answered from the
+watch cache once it has caught up with etcd (`kpy.apiserver.consistent`),
+as are the reads before a write and a delete (a read that turns out stale
+only costs a retry: the compare-and-swap refuses it, and the retry reads
+etcd). Objects from the cache are shared: callers never mutate what `get`
+and `list` return. Paged lists and lists at an exact version read etcd.
+
+A subresource (`kpy.apiserver.subresources`) writes through the same
+`write`, with its own step that builds the new object.
 
 Versions: an update carrying a resourceVersion is conditional (stale:
 Conflict); without one, and for patches, the registry retries on conflicts
@@ -40,6 +49,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from kpy.api import codec, errors, patch
 from kpy.apiserver import admission
+from kpy.apiserver.consistent import CacheFreshness
 from kpy.apiserver.strategy import NamespacesBeingDeleted, strategy_for
 from kpy.clock import WallClock
 from kpy.storage import MAX_OBJECT_BYTES, ListResult, Store
@@ -106,6 +116,7 @@ class Registry:
         self.info = info
         self.cache = cache
         self._store = store
+        self._freshness = CacheFreshness(store, info, cache)
         self._namespaces = namespaces
         self._clock: Clock = clock if clock is not None else WallClock()  # timestamps
         self._deleting = deleting  # one per server: namespaces writes, all read
@@ -201,8 +212,9 @@ class Registry:
         UUID, else one is made), so a client can tell its own write from
         another after losing the answer; the object's own metadata.uid is
         always ignored, as Kubernetes does (a manifest copied from a live
-        object must not take over its identity)."""
-        obj = copy_message(obj)
+        object must not take over its identity). The registry takes `obj`
+        over and fills it in: pass one made for this call (the request's
+        decoded body), not one still in use."""
         self._scope(obj, namespace)
         m = _meta(obj)
         generate = not m.name and bool(m.generate_name)
@@ -255,6 +267,35 @@ class Registry:
     # -- reads ------------------------------------------------------------------
 
     async def get(self, namespace: str, name: str) -> Message:
+        """The object's latest state (a consistent read from the watch
+        cache); NotFound when absent. Shared: never mutate it."""
+        await self._freshness.wait()
+        return self._cached(namespace, name)
+
+    def _cached(self, namespace: str, name: str) -> Message:
+        obj = self.cache.get(namespace, name)
+        if obj is None:
+            raise errors.not_found(self.info.group_resource, name)
+        return self._as_read(obj)
+
+    def _as_read(self, obj: Message) -> Message:
+        """`obj` from the cache as a read from storage returns it: a custom
+        kind's schema defaults are applied again (to a copy), with the CRD's
+        current schema rather than the one of when the cache decoded it."""
+        on_read = self.info.on_read
+        if on_read is None:
+            return obj
+        out = copy_message(obj)
+        on_read(out)
+        return out
+
+    async def _read_current(self, namespace: str, name: str, attempt: int) -> Message:
+        """The object a write starts from: a consistent read from the cache
+        first; etcd itself after a conflict (the cache may not have seen the
+        write that won yet)."""
+        if attempt == 0:
+            await self._freshness.wait()
+            return self._cached(namespace, name)
         return await self._store.get(self.info, namespace, name)
 
     async def list(
@@ -266,10 +307,17 @@ class Registry:
         continue_token: str | None = None,
         resource_version: str = "",
     ) -> ListResult:
-        """From the watch cache for resourceVersion "0" (any recent state),
-        else from etcd: the latest state, or exactly the version asked."""
-        if resource_version == "0" and not continue_token:
+        """From the watch cache for resourceVersion "0" (any recent state)
+        and for "" (the latest state: a consistent read) without paging;
+        else from etcd: a page of the latest state, or exactly the version
+        asked. The objects are shared: never mutate them."""
+        latest = resource_version == "" and not limit
+        if (resource_version == "0" or latest) and not continue_token:
+            if latest:
+                await self._freshness.wait()
             items, rv = self.cache.list(namespace, None if predicate.empty else predicate)
+            if self.info.on_read is not None:
+                items = [self._as_read(obj) for obj in items]
             return ListResult(tuple(items), rv)
         revision = _parse_version(resource_version)
         if predicate.empty:
@@ -332,7 +380,8 @@ class Registry:
     ) -> CacheWatcher:
         initial = resource_version in ("", "0")
         if resource_version == "":
-            await self._cache_consistent()
+            # A watch "from now" must include every write finished before it.
+            await self._freshness.wait()
         return await self.cache.watch(
             namespace=namespace,
             resource_version=0 if initial else _parse_version(resource_version),
@@ -340,20 +389,6 @@ class Registry:
             bookmarks=bookmarks,
             initial_events=initial,
         )
-
-    async def _cache_consistent(self) -> None:
-        """Returns once the watch cache holds the latest state of the resource,
-        so that a watch "from now" (resourceVersion "") includes every write
-        that finished before it. A cache that already holds as many objects as
-        etcd, with the same newest version, is current; otherwise it is
-        behind on writes its etcd watch is about to deliver, and we wait."""
-        stat = await self._store.stat(self.info)
-        if self.cache.resource_version >= stat.revision:
-            return
-        objects, _ = self.cache.list()
-        newest = max((int(_meta(o).resource_version) for o in objects), default=0)
-        if len(objects) != stat.count or newest != stat.newest:
-            await self.cache.wait_until_fresh(stat.revision)
 
     # -- updates ----------------------------------------------------------------
 
@@ -464,8 +499,8 @@ class Registry:
         dry_run: bool,
     ) -> Message:
         """Read, build, validate, compare-and-swap; see the module docstring."""
-        for _ in range(_RETRIES):
-            current = await self._store.get(self.info, namespace, name)
+        for attempt in range(_RETRIES):
+            current = await self._read_current(namespace, name, attempt)
             version = _meta(current).resource_version
             if expected and expected != version:
                 raise errors.conflict(self.info.group_resource, name, _STALE)
@@ -537,8 +572,8 @@ class Registry:
         if options.HasField("grace_period_seconds") and options.grace_period_seconds < 0:
             raise errors.BadRequest("gracePeriodSeconds must not be negative")
         dry_run = dry_run or "All" in options.dry_run
-        for _ in range(_RETRIES):
-            current = await self._store.get(self.info, namespace, name)
+        for attempt in range(_RETRIES):
+            current = await self._read_current(namespace, name, attempt)
             _check_preconditions(self.info, current, options)
             self.strategy.check_delete(current, as_node)
             new = self._mark_deleted(current, options)

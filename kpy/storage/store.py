@@ -12,7 +12,10 @@ Contract for callers:
 - `create` ignores any resource_version on the object; `update` requires it;
 - a list is a consistent snapshot at one revision (`ListResult.resource_version`),
   across all its pages; a watch from that revision continues it with no gap;
-- every etcd failure surfaces as a `kpy.api.errors.StatusError` subclass.
+- every etcd failure surfaces as a `kpy.api.errors.StatusError` subclass;
+- `fresh_revision` and `fresh_stat` answer with a read made after they were
+  called, shared by concurrent callers (`kpy.storage._coalesce`): what a
+  consistent read from the API server's cache waits for.
 - `create` and `update` may carry claims: keys beside the resources (such
   as a Service's cluster IP, `ranges/serviceips/<ip>`) created in the same
   transaction as the object, each only if absent, so that a value handed
@@ -35,6 +38,7 @@ from aetcd import rpc
 from google.protobuf.message import Message
 
 from kpy.api import errors
+from kpy.storage._coalesce import Coalesced
 from kpy.storage._errors import COMPACTED, FUTURE_REVISION, etcd_errors, translate
 from kpy.storage._keys import ContinueToken, Keyspace, prefix_end
 from kpy.storage._watch import Watch
@@ -144,7 +148,9 @@ class _Written:
 
 class Store:
     """Versioned CRUD, list and watch of API objects in etcd. One Store may be
-    shared by any number of tasks; it holds no state besides the client."""
+    shared by any number of tasks of one event loop; it holds no state
+    besides the client and the shared reads of `fresh_revision` and
+    `fresh_stat`."""
 
     def __init__(
         self, client: aetcd.Client, *, prefix: str = "/registry", request_timeout: float = 30.0
@@ -152,6 +158,8 @@ class Store:
         self._client = client
         self._keys = Keyspace(prefix.rstrip("/"))
         self._timeout = request_timeout
+        self._revision_reads = Coalesced(self.current_revision)
+        self._stat_reads: dict[bytes, Coalesced[ResourceStat]] = {}
 
     # -- reads -------------------------------------------------------------
 
@@ -226,6 +234,21 @@ class Store:
         request = rpc.RangeRequest(key=key, count_only=True)
         response = await self._range(request, "read the current revision")
         return int(response.header.revision)
+
+    async def fresh_revision(self) -> int:
+        """etcd's current revision read by a request sent after this call
+        began, so it covers every write finished before then. Concurrent
+        callers share requests (at most one in flight, one forming)."""
+        return await self._revision_reads()
+
+    async def fresh_stat(self, info: ResourceInfo) -> ResourceStat:
+        """`stat(info)` read by a request sent after this call began;
+        concurrent callers for the same resource share requests."""
+        prefix = self._keys.resource_prefix(info, None)
+        reads = self._stat_reads.get(prefix)
+        if reads is None:
+            reads = self._stat_reads[prefix] = Coalesced(lambda: self.stat(info))
+        return await reads()
 
     def watch(
         self,

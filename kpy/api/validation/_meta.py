@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -84,9 +85,18 @@ def _owner_reference(ref: Any, path: str) -> Errors:
 def validate_labels(labels: Mapping[str, str], path: str) -> Errors:
     errs: Errors = []
     for key, value in labels.items():
+        if _valid_label(key, value):
+            continue
         errs += each(f"{path}", key, names.is_qualified_name(key))
         errs += each(f"{path}[{key}]", value, names.is_valid_label_value(value))
     return errs
+
+
+@functools.lru_cache(maxsize=8192)
+def _valid_label(key: str, value: str) -> bool:
+    """Whether a label passes both checks. Cached: the same labels come back
+    on object after object (every pod of a Deployment carries its template's)."""
+    return not names.is_qualified_name(key) and not names.is_valid_label_value(value)
 
 
 def validate_annotations(annotations: Mapping[str, str], path: str) -> Errors:

@@ -36,7 +36,7 @@ from kpy.api.validation._field import Errors, invalid
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from google.protobuf.descriptor import Descriptor, FieldDescriptor
+    from google.protobuf.descriptor import Descriptor
     from google.protobuf.message import Message
 
 __all__ = ["resource_value", "syntax_errors", "value_of"]
@@ -53,10 +53,19 @@ _REQUESTS_PREFIX: Final = "requests."
 
 def value_of(msg: Any) -> Quantity | None:
     """The value of a Quantity message; None when its text does not parse."""
+    parsed = _parse(msg.string)
+    return parsed if isinstance(parsed, Quantity) else None
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse(text: str) -> Quantity | str:
+    """`text` as a Quantity, or why it does not parse. Cached: objects repeat
+    the same few texts ("250m", "512Mi"), parsing one costs more than the
+    rest of a check, and a Quantity is immutable."""
     try:
-        return Quantity.parse(msg.string)
-    except ValueError:
-        return None
+        return Quantity.parse(text)
+    except ValueError as e:
+        return str(e)
 
 
 def syntax_errors(obj: Message, old: Message | None = None) -> Errors:
@@ -96,24 +105,46 @@ def _is_extended_resource(name: str) -> bool:
 # -- the walk ------------------------------------------------------------------------------
 
 
+_SINGLE, _REPEATED, _MAP = range(3)
+
+_PLANS: dict[str, tuple[tuple[str, str, int], ...]] = {}
+
+
+def _plan(descriptor: Any) -> tuple[tuple[str, str, int], ...]:  # a Descriptor (upb or Python)
+    """The fields of a message type that can hold a Quantity, as (attribute
+    name, JSON name, single / repeated / map), worked out once per type:
+    the walk enters only those (most of an object holds none)."""
+    plan = _PLANS.get(descriptor.full_name)
+    if plan is None:
+        found: list[tuple[str, str, int]] = []
+        for field in descriptor.fields:
+            if not is_message(field):
+                continue
+            if is_map(field):
+                item = map_value(field)
+                if is_message(item) and _reaches_quantity(item.message_type):
+                    found.append((field.name, field.json_name, _MAP))
+            elif _reaches_quantity(field.message_type):
+                shape = _REPEATED if field.is_repeated else _SINGLE
+                found.append((field.name, field.json_name, shape))
+        plan = _PLANS[descriptor.full_name] = tuple(found)
+    return plan
+
+
 def _bad_quantities(msg: Message, prefix: str) -> Iterator[tuple[str, str, str]]:
     """(path, text, reason) of every Quantity under `msg` that does not parse."""
-    for field, value in msg.ListFields():
-        if not is_message(field):
-            continue
-        if is_map(field):
-            item_field = map_value(field)
-            if not is_message(item_field) or not _reaches_quantity(item_field.message_type):
-                continue
-            for key in sorted(value):
-                yield from _check(value[key], f"{_join(prefix, field)}[{key}]")
-        elif not _reaches_quantity(field.message_type):
-            continue
-        elif field.is_repeated:
-            for i, item in enumerate(value):
-                yield from _check(item, f"{_join(prefix, field)}[{i}]")
+    for name, json_name, shape in _plan(msg.DESCRIPTOR):
+        where = f"{prefix}.{json_name}" if prefix else json_name
+        if shape == _SINGLE:
+            if msg.HasField(name):
+                yield from _check(getattr(msg, name), where)
+        elif shape == _REPEATED:
+            for i, item in enumerate(getattr(msg, name)):
+                yield from _check(item, f"{where}[{i}]")
         else:
-            yield from _check(value, _join(prefix, field))
+            value = getattr(msg, name)
+            for key in sorted(value):
+                yield from _check(value[key], f"{where}[{key}]")
 
 
 def _check(msg: Message, path: str) -> Iterator[tuple[str, str, str]]:
@@ -121,14 +152,9 @@ def _check(msg: Message, path: str) -> Iterator[tuple[str, str, str]]:
         yield from _bad_quantities(msg, path)
         return
     text: str = msg.string  # type: ignore[attr-defined]
-    try:
-        Quantity.parse(text)
-    except ValueError as e:
-        yield path, text, str(e)
-
-
-def _join(prefix: str, field: FieldDescriptor) -> str:
-    return f"{prefix}.{field.json_name}" if prefix else field.json_name
+    parsed = _parse(text)
+    if isinstance(parsed, str):
+        yield path, text, parsed
 
 
 @functools.cache

@@ -556,6 +556,15 @@ REFUSALS: Final[tuple[Refusal, ...]] = (
 class _Rule:
     refusal: Refusal
     fields: tuple[FieldDescriptor, ...]  # the path, resolved on the message type
+    # the same path as attribute names, read once (descriptor attributes are slow)
+    through: tuple[str, ...] = ()  # the singular messages on the way
+    last: str = ""
+    last_repeated: bool = False
+
+    @classmethod
+    def of(cls, refusal: Refusal, fields: tuple[FieldDescriptor, ...]) -> _Rule:
+        names = tuple(f.name for f in fields)
+        return cls(refusal, fields, names[:-1], names[-1], fields[-1].is_repeated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,7 +611,7 @@ def _table() -> dict[str, list[_Rule]]:
         descriptor = descriptors.get(refusal.within)
         if descriptor is None:
             raise ValueError(f"no kind in KINDS holds a {refusal.within} message")
-        rule = _Rule(refusal, _resolve(descriptor, refusal.path))
+        rule = _Rule.of(refusal, _resolve(descriptor, refusal.path))
         rules.setdefault(refusal.within, []).append(rule)
     return rules
 
@@ -615,14 +624,17 @@ def refused_fields(
     errors other validators already found."""
     if type(obj).__name__ not in KINDS:
         return []
+    found = list(_walk(obj))
+    if not found:
+        return []  # the common case: `old` need not be walked
     skip = {e.path for e in reported or ()}
     held = {f.error.path: f.value for f in _walk(old)} if old is not None else {}
     errs: Errors = []
-    for found in _walk(obj):
-        path = found.error.path
-        if path in skip or (path in held and held[path] == found.value):
+    for one in found:
+        path = one.error.path
+        if path in skip or (path in held and held[path] == one.value):
             continue
-        errs.append(found.error)
+        errs.append(one.error)
     return errs
 
 
@@ -630,45 +642,92 @@ def refused_fields(
 _NOT_WALKED: Final = frozenset({"metadata", "status"})
 
 
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """What the walk does at a message of one type, worked out once per type:
+    the rules that live there, and the message fields (attribute name, JSON
+    name, repeated) whose type can hold a rule's message: the only subtrees
+    worth entering (most of an object holds none)."""
+
+    rules: tuple[_Rule, ...]
+    children: tuple[tuple[str, str, bool], ...]
+
+
+_PLANS: dict[tuple[str, bool], _Plan] = {}
+
+
+def _plan(descriptor: Descriptor, top: bool) -> _Plan:
+    """The plan of `descriptor`; `top`: the object itself, whose metadata
+    and status are not walked."""
+    key = (descriptor.full_name, top)
+    plan = _PLANS.get(key)
+    if plan is None:
+        rules = _table()
+        children = tuple(
+            (f.name, f.json_name, f.is_repeated)
+            for f in descriptor.fields
+            if f.message_type is not None
+            and not f.message_type.GetOptions().map_entry
+            and not (top and f.name in _NOT_WALKED)
+            and _reaches_rule(f.message_type)
+        )
+        plan = _PLANS[key] = _Plan(tuple(rules.get(descriptor.name, ())), children)
+    return plan
+
+
+@functools.cache
+def _reaches_rule(descriptor: Descriptor) -> bool:
+    """Whether a message of this type is, or can contain, one a rule lives in."""
+    rules = _table()
+    seen = {descriptor}
+    todo = [descriptor]
+    while todo:
+        current = todo.pop()
+        if current.name in rules:
+            return True
+        for field in current.fields:
+            child = field.message_type
+            if child is not None and child not in seen and not child.GetOptions().map_entry:
+                seen.add(child)
+                todo.append(child)
+    return False
+
+
 def _walk(obj: Message) -> Iterator[_Found]:
     """Every refused field of `obj`, depth first, with its error."""
-    rules = _table()
 
-    def visit(msg: Any, path: str) -> Iterator[_Found]:
-        for rule in rules.get(msg.DESCRIPTOR.name, ()):
+    def visit(msg: Any, path: str, top: bool) -> Iterator[_Found]:
+        plan = _plan(msg.DESCRIPTOR, top)
+        for rule in plan.rules:
             found = _check(rule, msg, path)
             if found is not None:
                 yield found
-        for field, value in msg.ListFields():
-            if field.message_type is None or field.message_type.GetOptions().map_entry:
-                continue
-            if not path and field.name in _NOT_WALKED:
-                continue
-            where = f"{path}.{field.json_name}" if path else field.json_name
-            if field.is_repeated:
-                for i, item in enumerate(value):
-                    yield from visit(item, f"{where}[{i}]")
-            else:
-                yield from visit(value, where)
+        for name, json_name, repeated in plan.children:
+            where = f"{path}.{json_name}" if path else json_name
+            if repeated:
+                for i, item in enumerate(getattr(msg, name)):
+                    yield from visit(item, f"{where}[{i}]", False)
+            elif msg.HasField(name):
+                yield from visit(getattr(msg, name), where, False)
 
-    yield from visit(obj, "")
+    yield from visit(obj, "", True)
 
 
 def _check(rule: _Rule, owner: Any, path: str) -> _Found | None:
     msg = owner
-    for field in rule.fields[:-1]:
-        if not msg.HasField(field.name):
+    for name in rule.through:
+        if not msg.HasField(name):
             return None
-        msg = getattr(msg, field.name)
-    last = rule.fields[-1]
-    if last.is_repeated:
-        value: Any = list(getattr(msg, last.name))
+        msg = getattr(msg, name)
+    last = rule.last
+    if rule.last_repeated:
+        value: Any = list(getattr(msg, last))
         if not value:
             return None
-    elif not msg.HasField(last.name):
+    elif not msg.HasField(last):
         return None
     else:
-        value = getattr(msg, last.name)
+        value = getattr(msg, last)
     refusal = rule.refusal
     if not refusal.test(value, owner):
         return None
