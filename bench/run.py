@@ -42,6 +42,7 @@ import bench.get
 import bench.job
 import bench.list
 import bench.operator
+import bench.scale
 import bench.scheduler
 import bench.statefulset
 import bench.watch
@@ -65,6 +66,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "job": bench.job.run,
     "statefulset": bench.statefulset.run,
     "operator": bench.operator.run,
+    "scale": bench.scale.run,
 }
 RESULTS = Path(__file__).resolve().parent / "results"
 ETCD_PROGRESS_NOTIFY = 5.0  # seconds; the API server's bookmarks follow etcd's progress

@@ -25,6 +25,9 @@
 On start it first lets the runtime recover what a previous agent left
 running; pods still wanted keep their containers, and sandboxes of pods
 that went meanwhile are stopped once the sources have synced.
+
+`PodReferences` and `object_informers` are shared with
+`simulated_nodes`, which runs many simulated nodes in one process.
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import deleted_object
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     from kpy.agent.runtime import Runtime
@@ -147,6 +150,82 @@ class _Objects:
         return found
 
 
+class PodReferences:
+    """Which pods use which ConfigMaps, Secrets and claims, so that a change
+    to one of those wakes exactly the pods that use it (`wake(uid)`). Shared
+    by the single agent and the simulated nodes of one process."""
+
+    def __init__(self, wake: Callable[[str], None]) -> None:
+        self._wake = wake
+        self._references: dict[tuple[str, str, str], set[str]] = {}  # object -> pod uids
+        self._refs_of: dict[str, set[tuple[str, str, str]]] = {}  # pod uid -> objects
+
+    def track(self, pod: Pod) -> None:
+        """Indexes the ConfigMaps and Secrets a pod uses, once: they come from
+        its spec, which does not change (status updates pass by cheaply). A
+        spec it cannot read is logged; the pod still runs (its sync reports
+        what is wrong), only without waking on those objects."""
+        uid = pod.metadata.uid
+        if uid in self._refs_of:
+            return
+        try:
+            self._refs_of[uid] = references(pod)
+        except Exception:
+            log.exception(
+                "cannot list the objects a pod uses",
+                extra={"pod": f"{pod.metadata.namespace}/{pod.metadata.name}"},
+            )
+            self._refs_of[uid] = set()
+        for ref in self._refs_of[uid]:
+            self._references.setdefault(ref, set()).add(uid)
+
+    def untrack(self, uid: str) -> None:
+        for ref in self._refs_of.pop(uid, ()):
+            uids = self._references.get(ref, set())
+            uids.discard(uid)
+            if not uids:
+                self._references.pop(ref, None)
+
+    def volume_changed(self, pv: PersistentVolume) -> None:
+        """A volume names its claim: the pods using that claim wake."""
+        ref = pv.spec.claim_ref
+        if pv.spec.HasField("claim_ref"):
+            claim = PersistentVolumeClaim()
+            claim.metadata.namespace, claim.metadata.name = ref.namespace, ref.name
+            self.object_changed(claim)
+
+    def object_changed(self, obj: Any) -> None:
+        kind = type(obj).__name__
+        uids = self._references.get((kind, obj.metadata.namespace, obj.metadata.name), set())
+        for uid in list(uids):
+            self._wake(uid)
+
+
+def object_informers(client: Client, refs: PodReferences) -> dict[type[Any], SharedInformer[Any]]:
+    """Informers of the ConfigMaps, Secrets, claims and volumes containers
+    consume, each change waking the pods that use the object (`refs`)."""
+    out: dict[type[Any], SharedInformer[Any]] = {}
+    for kind in (ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume):
+        informer: SharedInformer[Any] = SharedInformer(client, kind)
+        if kind is PersistentVolume:
+            informer.add_event_handler(
+                EventHandler(
+                    on_add=lambda pv, _: refs.volume_changed(pv),
+                    on_update=lambda _, pv: refs.volume_changed(pv),
+                )
+            )
+        else:
+            informer.add_event_handler(
+                EventHandler(
+                    on_add=lambda obj, _: refs.object_changed(obj),
+                    on_update=lambda _, obj: refs.object_changed(obj),
+                    on_delete=lambda obj: refs.object_changed(deleted_object(obj)),
+                )
+            )
+        out[kind] = informer
+    return out
+
+
 class Agent:
     def __init__(self, client: Client, config: AgentConfig, runtime: Runtime) -> None:
         self._client = client
@@ -157,8 +236,7 @@ class Agent:
         self._workers: PodWorkers | None = None
         self._static: dict[str, Pod] = {}  # full name -> static pod
         self._mirrors: dict[str, Pod] = {}  # full name -> mirror pod in the API
-        self._references: dict[tuple[str, str, str], set[str]] = {}  # object -> pod uids
-        self._refs_of: dict[str, set[tuple[str, str, str]]] = {}  # pod uid -> objects
+        self._references = PodReferences(self._wake_for_object)
         self._tg: anyio.abc.TaskGroup | None = None
 
     @property
@@ -281,34 +359,14 @@ class Agent:
                 on_delete=self._pod_deleted,
             )
         )
-        out: dict[type[Any], SharedInformer[Any]] = {Pod: pods}
-        for kind in (ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume):
-            informer: SharedInformer[Any] = SharedInformer(self._client, kind)
-            if kind is PersistentVolume:
-                # A volume names its claim: the pods using that claim wake.
-                informer.add_event_handler(
-                    EventHandler(
-                        on_add=lambda pv, _: self._volume_changed(pv),
-                        on_update=lambda _, pv: self._volume_changed(pv),
-                    )
-                )
-            else:
-                informer.add_event_handler(
-                    EventHandler(
-                        on_add=lambda obj, _: self._object_changed(obj),
-                        on_update=lambda _, obj: self._object_changed(obj),
-                        on_delete=lambda obj: self._object_changed(deleted_object(obj)),
-                    )
-                )
-            out[kind] = informer
-        return out
+        return {Pod: pods, **object_informers(self._client, self._references)}
 
     def _pod_changed(self, pod: Pod) -> None:
         assert self._workers is not None
         if static_pods.is_mirror_pod(pod):
             self._mirror_changed(pod)
             return
-        self._track(pod)
+        self._references.track(pod)
         self._workers.update(pod)
 
     def _pod_deleted(self, obj: Any) -> None:
@@ -322,48 +380,12 @@ class Agent:
                 self._workers.mirror_changed(static.metadata.uid, None)
                 self._ensure_mirror(static)
             return
-        self._untrack(pod.metadata.uid)
+        self._references.untrack(pod.metadata.uid)
         self._workers.remove(pod.metadata.uid)
 
-    def _track(self, pod: Pod) -> None:
-        """Indexes the ConfigMaps and Secrets a pod uses, once: they come from
-        its spec, which does not change (status updates pass by cheaply). A
-        spec it cannot read is logged; the pod still runs (its sync reports
-        what is wrong), only without waking on those objects."""
-        uid = pod.metadata.uid
-        if uid in self._refs_of:
-            return
-        try:
-            self._refs_of[uid] = references(pod)
-        except Exception:
-            log.exception(
-                "cannot list the objects a pod uses",
-                extra={"pod": f"{pod.metadata.namespace}/{pod.metadata.name}"},
-            )
-            self._refs_of[uid] = set()
-        for ref in self._refs_of[uid]:
-            self._references.setdefault(ref, set()).add(uid)
-
-    def _untrack(self, uid: str) -> None:
-        for ref in self._refs_of.pop(uid, ()):
-            uids = self._references.get(ref, set())
-            uids.discard(uid)
-            if not uids:
-                self._references.pop(ref, None)
-
-    def _volume_changed(self, pv: PersistentVolume) -> None:
-        ref = pv.spec.claim_ref
-        if pv.spec.HasField("claim_ref"):
-            claim = PersistentVolumeClaim()
-            claim.metadata.namespace, claim.metadata.name = ref.namespace, ref.name
-            self._object_changed(claim)
-
-    def _object_changed(self, obj: Any) -> None:
+    def _wake_for_object(self, uid: str) -> None:
         assert self._workers is not None
-        kind = type(obj).__name__
-        uids = self._references.get((kind, obj.metadata.namespace, obj.metadata.name), set())
-        for uid in list(uids):
-            self._workers.wake(uid, refresh_volumes=True)
+        self._workers.wake(uid, refresh_volumes=True)
 
     async def _runtime_events(self) -> None:
         assert self._workers is not None
@@ -379,10 +401,10 @@ class Agent:
         before, self._static = self._static, dict(pods)
         for full, pod in before.items():
             if pods.get(full) is None or pods[full].metadata.uid != pod.metadata.uid:
-                self._untrack(pod.metadata.uid)
+                self._references.untrack(pod.metadata.uid)
                 self._workers.remove(pod.metadata.uid)
         for pod in pods.values():
-            self._track(pod)
+            self._references.track(pod)
             self._workers.update(pod, static=True)
             self._ensure_mirror(pod)
 

@@ -40,6 +40,7 @@ from kpy.agent.eviction import parse_eviction_config
 from kpy.agent.node import NodeConfig
 from kpy.agent.runtime import DEFAULT_IP_DIR
 from kpy.agent.runtime.base import check_cluster_uid
+from kpy.agent.simulated_nodes import SimulatedNodes
 from kpy.api import errors
 from kpy.client import Client
 from kpy.client.config import load_config
@@ -141,6 +142,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--housekeeping-interval",
         help="how often the node is measured against the eviction thresholds (default 10s)",
+    )
+    p.add_argument(
+        "--simulated-nodes",
+        type=int,
+        help="run N simulated nodes in this process, named NODE-NAME-1 ... NODE-NAME-N, each "
+        "with its state under ROOT-DIR/<node> (the simulated runtime only; no static pods, "
+        "no logs or exec)",
     )
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     return p
@@ -324,11 +332,29 @@ def _choose_runtime(state: Path, docker_host: str | None) -> str:
     return chosen
 
 
+def _simulated_nodes_problem(count: int, runtime: str, config: AgentConfig) -> str:
+    """Why --simulated-nodes cannot run with these settings ("" if it can)."""
+    if count < 1:
+        return f"must be at least 1, got {count}"
+    if runtime not in ("auto", "simulated"):
+        return f"simulated nodes run the simulated runtime, not --runtime {runtime}"
+    if config.pod_manifest_path is not None:
+        return "simulated nodes run no static pods; drop --pod-manifest-path"
+    return ""
+
+
 def main(argv: list[str] | None = None) -> int:
     exit_with_parent()
     config, settings = config_from(argv)
     logs.configure(str(settings.get("log_level", "info")))
     kind = str(settings.get("runtime") or "auto")
+    simulated_nodes = settings.get("simulated_nodes")
+    if simulated_nodes is not None:
+        problem = _simulated_nodes_problem(int(simulated_nodes), kind, config)
+        if problem:
+            print(f"kpy-agent: --simulated-nodes: {problem}", file=sys.stderr)
+            return 2
+        kind = "simulated"
     if kind not in RUNTIMES:
         print(
             f"kpy-agent: unknown runtime {kind!r}; use one of {', '.join(RUNTIMES)}",
@@ -349,6 +375,14 @@ def main(argv: list[str] | None = None) -> int:
     async def serve() -> None:
         async with Client(client_config) as client, anyio.create_task_group() as tg:
             tg.start_soon(cancel_on_signal, tg.cancel_scope)
+            if simulated_nodes is not None:
+                nodes = SimulatedNodes(client, config, int(simulated_nodes))
+                names = await tg.start(nodes.run)
+                print(
+                    f"{COMPONENT} {len(names)} simulated nodes ready: {names[0]} ... {names[-1]}",
+                    flush=True,
+                )
+                return
             agent = Agent(client, config, new_runtime(kind, config, settings))
             port = await tg.start(agent.run)
             print(f"{COMPONENT} {config.node.name} serving on {config.address}:{port}", flush=True)

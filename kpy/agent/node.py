@@ -35,6 +35,8 @@ from kpy.api.validation import validate
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping
 
+    from google.protobuf.timestamp_pb2 import Timestamp
+
     from kpy.client import Client
 
 log = logging.getLogger("kpy.agent")
@@ -122,14 +124,19 @@ class NodeAgent:
         config: NodeConfig,
         *,
         pressure: Callable[[], Collection[str]] = frozenset,
+        stored: Callable[[str], Node | None] | None = None,
     ) -> None:
-        """`pressure`: the pressure conditions True now (default: none)."""
+        """`pressure`: the pressure conditions True now (default: none).
+        `stored(name)`: the Node as a Node informer holds it, read each
+        heartbeat in place of a get (default: the get)."""
         self._client = client
         self.config = config
         self._pressure = pressure
+        self._stored = stored
         self.node: Node = desired_node(config)
         self._reported: tuple[object, ...] = ()
         self._reported_at = 0.0
+        self._lease: Lease | None = None  # the Lease as this agent last wrote it
 
     async def register(self) -> Node:
         want = desired_node(self.config)
@@ -158,25 +165,44 @@ class NodeAgent:
             await anyio.sleep(self.config.heartbeat)
 
     async def renew_lease(self) -> None:
+        """Renews the Lease with one write, of the Lease this agent last
+        wrote (as the kubelet keeps its latest lease); it reads the Lease
+        first only when it holds none or the one held went stale (someone
+        else wrote it, or it was deleted)."""
         now = timestamp(time.time())
-        try:
-            lease = await self._client.get(Lease, self.config.name, namespace=LEASE_NAMESPACE)
-        except errors.NotFound:
-            lease = Lease()
-            lease.metadata.name = self.config.name
-            lease.metadata.namespace = LEASE_NAMESPACE
-            owner = lease.metadata.owner_references.add()
-            owner.api_version, owner.kind = "v1", "Node"
-            owner.name, owner.uid = self.node.metadata.name, self.node.metadata.uid
-            lease.spec.holder_identity = self.config.name
-            lease.spec.lease_duration_seconds = self.config.lease_duration
-            lease.spec.renew_time.CopyFrom(now)
-            with contextlib.suppress(errors.AlreadyExists):
-                await self._client.create(lease, namespace=LEASE_NAMESPACE)
+        if self._lease is not None and await self._update_lease(self._lease, now):
             return
+        try:
+            current = await self._client.get(Lease, self.config.name, namespace=LEASE_NAMESPACE)
+        except errors.NotFound:
+            await self._create_lease(now)
+            return
+        await self._update_lease(current, now)
+
+    async def _update_lease(self, held: Lease, now: Timestamp) -> bool:
+        """False when `held` is stale: a conflict, or the Lease is gone."""
+        lease = Lease()
+        lease.CopyFrom(held)
         lease.spec.renew_time.CopyFrom(now)
-        with contextlib.suppress(errors.Conflict):
-            await self._client.update(lease)
+        try:
+            self._lease = await self._client.update(lease)
+        except (errors.Conflict, errors.NotFound):
+            self._lease = None
+            return False
+        return True
+
+    async def _create_lease(self, now: Timestamp) -> None:
+        lease = Lease()
+        lease.metadata.name = self.config.name
+        lease.metadata.namespace = LEASE_NAMESPACE
+        owner = lease.metadata.owner_references.add()
+        owner.api_version, owner.kind = "v1", "Node"
+        owner.name, owner.uid = self.node.metadata.name, self.node.metadata.uid
+        lease.spec.holder_identity = self.config.name
+        lease.spec.lease_duration_seconds = self.config.lease_duration
+        lease.spec.renew_time.CopyFrom(now)
+        with contextlib.suppress(errors.AlreadyExists):
+            self._lease = await self._client.create(lease, namespace=LEASE_NAMESPACE)
 
     async def report_status(self, *, force: bool = False) -> None:
         conditions = node_conditions(self._pressure())
@@ -215,10 +241,16 @@ class NodeAgent:
         node lifecycle controller sets them Unknown while this agent is
         silent, and a returning agent must say Ready again at once (as the
         kubelet compares with the Node it reads each status period)."""
-        try:
-            stored = await self._client.get(Node, self.config.name)
-        except errors.NotFound:
-            return False  # gone: nothing to correct (registering is not this loop's job)
+        if self._stored is not None:
+            found = self._stored(self.config.name)
+            if found is None:
+                return False
+            stored = found
+        else:
+            try:
+                stored = await self._client.get(Node, self.config.name)
+            except errors.NotFound:
+                return False  # gone: nothing to correct (registering is not this loop's job)
         said = {(c.type, c.status) for c in stored.status.conditions}
         return not {(c.type, c.status) for c in conditions} <= said
 

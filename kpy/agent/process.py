@@ -51,3 +51,38 @@ class AgentProcess(ChildProcess):
         match = super().start(timeout)
         self.port = int(match.group(2))
         return match
+
+
+class SimulatedNodesProcess(ChildProcess):
+    """`kpy-agent --simulated-nodes count`: nodes `prefix-1` ...
+    `prefix-count` in one process, each with its state under
+    `root_dir/<node>`; `start` returns once every node is registered."""
+
+    def __init__(
+        self,
+        servers: str,
+        prefix: str,
+        count: int,
+        root_dir: Path,
+        *,
+        log_path: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+        detached: bool = False,
+    ) -> None:
+        args = [
+            "--server", servers,
+            "--node-name", prefix,
+            "--simulated-nodes", str(count),
+            "--root-dir", str(root_dir),
+            "--runtime", "simulated",
+            *extra_args,
+        ]  # fmt: skip
+        super().__init__(
+            f"kpy-agent-{prefix}",
+            "kpy.agent.main",
+            args,
+            ready=r"kpy-agent \d+ simulated nodes ready",
+            log_path=log_path,
+            detached=detached,
+        )
+        self.node_names = [f"{prefix}-{i}" for i in range(1, count + 1)]

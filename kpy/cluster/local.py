@@ -66,7 +66,7 @@ import anyio
 import anyio.to_thread
 
 from kpy.agent.main import runtime_for_dir
-from kpy.agent.process import AgentProcess
+from kpy.agent.process import AgentProcess, SimulatedNodesProcess
 from kpy.agent.runtime import DEFAULT_IP_DIR
 from kpy.api import codec, errors
 from kpy.api.core.v1 import Node, Service
@@ -95,6 +95,10 @@ DEFAULT_DIR = Path("~/.kpy/cluster").expanduser()
 CLUSTER_DOMAIN = "cluster.local"  # kpy-dns's and the agents' --cluster-domain
 STATE = "cluster.json"
 SUPERVISOR = "kpy-supervisor"
+# Up to this many simulated nodes each get an agent process and a kpy-proxy
+# of their own, so that one can be stopped, killed or added alone (the fault
+# tests do); more share one `kpy-agent --simulated-nodes` process, as kwok's.
+SEPARATE_SIMULATED_NODES = 3
 PROXY_STATUS = "proxy-status"  # under nodes/<node>/: the mode kpy-proxy runs in
 # The environment of the caller that the components must not inherit: their
 # configuration comes from `up`'s flags (KPY_CONFIG would name another
@@ -343,6 +347,12 @@ def _start_all_members(
     _start_ingress(directory, servers, state, progress)
     dns_ip = _start_dns(directory, servers, state, progress, extra_args.get("kpy-dns", ()))
     dns_flags = ["--cluster-dns", dns_ip] if dns_ip else []
+    if runtime == "simulated" and topology.nodes > SEPARATE_SIMULATED_NODES:
+        flags = ("--cluster-uid", state.uid, *dns_flags, "--cluster-domain", CLUSTER_DOMAIN)
+        flags += extra_args.get("kpy-agent", ())
+        _start_simulated_nodes(directory, topology.nodes, servers, state, progress, flags)
+        _write_client_config(directory, apis, schedulers, state.uid)
+        return
     for i in range(1, topology.nodes + 1):
         name = f"kpy-node-{i}"
         progress(f"starting agent {name} ({runtime} runtime)")
@@ -372,6 +382,32 @@ def _start_all_members(
         )
         _start(proxy, state, f"kpy-proxy-{name}")
     _write_client_config(directory, apis, schedulers, state.uid)
+
+
+def _start_simulated_nodes(
+    directory: Path,
+    count: int,
+    servers: str,
+    state: ClusterState,
+    progress: Progress,
+    flags: tuple[str, ...],
+) -> None:
+    """Nodes kpy-node-1 ... kpy-node-`count` in one `kpy-agent
+    --simulated-nodes` process (each node's state under nodes/<node>), and
+    no kpy-proxy: simulated pods have no network to route to."""
+    progress(f"starting {count} simulated nodes in one agent (kpy-node-1 ... kpy-node-{count})")
+    agent = SimulatedNodesProcess(
+        servers,
+        "kpy-node",
+        count,
+        directory / "nodes",
+        log_path=directory / "logs" / "kpy-agent-kpy-node.log",
+        extra_args=flags,
+        detached=True,
+    )
+    _start(agent, state, "kpy-agent-kpy-node")
+    state.nodes.extend(agent.node_names)
+    state.save()
 
 
 def _start_etcd(directory: Path, count: int, state: ClusterState, progress: Progress) -> str:
