@@ -35,9 +35,26 @@ def _deployment(name, spec):
                         {
                             "name": "web",
                             "image": spec["image"],
+                            "command": spec.get("command", []),
+                            "env": [
+                                {
+                                    "name": "POD_NAME",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}},
+                                },
+                                {
+                                    "name": "POD_IP",
+                                    "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}},
+                                },
+                            ],
                             "ports": [{"containerPort": spec.get("port", 8080)}],
+                            "volumeMounts": [{"name": "www", "mountPath": "/tmp/www"}],
+                            "readinessProbe": {
+                                "httpGet": {"path": "/", "port": spec.get("port", 8080)},
+                                "periodSeconds": 2,
+                            },
                         }
-                    ]
+                    ],
+                    "volumes": [{"name": "www", "emptyDir": {}}],
                 },
             },
         },

@@ -18,11 +18,19 @@ from kpy.api.apps.v1 import Deployment, DeploymentSpec
 from kpy.api.core.v1 import (
     Container,
     ContainerPort,
+    EmptyDirVolumeSource,
+    EnvVar,
+    EnvVarSource,
+    HTTPGetAction,
+    ObjectFieldSelector,
     PodSpec,
     PodTemplateSpec,
+    Probe,
     Service,
     ServicePort,
     ServiceSpec,
+    Volume,
+    VolumeMount,
 )
 from kpy.api.intstr import from_value
 from kpy.api.meta.v1 import LabelSelector, ObjectMeta
@@ -52,9 +60,20 @@ async def reconcile(ctx: Context, web: CustomObject) -> None:
                             Container(
                                 name="web",
                                 image=spec["image"],
+                                command=spec.get("command", []),
+                                env=[
+                                    _field_env("POD_NAME", "metadata.name"),
+                                    _field_env("POD_IP", "status.podIP"),
+                                ],
                                 ports=[ContainerPort(container_port=port)],
+                                volume_mounts=[VolumeMount(name="www", mount_path="/tmp/www")],
+                                readiness_probe=Probe(
+                                    http_get=HTTPGetAction(path="/", port=from_value(port)),
+                                    period_seconds=2,
+                                ),
                             )
-                        ]
+                        ],
+                        volumes=[Volume(name="www", empty_dir=EmptyDirVolumeSource())],
                     ),
                 ),
             ),
@@ -87,6 +106,13 @@ async def reconcile(ctx: Context, web: CustomObject) -> None:
                 observed_generation=web.metadata.generation,
             ),
         },
+    )
+
+
+def _field_env(name: str, field: str) -> EnvVar:
+    """An environment variable holding one of the pod's own fields."""
+    return EnvVar(
+        name=name, value_from=EnvVarSource(field_ref=ObjectFieldSelector(field_path=field))
     )
 
 
