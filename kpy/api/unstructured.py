@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from kpy.api import codec, errors
 from kpy.api.errors import FieldError
+from kpy.api.limits import MAX_DEPTH, depth_message, nesting_depth
 from kpy.api.meta.v1 import ObjectMeta
 from kpy.api.scheme import ResourceInfo, Scheme, scheme
 
@@ -142,8 +143,13 @@ class CustomObject(_Base):
         """The object `data` holds (apiVersion and kind, if present, must name
         this kind). Metadata is decoded as strictly as a built-in kind's;
         the other fields are kept as they are: the API server checks them
-        against the CRD's schema. Raises `Invalid` naming each problem."""
+        against the CRD's schema. Raises `Invalid` naming each problem, or
+        `BadRequest` for a value nested deeper than `MAX_DEPTH`, as the
+        codec does for built-in kinds."""
         prefix = f"{path}." if path else ""
+        if nesting_depth(data) > MAX_DEPTH:  # every walk of it below recurses
+            what = cls.kind + (f" {path}" if path else "")
+            raise errors.BadRequest(f"{what}: {depth_message()}", kind=cls.kind)
         if not isinstance(data, dict):
             raise errors.Invalid(
                 [FieldError(path, errors.INVALID, f"must be an object, got {type(data).__name__}")],
@@ -195,6 +201,8 @@ class CustomObject(_Base):
             parsed = json.loads(data)
         except (ValueError, UnicodeDecodeError) as e:
             raise DecodeError(f"not JSON: {e}") from None
+        except RecursionError:  # the JSON decoder recurses per level
+            raise DecodeError(depth_message()) from None
         try:
             other = type(self).from_body(parsed)
         except errors.StatusError as e:

@@ -22,6 +22,8 @@ from kpy.api.apiextensions.v1 import CustomResourceDefinition
 from kpy.api.meta.v1 import ObjectMeta
 from kpy.api.scheme import scheme
 from kpy.api.unstructured import CustomObject, custom_kind
+from kpy.client.client import _ref
+from kpy.rpc.apiserver import v1 as api
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -347,3 +349,21 @@ async def test_a_new_default_shows_on_objects_stored_before(
         await anyio.sleep(0.05)
     listed = await client.list(Widget, namespace=api_namespace)
     assert [o.spec.get("shape") for o in listed.items] == ["round"]
+
+
+async def test_a_deeply_nested_object_is_bad_request_not_internal(
+    client: Client, api_namespace: str
+) -> None:
+    """Another client may send any bytes: 500 levels of JSON (which the
+    server's recursive walks could not take) is refused as BadRequest."""
+    group = _group()
+    await client.create(crd_manifest(group))
+    await served(client, group, "widgets")
+    info = client.info(widget_kind(group))
+    body = (
+        b'{"apiVersion": "%s/v1", "kind": "Widget", "metadata": {"name": "deep"}, '
+        b'"spec": {"color": "red"}, "data": %s%s}' % (group.encode(), b"[" * 500, b"]" * 500)
+    )
+    request = api.CreateRequest(ref=_ref(info, api_namespace), object=body)
+    with pytest.raises(errors.BadRequest, match="nesting depth exceeds 100"):
+        await client._call("Create", request)

@@ -76,11 +76,17 @@ def test_bad_encodings_are_decode_errors() -> None:
         ("another group", b'{"apiVersion": "x.example.com/v1", "kind": "Gizmo"}'),
         ("bad metadata", b'{"metadata": {"name": 3}}'),
         ("not an object", b"[1, 2]"),
+        # deeper than MAX_DEPTH: refused before any recursive walk, so the
+        # API server answers BadRequest instead of failing with RecursionError
+        ("nested 500 deep", b'{"spec": {"x": ' + b"[" * 500 + b"]" * 500 + b"}}"),
+        ("nested past the JSON decoder", b'{"spec": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"),
     ]
     for name, data in cases:
         with pytest.raises(DecodeError):
             Gizmo.FromString(data)
         assert name
+    # 100 levels, the limit, still decode
+    Gizmo.FromString(b'{"spec": ' + b"[" * 99 + b"]" * 99 + b"}")
 
 
 def test_manifests_decode_strictly_in_metadata_only() -> None:
