@@ -118,8 +118,14 @@ async def test_a_busy_deployment_scales_up_then_down_when_idle(
                 return await replicas() == 1
 
             await eventually(scaled_down, timeout=150, what="a scale-down once idle")
-            hpa = await client.get(HorizontalPodAutoscaler, "burn")
-            assert hpa.status.desired_replicas == 1, hpa.status
+
+            # The controller writes the scale first and its status after, as
+            # Kubernetes' does: the status follows the scale-down shortly.
+            async def status_says_one() -> bool:
+                hpa = await client.get(HorizontalPodAutoscaler, "burn")
+                return hpa.status.desired_replicas == 1
+
+            await eventually(status_says_one, timeout=60, what="the status of the scale-down")
             pods = await client.list(Pod, label_selector="app=burn")
             assert pods.items, "the Deployment keeps its one pod"
     finally:
