@@ -1,6 +1,7 @@
 """Node-pressure eviction with a real agent: a threshold the machine always
 crosses (`memory.available<1000Ti`) stands in for a machine short of
-memory, so nothing has to be filled. The Node says MemoryPressure, the
+memory, so nothing has to be filled; the agent is restarted with it once
+the pods run on a calm node. The Node says MemoryPressure, the
 BestEffort pod is evicted (phase Failed, reason Evicted, a message naming
 memory, events on the pod and the Node), and a static pod, critical, runs on.
 
@@ -34,11 +35,12 @@ if TYPE_CHECKING:
 TIMEOUT = 30.0  # seconds any one wait may take, on a loaded machine
 
 
-def eviction_config() -> EvictionConfig:
-    return EvictionConfig(
-        thresholds=parse_thresholds("memory.available<1000Ti"),
-        housekeeping_interval=0.5,
-    )
+def eviction_config(threshold: str) -> EvictionConfig:
+    return EvictionConfig(thresholds=parse_thresholds(threshold), housekeeping_interval=0.5)
+
+
+CALM = "memory.available<1Ki"  # never crossed
+SHORT = "memory.available<1000Ti"  # always crossed
 
 
 def static_manifest(namespace: str) -> dict[str, object]:
@@ -67,20 +69,23 @@ async def test_memory_pressure_evicts_the_best_effort_pod(
     manifests = tmp_path / "manifests"
     manifests.mkdir()
     (manifests / "critical.yaml").write_text(yaml.safe_dump(static_manifest(api_namespace)))
-    config = AgentConfig(
-        node=NodeConfig(name=node_name, root_dir=str(root), heartbeat=0.5),
-        root_dir=root,
-        port=0,
-        pod_manifest_path=manifests,
-        backoff_base=1.0,
-        backoff_max=8.0,
-        eviction=eviction_config(),
-    )
+
+    def config(threshold: str) -> AgentConfig:
+        return AgentConfig(
+            node=NodeConfig(name=node_name, root_dir=str(root), heartbeat=0.5),
+            root_dir=root,
+            port=0,
+            pod_manifest_path=manifests,
+            backoff_base=1.0,
+            backoff_max=8.0,
+            eviction=eviction_config(threshold),
+        )
+
     try:
         async with anyio.create_task_group() as tg:
 
-            async def start() -> anyio.CancelScope:
-                agent = Agent(client, config, new_runtime(runtime, root, node_name))
+            async def start(threshold: str) -> anyio.CancelScope:
+                agent = Agent(client, config(threshold), new_runtime(runtime, root, node_name))
                 scope = anyio.CancelScope()
 
                 async def run(*, task_status: anyio.abc.TaskStatus[int]) -> None:
@@ -90,13 +95,21 @@ async def test_memory_pressure_evicts_the_best_effort_pod(
                 await tg.start(run)
                 return scope
 
-            scope = await start()
+            # The pods start on a calm node, so the hog's container runs (and
+            # has a memory figure) before the pressure begins: on a loaded
+            # machine a pod evicted before its container started gets the
+            # message without one, as the kubelet's does.
+            scope = await start(CALM)
             try:
+                await start_pods(client, api_namespace, node_name)
+                scope.cancel()
+                await anyio.sleep(0.1)
+                scope = await start(SHORT)  # the new agent adopts the running pods
                 evicted = await check_eviction(client, api_namespace, node_name, runtime)
                 # A new agent on the same node leaves the evicted pod as it is.
                 scope.cancel()
                 await anyio.sleep(0.1)
-                scope = await start()
+                scope = await start(SHORT)
                 await anyio.sleep(2.0)
                 again = await client.get(Pod, "hog", namespace=api_namespace)
                 assert again.status.phase == "Failed", again.status
@@ -109,18 +122,8 @@ async def test_memory_pressure_evicts_the_best_effort_pod(
             await stop_everything(runtime, root, node_name)
 
 
-async def check_eviction(client: Client, namespace: str, node_name: str, runtime: str) -> Pod:
-    """Checks what a user sees of the eviction; returns the evicted pod."""
-
-    async def pressure() -> str:
-        node = await client.get(Node, node_name)
-        c = next((c for c in node.status.conditions if c.type == "MemoryPressure"), None)
-        return c.reason if c is not None and c.status == "True" else ""
-
-    reason = await eventually(pressure, TIMEOUT, "MemoryPressure True on the Node")
-    assert reason == "KubeletHasInsufficientMemory"
-
-    # The static pod (critical) is up before the pod to evict comes.
+async def start_pods(client: Client, namespace: str, node_name: str) -> None:
+    """The static pod (critical) and then the pod to evict (hog), both running."""
     static = f"critical-{node_name}"
     mirror = await eventually(
         lambda: phase_of(client, static, namespace), TIMEOUT, "the static pod running"
@@ -140,6 +143,23 @@ async def check_eviction(client: Client, namespace: str, node_name: str, runtime
         },
     )
     await client.create(pod, namespace=namespace)
+    running = await eventually(
+        lambda: phase_of(client, "hog", namespace), TIMEOUT, "the hog running"
+    )
+    assert running is not None
+    assert running.status.phase == "Running", running.status
+
+
+async def check_eviction(client: Client, namespace: str, node_name: str, runtime: str) -> Pod:
+    """Checks what a user sees of the eviction; returns the evicted pod."""
+
+    async def pressure() -> str:
+        node = await client.get(Node, node_name)
+        c = next((c for c in node.status.conditions if c.type == "MemoryPressure"), None)
+        return c.reason if c is not None and c.status == "True" else ""
+
+    reason = await eventually(pressure, TIMEOUT, "MemoryPressure True on the Node")
+    assert reason == "KubeletHasInsufficientMemory"
 
     async def evicted() -> Pod | None:
         got = await client.get(Pod, "hog", namespace=namespace)
@@ -181,6 +201,6 @@ async def check_eviction(client: Client, namespace: str, node_name: str, runtime
 
     # Passes go on under pressure; the critical static pod is never evicted.
     await anyio.sleep(2.0)
-    still = await client.get(Pod, static, namespace=namespace)
+    still = await client.get(Pod, f"critical-{node_name}", namespace=namespace)
     assert still.status.phase == "Running", still.status
     return got
