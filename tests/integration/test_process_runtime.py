@@ -498,7 +498,7 @@ async def test_stop_with_sigterm_handled(node: Node) -> None:
     started = time.monotonic()
     await node.runtime.stop_container(container_id, timeout=10)
 
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 8  # well short of the 10 s timeout
     assert (await node.runtime.container_status(container_id)).exit_code == 0
     assert (await node.next_event(container_id)).exit_code == 0
     assert (await node.log(container_id)).endswith(b"bye\n")
@@ -514,7 +514,7 @@ async def test_stop_with_sigterm_ignored_kills_after_the_timeout(node: Node) -> 
     await node.runtime.stop_container(container_id, timeout=1.0)
     elapsed = time.monotonic() - started
 
-    assert 1.0 <= elapsed < 4.0, elapsed
+    assert 1.0 <= elapsed < 8.0, elapsed  # killed after the timeout, with room for load
     status = await node.runtime.container_status(container_id)
     assert (status.state, status.exit_code) == (ContainerState.EXITED, 137)
     await wait_dead(pids["container"])
@@ -625,7 +625,7 @@ async def test_exec_timeout_kills_the_command(node: Node) -> None:
     with pytest.raises(TimeoutError, match=r"did not finish within 0.5s; it was killed"):
         await run()
 
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 10  # cut at 0.5 s, far short of the 100 s sleep
     (exec_pid,) = pids
     await wait_dead(exec_pid)
 

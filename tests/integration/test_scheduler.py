@@ -42,6 +42,10 @@ if TYPE_CHECKING:
 
     from kpy.storage import EtcdServer
 
+# A pod a cluster change lets in is scheduled within this, not after the
+# queue's 300 s flush of unschedulable pods; the rest is a loaded machine's slack.
+REQUEUED_WITHIN = 10.0
+
 
 @pytest.fixture(scope="module")
 def cluster(etcd_server: EtcdServer) -> Iterator[APIServerProcess]:
@@ -249,7 +253,7 @@ async def test_a_pod_that_fits_nowhere_is_told_why_and_bound_when_a_node_fits(
         await client.update(fresh)
         bound_to = await eventually(lambda: node_of(client, "big"), what="bound after untaint")
         assert bound_to == tainted.metadata.name
-        assert time.monotonic() - changed < 1.5
+        assert time.monotonic() - changed < REQUEUED_WITHIN
 
 
 async def test_a_new_node_and_an_uncordon_let_waiting_pods_in(
@@ -276,12 +280,12 @@ async def test_a_new_node_and_an_uncordon_let_waiting_pods_in(
         started = time.monotonic()
         await client.update(fresh)
         assert await eventually(lambda: node_of(client, "a")) == cordoned.metadata.name
-        assert time.monotonic() - started < 1.5
+        assert time.monotonic() - started < REQUEUED_WITHIN
 
         async with nodes(client, node(f"{base}-large", cpu="4")) as [large]:
             started = time.monotonic()
             assert await eventually(lambda: node_of(client, "b")) == large
-            assert time.monotonic() - started < 1.5
+            assert time.monotonic() - started < REQUEUED_WITHIN
 
 
 async def test_without_nodes_the_pod_is_told_so(client: Client, api_namespace: str) -> None:

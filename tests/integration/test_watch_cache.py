@@ -285,7 +285,7 @@ async def test_a_version_ahead_of_the_cache_is_waited_for_then_times_out(
         started = time.monotonic()
         with pytest.raises(Timeout) as caught:
             await cache.watch(namespace=namespace, resource_version=ahead + 1_000_000)
-        assert 2.0 <= time.monotonic() - started < 4.0
+        assert 2.0 <= time.monotonic() - started < 8.0  # the catch-up timeout, and load's slack
         assert (
             f"too large resource version: {ahead + 1_000_000} is ahead of this API server's cache"
             in str(caught.value)
