@@ -383,3 +383,21 @@ def _crd_spec(spec: Any) -> None:
     if names.HasField("kind"):
         _default(names, "list_kind", names.kind + "List")
         _default(names, "singular", names.kind.lower())
+
+
+# -------------------------------------------------------- rbac.authorization.k8s.io/v1
+
+_RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+@_defaults_for("kpy.api.rbac.v1.RoleBinding", "kpy.api.rbac.v1.ClusterRoleBinding")
+def _binding(binding: Any) -> None:
+    if not binding.role_ref.api_group:
+        binding.role_ref.api_group = _RBAC_GROUP
+
+
+@_defaults_for("kpy.api.rbac.v1.Subject")
+def _subject(subject: Any) -> None:
+    # A ServiceAccount is a core kind: its subjects keep apiGroup "".
+    if not subject.api_group and subject.kind in ("User", "Group"):
+        subject.api_group = _RBAC_GROUP

@@ -147,6 +147,7 @@ def _build_default() -> Scheme:
     from kpy.api.discovery import v1 as discovery_v1
     from kpy.api.networking import v1 as networking_v1
     from kpy.api.policy import v1 as policy_v1
+    from kpy.api.rbac import v1 as rbac_v1
     from kpy.api.scheduling import v1 as scheduling_v1
     from kpy.api.storage import v1 as storage_v1
 
@@ -178,6 +179,16 @@ def _build_default() -> Scheme:
             status_subresource=False,
         ),
         R("", "v1", "Secret", "secrets", True, core_v1.Secret, status_subresource=False),
+        R(
+            "",
+            "v1",
+            "ServiceAccount",
+            "serviceaccounts",
+            True,
+            core_v1.ServiceAccount,
+            ("sa",),
+            status_subresource=False,
+        ),
         R("", "v1", "Event", "events", True, core_v1.Event, ("ev",), status_subresource=False),
         R(
             "",
@@ -285,6 +296,42 @@ def _build_default() -> Scheme:
             False,
             scheduling_v1.PriorityClass,
             ("pc",),
+            status_subresource=False,
+        ),
+        R(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "Role",
+            "roles",
+            True,
+            rbac_v1.Role,
+            status_subresource=False,
+        ),
+        R(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRole",
+            "clusterroles",
+            False,
+            rbac_v1.ClusterRole,
+            status_subresource=False,
+        ),
+        R(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "RoleBinding",
+            "rolebindings",
+            True,
+            rbac_v1.RoleBinding,
+            status_subresource=False,
+        ),
+        R(
+            "rbac.authorization.k8s.io",
+            "v1",
+            "ClusterRoleBinding",
+            "clusterrolebindings",
+            False,
+            rbac_v1.ClusterRoleBinding,
             status_subresource=False,
         ),
         R(

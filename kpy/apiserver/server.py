@@ -32,6 +32,7 @@ from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
 from kpy.apiserver.service import APIService, serve_on
 from kpy.apiserver.service_alloc import DEFAULT_RANGES, ServiceAllocator, ServiceRanges
 from kpy.apiserver.watch_cache import WatchCache
+from kpy.auth import bootstrap
 from kpy.storage import MAX_OBJECT_BYTES, Store, new_client
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ log = logging.getLogger("kpy.apiserver")
 # kube-node-lease holds the agents' heartbeat Leases, as in Kubernetes.
 INITIAL_NAMESPACES = ("default", "kube-system", "kube-node-lease")
 _CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+def _rbac_key(obj: Message) -> tuple[str, str, str]:
+    """The registry key of a bootstrap RBAC object's kind."""
+    info = scheme.for_message(type(obj))
+    return (info.group, info.version, info.plural)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +107,10 @@ class APIServer:
                 classes = registries.get(("scheduling.k8s.io", "v1", "priorityclasses"))
                 if classes is not None:
                     await admission.ensure_system_priority_classes(classes.create)
+                if ("rbac.authorization.k8s.io", "v1", "clusterroles") in registries:
+                    await bootstrap.ensure_policy(
+                        lambda obj: registries[_rbac_key(obj)].create(obj, namespace="")
+                    )
                 server = self._grpc_server(registries)
                 self.port = _listen(server, cfg.address, cfg.port)
                 await server.start()

@@ -757,6 +757,38 @@ def _crd_row(crd: Any, now: float) -> list[str]:
     return [crd.metadata.name, stamp]
 
 
+def _created_at_row(obj: Any, now: float) -> list[str]:
+    """NAME and CREATED AT, as kubectl prints Roles and ClusterRoles."""
+    return _crd_row(obj, now)
+
+
+def _binding_row(binding: Any, now: float) -> list[str]:
+    """kubectl's RoleBinding and ClusterRoleBinding columns; -o wide adds
+    the subjects by kind (ServiceAccounts as NAMESPACE/NAME)."""
+
+    def names(kind: str) -> str:
+        found = [
+            f"{s.namespace}/{s.name}" if kind == "ServiceAccount" else s.name
+            for s in binding.subjects
+            if s.kind == kind
+        ]
+        return ", ".join(found)
+
+    ref = binding.role_ref
+    return [
+        binding.metadata.name,
+        f"{ref.kind}/{ref.name}",
+        age(binding.metadata.creation_timestamp, now),
+        names("User"),
+        names("Group"),
+        names("ServiceAccount"),
+    ]
+
+
+def _service_account_row(sa: Any, now: float) -> list[str]:
+    return [sa.metadata.name, str(len(sa.secrets)), age(sa.metadata.creation_timestamp, now)]
+
+
 def _generic_row(obj: Any, now: float) -> list[str]:
     return [obj.metadata.name, age(obj.metadata.creation_timestamp, now)]
 
@@ -856,6 +888,15 @@ _PRINTERS: dict[str, Printer] = {
     "Ingress": Printer(("NAME", "CLASS", "HOSTS", "ADDRESS", "PORTS", _AGE), (), _ingress_row),
     "IngressClass": Printer(("NAME", "CONTROLLER", "PARAMETERS", _AGE), (), _ingress_class_row),
     "CustomResourceDefinition": Printer(("NAME", "CREATED AT"), (), _crd_row),
+    "Role": Printer(("NAME", "CREATED AT"), (), _created_at_row),
+    "ClusterRole": Printer(("NAME", "CREATED AT"), (), _created_at_row),
+    "RoleBinding": Printer(
+        ("NAME", "ROLE", _AGE), ("USERS", "GROUPS", "SERVICEACCOUNTS"), _binding_row
+    ),
+    "ClusterRoleBinding": Printer(
+        ("NAME", "ROLE", _AGE), ("USERS", "GROUPS", "SERVICEACCOUNTS"), _binding_row
+    ),
+    "ServiceAccount": Printer(("NAME", "SECRETS", _AGE), (), _service_account_row),
 }
 _GENERIC = Printer(("NAME", _AGE), (), _generic_row)
 

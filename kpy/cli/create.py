@@ -5,6 +5,8 @@
     kpyctl create configmap NAME [--from-literal=K=V] [--from-file=[KEY=]PATH] [--from-env-file=F]
     kpyctl create secret generic NAME [same sources] [--type=TYPE]
     kpyctl create job NAME --image=IMAGE [-- COMMAND...] | --from=cronjob/NAME   (_create_job)
+    kpyctl create role|clusterrole|rolebinding|clusterrolebinding|serviceaccount NAME ...
+                                                                              (_create_rbac)
 
 Each prints kubectl's `configmap/NAME created`; with `--dry-run=client` the
 object is only built (`-o yaml|json` prints it, as users pipe it into a
@@ -23,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kpy.api import codec, errors
 from kpy.api.scheme import scheme
-from kpy.cli import _client, _create_job
+from kpy.cli import _client, _create_job, _create_rbac
 from kpy.cli._create_object import create_object
 from kpy.cli._kustomize import parse_env_file
 from kpy.cli._manifests import UsageError, load_objects, read_sources
@@ -39,7 +41,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("-f", "--filename", action="append", default=[], metavar="FILE")
     _client.add_flags(p)
     p.set_defaults(run=lambda args: _client.run(args, _create_from_files))
-    what = p.add_subparsers(dest="create_what", metavar="namespace|configmap|secret|job")
+    what = p.add_subparsers(
+        dest="create_what",
+        metavar="namespace|configmap|secret|job|role|clusterrole|rolebinding|"
+        "clusterrolebinding|serviceaccount",
+    )
 
     ns = what.add_parser("namespace", aliases=["ns"], help="create a namespace")
     ns.add_argument("name")
@@ -62,6 +68,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     generic.set_defaults(run=lambda args: create_object(args, _secret(args)))
 
     _create_job.add_parser(what)
+    _create_rbac.add_parsers(what)
 
 
 def _source_flags(p: argparse.ArgumentParser) -> None:

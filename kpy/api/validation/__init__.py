@@ -26,6 +26,7 @@ from kpy.api.validation import (  # noqa: F401
     _networking,
     _others,
     _policy,
+    _rbac,
     _registry,
     _scheduling,
 )

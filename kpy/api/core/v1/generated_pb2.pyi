@@ -5687,6 +5687,50 @@ class Secret(_message.Message):
 Global___Secret: _TypeAlias = Secret  # noqa: Y015
 
 @_typing.final
+class ServiceAccount(_message.Message):
+    """ServiceAccount: an identity for processes in pods, authenticated as the
+    user system:serviceaccount:NAMESPACE:NAME.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    METADATA_FIELD_NUMBER: _builtins.int
+    SECRETS_FIELD_NUMBER: _builtins.int
+    IMAGE_PULL_SECRETS_FIELD_NUMBER: _builtins.int
+    AUTOMOUNT_SERVICE_ACCOUNT_TOKEN_FIELD_NUMBER: _builtins.int
+    automount_service_account_token: _builtins.bool
+    """Whether pods running as this account get its API token mounted (a
+    pod's own setting wins).
+    """
+    @_builtins.property
+    def metadata(self) -> _generated_pb2.ObjectMeta: ...
+    @_builtins.property
+    def secrets(self) -> _containers.RepeatedCompositeFieldContainer[Global___ObjectReference]:
+        """Secrets in the account's namespace that pods running as it may use."""
+
+    @_builtins.property
+    def image_pull_secrets(self) -> _containers.RepeatedCompositeFieldContainer[Global___LocalObjectReference]:
+        """Secrets used to pull the images of pods running as this account."""
+
+    def __init__(
+        self,
+        *,
+        metadata: _generated_pb2.ObjectMeta | None = ...,
+        secrets: _abc.Iterable[Global___ObjectReference] | None = ...,
+        image_pull_secrets: _abc.Iterable[Global___LocalObjectReference] | None = ...,
+        automount_service_account_token: _builtins.bool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_automount_service_account_token", b"_automount_service_account_token", "automount_service_account_token", b"automount_service_account_token", "metadata", b"metadata"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_automount_service_account_token", b"_automount_service_account_token", "automount_service_account_token", b"automount_service_account_token", "image_pull_secrets", b"image_pull_secrets", "metadata", b"metadata", "secrets", b"secrets"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__automount_service_account_token: _TypeAlias = _typing.Literal["automount_service_account_token"]  # noqa: Y015
+    _WhichOneofArgType__automount_service_account_token: _TypeAlias = _typing.Literal["_automount_service_account_token", b"_automount_service_account_token"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__automount_service_account_token) -> _WhichOneofReturnType__automount_service_account_token | None: ...
+
+Global___ServiceAccount: _TypeAlias = ServiceAccount  # noqa: Y015
+
+@_typing.final
 class Event(_message.Message):
     """---------------------------------------------------------------------------
     Event
