@@ -101,10 +101,11 @@ class Backoff:
         draw = self._rng.uniform(low, high) if self._rng is not None else random.uniform(low, high)
         return self._raw * draw
 
-    async def sleep(self, *, ran_for: float = 0.0) -> bool:
-        """Sleeps the next wait on the clock and returns True; returns False
-        at once, without sleeping, when that wait would end past the budget."""
-        delay = self.next(ran_for=ran_for)
+    async def sleep(self, *, ran_for: float = 0.0, at_least: float = 0.0) -> bool:
+        """Sleeps the next wait (never less than `at_least`: a server's
+        retry-after hint) on the clock and returns True; returns False at
+        once, without sleeping, when that wait would end past the budget."""
+        delay = max(self.next(ran_for=ran_for), at_least)
         if self._clock.now() + delay > self._began + self.budget:
             return False
         await self._clock.sleep(delay)

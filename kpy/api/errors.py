@@ -101,10 +101,18 @@ class TooLarge(StatusError):
 
 class TooManyRequests(StatusError):
     """The server shed this request or closed this watch because the client
-    could not keep up; retry (a watch resumes from the last version it saw)."""
+    could not keep up; retry (a watch resumes from the last version it saw).
+    `retry_after_seconds` (0: none given) is the server's hint of when to
+    send it again, as Kubernetes' Retry-After header."""
 
     reason = "TooManyRequests"
     code = 429
+
+    def __init__(
+        self, message: str, *, kind: str = "", name: str = "", retry_after_seconds: int = 0
+    ) -> None:
+        super().__init__(message, kind=kind, name=name)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class EvictionRefused(TooManyRequests):

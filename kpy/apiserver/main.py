@@ -39,6 +39,7 @@ from kpy import logs
 from kpy._process import PARENT_PID_ENV, cancel_on_signal, exit_with_parent
 from kpy.apiserver import admission, service_alloc
 from kpy.apiserver.compaction import parse_interval
+from kpy.apiserver.limits import DEFAULT_LIMITS, Limits
 from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.backoff import Backoff
 
@@ -116,6 +117,30 @@ def _parser() -> argparse.ArgumentParser:
         default=service_alloc.DEFAULT_NODE_PORT_RANGE,
         help="FIRST-LAST: the ports NodePort Services get (default %(default)s)",
     )
+    p.add_argument(
+        "--max-requests-inflight",
+        type=int,
+        default=DEFAULT_LIMITS.max_requests_inflight,
+        metavar="N",
+        help="read-only calls (get, list) served at once; more wait briefly, then get "
+        "TooManyRequests with a retry-after hint; watches, logs, exec and port-forward do "
+        "not count; 0: no limit (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-mutating-requests-inflight",
+        type=int,
+        default=DEFAULT_LIMITS.max_mutating_requests_inflight,
+        metavar="N",
+        help="writes served at once, as --max-requests-inflight (default %(default)s)",
+    )
+    p.add_argument(
+        "--max-watches",
+        type=int,
+        default=DEFAULT_LIMITS.max_watches,
+        metavar="N",
+        help="watches open at once; one more gets TooManyRequests; 0: no limit "
+        "(default %(default)s)",
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -149,6 +174,9 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         parser.error(f"--port must be between 0 and 65535, got {args.port}")
     if args.workers < 1:
         parser.error(f"--workers must be at least 1, got {args.workers}")
+    for flag in ("--max-requests-inflight", "--max-mutating-requests-inflight", "--max-watches"):
+        if getattr(args, flag[2:].replace("-", "_")) < 0:
+            parser.error(f"{flag} must not be negative (0: no limit)")
     if args.port and args.port + args.workers - 1 > 65535:
         parser.error(
             f"--workers {args.workers} from --port {args.port} needs ports up to "
@@ -187,6 +215,11 @@ def main(argv: list[str] | None = None) -> int:
         bookmark_interval=args.bookmark_interval,
         compaction_interval=parse_interval(args.etcd_compaction_interval),
         etcd_request_timeout=args.etcd_request_timeout,
+        limits=Limits(
+            max_requests_inflight=args.max_requests_inflight,
+            max_mutating_requests_inflight=args.max_mutating_requests_inflight,
+            max_watches=args.max_watches,
+        ),
         service_ranges=service_alloc.ServiceRanges(
             service_alloc.parse_cluster_ip_range(args.service_cluster_ip_range),
             service_alloc.parse_node_port_range(args.service_node_port_range),

@@ -27,9 +27,10 @@ from kpy.api.unstructured import is_custom
 from kpy.apiserver import admission
 from kpy.apiserver.compaction import DEFAULT_INTERVAL, Compactor
 from kpy.apiserver.customresources import CustomResources
+from kpy.apiserver.limits import Limits, RequestLimiter, WatchLimit
 from kpy.apiserver.proxy import AgentConnector, NodeConnector
 from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
-from kpy.apiserver.service import APIService, serve_on
+from kpy.apiserver.service import APIService, Gate, serve_on
 from kpy.apiserver.service_alloc import DEFAULT_RANGES, ServiceAllocator, ServiceRanges
 from kpy.apiserver.watch_cache import WatchCache
 from kpy.auth import bootstrap
@@ -73,6 +74,11 @@ class ServerConfig:
     admission_options: admission.AdmissionOptions = admission.DEFAULT_OPTIONS
     #: --service-cluster-ip-range and --service-node-port-range
     service_ranges: ServiceRanges = DEFAULT_RANGES
+    #: --max-requests-inflight, --max-mutating-requests-inflight, --max-watches
+    limits: Limits = field(default_factory=Limits)
+    # Bytes one request may hold (0: no limit): room for an object at the
+    # size limit plus the request around it.
+    max_request_bytes: int = 4 * MAX_OBJECT_BYTES
     extra_grpc_options: tuple[tuple[str, int], ...] = field(default=())
 
 
@@ -88,6 +94,8 @@ class APIServer:
         self._scheme = using
         self._connector = connector or AgentConnector()
         self.port = 0
+        #: the limits every call passes (`kpy.apiserver.limits`), once serving
+        self.gate: Gate | None = None
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
@@ -204,10 +212,13 @@ class APIServer:
 
     def _grpc_server(self, registries: dict[tuple[str, str, str], Registry]) -> grpc.aio.Server:
         cfg = self.config
+        limit = cfg.max_request_bytes
         options = [
-            # Room for an object at the size limit plus the request around it,
-            # so an oversized object gets TooLarge from us, not a transport error.
-            ("grpc.max_receive_message_length", 4 * MAX_OBJECT_BYTES),
+            # The service refuses a request over max_request_bytes with
+            # TooLarge naming the limit; gRPC's own, higher, limit only caps
+            # what a client can make the server buffer (past it the client
+            # sees a bare RESOURCE_EXHAUSTED, which the SDK reports as TooLarge).
+            ("grpc.max_receive_message_length", 4 * limit if limit else -1),
             ("grpc.max_send_message_length", -1),
             ("grpc.keepalive_time_ms", 30_000),
             ("grpc.keepalive_timeout_ms", 10_000),
@@ -222,7 +233,12 @@ class APIServer:
         service = APIService(
             registries, self._scheme, self._connector, watch_timeout=cfg.watch_timeout
         )
-        serve_on(server, service)
+        self.gate = gate = Gate(
+            requests=RequestLimiter(cfg.limits),
+            watches=WatchLimit(cfg.limits.max_watches, retry_after=cfg.limits.retry_after),
+            max_request_bytes=limit,
+        )
+        serve_on(server, service, gate)
         return server
 
 

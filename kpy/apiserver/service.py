@@ -10,6 +10,13 @@ traceback and reported as an internal error, never a hang. A request, or an
 object inside one, that does not parse is BadRequest like any other bad input
 (see `serve_on`).
 
+Before any handler runs, the `Gate` of `serve_on` applies the server's
+limits (`kpy.apiserver.limits`): a request over the size limit is
+RequestEntityTooLarge naming the limit, a short call waits briefly for a
+seat of its priority level or is refused with TooManyRequests and a
+retry-after hint, a watch over the watch limit is refused the same way. A
+refused call did nothing, so any client may send it again.
+
 Watches end normally after their timeout (5 to 10 minutes unless the client
 asks for less) so that no stream lives forever; clients resume from the last
 resource version they received. A watch writes the watch cache's frames as
@@ -34,6 +41,7 @@ from kpy.api import errors
 from kpy.api.core.v1 import Node, Pod
 from kpy.api.meta.v1 import DeleteOptions
 from kpy.api.selection import parse_predicate
+from kpy.apiserver.limits import RequestLimiter, WatchLimit, classify
 from kpy.apiserver.proxy import NodeConnector, resolve_container
 from kpy.apiserver.subresources import handler_for
 from kpy.rpc import status
@@ -449,16 +457,30 @@ def _describe(registry: Registry) -> api.APIResource:
     )
 
 
-def serve_on(server: grpc.aio.Server, service: APIService) -> None:
-    """Registers `service` on `server`, every method guarded by `_guard`;
-    Watch sends the bytes its handler yields as they are (`_preserialised`)."""
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """What every call passes before its handler: a request over
+    `max_request_bytes` (0: no limit) is refused with TooLarge, a short call
+    waits for a seat of `requests` (see `kpy.apiserver.limits`), a watch
+    counts against `watches`. None: no limit."""
+
+    requests: RequestLimiter | None = None
+    watches: WatchLimit | None = None
+    max_request_bytes: int = 0
+
+
+def serve_on(server: grpc.aio.Server, service: APIService, gate: Gate | None = None) -> None:
+    """Registers `service` on `server`, every method guarded by `_guard`
+    (and `gate`'s limits); Watch sends the bytes its handler yields as they
+    are (`_preserialised`)."""
+    gate = gate or Gate()
     recorder = _Recorder()
     api.add_APIServicer_to_server(service, recorder)  # type: ignore[arg-type]
     if not recorder.handlers:
         raise RuntimeError("the generated gRPC code registered no method handlers")
     handlers = dict(recorder.handlers)
     handlers["Watch"] = handlers["Watch"]._replace(response_serializer=_preserialised)
-    guarded = {method: _guard(method, handler) for method, handler in handlers.items()}
+    guarded = {method: _guard(method, handler, gate) for method, handler in handlers.items()}
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(recorder.service, guarded),)
     )
@@ -497,13 +519,23 @@ class _Recorder:
 
 @dataclass(frozen=True, slots=True)
 class _Malformed:
-    """What a request that does not parse decodes to."""
+    """What a request that does not parse, or is too large, decodes to."""
 
-    error: errors.BadRequest
+    error: errors.StatusError
 
 
-def _lenient(method: str, decode: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
+def _lenient(
+    method: str, decode: Callable[[bytes], Any], max_bytes: int = 0
+) -> Callable[[bytes], Any]:
     def parse(data: bytes) -> Any:
+        if max_bytes and len(data) > max_bytes:
+            return _Malformed(
+                errors.TooLarge(
+                    f"the {method} request is {len(data)} bytes; the API server accepts at "
+                    f"most {max_bytes} bytes per request: make the "
+                    "object smaller (large data belongs in a volume, not in the API)"
+                )
+            )
         try:
             return decode(data)
         except DecodeError as e:
@@ -521,27 +553,55 @@ async def _abort(context: Context, error: errors.StatusError) -> NoReturn:
     raise AssertionError("unreachable")  # abort raises
 
 
-def _guard(method: str, handler: Any) -> Any:
+def _guard(method: str, handler: Any, gate: Gate) -> Any:
     """`handler` (a grpc.RpcMethodHandler) decoding leniently: a malformed
-    request, or a malformed message of a request stream, is BadRequest."""
-    parse = _lenient(method, handler.request_deserializer)
+    request, or a malformed message of a request stream, is BadRequest; one
+    over the size limit is TooLarge. A short call holds a seat of
+    `gate.requests` while its handler runs, a watch one of `gate.watches`;
+    a call refused a seat is TooManyRequests and never reaches its handler."""
+    parse = _lenient(method, handler.request_deserializer, gate.max_request_bytes)
+    limiter = gate.requests
     if handler.unary_unary is not None:
         unary = handler.unary_unary
 
         async def unary_unary(request: Any, context: Context) -> Any:
             if isinstance(request, _Malformed):
                 await _abort(context, request.error)
-            return await unary(request, context)
+            kind = classify(method, getattr(request, "ref", None)) if limiter else None
+            if limiter is None or kind is None:
+                return await unary(request, context)
+            seat = limiter.try_acquire(kind)
+            if seat is None:
+                try:
+                    seat = await limiter.acquire(kind)
+                except errors.TooManyRequests as e:
+                    await _abort(context, e)
+            try:
+                return await unary(request, context)
+            finally:
+                seat.release()
 
         return handler._replace(request_deserializer=parse, unary_unary=unary_unary)
     if handler.unary_stream is not None:
         stream = handler.unary_stream
+        watches = gate.watches if method == "Watch" else None
 
         async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
             if isinstance(request, _Malformed):
                 await _abort(context, request.error)
-            async for response in stream(request, context):
-                yield response
+            if watches is None:
+                async for response in stream(request, context):
+                    yield response
+                return
+            try:
+                watches.enter()
+            except errors.TooManyRequests as e:
+                await _abort(context, e)
+            try:
+                async for response in stream(request, context):
+                    yield response
+            finally:
+                watches.leave()
 
         return handler._replace(request_deserializer=parse, unary_stream=unary_stream)
     if handler.stream_stream is not None:

@@ -24,8 +24,12 @@ call is one of three things:
 - *not sent*: the request certainly never reached a server. gRPC says so
   only when it fails a call without a connection ("failed to connect to all
   addresses", the channel being down when the call starts), or when an API
-  server refused it before doing anything (TooManyRequests). Any call is
-  sent again, to the next server.
+  server refused it before doing anything (TooManyRequests: over its
+  in-flight or watch limits). Any call is sent again, a create too: to the
+  next server after a connection failure; after TooManyRequests no sooner
+  than the server's retry-after hint (drawn from 1 to 1.25 times it, so
+  that clients shed together do not return together), within the same
+  `retry_timeout`, after which TooManyRequests is raised.
 - *outcome unknown*: everything else that is transient (the connection
   dropped after the request may have gone out, a server-side Unavailable or
   Timeout from etcd, a deadline): the server may have applied it.
@@ -71,6 +75,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import random
 import secrets
 import uuid
 from collections import deque
@@ -312,7 +317,7 @@ class Client:
             return _outcome_unknown(error)
         if outcome == "unknown" and e.code() != grpc.StatusCode.UNAVAILABLE:
             return error  # a deadline: the caller's time is spent
-        if not await backoff.sleep():
+        if not await backoff.sleep(at_least=_retry_after(error)):
             return error
         return None
 
@@ -818,7 +823,9 @@ class Watch(Generic[M]):
     (a bookmark annotated `k8s.io/initial-events-end`), so a stream that
     breaks during them is restarted without delivering any twice; only then
     does the resume point move. A stream that ends, is shed because the
-    reader fell behind (TooManyRequests) or loses its server (Unavailable;
+    reader fell behind or refused over the server's watch limit
+    (TooManyRequests: re-opened no sooner than its retry-after hint) or
+    loses its server (Unavailable;
     a server that cannot be reached is left for the next configured one) is
     re-opened from the resume point with back-off; one outage may last
     `retry_timeout` seconds before its error is raised. Expired (the version
@@ -913,7 +920,9 @@ class Watch(Generic[M]):
         answered = _from_server(e)
         code = e.code()
         resumable = (
-            code == grpc.StatusCode.UNAVAILABLE  # TooManyRequests, Unavailable, no server
+            code == grpc.StatusCode.UNAVAILABLE  # Unavailable, no server
+            # fell behind, or over the server's watch limit (after its hint)
+            or (answered and isinstance(error, errors.TooManyRequests))
             # the server's cache has not reached our version yet
             or (answered and isinstance(error, errors.Timeout))
             # the server went away mid-stream (a local cancel raises CancelledError)
@@ -923,7 +932,7 @@ class Watch(Generic[M]):
             raise error from None
         if not answered:
             self._client._fail_over()
-        if not await backoff.sleep():
+        if not await backoff.sleep(at_least=_retry_after(error)):
             raise error from None
         self.reconnects += 1
         log.debug(
@@ -962,6 +971,18 @@ def _retry_backoff(budget: float) -> Backoff:
     """The client's retries: jittered exponential back-off, 0.1 s doubling to
     5 s, each wait drawn from half to all of it, within `budget` seconds."""
     return Backoff(base=0.1, cap=5.0, jitter=(0.5, 1.0), budget=budget)
+
+
+_RETRY_AFTER_JITTER: Final = (1.0, 1.25)
+
+
+def _retry_after(error: errors.StatusError) -> float:
+    """Seconds to wait before sending a call the server shed: its
+    retry-after hint, jittered upwards (never sooner than it asked); 0 for
+    any other error."""
+    if not isinstance(error, errors.TooManyRequests) or error.retry_after_seconds <= 0:
+        return 0.0
+    return error.retry_after_seconds * random.uniform(*_RETRY_AFTER_JITTER)
 
 
 def _from_server(e: grpc.aio.AioRpcError) -> bool:

@@ -5,8 +5,11 @@ A failed call carries the gRPC code below and, in the trailing metadata key
 message, code, and for Invalid every field cause). The server turns a
 `StatusError` into both with `to_status`; the client SDK turns them back into
 the same `StatusError` subclass with `from_status`, so `except NotFound:`
-reads the same on either side of the wire. A status without the metadata (a
-transport failure, a proxy) is mapped from its gRPC code alone.
+reads the same on either side of the wire. TooManyRequests (RESOURCE_EXHAUSTED,
+HTTP 429) carries its retry-after hint in the Status's
+`details.retry_after_seconds` and in the trailing metadata `retry-after`.
+A status without the metadata (a transport failure, a proxy) is mapped from
+its gRPC code alone.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 STATUS_KEY: Final = "kpy-status-bin"
+# Trailing metadata of a TooManyRequests: seconds to wait before sending the
+# call again (HTTP's Retry-After; the Status holds it too, for the SDK).
+RETRY_AFTER_KEY: Final = "retry-after"
 
 _CODE: Final[dict[str, grpc.StatusCode]] = {
     errors.BadRequest.reason: grpc.StatusCode.INVALID_ARGUMENT,
@@ -34,7 +40,7 @@ _CODE: Final[dict[str, grpc.StatusCode]] = {
     errors.Expired.reason: grpc.StatusCode.OUT_OF_RANGE,
     errors.TooLarge.reason: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Timeout.reason: grpc.StatusCode.DEADLINE_EXCEEDED,
-    errors.TooManyRequests.reason: grpc.StatusCode.UNAVAILABLE,
+    errors.TooManyRequests.reason: grpc.StatusCode.RESOURCE_EXHAUSTED,
     errors.Unavailable.reason: grpc.StatusCode.UNAVAILABLE,
     errors.MethodNotAllowed.reason: grpc.StatusCode.UNIMPLEMENTED,
     errors.StatusError.reason: grpc.StatusCode.INTERNAL,
@@ -77,6 +83,7 @@ _HINTS: Final[dict[type[errors.StatusError], str]] = {
     errors.Unavailable: "the API server cannot be reached; check that it runs and retry",
     errors.Timeout: "no answer within the client's timeout; retry, or raise `timeout` "
     "in the kpy config",
+    errors.TooLarge: "the request is larger than the server accepts; send a smaller object",
 }
 
 
@@ -95,6 +102,8 @@ def wire_text(text: str) -> str:
 def to_status(error: errors.StatusError) -> Status:
     """The Status message describing `error` (Kubernetes' metav1.Status)."""
     details = StatusDetails(name=wire_text(error.name), kind=wire_text(error.kind))
+    if isinstance(error, errors.TooManyRequests) and error.retry_after_seconds > 0:
+        details.retry_after_seconds = error.retry_after_seconds
     if isinstance(error, errors.Invalid | errors.EvictionRefused):
         details.causes.extend(
             StatusCause(reason=c.reason, message=wire_text(c.detail), field=wire_text(c.path))
@@ -111,8 +120,13 @@ def to_status(error: errors.StatusError) -> Status:
     )
 
 
-def trailing_metadata(error: errors.StatusError) -> tuple[tuple[str, bytes], ...]:
-    return ((STATUS_KEY, to_status(error).SerializeToString()),)
+def trailing_metadata(error: errors.StatusError) -> tuple[tuple[str, str | bytes], ...]:
+    """The Status of `error`, and for a TooManyRequests with a hint the
+    `retry-after` seconds, for clients that read no Status."""
+    status = (STATUS_KEY, to_status(error).SerializeToString())
+    if isinstance(error, errors.TooManyRequests) and error.retry_after_seconds > 0:
+        return (status, (RETRY_AFTER_KEY, str(error.retry_after_seconds)))
+    return (status,)
 
 
 def from_status(status: Status) -> errors.StatusError:
@@ -128,6 +142,13 @@ def from_status(status: Status) -> errors.StatusError:
     ):
         causes = [errors.FieldError(c.field, c.reason, c.message) for c in status.details.causes]
         return errors.EvictionRefused(status.message, kind=kind, name=name, causes=causes)
+    if status.reason == errors.TooManyRequests.reason:
+        return errors.TooManyRequests(
+            status.message,
+            kind=kind,
+            name=name,
+            retry_after_seconds=status.details.retry_after_seconds,
+        )
     cls = _CLASS_BY_REASON.get(status.reason, errors.Internal)
     return cls(status.message, kind=kind, name=name)
 

@@ -78,7 +78,7 @@ ERROR_CASES = [
     ErrorCase(
         "too many requests",
         errors.TooManyRequests("watch of pods closed: the client fell behind", kind="pods"),
-        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
     ),
     ErrorCase(
         "eviction refused by a disruption budget",
@@ -94,7 +94,7 @@ ERROR_CASES = [
                 )
             ],
         ),
-        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
     ),
     ErrorCase(
         "unavailable",
