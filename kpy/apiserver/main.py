@@ -30,6 +30,7 @@ import re
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import anyio
 import anyio.abc
@@ -42,6 +43,7 @@ from kpy.apiserver.compaction import parse_interval
 from kpy.apiserver.limits import DEFAULT_LIMITS, Limits
 from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.backoff import Backoff
+from kpy.storage.encryption import ConfigError, EncryptionConfig, load_config
 
 log = logging.getLogger("kpy.apiserver")
 
@@ -73,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
         "about one per core the API may use)",
     )
     p.add_argument("--etcd-prefix", default="/registry", help="key prefix of every object")
+    p.add_argument(
+        "--encryption-provider-config",
+        type=Path,
+        metavar="FILE",
+        help="an EncryptionConfiguration (apiserver.config.k8s.io/v1): how to encrypt "
+        "resources such as secrets in etcd; without it, everything is stored in plaintext",
+    )
     p.add_argument("--watch-cache-size", type=int, default=20_000, help="events kept per resource")
     p.add_argument(
         "--watch-queue-size",
@@ -196,11 +205,25 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             parser.error(f"{flag}: {e}")
 
 
+def _encryption(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> EncryptionConfig | None:
+    """The --encryption-provider-config, refused at start (exit 2) when it
+    is not one the server can run with, naming the field and why."""
+    if args.encryption_provider_config is None:
+        return None
+    try:
+        return load_config(args.encryption_provider_config)
+    except ConfigError as e:
+        parser.error(f"--encryption-provider-config: {e}")
+
+
 def main(argv: list[str] | None = None) -> int:
     exit_with_parent()
     parser = _parser()
     args = parser.parse_args(argv)
     _check(parser, args)
+    encryption = _encryption(parser, args)
     logs.configure(args.log_level)
     if args.workers > 1:
         return _supervise(sys.argv[1:] if argv is None else argv, args)
@@ -215,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         bookmark_interval=args.bookmark_interval,
         compaction_interval=parse_interval(args.etcd_compaction_interval),
         etcd_request_timeout=args.etcd_request_timeout,
+        encryption=encryption,
         limits=Limits(
             max_requests_inflight=args.max_requests_inflight,
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,

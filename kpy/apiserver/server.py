@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from kpy.api.scheme import ResourceInfo
+    from kpy.storage.encryption import EncryptionConfig
 
 log = logging.getLogger("kpy.apiserver")
 
@@ -80,6 +81,8 @@ class ServerConfig:
     # size limit plus the request around it.
     max_request_bytes: int = 4 * MAX_OBJECT_BYTES
     extra_grpc_options: tuple[tuple[str, int], ...] = field(default=())
+    #: --encryption-provider-config (None: every resource stored as it is)
+    encryption: EncryptionConfig | None = None
 
 
 class APIServer:
@@ -103,7 +106,12 @@ class APIServer:
         cfg = self.config
         client = new_client(",".join(cfg.etcd_endpoints))
         try:
-            store = Store(client, prefix=cfg.prefix, request_timeout=cfg.etcd_request_timeout)
+            store = Store(
+                client,
+                prefix=cfg.prefix,
+                request_timeout=cfg.etcd_request_timeout,
+                encryption=cfg.encryption,
+            )
             async with anyio.create_task_group() as tg:
                 registries = await self._start_caches(store, tg)
                 if cfg.compaction_interval > 0:

@@ -769,12 +769,15 @@ class WatchCache:
         self._ready.set()
         log.info("watch cache loaded %d objects at revision %d", len(items), rv, extra=self._log)
 
-    async def _list_at(self, revision: int) -> tuple[builtins.list[Message], int]:
-        page = await self._store.list(self._info, limit=_LIST_PAGE, resource_version=revision)
+    async def _list_at(self, revision: int) -> tuple[builtins.list[WatchEvent], int]:
+        # Stored values, not objects: one that cannot be read (no configured
+        # key decrypts it) fails the reads of that object, not the cache.
+        store, info = self._store, self._info
+        page = await store.list_stored(info, limit=_LIST_PAGE, resource_version=revision)
         items = list(page.items)
         while page.continue_token is not None:
-            page = await self._store.list(
-                self._info, limit=_LIST_PAGE, continue_token=page.continue_token
+            page = await store.list_stored(
+                info, limit=_LIST_PAGE, continue_token=page.continue_token
             )
             items.extend(page.items)
         return items, page.resource_version
@@ -834,16 +837,16 @@ class WatchCache:
 
     # -- state --------------------------------------------------------------------
 
-    def _replace(self, items: Iterable[Message], rv: int) -> None:
+    def _replace(self, items: Iterable[WatchEvent], rv: int) -> None:
         objects: dict[str, dict[str, CacheEvent]] = {}
         count = 0
         info = self._info
-        for obj in items:
-            m = meta(obj)
-            version = int(m.resource_version)
-            state = _Stored(info, version, obj=obj)
-            objects.setdefault(m.namespace, {})[m.name] = CacheEvent(
-                "ADDED", state, None, version, m.namespace
+        for item in items:
+            namespace, name = self._names(item)
+            version = item.resource_version
+            state = _Stored.of(info, item)
+            objects.setdefault(namespace, {})[name] = CacheEvent(
+                "ADDED", state, None, version, namespace
             )
             count += 1
         self._objects, self._count = objects, count

@@ -43,7 +43,8 @@ controller manager's local-path provisioner, whose volumes go under
 
 The directory (default ~/.kpy/cluster) holds `cluster.json`, `config`,
 `logs/`, `etcd/`, `nodes/<name>/` and `local-path/`; `up` starts from
-empty state.
+empty state. It also holds `encryption-config.yaml` (0600), the key every
+API server encrypts Secrets with (see kpy.cluster.keys), which `up` keeps.
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ from kpy.apiserver.process import APIServerProcess
 from kpy.apiserver.service_alloc import DOCKER_BRIDGE
 from kpy.client import Client
 from kpy.client.config import ClientConfig
-from kpy.cluster import service_range
+from kpy.cluster import keys, service_range
 from kpy.controllers.process import ControllerManagerProcess
 from kpy.dns import process as dns_process
 from kpy.ingress.process import IngressProcess
@@ -472,6 +473,10 @@ def _start_apiservers(
     directory: Path, count: int, port: int, etcd: str, state: ClusterState, progress: Progress
 ) -> list[str]:
     addresses = []
+    try:
+        encryption = keys.ensure_config(directory)
+    except keys.KeyFileError as e:
+        raise ClusterError(str(e)) from None
     for i in range(1, count + 1):
         name = _numbered("kpy-apiserver", i, count)
         progress(f"starting the API server {name} on 127.0.0.1:{port + i - 1}")
@@ -479,7 +484,12 @@ def _start_apiservers(
             etcd,
             port=port + i - 1,
             log_path=directory / "logs" / f"{name}.log",
-            extra_args=("--service-cluster-ip-range", state.service_range),
+            extra_args=(
+                "--service-cluster-ip-range",
+                state.service_range,
+                "--encryption-provider-config",
+                str(encryption.absolute()),
+            ),
             detached=True,
         )
         _start(api, state, name, hint=f"is port {port + i - 1} taken? pass --port")

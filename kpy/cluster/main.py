@@ -9,6 +9,7 @@
     kpy stop-node NAME [--dir D]
     kpy start-node NAME [--dir D]
     kpy down [--dir D]
+    kpy rotate-encryption-key [--dir D] [--rewrite-only]
 
 `up` prints what it starts as it goes and, at the end, how to use the
 cluster; a second `up` while one runs says so and changes nothing. The
@@ -36,6 +37,7 @@ from kpy.api import errors
 from kpy.api.core.v1 import Node
 from kpy.client import Client
 from kpy.client.config import ClientConfig
+from kpy.cluster.keys import KEY_FILE
 from kpy.cluster.local import (
     DEFAULT_DIR,
     ENV_PREFIX,
@@ -51,6 +53,7 @@ from kpy.cluster.local import (
     up,
 )
 from kpy.cluster.nodes import add_node, start_node, stop_node
+from kpy.cluster.rotate import rotate
 from kpy.cluster.supervisor import LOST, describe_exit, node_of
 
 
@@ -64,6 +67,11 @@ def _parser() -> argparse.ArgumentParser:
         ("add-node", "start one more node (agent) in the running cluster, like kpy-node-1"),
         ("stop-node", "stop a node's agent and proxy (its containers keep running)"),
         ("start-node", "start a stopped or lost node's processes again"),
+        (
+            "rotate-encryption-key",
+            "encrypt Secrets with a new key: add it first, restart the API servers, "
+            "rewrite every Secret",
+        ),
     ):
         c = sub.add_parser(name, help=text)
         c.add_argument(
@@ -71,6 +79,13 @@ def _parser() -> argparse.ArgumentParser:
         )
         if name in ("stop-node", "start-node"):
             c.add_argument("name", metavar="NAME", help="the node, as `kpy status` names it")
+        if name == "rotate-encryption-key":
+            c.add_argument(
+                "--rewrite-only",
+                action="store_true",
+                help="only rewrite the Secrets not sealed with the first key yet (to finish "
+                "a rotation that failed while rewriting)",
+            )
         if name == "add-node":
             c.add_argument(
                 "--name", default="", help="the node's name (default: the next kpy-node-N)"
@@ -357,6 +372,17 @@ def _down(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rotate(args: argparse.Namespace) -> int:
+    done = rotate(args.dir, rewrite_only=args.rewrite_only, progress=_say)
+    print(
+        f"every Secret is sealed with the first key of {args.dir / KEY_FILE} "
+        f"({done.rewritten} of {done.total} rewritten). The older keys stay there to read "
+        "etcd's history and backups; remove one (and restart the API servers) only once "
+        "nothing sealed with it is needed."
+    )
+    return 0
+
+
 def _say(line: str) -> None:
     print(f"  {line}", flush=True)
 
@@ -375,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
             "add-node": _add_node,
             "stop-node": _stop_node,
             "start-node": _start_node,
+            "rotate-encryption-key": _rotate,
         }
         return commands[args.command](args)
     except ClusterError as e:

@@ -34,6 +34,7 @@ from kpy.storage._keys import prefix_end
 from kpy.storage.codec import decode, meta
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
 
     from google.protobuf.message import Message
@@ -51,7 +52,7 @@ class WatchEvent:
 
     `object` is decoded on first access (StatusError if the stored bytes do
     not parse). `value` is the stored bytes it decodes from, as etcd holds
-    them (resource_version cleared), and `key` their key; `value` is None
+    them once decrypted (resource_version cleared), and `key` their key; `value` is None
     for a BOOKMARK and for a delete whose previous value etcd no longer had.
     A consumer that only passes objects on can use `value` (see
     `kpy.storage.codec.versioned`) and never decode."""
@@ -101,8 +102,10 @@ class Watch:
         resource_version: int,
         progress_notify: bool,
         open_timeout: float,
+        plaintext: Callable[[bytes, bytes], bytes] = lambda _key, value: value,
     ) -> None:
         self._client = client
+        self._plaintext = plaintext
         self._info = info
         self._prefix = prefix
         self._start = resource_version
@@ -218,15 +221,18 @@ class Watch:
         return WatchEvent("BOOKMARK", revision, info=self._info, obj=obj)
 
     def _convert(self, event: Any) -> WatchEvent:
-        # Values stay encoded here: decoding is left to whoever reads the object.
+        # Values are decrypted here but stay encoded: decoding is left to
+        # whoever reads the object (an unreadable value fails only there).
         kv = event.kv
         revision = kv.mod_revision
         if event.type == rpc.Event.PUT:
             kind: EventType = "ADDED" if kv.create_revision == kv.mod_revision else "MODIFIED"
-            return WatchEvent(kind, revision, info=self._info, key=kv.key, value=kv.value)
+            value = self._plaintext(kv.key, kv.value)
+            return WatchEvent(kind, revision, info=self._info, key=kv.key, value=value)
         if event.prev_kv.key:
             prev = event.prev_kv
-            return WatchEvent("DELETED", revision, info=self._info, key=prev.key, value=prev.value)
+            value = self._plaintext(prev.key, prev.value)
+            return WatchEvent("DELETED", revision, info=self._info, key=prev.key, value=value)
         obj = self._from_key(kv.key, revision)
         return WatchEvent("DELETED", revision, info=self._info, key=kv.key, obj=obj)
 

@@ -6,6 +6,11 @@ object but the etcd revision that last wrote it. Decoding sets it again from
 the key's mod_revision. Encoding never mutates the caller's object.
 `versioned` gives the encoding of a decoded value without decoding it, for
 watches that pass stored objects on.
+
+Both take the value as the store's transformer returned it (decrypted, see
+`kpy.storage.encryption`); a value it could not read is an `Unreadable`,
+on which both raise its error, so that a reader that never touches such an
+object (the watch cache holding it) is not stopped by it.
 """
 
 from __future__ import annotations
@@ -68,8 +73,22 @@ def encode(info: ResourceInfo, obj: Message) -> bytes:
     return data
 
 
+class Unreadable(bytes):
+    """A stored value the store's transformer could not read (as etcd holds
+    it); `error` says which object and why. `decode` and `versioned` raise it."""
+
+    error: StatusError
+
+    def __new__(cls, value: bytes, error: StatusError) -> Unreadable:
+        out = super().__new__(cls, value)
+        out.error = error
+        return out
+
+
 def decode(info: ResourceInfo, key: bytes, value: bytes, revision: int) -> Message:
     """The object stored in `value`, with resource_version set to `revision`."""
+    if isinstance(value, Unreadable):
+        raise value.error
     obj = info.message()
     try:
         obj.ParseFromString(value)
@@ -90,6 +109,8 @@ def versioned(info: ResourceInfo, key: bytes, value: bytes, revision: int) -> by
     `SerializeToString` of the decoded object; every parser reads the same
     message from both. Kinds with an `on_read` hook, or not protobuf (custom
     kinds are JSON), are decoded and encoded."""
+    if isinstance(value, Unreadable):
+        raise value.error
     tag = _metadata_tag(info.message)
     if tag is None or info.on_read is not None:
         return decode(info, key, value, revision).SerializeToString()

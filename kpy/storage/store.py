@@ -16,6 +16,12 @@ Contract for callers:
 - `fresh_revision` and `fresh_stat` answer with a read made after they were
   called, shared by concurrent callers (`kpy.storage._coalesce`): what a
   consistent read from the API server's cache waits for.
+- values pass through the transformer `encryption` gives for the resource
+  (identity unless an EncryptionConfiguration says otherwise, see
+  `kpy.storage.encryption`) on every write and every read (get, list,
+  watch); a value no configured key can read is an Internal error naming
+  the object, raised by whoever decodes it (for a watch: the consumer that
+  reads that event's object), never by the read that fetched it.
 - `create` and `update` may carry claims: keys beside the resources (such
   as a Service's cluster IP, `ranges/serviceips/<ip>`) created in the same
   transaction as the object, each only if absent, so that a value handed
@@ -41,8 +47,9 @@ from kpy.api import errors
 from kpy.storage._coalesce import Coalesced
 from kpy.storage._errors import COMPACTED, FUTURE_REVISION, etcd_errors, translate
 from kpy.storage._keys import ContinueToken, Keyspace, prefix_end
-from kpy.storage._watch import Watch
-from kpy.storage.codec import copy, decode, encode, meta, with_version
+from kpy.storage._watch import Watch, WatchEvent
+from kpy.storage.codec import Unreadable, copy, decode, encode, meta, with_version
+from kpy.storage.encryption import DecryptError, EncryptionConfig, ProviderChain
 
 if TYPE_CHECKING:
     from kpy.api.meta.v1 import Preconditions
@@ -101,6 +108,26 @@ class ListResult:
 
 
 @dataclass(frozen=True, slots=True)
+class StoredList:
+    """One page of `Store.list_stored`: as ListResult, its items stored values."""
+
+    items: tuple[WatchEvent, ...]
+    resource_version: int
+    continue_token: str | None = None
+    remaining: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Page:
+    """One page of etcd key-values, before decoding."""
+
+    items: tuple[Any, ...]
+    resource_version: int
+    continue_token: str | None = None
+    remaining: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ResourceStat:
     """The shape of a resource at `revision`: two states of it with the same
     count and the same newest version are the same state (any surviving
@@ -153,9 +180,16 @@ class Store:
     `fresh_stat`."""
 
     def __init__(
-        self, client: aetcd.Client, *, prefix: str = "/registry", request_timeout: float = 30.0
+        self,
+        client: aetcd.Client,
+        *,
+        prefix: str = "/registry",
+        request_timeout: float = 30.0,
+        encryption: EncryptionConfig | None = None,
     ) -> None:
         self._client = client
+        self._encryption = encryption or EncryptionConfig()
+        self._chains: dict[str, ProviderChain] = {}  # by group_resource, looked up once
         self._keys = Keyspace(prefix.rstrip("/"))
         self._timeout = request_timeout
         self._revision_reads = Coalesced(self.current_revision)
@@ -169,8 +203,7 @@ class Store:
         response = await self._range(rpc.RangeRequest(key=key), _what("get", info, key))
         if not response.kvs:
             raise errors.not_found(info.group_resource, name)
-        kv = response.kvs[0]
-        return decode(info, kv.key, kv.value, kv.mod_revision)
+        return self._decode(info, response.kvs[0])
 
     async def list(
         self,
@@ -186,6 +219,43 @@ class Store:
         revision (Expired when compacted). With `continue_token` the page is
         read at the token's revision (resource_version must then be 0); a
         token not made by this store is BadRequest."""
+        page = await self._list_range(info, namespace, limit, continue_token, resource_version)
+        items = tuple(self._decode(info, kv) for kv in page.items)
+        return ListResult(items, page.resource_version, page.continue_token, page.remaining)
+
+    async def list_stored(
+        self,
+        info: ResourceInfo,
+        *,
+        limit: int = 0,
+        continue_token: str | None = None,
+        resource_version: int = 0,
+    ) -> StoredList:
+        """`list` of every namespace, each object as an ADDED WatchEvent
+        holding its value as stored (decrypted, not decoded): what the API
+        server's cache keeps, so that an object that cannot be read (a value
+        no configured key decrypts) fails only the reads of that object."""
+        page = await self._list_range(info, None, limit, continue_token, resource_version)
+        events = tuple(
+            WatchEvent(
+                "ADDED",
+                kv.mod_revision,
+                info=info,
+                key=kv.key,
+                value=self.plaintext(info, kv.key, kv.value),
+            )
+            for kv in page.items
+        )
+        return StoredList(events, page.resource_version, page.continue_token, page.remaining)
+
+    async def _list_range(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        limit: int,
+        continue_token: str | None,
+        resource_version: int,
+    ) -> _Page:
         if limit < 0 or resource_version < 0:
             raise errors.BadRequest(
                 f"limit and resource_version must not be negative, got {limit}, {resource_version}"
@@ -205,12 +275,11 @@ class Store:
         except errors.Expired:
             raise _list_expired(info, revision, continue_token is not None) from None
         read_at = revision or response.header.revision
-        items = tuple(decode(info, kv.key, kv.value, kv.mod_revision) for kv in response.kvs)
+        kvs = tuple(response.kvs)
         if not response.more:
-            return ListResult(items, read_at)
-        last = response.kvs[-1].key
-        token = ContinueToken(read_at, last[len(prefix) :] + b"\0")
-        return ListResult(items, read_at, token.encode(), response.count - len(items))
+            return _Page(kvs, read_at)
+        token = ContinueToken(read_at, kvs[-1].key[len(prefix) :] + b"\0")
+        return _Page(kvs, read_at, token.encode(), response.count - len(kvs))
 
     async def stat(self, info: ResourceInfo) -> ResourceStat:
         """How many objects of the resource exist and the highest version
@@ -271,6 +340,7 @@ class Store:
             resource_version=resource_version,
             progress_notify=progress_notify,
             open_timeout=self._timeout,
+            plaintext=lambda key, value: self.plaintext(info, key, value),
         )
 
     # -- writes ------------------------------------------------------------
@@ -289,7 +359,7 @@ class Store:
         m = meta(obj)
         key = self._keys.object_key(info, m.namespace, m.name)
         claimed = {self.claim_key(name): value for name, value in (claims or {}).items()}
-        value = encode(info, obj)
+        value = self._seal(info, key, encode(info, obj))
         txn = rpc.TxnRequest(
             compare=[_absent(k) for k in (key, *claimed)],
             success=[_put(k, v) for k, v in ((key, value), *claimed.items())],
@@ -314,7 +384,7 @@ class Store:
         current)."""
         m = meta(obj)
         key = self._keys.object_key(info, m.namespace, m.name)
-        value = encode(info, obj)
+        value = self._seal(info, key, encode(info, obj))
         version = _parse_version(m.resource_version)
         if not claims:
             written = await self._put_if(info, key, value, version)
@@ -418,13 +488,13 @@ class Store:
             version = int(meta(current).resource_version)
             if _unchanged(proposed, current):
                 return current
-            written = await self._put_if(info, key, encode(info, proposed), version)
+            value = self._seal(info, key, encode(info, proposed))
+            written = await self._put_if(info, key, value, version)
             if written.revision:
                 return with_version(proposed, written.revision)
             if written.current is None:
                 raise errors.not_found(info.group_resource, name)
-            kv = written.current
-            current = cast("M", decode(info, kv.key, kv.value, kv.mod_revision))
+            current = cast("M", self._decode(info, written.current))
 
     async def delete(
         self,
@@ -453,7 +523,32 @@ class Store:
             kvs = response.responses[0].response_range.kvs
             if not kvs:
                 raise errors.not_found(info.group_resource, name)
-            current = decode(info, kvs[0].key, kvs[0].value, kvs[0].mod_revision)
+            current = self._decode(info, kvs[0])
+
+    async def reseal(self, info: ResourceInfo, namespace: str, name: str) -> bool:
+        """Writes the object's stored value again through the resource's
+        current writer (the first provider of its encryption config) when
+        another one wrote it: a key rotation's rewrite. The object itself is
+        unchanged, its resource_version advances (watchers see MODIFIED).
+        Guarded by the version read, re-read on conflict, so a concurrent
+        write is never overwritten. True when it wrote, False when the value
+        was current already or the object is gone; Internal when no
+        configured key reads it."""
+        key = self._keys.object_key(info, namespace, name)
+        chain = self._chain(info)
+        response = await self._range(rpc.RangeRequest(key=key), _what("get", info, key))
+        while response.kvs:
+            kv = response.kvs[0]
+            if chain.written_by_writer(kv.value):
+                return False
+            plain = self.plaintext(info, key, kv.value)
+            if isinstance(plain, Unreadable):
+                raise plain.error
+            written = await self._put_if(info, key, chain.to_storage(key, plain), kv.mod_revision)
+            if written.revision:
+                return True
+            response = await self._range(rpc.RangeRequest(key=key), _what("get", info, key))
+        return False
 
     async def compact(self, revision: int) -> None:
         """Discards history older than `revision` (reads and watches from
@@ -497,6 +592,31 @@ class Store:
         kvs = response.responses[0].response_range.kvs
         return CompactionClaim(int(kvs[0].version) if kvs else 0, current, claimed=False)
 
+    # -- values ------------------------------------------------------------
+
+    def plaintext(self, info: ResourceInfo, key: bytes, value: bytes) -> bytes:
+        """The encoding `value` (as etcd holds it at `key`) was made from,
+        through the resource's transformer; an `Unreadable` when no
+        configured provider reads it (decoding it raises Internal)."""
+        try:
+            return self._chain(info).from_storage(key, value)
+        except DecryptError as e:
+            return Unreadable(value, _undecryptable(info, key, str(e)))
+
+    def _seal(self, info: ResourceInfo, key: bytes, data: bytes) -> bytes:
+        return self._chain(info).to_storage(key, data)
+
+    def _chain(self, info: ResourceInfo) -> ProviderChain:
+        gr = info.group_resource
+        chain = self._chains.get(gr)
+        if chain is None:
+            chain = self._chains[gr] = self._encryption.transformer(gr)
+        return chain
+
+    def _decode(self, info: ResourceInfo, kv: Any) -> Message:
+        plain = self.plaintext(info, kv.key, kv.value)
+        return decode(info, kv.key, plain, kv.mod_revision)
+
     # -- etcd calls ----------------------------------------------------------
 
     async def _put_if(self, info: ResourceInfo, key: bytes, value: bytes, version: int) -> _Written:
@@ -530,6 +650,18 @@ class Store:
 
 def _what(verb: str, info: ResourceInfo, key: bytes) -> str:
     return f"{verb} {info.group_resource} at {key.decode()!r}"
+
+
+def _undecryptable(info: ResourceInfo, key: bytes, reason: str) -> errors.Internal:
+    parts = key.decode(errors="replace").rsplit("/", 2)
+    name = "/".join(parts[-2:]) if info.namespaced else parts[-1]
+    return errors.Internal(
+        f'{info.group_resource} "{name}": no configured key can decrypt it ({reason}); '
+        "add the key it was written with to the API server's --encryption-provider-config "
+        "and restart it",
+        kind=info.group_resource,
+        name=parts[-1],
+    )
 
 
 def _absent(key: bytes) -> Any:
