@@ -205,6 +205,9 @@ class _Served:
     scope: anyio.CancelScope
     crd_uid: str
     reader: _ReadDefaults
+    # What the strategy was built from: the CRD's generation (every spec
+    # change) and whether it is being deleted; a status write changes neither.
+    built_from: tuple[int, bool] = (0, False)
 
 
 class CustomResources:
@@ -266,6 +269,9 @@ class CustomResources:
             if served is not None and served.crd_uid != crd.metadata.uid:
                 self._stop(key)  # a CRD deleted and created again: start afresh
                 served = None
+            built_from = (crd.metadata.generation, crd.metadata.HasField("deletion_timestamp"))
+            if served is not None and served.built_from == built_from:
+                continue  # compiling a schema is costly; nothing it reads changed
             reader = served.reader if served is not None else _ReadDefaults()
             try:
                 info, strategy = self._build(crd, version, reader)
@@ -275,9 +281,11 @@ class CustomResources:
             reader.strategy = strategy
             if served is None:
                 await self._start(key, info, strategy, crd.metadata.uid, reader, tg)
+                self._served[key].built_from = built_from
             else:
                 served.registry.info = info
                 served.registry.strategy = strategy
+                served.built_from = built_from
 
     def _build(
         self, crd: Any, version: Any, reader: _ReadDefaults
