@@ -77,6 +77,16 @@ class Conflict(StatusError):
     code = 409
 
 
+class Unauthorized(StatusError):
+    """The caller could not be authenticated: no credentials, or ones the
+    server does not accept (HTTP 401). Sending the call again with the same
+    credentials cannot help: fix them (the kpy config's `token`, or
+    `client-certificate` and `client-key`)."""
+
+    reason = "Unauthorized"
+    code = 401
+
+
 class Forbidden(StatusError):
     reason = "Forbidden"
     code = 403

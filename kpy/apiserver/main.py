@@ -39,9 +39,18 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from kpy import logs
 from kpy._process import PARENT_PID_ENV, cancel_on_signal, exit_with_parent
 from kpy.apiserver import admission, service_alloc
+from kpy.apiserver.authentication import TLSConfig, TLSConfigError
 from kpy.apiserver.compaction import parse_interval
 from kpy.apiserver.limits import DEFAULT_LIMITS, Limits
 from kpy.apiserver.server import APIServer, ServerConfig
+from kpy.auth.authentication import (
+    Authenticator,
+    Chain,
+    TokenAuthenticator,
+    TokenFileError,
+    X509Authenticator,
+    load_token_file,
+)
 from kpy.backoff import Backoff
 from kpy.storage.encryption import ConfigError, EncryptionConfig, load_config
 
@@ -81,6 +90,30 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="an EncryptionConfiguration (apiserver.config.k8s.io/v1): how to encrypt "
         "resources such as secrets in etcd; without it, everything is stored in plaintext",
+    )
+    p.add_argument(
+        "--tls-cert-file",
+        type=Path,
+        metavar="FILE",
+        help="serve TLS with this PEM certificate (chain); needs --tls-private-key-file. "
+        "Without it the server speaks plaintext gRPC",
+    )
+    p.add_argument(
+        "--tls-private-key-file", type=Path, metavar="FILE", help="the PEM key of --tls-cert-file"
+    )
+    p.add_argument(
+        "--client-ca-file",
+        type=Path,
+        metavar="FILE",
+        help="authenticate callers by client certificates this CA signed (user = CN, groups = "
+        "O); every TLS connection must then present one. Needs --tls-cert-file",
+    )
+    p.add_argument(
+        "--token-auth-file",
+        type=Path,
+        metavar="FILE",
+        help="authenticate callers by bearer tokens listed in this CSV file, one "
+        'token,user,uid,"group1,group2" per line',
     )
     p.add_argument("--watch-cache-size", type=int, default=20_000, help="events kept per resource")
     p.add_argument(
@@ -218,12 +251,44 @@ def _encryption(
         parser.error(f"--encryption-provider-config: {e}")
 
 
+def _security(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> tuple[TLSConfig | None, Chain | None]:
+    """The TLS files and the authenticator chain the flags ask for, refused
+    at start (exit 2) naming the flag and file when unusable."""
+    tls = None
+    if (args.tls_cert_file is None) != (args.tls_private_key_file is None):
+        parser.error("--tls-cert-file and --tls-private-key-file go together: give both")
+    if args.client_ca_file is not None and args.tls_cert_file is None:
+        parser.error("--client-ca-file needs TLS: give --tls-cert-file and --tls-private-key-file")
+    if args.token_auth_file is not None and args.tls_cert_file is None:
+        parser.error(
+            "--token-auth-file needs TLS (tokens must not cross the network in plaintext): "
+            "give --tls-cert-file and --tls-private-key-file"
+        )
+    authenticators: list[Authenticator] = []
+    try:
+        if args.tls_cert_file is not None:
+            tls = TLSConfig.load(args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+        if args.client_ca_file is not None:
+            authenticators.append(X509Authenticator())
+        if args.token_auth_file is not None:
+            tokens = load_token_file(args.token_auth_file)
+            authenticators.append(TokenAuthenticator(tokens))
+    except TLSConfigError as e:
+        parser.error(str(e))
+    except TokenFileError as e:
+        parser.error(f"--token-auth-file: {e}")
+    return tls, Chain(authenticators) if authenticators else None
+
+
 def main(argv: list[str] | None = None) -> int:
     exit_with_parent()
     parser = _parser()
     args = parser.parse_args(argv)
     _check(parser, args)
     encryption = _encryption(parser, args)
+    tls, authenticators = _security(parser, args)
     logs.configure(args.log_level)
     if args.workers > 1:
         return _supervise(sys.argv[1:] if argv is None else argv, args)
@@ -239,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
         compaction_interval=parse_interval(args.etcd_compaction_interval),
         etcd_request_timeout=args.etcd_request_timeout,
         encryption=encryption,
+        tls=tls,
+        authenticators=authenticators,
         limits=Limits(
             max_requests_inflight=args.max_requests_inflight,
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,

@@ -24,7 +24,7 @@ from kpy.api import errors
 from kpy.api.core.v1 import Namespace
 from kpy.api.scheme import Scheme, scheme
 from kpy.api.unstructured import is_custom
-from kpy.apiserver import admission
+from kpy.apiserver import admission, authentication
 from kpy.apiserver.compaction import DEFAULT_INTERVAL, Compactor
 from kpy.apiserver.customresources import CustomResources
 from kpy.apiserver.limits import Limits, RequestLimiter, WatchLimit
@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from kpy.api.scheme import ResourceInfo
+    from kpy.apiserver.authentication import TLSConfig
+    from kpy.auth.authentication import Chain
     from kpy.storage.encryption import EncryptionConfig
 
 log = logging.getLogger("kpy.apiserver")
@@ -83,6 +85,11 @@ class ServerConfig:
     extra_grpc_options: tuple[tuple[str, int], ...] = field(default=())
     #: --encryption-provider-config (None: every resource stored as it is)
     encryption: EncryptionConfig | None = None
+    #: --tls-cert-file, --tls-private-key-file, --client-ca-file (None: plaintext gRPC)
+    tls: TLSConfig | None = None
+    #: --client-ca-file and --token-auth-file's authenticators (None: every caller
+    #: is let in, as anonymous)
+    authenticators: Chain | None = None
 
 
 class APIServer:
@@ -128,7 +135,7 @@ class APIServer:
                         lambda obj: registries[_rbac_key(obj)].create(obj, namespace="")
                     )
                 server = self._grpc_server(registries)
-                self.port = _listen(server, cfg.address, cfg.port)
+                self.port = _listen(server, cfg.address, cfg.port, cfg.tls)
                 await server.start()
                 log.info("serving", extra={"address": f"{cfg.address}:{self.port}"})
                 task_status.started(self.port)
@@ -245,16 +252,22 @@ class APIServer:
             requests=RequestLimiter(cfg.limits),
             watches=WatchLimit(cfg.limits.max_watches, retry_after=cfg.limits.retry_after),
             max_request_bytes=limit,
+            authenticators=cfg.authenticators,
         )
         serve_on(server, service, gate)
         return server
 
 
-def _listen(server: grpc.aio.Server, address: str, port: int) -> int:
-    """Binds `server` to address:port and returns the port bound; OSError
-    when it cannot (the port is taken, the address is not local)."""
+def _listen(server: grpc.aio.Server, address: str, port: int, tls: TLSConfig | None) -> int:
+    """Binds `server` to address:port (with TLS when `tls` is set) and
+    returns the port bound; OSError when it cannot (the port is taken, the
+    address is not local)."""
     try:
-        bound = server.add_insecure_port(f"{address}:{port}")
+        if tls is None:
+            bound = server.add_insecure_port(f"{address}:{port}")
+        else:
+            credentials = authentication.server_credentials(tls)
+            bound = server.add_secure_port(f"{address}:{port}", credentials)
     except RuntimeError:  # grpc raises it when no address could be bound
         bound = 0
     if not bound:

@@ -10,7 +10,12 @@ traceback and reported as an internal error, never a hang. A request, or an
 object inside one, that does not parse is BadRequest like any other bad input
 (see `serve_on`).
 
-Before any handler runs, the `Gate` of `serve_on` applies the server's
+Before any handler runs, the `Gate` of `serve_on` authenticates the caller
+when the server has authenticators (`kpy.apiserver.authentication`): a
+call with no credentials, or bad ones, is Unauthorized (gRPC
+UNAUTHENTICATED, message "Unauthorized") and nothing else happens; the
+caller's `UserInfo` is then in `authentication.current_user` for the
+handler. Next the gate applies the server's
 limits (`kpy.apiserver.limits`): a request over the size limit is
 RequestEntityTooLarge naming the limit, a short call waits briefly for a
 seat of its priority level or is refused with TooManyRequests and a
@@ -41,6 +46,7 @@ from kpy.api import errors
 from kpy.api.core.v1 import Node, Pod
 from kpy.api.meta.v1 import DeleteOptions
 from kpy.api.selection import parse_predicate
+from kpy.apiserver import authentication
 from kpy.apiserver.limits import RequestLimiter, WatchLimit, classify
 from kpy.apiserver.proxy import NodeConnector, resolve_container
 from kpy.apiserver.subresources import handler_for
@@ -53,6 +59,7 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo, Scheme
     from kpy.api.selection import Predicate
     from kpy.apiserver.registry import Registry
+    from kpy.auth.authentication import Chain
 
 log = logging.getLogger("kpy.apiserver")
 
@@ -419,6 +426,18 @@ class APIService(api.APIServicer):
             resources=[_describe(registry) for registry in self._registries.values()]
         )
 
+    # -- authentication -------------------------------------------------------------
+
+    async def SelfSubjectReview(
+        self, request: api.SelfSubjectReviewRequest, context: Context
+    ) -> api.SelfSubjectReviewResponse:
+        """The caller, as `_guard` authenticated it (anonymous on a server
+        without authenticators)."""
+        user = authentication.current_user.get()
+        return api.SelfSubjectReviewResponse(
+            username=user.name, uid=user.uid, groups=list(user.groups)
+        )
+
 
 def _caller_node(context: Context) -> str:
     """The node a node agent says it speaks for (metadata `kpy-node`). kpy
@@ -459,7 +478,8 @@ def _describe(registry: Registry) -> api.APIResource:
 
 @dataclass(frozen=True, slots=True)
 class Gate:
-    """What every call passes before its handler: a request over
+    """What every call passes before its handler: `authenticators` know
+    the caller (None: anyone may call, as `ANONYMOUS`), a request over
     `max_request_bytes` (0: no limit) is refused with TooLarge, a short call
     waits for a seat of `requests` (see `kpy.apiserver.limits`), a watch
     counts against `watches`. None: no limit."""
@@ -467,6 +487,7 @@ class Gate:
     requests: RequestLimiter | None = None
     watches: WatchLimit | None = None
     max_request_bytes: int = 0
+    authenticators: Chain | None = None
 
 
 def serve_on(server: grpc.aio.Server, service: APIService, gate: Gate | None = None) -> None:
@@ -546,6 +567,26 @@ def _lenient(
     return parse
 
 
+async def _authenticate(method: str, context: Context, chain: Chain | None) -> None:
+    """Sets `current_user` to the caller; aborts the call with
+    Unauthorized when the authenticators know it not."""
+    try:
+        user = authentication.authenticate(chain, context)
+    except errors.Unauthorized as e:
+        presented = authentication.credentials_of(context)
+        log.info(
+            "unauthenticated call refused",
+            extra={
+                "method": method,
+                "peer": context.peer(),
+                "certificate": presented.certificate_pem is not None,
+                "token": bool(presented.token),
+            },
+        )
+        await _abort(context, e)
+    authentication.current_user.set(user)
+
+
 async def _abort(context: Context, error: errors.StatusError) -> NoReturn:
     await context.abort(
         status.code_for(error), status.wire_text(error.message), status.trailing_metadata(error)
@@ -554,17 +595,20 @@ async def _abort(context: Context, error: errors.StatusError) -> NoReturn:
 
 
 def _guard(method: str, handler: Any, gate: Gate) -> Any:
-    """`handler` (a grpc.RpcMethodHandler) decoding leniently: a malformed
-    request, or a malformed message of a request stream, is BadRequest; one
-    over the size limit is TooLarge. A short call holds a seat of
+    """`handler` (a grpc.RpcMethodHandler) for an authenticated caller
+    only (when `gate.authenticators` is set; see `_authenticate`), decoding
+    leniently: a malformed request, or a malformed message of a request
+    stream, is BadRequest; one over the size limit is TooLarge. A short call holds a seat of
     `gate.requests` while its handler runs, a watch one of `gate.watches`;
     a call refused a seat is TooManyRequests and never reaches its handler."""
     parse = _lenient(method, handler.request_deserializer, gate.max_request_bytes)
     limiter = gate.requests
+    chain = gate.authenticators
     if handler.unary_unary is not None:
         unary = handler.unary_unary
 
         async def unary_unary(request: Any, context: Context) -> Any:
+            await _authenticate(method, context, chain)
             if isinstance(request, _Malformed):
                 await _abort(context, request.error)
             kind = classify(method, getattr(request, "ref", None)) if limiter else None
@@ -587,6 +631,7 @@ def _guard(method: str, handler: Any, gate: Gate) -> Any:
         watches = gate.watches if method == "Watch" else None
 
         async def unary_stream(request: Any, context: Context) -> AsyncIterator[Any]:
+            await _authenticate(method, context, chain)
             if isinstance(request, _Malformed):
                 await _abort(context, request.error)
             if watches is None:
@@ -616,6 +661,7 @@ def _guard(method: str, handler: Any, gate: Gate) -> Any:
         async def stream_stream(
             requests: AsyncIterator[Any], context: Context
         ) -> AsyncIterator[Any]:
+            await _authenticate(method, context, chain)
             async for response in bidi(checked(requests), context):
                 yield response
 

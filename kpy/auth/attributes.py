@@ -26,10 +26,12 @@ SERVICE_ACCOUNTS_GROUP: Final = "system:serviceaccounts"
 
 @dataclass(frozen=True, slots=True)
 class UserInfo:
-    """An authenticated caller: a user name and the groups it belongs to."""
+    """An authenticated caller: a user name, the groups it belongs to, and
+    the uid its authenticator gave it ("" when it gives none)."""
 
     name: str
     groups: tuple[str, ...] = ()
+    uid: str = ""
 
 
 @dataclass(frozen=True, slots=True)

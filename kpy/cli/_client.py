@@ -1,9 +1,11 @@
 """What every kpyctl verb that talks to a cluster shares: the connection
 flags, the client, and kubectl's way of reporting errors.
 
-- `add_flags(p)` adds `-n/--namespace`, `-A/--all-namespaces` (when asked)
-  and `--server` (comma-separated API servers; default: ~/.kpy/config or
-  KPY_CONFIG, else 127.0.0.1:6443).
+- `add_flags(p)` adds `-n/--namespace`, `-A/--all-namespaces` (when asked),
+  `--server` (comma-separated API servers; default: ~/.kpy/config or
+  KPY_CONFIG, else 127.0.0.1:6443), and kubectl's `--certificate-authority`,
+  `--client-certificate`, `--client-key` and `--token`, which win over the
+  config's fields of the same names.
 - `run(args, verb)` loads the configuration, opens a `Client`, runs
   `verb(client, args, out, err)` and turns errors into kubectl's output and
   exit codes: `Error from server (NotFound): pods "x" not found` and exit 1;
@@ -23,6 +25,7 @@ flags, the client, and kubectl's way of reporting errors.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -36,7 +39,8 @@ from kpy.api.unstructured import is_custom
 from kpy.cli._manifests import UsageError
 from kpy.cli._streams import reader_gone
 from kpy.client import Client
-from kpy.client.config import ConfigError, load_config
+from kpy.client.client import TLSHandshakeFailed
+from kpy.client.config import ConfigError, TLSCredentials, load_config
 from kpy.client.discovery import register_served
 from kpy.rpc import status
 
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
     from kpy.api.scheme import ResourceInfo
+    from kpy.client import ClientConfig
 
 __all__ = [
     "add_flags",
@@ -62,6 +67,7 @@ __all__ = [
     "run",
     "server_error_message",
     "storage_down",
+    "unauthorized_message",
     "unavailable_message",
 ]
 
@@ -77,6 +83,12 @@ def add_flags(p: argparse.ArgumentParser, *, all_namespaces: bool = False) -> No
         default=None,
         help="comma-separated API servers host:port (default: ~/.kpy/config, else 127.0.0.1:6443)",
     )
+    p.add_argument(
+        "--certificate-authority", metavar="FILE", help="the cluster CA's PEM file: speak TLS"
+    )
+    p.add_argument("--client-certificate", metavar="FILE", help="a PEM client certificate")
+    p.add_argument("--client-key", metavar="FILE", help="the PEM key of --client-certificate")
+    p.add_argument("--token", default=None, help="a bearer token (sent only over TLS)")
 
 
 def resolve(word: str) -> ResourceInfo:
@@ -192,6 +204,7 @@ def run(
     servers = [s.strip() for s in args.server.split(",") if s.strip()] if args.server else None
     try:
         config = load_config(servers=servers) if servers else load_config()
+        config = with_credential_flags(config, args)
     except ConfigError as e:
         err.write(f"error: {e}\n")
         return 1
@@ -208,6 +221,12 @@ def run(
     except codec.ManifestError as e:  # a file's problem, found here, not the server's
         for problem in e.problems:
             err.write(f"error: {problem}\n")
+        return 1
+    except TLSHandshakeFailed as e:
+        err.write(f"error: {e}\n")
+        return 1
+    except errors.Unauthorized:
+        err.write(unauthorized_message(config))
         return 1
     except errors.Unavailable as e:
         err.write(unavailable_message(e, ", ".join(config.servers)))
@@ -232,6 +251,55 @@ def answered_by_server(e: errors.StatusError) -> bool:
 # (kpy.storage's error texts); a message with one of them means the API
 # server answered and its storage is the part that is down.
 _STORAGE_DOWN = ("etcd is unavailable", "cannot connect to etcd", "etcd did not answer")
+
+
+def with_credential_flags(config: ClientConfig, args: argparse.Namespace) -> ClientConfig:
+    """`config` with the TLS and credential flags given in `args` (kubectl's
+    --certificate-authority, --client-certificate, --client-key, --token)
+    in place of its own; ConfigError as the config file's fields would."""
+    ca = getattr(args, "certificate_authority", None)
+    cert = getattr(args, "client_certificate", None)
+    key = getattr(args, "client_key", None)
+    token = getattr(args, "token", None)
+    if (cert is None) != (key is None):
+        raise ConfigError("--client-certificate and --client-key go together: give both")
+    tls = config.tls
+    if ca:
+        authority = TLSCredentials.from_files(ca)
+        if tls is not None:
+            authority = dataclasses.replace(
+                tls, ca_pem=authority.ca_pem, ca_source=authority.ca_source
+            )
+        tls = authority
+    if cert and key:
+        if tls is None:
+            raise ConfigError(
+                "--client-certificate needs --certificate-authority (or certificate-authority "
+                "in the kpy config): a client certificate is presented only over TLS"
+            )
+        tls = tls.with_client(cert, key)
+    if token is not None and tls is None:
+        raise ConfigError(
+            "--token is sent only over TLS: give --certificate-authority too (or "
+            "certificate-authority in the kpy config)"
+        )
+    return dataclasses.replace(config, tls=tls, token=config.token if token is None else token)
+
+
+def unauthorized_message(config: ClientConfig) -> str:
+    """kubectl's words for a 401, and which credentials to check."""
+    source = config.source or "the kpy config"
+    if config.tls is not None and (config.tls.cert_pem is not None or config.token):
+        hint = (
+            f"The API server accepts neither the client certificate nor the token of {source}: "
+            "check client-certificate and client-key, or token."
+        )
+    else:
+        hint = (
+            f"{source} holds no credentials: set client-certificate and client-key, or token "
+            "(with certificate-authority: they are sent only over TLS)."
+        )
+    return f"error: You must be logged in to the server (Unauthorized)\n{hint}\n"
 
 
 def unavailable_message(e: errors.Unavailable, where: str) -> str:

@@ -16,6 +16,7 @@ from kpy.cli import (
     annotate,
     api_resources,
     apply,
+    auth,
     autoscale,
     cordon,
     create,
@@ -77,6 +78,7 @@ _VERBS: tuple[_Verb, ...] = (
     diff,
     kustomize,
     wait,
+    auth,
 )
 
 

@@ -18,7 +18,13 @@ Code that only needs what controllers use types its client as
 """
 
 from kpy.client.client import Client, Deleted, ObjectList, OutcomeUnknown, Watch, WatchEvent
-from kpy.client.config import ClientConfig, ConfigError, config_path, load_config
+from kpy.client.config import (
+    ClientConfig,
+    ConfigError,
+    TLSCredentials,
+    config_path,
+    load_config,
+)
 from kpy.client.protocol import ClientProtocol, WatchStream
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "Deleted",
     "ObjectList",
     "OutcomeUnknown",
+    "TLSCredentials",
     "Watch",
     "WatchEvent",
     "WatchStream",

@@ -63,6 +63,15 @@ request would. The others are resolved, never blindly resent:
 `OutcomeUnknown` is a `Timeout`, Kubernetes' reason for "may have been
 applied"; its message says what to check.
 
+Security (see `kpy.client.config`): with a CA in the config every channel
+is TLS, presenting the client certificate when there is one and sending
+the token as `authorization: Bearer <token>` on every call. A server's
+Unauthorized (no or bad credentials) is its verdict: raised at once, never
+retried. A TLS handshake that fails for a reason retrying cannot fix (the
+server's certificate is not signed by the configured CA, has expired, does
+not name the address, or the server does not speak TLS) raises
+`TLSHandshakeFailed` at once, saying which file or setting to check.
+
 `watch` is an async context manager yielding events; it resumes by itself
 from the last resource version it delivered when a stream ends, falls
 behind, or its server goes away, so a caller sees every change exactly
@@ -93,6 +102,7 @@ from kpy.api.meta.v1 import DeleteOptions, Preconditions
 from kpy.api.scheme import ResourceInfo, Scheme, scheme
 from kpy.backoff import Backoff
 from kpy.client.config import ClientConfig, load_config
+from kpy.pki import PKIError, describe
 from kpy.rpc import status
 from kpy.rpc.apiserver import v1 as api
 
@@ -168,6 +178,11 @@ _INITIAL_EVENTS_END: Final = "k8s.io/initial-events-end"
 """The annotation on the bookmark that ends a watch's initial ADDED events."""
 
 
+class TLSHandshakeFailed(errors.Unavailable):
+    """A TLS connection to an API server failed in a way that retrying
+    cannot fix; the message says which file or setting to check."""
+
+
 class OutcomeUnknown(errors.Timeout):
     """A write that may or may not have been applied: its answer was lost
     (the server went away, or timed out) and the SDK could not tell from the
@@ -229,6 +244,9 @@ class Client:
         self.retry_timeout = retry_timeout
         self._scheme = using
         self._targets = channel_targets(self.config.servers)
+        self._credentials = _channel_credentials(self.config)
+        if self._credentials is not None:
+            self._targets = [_with_tls_name(t, options) for t, options in self._targets]
         self._channels: list[grpc.aio.Channel | None] = [None] * len(self._targets)
         self._stubs: list[api.APIAsyncStub | None] = [None] * len(self._targets)
         self._current = 0
@@ -263,7 +281,10 @@ class Client:
         stub = self._stubs[index]
         if stub is None:
             target, options = self._targets[index]
-            channel = grpc.aio.insecure_channel(target, options=options)
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(target, options=options)
+            else:
+                channel = grpc.aio.secure_channel(target, self._credentials, options=options)
             self._channels[index] = channel
             stub = self._stubs[index] = api.APIStub(channel)
         return stub
@@ -308,6 +329,8 @@ class Client:
         error to raise. `server`: the index of the server the call went to."""
         error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
         answered = _from_server(e)
+        if not answered and (failed := _tls_failure(e, self.config)) is not None:
+            return failed
         outcome = _classify(e.code(), e.details() or "", error if answered else None)
         if outcome == "answered":
             return error
@@ -318,7 +341,7 @@ class Client:
         if outcome == "unknown" and e.code() != grpc.StatusCode.UNAVAILABLE:
             return error  # a deadline: the caller's time is spent
         if not await backoff.sleep(at_least=_retry_after(error)):
-            return error
+            return _closed_hint(error, e, self.config)
         return None
 
     async def _stream(
@@ -340,11 +363,13 @@ class Client:
             except grpc.aio.AioRpcError as e:
                 error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
                 unreached = e.code() == grpc.StatusCode.UNAVAILABLE and not _from_server(e)
+                if unreached and (failed := _tls_failure(e, self.config)) is not None:
+                    raise failed from None
                 if answered or not replayable or not unreached:
                     raise error from None
                 self._fail_over()
                 if not await backoff.sleep():
-                    raise error from None
+                    raise _closed_hint(error, e, self.config) from None
             finally:
                 call.cancel()
 
@@ -688,6 +713,14 @@ class Client:
             if not await backoff.sleep():
                 raise _outcome_unknown(lost, f'evict pod "{name}"') from None
 
+    async def whoami(self) -> api.SelfSubjectReviewResponse:
+        """Who the server takes this client to be: user name, uid and
+        groups (Kubernetes' SelfSubjectReview; `kpyctl auth whoami`)."""
+        response: api.SelfSubjectReviewResponse = await self._call(
+            "SelfSubjectReview", api.SelfSubjectReviewRequest()
+        )
+        return response
+
     async def resources(self) -> builtins.list[api.APIResource]:
         response = await self._call("Resources", api.ResourcesRequest())
         return list(response.resources)
@@ -928,6 +961,8 @@ class Watch(Generic[M]):
             # the server went away mid-stream (a local cancel raises CancelledError)
             or (code == grpc.StatusCode.CANCELLED and not answered)
         )
+        if not answered and (failed := _tls_failure(e, self._client.config)) is not None:
+            raise failed from None
         if not resumable:
             raise error from None
         if not answered:
@@ -965,6 +1000,111 @@ class Watch(Generic[M]):
         self.resource_version = event.resource_version
         if self._bookmarks:
             self._pending.append(WatchEvent("BOOKMARK", obj, event.resource_version))
+
+
+def _channel_credentials(config: ClientConfig) -> grpc.ChannelCredentials | None:
+    """TLS with the config's CA (and client certificate), and its token as
+    call credentials; None for plaintext (no CA)."""
+    tls = config.tls
+    if tls is None:
+        return None
+    credentials = grpc.ssl_channel_credentials(tls.ca_pem, tls.key_pem, tls.cert_pem)
+    if config.token:
+        token = grpc.access_token_call_credentials(config.token)  # authorization: Bearer
+        credentials = grpc.composite_channel_credentials(credentials, token)
+    return credentials
+
+
+def _with_tls_name(
+    target: str, options: list[tuple[str, Any]]
+) -> tuple[str, list[tuple[str, Any]]]:
+    """A balancing target (`ipv4:a:1,b:2`) checks every server's certificate
+    against the first server's host: gRPC would check the whole list."""
+    if not target.startswith(("ipv4:", "ipv6:")):
+        return target, options
+    first = target.partition(":")[2].split(",")[0]
+    host = first.rpartition(":")[0].strip("[]")
+    return target, [*options, ("grpc.ssl_target_name_override", host)]
+
+
+def _tls_failure(e: grpc.aio.AioRpcError, config: ClientConfig) -> TLSHandshakeFailed | None:
+    """The TLS handshake failures retrying cannot fix, as errors that say
+    what to check; None for any other failure."""
+    details = e.details() or ""
+    where = _config_name(config)
+    tls = config.tls
+    if tls is not None and "WRONG_VERSION_NUMBER" in details:
+        return TLSHandshakeFailed(
+            f"the API server at {', '.join(config.servers)} does not speak TLS: remove "
+            f"certificate-authority (and the credentials) from {where}, or start "
+            "kpy-apiserver with --tls-cert-file and --tls-private-key-file"
+        )
+    if tls is None or ("CERTIFICATE_VERIFY_FAILED" not in details and "Hostname" not in details):
+        return None
+    if "expired" in details:
+        return TLSHandshakeFailed(
+            "certificate verify failed: the API server's certificate has expired; issue it "
+            "a new one (kpy.pki.issue_server) and restart the server"
+        )
+    if "Hostname" in details:
+        return TLSHandshakeFailed(
+            f"certificate verify failed: the API server's certificate does not name the "
+            f"address {config.servers[0]}; connect by an address its certificate lists, or "
+            "issue it a certificate for this one"
+        )
+    return TLSHandshakeFailed(
+        "certificate verify failed: the API server's certificate is not signed by the CA in "
+        f"{tls.ca_source or 'the certificate-authority'}; check that the certificate-authority "
+        f"of {where} is this cluster's CA"
+    )
+
+
+def _closed_hint(
+    error: errors.StatusError, e: grpc.aio.AioRpcError, config: ClientConfig
+) -> errors.StatusError:
+    """`error`, with what to check when the server kept closing the
+    connection before any answer: its TLS handshake refused us (a server
+    that wants TLS reached without it, or a client certificate it does not
+    accept). gRPC's client cannot tell those apart from a server going away,
+    so this is said only once retrying is over."""
+    if e.code() != grpc.StatusCode.UNAVAILABLE or "Socket closed" not in (e.details() or ""):
+        return error
+    where = _config_name(config)
+    servers = ", ".join(config.servers)
+    if config.tls is None:
+        hint = (
+            f"the API server at {servers} closed the connection before answering: if it "
+            "serves TLS, set certificate-authority (and client-certificate and client-key, "
+            f"or token) in {where}"
+        )
+    elif config.tls.cert_pem is None:
+        hint = (
+            f"the API server at {servers} closed the connection during the TLS handshake: "
+            f"it may require a client certificate; set client-certificate and client-key in "
+            f"{where}"
+        )
+    else:
+        hint = (
+            f"the API server at {servers} closed the connection during the TLS handshake: "
+            f"it refused the client certificate {config.tls.cert_source}"
+            f"{_expiry(config.tls.cert_pem)}; use one signed by the server's --client-ca-file"
+        )
+    return TLSHandshakeFailed(hint)
+
+
+def _config_name(config: ClientConfig) -> str:
+    return f"the kpy config {config.source}" if config.source else "the kpy config"
+
+
+def _expiry(cert_pem: bytes) -> str:
+    """ " (expired at T)" when the certificate has expired, else ""."""
+    try:
+        info = describe(cert_pem)
+    except PKIError:
+        return " (not a readable certificate)"
+    if info.expired():
+        return f" (it expired at {info.not_after:%Y-%m-%d %H:%M:%S} UTC)"
+    return ""
 
 
 def _retry_backoff(budget: float) -> Backoff:

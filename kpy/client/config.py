@@ -10,6 +10,20 @@ The file is YAML:
     schedulers:         # the schedulers' Explain service, for `kpyctl describe`
       - 127.0.0.1:10251 #   of a pending pod (`kpy up` writes its own)
     cluster-uid: 3f2a9c1e5b7d4a60  # which cluster this is (`kpy up` writes it)
+    certificate-authority: ca.crt   # TLS: the CA the servers' certificates chain to
+    client-certificate: admin.crt   # and who we are: a certificate the server's
+    client-key: admin.key           #   client CA signed (user = CN, groups = O)
+    token: 0123456789abcdef         # or a bearer token (token-file: read from a file)
+
+The TLS and credential fields are kubeconfig's cluster and user fields:
+each file field has a `-data` twin holding the base64 of the PEM
+(`certificate-authority-data`, `client-certificate-data`,
+`client-key-data`); relative paths are read from the config file's
+directory. With a CA the client speaks TLS to every server, presents the
+client certificate if one is given, and sends the token as
+`authorization: Bearer <token>`. A client certificate or a token without a
+CA is refused: credentials never cross the network in plaintext. Without
+any of them the client speaks plaintext gRPC, as before.
 
 Servers that are all IP addresses share the calls (one per server in
 turn, skipping one that is down); servers given by name are tried in order,
@@ -22,9 +36,11 @@ to 127.0.0.1:6443, where `kpy up` puts the first API server.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
 
@@ -34,12 +50,70 @@ DEFAULT_SERVER: Final = "127.0.0.1:6443"
 DEFAULT_PATH: Final = Path("~/.kpy/config")
 
 
-_FIELDS = ("servers", "namespace", "timeout", "schedulers", "cluster-uid")
+_FIELDS = (
+    "servers",
+    "namespace",
+    "timeout",
+    "schedulers",
+    "cluster-uid",
+    "certificate-authority",
+    "certificate-authority-data",
+    "client-certificate",
+    "client-certificate-data",
+    "client-key",
+    "client-key-data",
+    "token",
+    "token-file",
+)
 
 
 class ConfigError(ValueError):
     """The config file is unreadable or malformed; the message names the file
     and the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class TLSCredentials:
+    """What a TLS channel needs (PEM): the CA the servers' certificates must
+    chain to and, optionally, the client certificate and key to present.
+    `ca_source` and `cert_source` say where they came from (a file, or a
+    `-data` field of a config), for error messages."""
+
+    ca_pem: bytes
+    ca_source: str = ""
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = field(default=None, repr=False)
+    cert_source: str = ""
+
+    @classmethod
+    def from_files(
+        cls,
+        certificate_authority: str | Path,
+        client_certificate: str | Path | None = None,
+        client_key: str | Path | None = None,
+    ) -> TLSCredentials:
+        """The credentials in these PEM files; ConfigError naming the file
+        that is missing or holds no PEM of its kind."""
+        if (client_certificate is None) != (client_key is None):
+            raise ConfigError("client-certificate and client-key go together: give both")
+        ca_file = Path(certificate_authority).expanduser()
+        ca = _pem(_read_file(ca_file, "certificate-authority"), _CERT, str(ca_file))
+        tls = cls(ca, str(ca_file))
+        if client_certificate is not None and client_key is not None:
+            tls = tls.with_client(client_certificate, client_key)
+        return tls
+
+    def with_client(self, client_certificate: str | Path, client_key: str | Path) -> TLSCredentials:
+        """These credentials, presenting the certificate and key in these
+        PEM files instead of any they had."""
+        cert_file = Path(client_certificate).expanduser()
+        key_file = Path(client_key).expanduser()
+        return replace(
+            self,
+            cert_pem=_pem(_read_file(cert_file, "client-certificate"), _CERT, str(cert_file)),
+            key_pem=_pem(_read_file(key_file, "client-key"), _KEY, str(key_file)),
+            cert_source=str(cert_file),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +124,8 @@ class ClientConfig:
     source: str = ""  # the file it came from, for messages
     schedulers: tuple[str, ...] = ()  # Explain services, asked in this order
     cluster_uid: str = ""  # the cluster's identity, as `kpy up` made it
+    tls: TLSCredentials | None = None  # None: plaintext gRPC
+    token: str = field(default="", repr=False)  # a bearer token, sent only over TLS
 
 
 def config_path() -> Path:
@@ -124,6 +200,14 @@ def _from_data(data: dict[str, Any], source: str) -> ClientConfig:
     cluster_uid = data.get("cluster-uid", "")
     if not isinstance(cluster_uid, str):
         raise ConfigError(f"{where}: cluster-uid: must be a string, not {cluster_uid!r}")
+    base = Path(source).parent if source else Path.cwd()
+    tls = _tls(data, where, base)
+    token = _token(data, where, base)
+    if token and tls is None:
+        raise ConfigError(
+            f"{where}: token: a token is sent only over TLS; add certificate-authority "
+            "(the cluster's CA file) so that the client can check the server"
+        )
     return ClientConfig(
         _check_servers(servers, f"{where}: servers"),
         namespace,
@@ -131,7 +215,99 @@ def _from_data(data: dict[str, Any], source: str) -> ClientConfig:
         source,
         _check_servers(schedulers, f"{where}: schedulers"),
         cluster_uid,
+        tls,
+        token,
     )
+
+
+_CERT: Final = b"CERTIFICATE"
+_KEY: Final = b"PRIVATE KEY"
+
+
+def _read_file(path: Path, name: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ConfigError(f"{name}: cannot read {path}: {e.strerror}") from None
+
+
+def _pem(data: bytes, marker: bytes, where: str) -> bytes:
+    if b"-----BEGIN" not in data or marker not in data:
+        raise ConfigError(
+            f"{where}: holds no PEM {marker.decode().lower()} "
+            "(expected a block starting -----BEGIN ...)"
+        )
+    return data
+
+
+def _material(
+    data: dict[str, Any], name: str, where: str, base: Path, marker: bytes
+) -> tuple[bytes, str] | None:
+    """The PEM of field `name` (a file) or `name`-data (base64), with where
+    it came from; None when neither is set."""
+    file, inline = data.get(name), data.get(f"{name}-data")
+    if file is not None and inline is not None:
+        raise ConfigError(f"{where}: give {name} or {name}-data, not both")
+    if file is not None:
+        if not isinstance(file, str) or not file:
+            raise ConfigError(f"{where}: {name}: must be the path of a PEM file")
+        path = base / Path(file).expanduser()
+        content = _read_file(path, f"{where}: {name}")
+        return _pem(content, marker, f"{where}: {name} {path}"), str(path)
+    if inline is not None:
+        try:
+            decoded = base64.b64decode(str(inline), validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(
+                f"{where}: {name}-data: not base64; encode the PEM file with `base64 -w0 FILE`"
+            ) from None
+        return _pem(decoded, marker, f"{where}: {name}-data"), f"{name}-data of {where}"
+    return None
+
+
+def _tls(data: dict[str, Any], where: str, base: Path) -> TLSCredentials | None:
+    ca = _material(data, "certificate-authority", where, base, _CERT)
+    cert = _material(data, "client-certificate", where, base, _CERT)
+    key = _material(data, "client-key", where, base, _KEY)
+    if (cert is None) != (key is None):
+        missing = "client-key" if key is None else "client-certificate"
+        raise ConfigError(
+            f"{where}: {missing}: missing; client-certificate and client-key go together"
+        )
+    if ca is None:
+        if cert is not None:
+            raise ConfigError(
+                f"{where}: client-certificate needs certificate-authority (the cluster's CA "
+                "file): a client certificate is presented only over TLS"
+            )
+        return None
+    return TLSCredentials(
+        ca[0],
+        ca[1],
+        cert[0] if cert else None,
+        key[0] if key else None,
+        cert[1] if cert else "",
+    )
+
+
+def _token(data: dict[str, Any], where: str, base: Path) -> str:
+    token, file = data.get("token"), data.get("token-file")
+    if token is not None and file is not None:
+        raise ConfigError(f"{where}: give token or token-file, not both")
+    if file is not None:
+        if not isinstance(file, str) or not file:
+            raise ConfigError(f"{where}: token-file: must be the path of a file")
+        token = _read_file(base / Path(file).expanduser(), f"{where}: token-file").decode(
+            errors="replace"
+        )
+    if token is None:
+        return ""
+    if not isinstance(token, str) or not token.strip():
+        raise ConfigError(f"{where}: token: must be a non-empty string")
+    text = token.strip()
+    if any(c.isspace() for c in text):
+        raise ConfigError(f"{where}: token: must not contain whitespace")
+    return text
 
 
 def _check_servers(servers: list[Any], where: str) -> tuple[str, ...]:

@@ -49,6 +49,7 @@ ERROR_CASES = [
         errors.conflict("deployments.apps", "web", "the object has been modified"),
         grpc.StatusCode.ABORTED,
     ),
+    ErrorCase("unauthorized", errors.Unauthorized("Unauthorized"), grpc.StatusCode.UNAUTHENTICATED),
     ErrorCase(
         "forbidden",
         errors.Forbidden(

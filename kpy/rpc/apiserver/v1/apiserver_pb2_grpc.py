@@ -99,6 +99,11 @@ class APIStub:
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ResourcesRequest.SerializeToString,
                 response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ResourcesResponse.FromString,
                 _registered_method=True)
+        self.SelfSubjectReview = channel.unary_unary(
+                '/kpy.rpc.apiserver.v1.API/SelfSubjectReview',
+                request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewRequest.SerializeToString,
+                response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewResponse.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -192,6 +197,14 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SelfSubjectReview(self, request, context):
+        """Who the server takes the caller to be, as its authenticators saw it
+        (authentication.k8s.io/v1 SelfSubjectReview; `kpyctl auth whoami`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -259,6 +272,11 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.Resources,
                     request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ResourcesRequest.FromString,
                     response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ResourcesResponse.SerializeToString,
+            ),
+            'SelfSubjectReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.SelfSubjectReview,
+                    request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewRequest.FromString,
+                    response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -612,6 +630,33 @@ class API:
             '/kpy.rpc.apiserver.v1.API/Resources',
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ResourcesRequest.SerializeToString,
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ResourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SelfSubjectReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kpy.rpc.apiserver.v1.API/SelfSubjectReview',
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewRequest.SerializeToString,
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -66,6 +66,10 @@ class APIStub:
     """
     Resources: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.ResourcesRequest, _apiserver_pb2.ResourcesResponse]
     """The resources this server serves (discovery)."""
+    SelfSubjectReview: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.SelfSubjectReviewRequest, _apiserver_pb2.SelfSubjectReviewResponse]
+    """Who the server takes the caller to be, as its authenticators saw it
+    (authentication.k8s.io/v1 SelfSubjectReview; `kpyctl auth whoami`).
+    """
 
 @_typing.type_check_only
 class APIAsyncStub(APIStub):
@@ -96,6 +100,10 @@ class APIAsyncStub(APIStub):
     """
     Resources: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.ResourcesRequest, _apiserver_pb2.ResourcesResponse]  # type: ignore[assignment]
     """The resources this server serves (discovery)."""
+    SelfSubjectReview: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.SelfSubjectReviewRequest, _apiserver_pb2.SelfSubjectReviewResponse]  # type: ignore[assignment]
+    """Who the server takes the caller to be, as its authenticators saw it
+    (authentication.k8s.io/v1 SelfSubjectReview; `kpyctl auth whoami`).
+    """
 
 class APIServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -201,5 +209,15 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_apiserver_pb2.ResourcesResponse, _abc.Awaitable[_apiserver_pb2.ResourcesResponse]]:
         """The resources this server serves (discovery)."""
+
+    @_abc_1.abstractmethod
+    def SelfSubjectReview(
+        self,
+        request: _apiserver_pb2.SelfSubjectReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apiserver_pb2.SelfSubjectReviewResponse, _abc.Awaitable[_apiserver_pb2.SelfSubjectReviewResponse]]:
+        """Who the server takes the caller to be, as its authenticators saw it
+        (authentication.k8s.io/v1 SelfSubjectReview; `kpyctl auth whoami`).
+        """
 
 def add_APIServicer_to_server(servicer: APIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
