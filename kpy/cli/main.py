@@ -2,46 +2,52 @@
 
 Each verb is the module of its name in this package (`exec` in exec.py,
 `set image` in set.py; `cordon` and `uncordon` share cordon.py); helpers
-shared by several verbs are the private `_*.py` modules. `build_parser`
-below is the one place that lists them, in the order `--help` shows.
+shared by several verbs are the private `_*.py` modules. `_VERBS` below
+is the one place that lists them, in the order `--help` shows.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import Protocol
+from typing import Final, Protocol, cast
 
-from kpy.cli import (
-    annotate,
-    api_resources,
-    apply,
-    auth,
-    autoscale,
-    cordon,
-    create,
-    delete,
-    describe,
-    diff,
-    drain,
-    edit,
-    explain,
-    expose,
-    get,
-    kustomize,
-    label,
-    logs,
-    patch,
-    port_forward,
-    rollout,
-    run,
-    scale,
-    taint,
-    top,
-    wait,
-)
-from kpy.cli import exec as exec_verb
-from kpy.cli import set as set_verb
+# Each verb word and the module of `kpy.cli` that adds it, in the order
+# `--help` lists them. A command line naming one verb imports only that
+# module (kpyctl starts in half the time); `--help` and a mistyped verb
+# import them all, so argparse can list every choice.
+_VERBS: Final[dict[str, str]] = {
+    "apply": "apply",
+    "get": "get",
+    "api-resources": "api_resources",
+    "explain": "explain",
+    "describe": "describe",
+    "rollout": "rollout",
+    "scale": "scale",
+    "autoscale": "autoscale",
+    "expose": "expose",
+    "delete": "delete",
+    "label": "label",
+    "annotate": "annotate",
+    "cordon": "cordon",
+    "uncordon": "cordon",
+    "taint": "taint",
+    "set": "set",
+    "edit": "edit",
+    "logs": "logs",
+    "exec": "exec",
+    "port-forward": "port_forward",
+    "top": "top",
+    "drain": "drain",
+    "create": "create",
+    "patch": "patch",
+    "run": "run",
+    "diff": "diff",
+    "kustomize": "kustomize",
+    "wait": "wait",
+    "auth": "auth",
+}
 
 
 class _Verb(Protocol):
@@ -50,45 +56,17 @@ class _Verb(Protocol):
     def add_parser(self, sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None: ...
 
 
-_VERBS: tuple[_Verb, ...] = (
-    apply,
-    get,
-    api_resources,
-    explain,
-    describe,
-    rollout,
-    scale,
-    autoscale,
-    expose,
-    delete,
-    label,
-    annotate,
-    cordon,  # and uncordon
-    taint,
-    set_verb,
-    edit,
-    logs,
-    exec_verb,
-    port_forward,
-    top,
-    drain,
-    create,
-    patch,
-    run,
-    diff,
-    kustomize,
-    wait,
-    auth,
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(verb: str | None = None) -> argparse.ArgumentParser:
+    """kpyctl's parser: with every verb, or with only `verb`'s module when
+    `verb` is one of them."""
     parser = argparse.ArgumentParser(
         prog="kpyctl", description="kpyctl controls the kpy cluster manager."
     )
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND")
-    for verb in _VERBS:
-        verb.add_parser(sub)
+    wanted = [_VERBS[verb]] if verb in _VERBS else list(dict.fromkeys(_VERBS.values()))
+    for name in wanted:
+        module = cast("_Verb", importlib.import_module(f"kpy.cli.{name}"))
+        module.add_parser(sub)
     return parser
 
 
@@ -113,8 +91,9 @@ def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespac
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parse(parser, sys.argv[1:] if argv is None else list(argv))
+    words = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(words[0] if words else None)
+    args = parse(parser, words)
     if not getattr(args, "run", None):
         parser.print_help(sys.stderr)
         return 1

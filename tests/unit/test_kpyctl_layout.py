@@ -8,6 +8,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from pathlib import Path
 
 import kpy.cli
@@ -48,3 +50,24 @@ def test_commands_share_only_private_modules() -> None:
             elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("kpy.cli."):
                 imported.add(node.module.removeprefix("kpy.cli.").split(".")[0])
         assert not imported & commands_, f"{path.name} imports commands {imported & commands_}"
+
+
+def test_a_verb_s_parser_knows_that_verb_alone() -> None:
+    for command in commands():
+        sub = next(a for a in build_parser(command)._actions if a.dest == "verb")
+        known = {c.dest for c in sub._choices_actions}  # type: ignore[attr-defined]
+        module = SHARED.get(command, command)
+        sharing = {c for c, m in SHARED.items() if m == module} | {module}
+        assert known == sharing, f"{command}: its parser knows {known}"
+
+
+def test_one_verb_imports_no_other_verb_s_module() -> None:
+    """kpyctl logs starts without importing describe, apply, rollout...:
+    the start-up of one command is its own module's imports."""
+    script = (
+        "import sys; from kpy.cli.main import build_parser; build_parser('logs'); "
+        "print(sorted(m for m in sys.modules if m in {'kpy.cli.describe', 'kpy.cli.apply',"
+        " 'kpy.cli.rollout', 'kpy.cli.create', 'kpy.cli.logs'}))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['kpy.cli.logs']", out.stdout + out.stderr
