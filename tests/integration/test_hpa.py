@@ -2,8 +2,10 @@
 controller manager (replicaset, deployment, horizontalpodautoscaling) in
 this process and a real node agent with the process runtime.
 
-A Deployment whose container burns a core (a shell busy loop that stops
-once a file appears) is scaled up by an HPA with a low CPU target, then back
+A Deployment whose container keeps busy (a shell loop of 30 ms of work and
+200 ms of sleep, about an eighth of a core: over its 100m request however
+loaded the machine, so the suite need not burn whole cores; it stops once a
+file appears) is scaled up by an HPA with a low CPU target, then back
 down once the load stops and the (shortened) scale-down window has passed.
 The figures come from the agent through the API server's Stats call, as
 `kpyctl top` gets them. Only directions are asserted, with generous
@@ -32,7 +34,8 @@ if TYPE_CHECKING:
 
 
 def burner(node: str, stop: Path) -> Deployment:
-    loop = f"while [ ! -e {stop} ]; do :; done; exec sleep 600"
+    work = "i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done"
+    loop = f"while [ ! -e {stop} ]; do {work}; sleep 0.2; done; exec sleep 600"
     made: Deployment = codec.from_dict(
         Deployment,
         {
