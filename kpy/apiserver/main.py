@@ -39,6 +39,7 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from kpy import logs
 from kpy._process import PARENT_PID_ENV, cancel_on_signal, exit_with_parent
 from kpy.apiserver import admission, service_alloc
+from kpy.apiserver.audit import AuditOptions, PolicyError, load_policy
 from kpy.apiserver.authentication import TLSConfig, TLSConfigError
 from kpy.apiserver.compaction import parse_interval
 from kpy.apiserver.limits import DEFAULT_LIMITS, Limits
@@ -114,6 +115,44 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="authenticate callers by bearer tokens listed in this CSV file, one "
         'token,user,uid,"group1,group2" per line',
+    )
+    p.add_argument(
+        "--authorization-mode",
+        choices=("AlwaysAllow", "Node,RBAC", "RBAC"),
+        default=None,
+        metavar="MODE",
+        help="who may do what: Node,RBAC (the node authorizer, then RBAC; members of "
+        "system:masters may do everything), RBAC, or AlwaysAllow. Default: Node,RBAC when "
+        "--client-ca-file or --token-auth-file authenticate callers, else AlwaysAllow",
+    )
+    p.add_argument(
+        "--audit-policy-file",
+        default=None,
+        help="audit.k8s.io/v1 Policy (YAML) choosing what each request logs; without it "
+        "nothing is audited (see docs/security.md)",
+    )
+    p.add_argument(
+        "--audit-log-path",
+        default=None,
+        help="where audit events go, one JSON line each; - for standard output",
+    )
+    p.add_argument(
+        "--audit-log-maxage",
+        type=int,
+        default=0,
+        help="days to keep rotated audit logs; 0: no age limit (default %(default)s)",
+    )
+    p.add_argument(
+        "--audit-log-maxbackup",
+        type=int,
+        default=0,
+        help="rotated audit logs to keep; 0: every one (default %(default)s)",
+    )
+    p.add_argument(
+        "--audit-log-maxsize",
+        type=int,
+        default=0,
+        help="megabytes an audit log may reach before it is rotated; 0: 100, as Kubernetes",
     )
     p.add_argument("--watch-cache-size", type=int, default=20_000, help="events kept per resource")
     p.add_argument(
@@ -282,6 +321,43 @@ def _security(
     return tls, Chain(authenticators) if authenticators else None
 
 
+def _audit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AuditOptions | None:
+    """The audit policy and log the flags ask for (None: no audit log),
+    refused at start (exit 2) naming the flag, and the policy's field."""
+    for flag in ("--audit-log-maxage", "--audit-log-maxbackup", "--audit-log-maxsize"):
+        if getattr(args, flag[2:].replace("-", "_")) < 0:
+            parser.error(f"{flag} must not be negative")
+    if args.audit_policy_file is None:
+        if args.audit_log_path is not None:
+            print(
+                "kpy-apiserver: --audit-log-path without --audit-policy-file: nothing is "
+                "audited (as Kubernetes); give a policy, e.g. deploy/audit-policy.yaml",
+                file=sys.stderr,
+            )
+        return None
+    if args.audit_log_path is None:
+        parser.error(
+            "--audit-policy-file needs --audit-log-path (a file, or - for standard output)"
+        )
+    if args.workers > 1 and args.audit_log_path != "-":
+        parser.error(
+            f"--audit-log-path {args.audit_log_path} with --workers {args.workers}: workers "
+            "cannot share one rotated file; use --audit-log-path - (each worker's lines go "
+            "to the supervisor's standard output) or --workers 1"
+        )
+    try:
+        policy = load_policy(args.audit_policy_file)
+    except PolicyError as e:
+        parser.error(f"--audit-policy-file: {e}")
+    return AuditOptions(
+        policy=policy,
+        path=args.audit_log_path,
+        max_age_days=args.audit_log_maxage,
+        max_backups=args.audit_log_maxbackup,
+        max_size_mb=args.audit_log_maxsize,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     exit_with_parent()
     parser = _parser()
@@ -289,6 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     _check(parser, args)
     encryption = _encryption(parser, args)
     tls, authenticators = _security(parser, args)
+    audit_options = _audit(parser, args)
     logs.configure(args.log_level)
     if args.workers > 1:
         return _supervise(sys.argv[1:] if argv is None else argv, args)
@@ -306,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         encryption=encryption,
         tls=tls,
         authenticators=authenticators,
+        authorization_mode=args.authorization_mode,
+        audit=audit_options,
         limits=Limits(
             max_requests_inflight=args.max_requests_inflight,
             max_mutating_requests_inflight=args.max_mutating_requests_inflight,

@@ -24,7 +24,8 @@ from kpy.api import errors
 from kpy.api.core.v1 import Namespace
 from kpy.api.scheme import Scheme, scheme
 from kpy.api.unstructured import is_custom
-from kpy.apiserver import admission, authentication
+from kpy.apiserver import admission, authentication, authorization
+from kpy.apiserver.audit import AuditLog, Auditor
 from kpy.apiserver.compaction import DEFAULT_INTERVAL, Compactor
 from kpy.apiserver.customresources import CustomResources
 from kpy.apiserver.limits import Limits, RequestLimiter, WatchLimit
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from google.protobuf.message import Message
 
     from kpy.api.scheme import ResourceInfo
+    from kpy.apiserver.audit import AuditOptions
     from kpy.apiserver.authentication import TLSConfig
     from kpy.auth.authentication import Chain
     from kpy.storage.encryption import EncryptionConfig
@@ -90,6 +92,12 @@ class ServerConfig:
     #: --client-ca-file and --token-auth-file's authenticators (None: every caller
     #: is let in, as anonymous)
     authenticators: Chain | None = None
+    #: --authorization-mode: AlwaysAllow, Node,RBAC or RBAC (None: Node,RBAC
+    #: with authenticators, AlwaysAllow without; see `kpy.apiserver.authorization`)
+    authorization_mode: str | None = None
+    #: --audit-policy-file and --audit-log-*: the policy and where events go
+    #: (None: no audit log, as Kubernetes without a policy)
+    audit: AuditOptions | None = None
 
 
 class APIServer:
@@ -106,6 +114,8 @@ class APIServer:
         self.port = 0
         #: the limits every call passes (`kpy.apiserver.limits`), once serving
         self.gate: Gate | None = None
+        #: the audit log's writer (`kpy.apiserver.audit`), run by `run` with the server
+        self.audit_log: AuditLog | None = None
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
@@ -134,6 +144,11 @@ class APIServer:
                     await bootstrap.ensure_policy(
                         lambda obj: registries[_rbac_key(obj)].create(obj, namespace="")
                     )
+                if cfg.audit is not None:
+                    # Started first and cancelled last (with the task group,
+                    # after the gRPC server stopped): it writes what is left.
+                    self.audit_log = AuditLog(cfg.audit)
+                    await tg.start(self.audit_log.run)
                 server = self._grpc_server(registries)
                 self.port = _listen(server, cfg.address, cfg.port, cfg.tls)
                 await server.start()
@@ -245,17 +260,32 @@ class APIServer:
             *cfg.extra_grpc_options,
         ]
         server = grpc.aio.server(options=options)
+        mode = cfg.authorization_mode or authorization.default_mode(cfg.authenticators is not None)
+        authorizer = (
+            None
+            if mode == authorization.ALWAYS_ALLOW
+            else authorization.Authorization.over_caches(mode, registries)
+        )
         service = APIService(
-            registries, self._scheme, self._connector, watch_timeout=cfg.watch_timeout
+            registries,
+            self._scheme,
+            self._connector,
+            watch_timeout=cfg.watch_timeout,
+            authorizer=authorizer,
         )
         self.gate = gate = Gate(
             requests=RequestLimiter(cfg.limits),
             watches=WatchLimit(cfg.limits.max_watches, retry_after=cfg.limits.retry_after),
             max_request_bytes=limit,
             authenticators=cfg.authenticators,
+            authorizer=authorizer,
+            auditor=None if self.audit_log is None else self._auditor(self.audit_log),
         )
         serve_on(server, service, gate)
         return server
+
+    def _auditor(self, audit_log: AuditLog) -> Auditor:
+        return Auditor(audit_log.options.policy, audit_log.record, using=self._scheme)
 
 
 def _listen(server: grpc.aio.Server, address: str, port: int, tls: TLSConfig | None) -> int:

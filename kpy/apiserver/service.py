@@ -46,10 +46,12 @@ from kpy.api import errors
 from kpy.api.core.v1 import Node, Pod
 from kpy.api.meta.v1 import DeleteOptions
 from kpy.api.selection import parse_predicate
-from kpy.apiserver import authentication
+from kpy.apiserver import audit, authentication, authorization
 from kpy.apiserver.limits import RequestLimiter, WatchLimit, classify
 from kpy.apiserver.proxy import NodeConnector, resolve_container
 from kpy.apiserver.subresources import handler_for
+from kpy.auth.authentication import ANONYMOUS
+from kpy.auth.node import node_name_of
 from kpy.rpc import status
 from kpy.rpc.apiserver import v1 as api
 
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
 
     from kpy.api.scheme import ResourceInfo, Scheme
     from kpy.api.selection import Predicate
+    from kpy.apiserver.audit import Auditor
+    from kpy.apiserver.authorization import Authorization
     from kpy.apiserver.registry import Registry
     from kpy.auth.authentication import Chain
 
@@ -82,8 +86,10 @@ class APIService(api.APIServicer):
         connector: NodeConnector,
         *,
         watch_timeout: tuple[float, float] = (300.0, 600.0),
+        authorizer: Authorization | None = None,
     ) -> None:
         self._registries = registries
+        self._authorizer = authorizer
         self._scheme = scheme
         self._connector = connector
         self._watch_timeout = watch_timeout
@@ -438,10 +444,35 @@ class APIService(api.APIServicer):
             username=user.name, uid=user.uid, groups=list(user.groups)
         )
 
+    async def SelfSubjectAccessReview(
+        self, request: api.AccessReviewRequest, context: Context
+    ) -> api.AccessReviewResponse:
+        """May the caller (or whom it impersonates) do this? (`kpyctl auth can-i`)"""
+        try:
+            user = authentication.current_user.get()
+            return authorization.access_review(self._authorizer, user, request)
+        except Exception as e:
+            await self._fail(context, e)
+
+    async def SelfSubjectRulesReview(
+        self, request: api.RulesReviewRequest, context: Context
+    ) -> api.RulesReviewResponse:
+        """What RBAC grants the caller in a namespace (`kpyctl auth can-i --list`)."""
+        try:
+            user = authentication.current_user.get()
+            return authorization.rules_review(self._authorizer, user, request)
+        except Exception as e:
+            await self._fail(context, e)
+
 
 def _caller_node(context: Context) -> str:
-    """The node a node agent says it speaks for (metadata `kpy-node`). kpy
-    has no authentication yet: this guards against mistakes, not attacks."""
+    """The node the caller is: the authenticated `system:node:<name>` when
+    the server authenticates callers (an authenticated caller's `kpy-node`
+    metadata is ignored); otherwise the node an agent says it speaks for
+    (metadata `kpy-node`), which guards against mistakes, not attacks."""
+    user = authentication.current_user.get()
+    if user != ANONYMOUS:
+        return node_name_of(user)
     for key, value in context.invocation_metadata() or ():
         if key == NODE_METADATA:
             return str(value)
@@ -479,7 +510,8 @@ def _describe(registry: Registry) -> api.APIResource:
 @dataclass(frozen=True, slots=True)
 class Gate:
     """What every call passes before its handler: `authenticators` know
-    the caller (None: anyone may call, as `ANONYMOUS`), a request over
+    the caller (None: anyone may call, as `ANONYMOUS`), `authorizer` decides
+    what it may do (None: everything, AlwaysAllow), a request over
     `max_request_bytes` (0: no limit) is refused with TooLarge, a short call
     waits for a seat of `requests` (see `kpy.apiserver.limits`), a watch
     counts against `watches`. None: no limit."""
@@ -488,6 +520,9 @@ class Gate:
     watches: WatchLimit | None = None
     max_request_bytes: int = 0
     authenticators: Chain | None = None
+    authorizer: Authorization | None = None
+    #: audits every call, outermost, so refusals are audited too (None: no audit log)
+    auditor: Auditor | None = None
 
 
 def serve_on(server: grpc.aio.Server, service: APIService, gate: Gate | None = None) -> None:
@@ -502,6 +537,8 @@ def serve_on(server: grpc.aio.Server, service: APIService, gate: Gate | None = N
     handlers = dict(recorder.handlers)
     handlers["Watch"] = handlers["Watch"]._replace(response_serializer=_preserialised)
     guarded = {method: _guard(method, handler, gate) for method, handler in handlers.items()}
+    if gate.auditor is not None:
+        guarded = {method: gate.auditor.wrap(method, h) for method, h in guarded.items()}
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(recorder.service, guarded),)
     )
@@ -587,9 +624,32 @@ async def _authenticate(method: str, context: Context, chain: Chain | None) -> N
     authentication.current_user.set(user)
 
 
+async def _authorize(
+    method: str, request: Any, context: Context, authorizer: Authorization | None
+) -> None:
+    """Aborts the call with Forbidden unless the authenticated caller may
+    make it (`kpy.apiserver.authorization`); no-op without an authorizer."""
+    if authorizer is None:
+        return
+    try:
+        authorizer.check(method, request, authentication.current_user.get())
+    except errors.StatusError as e:
+        await _abort(context, e)
+
+
+async def _prepend(first: Any, rest: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """`first`, then what `rest` yields."""
+    yield first
+    async for item in rest:
+        yield item
+
+
 async def _abort(context: Context, error: errors.StatusError) -> NoReturn:
     await context.abort(
-        status.code_for(error), status.wire_text(error.message), status.trailing_metadata(error)
+        status.code_for(error),
+        status.wire_text(error.message),
+        # abort replaces the trailing metadata, the audit-id set earlier too
+        status.trailing_metadata(error) + audit.trailer(),
     )
     raise AssertionError("unreachable")  # abort raises
 
@@ -604,6 +664,7 @@ def _guard(method: str, handler: Any, gate: Gate) -> Any:
     parse = _lenient(method, handler.request_deserializer, gate.max_request_bytes)
     limiter = gate.requests
     chain = gate.authenticators
+    authorizer = gate.authorizer
     if handler.unary_unary is not None:
         unary = handler.unary_unary
 
@@ -611,6 +672,7 @@ def _guard(method: str, handler: Any, gate: Gate) -> Any:
             await _authenticate(method, context, chain)
             if isinstance(request, _Malformed):
                 await _abort(context, request.error)
+            await _authorize(method, request, context, authorizer)
             kind = classify(method, getattr(request, "ref", None)) if limiter else None
             if limiter is None or kind is None:
                 return await unary(request, context)
@@ -634,6 +696,7 @@ def _guard(method: str, handler: Any, gate: Gate) -> Any:
             await _authenticate(method, context, chain)
             if isinstance(request, _Malformed):
                 await _abort(context, request.error)
+            await _authorize(method, request, context, authorizer)
             if watches is None:
                 async for response in stream(request, context):
                     yield response
@@ -662,6 +725,17 @@ def _guard(method: str, handler: Any, gate: Gate) -> Any:
             requests: AsyncIterator[Any], context: Context
         ) -> AsyncIterator[Any]:
             await _authenticate(method, context, chain)
+            if authorizer is not None:
+                # The first message names the pod: authorise on it, then
+                # hand the handler the whole stream.
+                try:
+                    first = await anext(aiter(checked(requests)), None)
+                except errors.StatusError as e:
+                    await _abort(context, e)
+                if first is None:
+                    return
+                await _authorize(method, first, context, authorizer)
+                requests = _prepend(first, requests)
             async for response in bidi(checked(requests), context):
                 yield response
 

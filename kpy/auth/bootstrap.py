@@ -15,7 +15,8 @@ which stores those that are missing when the API server starts.
   kpy/controllers, kpy/scheduler, kpy/agent, kpy/proxy, kpy/dns; the table
   in tests/unit/test_rbac_bootstrap_policy.py lists those calls):
   `system:kube-controller-manager`, `system:kube-scheduler`, `system:node`
-  (the `system:nodes` group), `system:node-proxier` (`system:kube-proxy`)
+  (the `system:nodes` group; only services and events: the node
+  authorizer grants the rest, per node), `system:node-proxier` (`system:kube-proxy`)
   and `system:kube-dns` (the ServiceAccount kube-system/kube-dns).
 
 Every object carries the label `kubernetes.io/bootstrapping:
@@ -296,21 +297,17 @@ def _components() -> list[ClusterRole]:
                 *_leader_election(_SCHEDULER_LEASE),
             ],
         ),
-        # The node authorizer narrows these to what belongs to each node.
+        # Only what no node's graph governs: the node authorizer
+        # (kpy.auth.node) alone grants a node its pods, their Secrets,
+        # ConfigMaps, claims and volumes, its own Node and its own Lease,
+        # so that no node reads or writes another's. (Under
+        # --authorization-mode=RBAC, without the node authorizer, an agent
+        # needs a binding of its own, as in Kubernetes.)
         _role(
             "system:node",
             [
-                _rule(_READ, ("",), ("pods", "nodes", "services")),
-                _rule(
-                    ("get", "list", "watch"),
-                    ("",),
-                    ("configmaps", "secrets", "persistentvolumeclaims", "persistentvolumes"),
-                ),
-                _rule(("create", "delete"), ("",), ("pods",)),  # mirror pods, final deletes
-                _rule(("patch", "update"), ("",), ("pods/status",)),
-                _rule(("create", "update", "patch"), ("",), ("nodes",)),
-                _rule(("patch", "update"), ("",), ("nodes/status",)),
-                _rule(("create", "get", "update"), ("coordination.k8s.io",), ("leases",)),
+                _rule(_READ, ("",), ("services",)),  # service environment variables
+                _rule(("create", "update", "patch"), ("",), ("events",)),
             ],
         ),
         _role(

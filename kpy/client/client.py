@@ -721,6 +721,20 @@ class Client:
         )
         return response
 
+    async def access_review(self, request: api.AccessReviewRequest) -> api.AccessReviewResponse:
+        """May this client (or the user `request.impersonate` names) do
+        what `request` describes? (SelfSubjectAccessReview; `kpyctl auth
+        can-i`.) Impersonating needs the `impersonate` verb on that user
+        and those groups, else Forbidden."""
+        response: api.AccessReviewResponse = await self._call("SelfSubjectAccessReview", request)
+        return response
+
+    async def rules_review(self, request: api.RulesReviewRequest) -> api.RulesReviewResponse:
+        """What RBAC lets this client (or whom it impersonates) do in a
+        namespace (SelfSubjectRulesReview; `kpyctl auth can-i --list`)."""
+        response: api.RulesReviewResponse = await self._call("SelfSubjectRulesReview", request)
+        return response
+
     async def resources(self) -> builtins.list[api.APIResource]:
         response = await self._call("Resources", api.ResourcesRequest())
         return list(response.resources)

@@ -901,3 +901,216 @@ class SelfSubjectReviewResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SelfSubjectReviewResponse: _TypeAlias = SelfSubjectReviewResponse  # noqa: Y015
+
+@_typing.final
+class Impersonation(_message.Message):
+    """Who a review asks about instead of the caller, as kubectl's --as and
+    --as-group (Impersonate-User, Impersonate-Group): the caller must be
+    allowed the `impersonate` verb on users/<user> and groups/<group>.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_FIELD_NUMBER: _builtins.int
+    GROUPS_FIELD_NUMBER: _builtins.int
+    user: _builtins.str
+    @_builtins.property
+    def groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        user: _builtins.str = ...,
+        groups: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["groups", b"groups", "user", b"user"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Impersonation: _TypeAlias = Impersonation  # noqa: Y015
+
+@_typing.final
+class AccessReviewRequest(_message.Message):
+    """spec.resourceAttributes of a SelfSubjectAccessReview."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERB_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    RESOURCE_FIELD_NUMBER: _builtins.int
+    SUBRESOURCE_FIELD_NUMBER: _builtins.int
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    IMPERSONATE_FIELD_NUMBER: _builtins.int
+    NON_RESOURCE_PATH_FIELD_NUMBER: _builtins.int
+    verb: _builtins.str
+    group: _builtins.str
+    """API group, "" for core"""
+    resource: _builtins.str
+    """plural"""
+    subresource: _builtins.str
+    namespace: _builtins.str
+    """"" for cluster-scoped or all namespaces"""
+    name: _builtins.str
+    non_resource_path: _builtins.str
+    """set: a non-resource request (verb + path)"""
+    @_builtins.property
+    def impersonate(self) -> Global___Impersonation: ...
+    def __init__(
+        self,
+        *,
+        verb: _builtins.str = ...,
+        group: _builtins.str = ...,
+        resource: _builtins.str = ...,
+        subresource: _builtins.str = ...,
+        namespace: _builtins.str = ...,
+        name: _builtins.str = ...,
+        impersonate: Global___Impersonation | None = ...,
+        non_resource_path: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["impersonate", b"impersonate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "impersonate", b"impersonate", "name", b"name", "namespace", b"namespace", "non_resource_path", b"non_resource_path", "resource", b"resource", "subresource", b"subresource", "verb", b"verb"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessReviewRequest: _TypeAlias = AccessReviewRequest  # noqa: Y015
+
+@_typing.final
+class AccessReviewResponse(_message.Message):
+    """status of a SelfSubjectAccessReview."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALLOWED_FIELD_NUMBER: _builtins.int
+    DENIED_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    allowed: _builtins.bool
+    denied: _builtins.bool
+    reason: _builtins.str
+    def __init__(
+        self,
+        *,
+        allowed: _builtins.bool = ...,
+        denied: _builtins.bool = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allowed", b"allowed", "denied", b"denied", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AccessReviewResponse: _TypeAlias = AccessReviewResponse  # noqa: Y015
+
+@_typing.final
+class RulesReviewRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAMESPACE_FIELD_NUMBER: _builtins.int
+    IMPERSONATE_FIELD_NUMBER: _builtins.int
+    namespace: _builtins.str
+    @_builtins.property
+    def impersonate(self) -> Global___Impersonation: ...
+    def __init__(
+        self,
+        *,
+        namespace: _builtins.str = ...,
+        impersonate: Global___Impersonation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["impersonate", b"impersonate"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["impersonate", b"impersonate", "namespace", b"namespace"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulesReviewRequest: _TypeAlias = RulesReviewRequest  # noqa: Y015
+
+@_typing.final
+class ResourceRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERBS_FIELD_NUMBER: _builtins.int
+    API_GROUPS_FIELD_NUMBER: _builtins.int
+    RESOURCES_FIELD_NUMBER: _builtins.int
+    RESOURCE_NAMES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def verbs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def api_groups(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def resources(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def resource_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        verbs: _abc.Iterable[_builtins.str] | None = ...,
+        api_groups: _abc.Iterable[_builtins.str] | None = ...,
+        resources: _abc.Iterable[_builtins.str] | None = ...,
+        resource_names: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["api_groups", b"api_groups", "resource_names", b"resource_names", "resources", b"resources", "verbs", b"verbs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResourceRule: _TypeAlias = ResourceRule  # noqa: Y015
+
+@_typing.final
+class NonResourceRule(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERBS_FIELD_NUMBER: _builtins.int
+    NON_RESOURCE_URLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def verbs(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def non_resource_urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        verbs: _abc.Iterable[_builtins.str] | None = ...,
+        non_resource_urls: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["non_resource_urls", b"non_resource_urls", "verbs", b"verbs"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NonResourceRule: _TypeAlias = NonResourceRule  # noqa: Y015
+
+@_typing.final
+class RulesReviewResponse(_message.Message):
+    """status of a SelfSubjectRulesReview."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESOURCE_RULES_FIELD_NUMBER: _builtins.int
+    NON_RESOURCE_RULES_FIELD_NUMBER: _builtins.int
+    INCOMPLETE_FIELD_NUMBER: _builtins.int
+    EVALUATION_ERROR_FIELD_NUMBER: _builtins.int
+    incomplete: _builtins.bool
+    evaluation_error: _builtins.str
+    @_builtins.property
+    def resource_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___ResourceRule]: ...
+    @_builtins.property
+    def non_resource_rules(self) -> _containers.RepeatedCompositeFieldContainer[Global___NonResourceRule]: ...
+    def __init__(
+        self,
+        *,
+        resource_rules: _abc.Iterable[Global___ResourceRule] | None = ...,
+        non_resource_rules: _abc.Iterable[Global___NonResourceRule] | None = ...,
+        incomplete: _builtins.bool = ...,
+        evaluation_error: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["evaluation_error", b"evaluation_error", "incomplete", b"incomplete", "non_resource_rules", b"non_resource_rules", "resource_rules", b"resource_rules"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RulesReviewResponse: _TypeAlias = RulesReviewResponse  # noqa: Y015

@@ -104,6 +104,16 @@ class APIStub:
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewRequest.SerializeToString,
                 response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewResponse.FromString,
                 _registered_method=True)
+        self.SelfSubjectAccessReview = channel.unary_unary(
+                '/kpy.rpc.apiserver.v1.API/SelfSubjectAccessReview',
+                request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.AccessReviewRequest.SerializeToString,
+                response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.AccessReviewResponse.FromString,
+                _registered_method=True)
+        self.SelfSubjectRulesReview = channel.unary_unary(
+                '/kpy.rpc.apiserver.v1.API/SelfSubjectRulesReview',
+                request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.RulesReviewRequest.SerializeToString,
+                response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.RulesReviewResponse.FromString,
+                _registered_method=True)
 
 
 class APIServicer:
@@ -205,6 +215,22 @@ class APIServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SelfSubjectAccessReview(self, request, context):
+        """May the caller (or the user it impersonates) do this?
+        (authorization.k8s.io/v1 SelfSubjectAccessReview; `kpyctl auth can-i`.)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SelfSubjectRulesReview(self, request, context):
+        """What may the caller (or the user it impersonates) do in a namespace?
+        (authorization.k8s.io/v1 SelfSubjectRulesReview; `kpyctl auth can-i --list`.)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_APIServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -277,6 +303,16 @@ def add_APIServicer_to_server(servicer, server):
                     servicer.SelfSubjectReview,
                     request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewRequest.FromString,
                     response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewResponse.SerializeToString,
+            ),
+            'SelfSubjectAccessReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.SelfSubjectAccessReview,
+                    request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.AccessReviewRequest.FromString,
+                    response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.AccessReviewResponse.SerializeToString,
+            ),
+            'SelfSubjectRulesReview': grpc.unary_unary_rpc_method_handler(
+                    servicer.SelfSubjectRulesReview,
+                    request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.RulesReviewRequest.FromString,
+                    response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.RulesReviewResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -657,6 +693,60 @@ class API:
             '/kpy.rpc.apiserver.v1.API/SelfSubjectReview',
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewRequest.SerializeToString,
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.SelfSubjectReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SelfSubjectAccessReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kpy.rpc.apiserver.v1.API/SelfSubjectAccessReview',
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.AccessReviewRequest.SerializeToString,
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.AccessReviewResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SelfSubjectRulesReview(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kpy.rpc.apiserver.v1.API/SelfSubjectRulesReview',
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.RulesReviewRequest.SerializeToString,
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.RulesReviewResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,14 @@ class APIStub:
     """Who the server takes the caller to be, as its authenticators saw it
     (authentication.k8s.io/v1 SelfSubjectReview; `kpyctl auth whoami`).
     """
+    SelfSubjectAccessReview: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.AccessReviewRequest, _apiserver_pb2.AccessReviewResponse]
+    """May the caller (or the user it impersonates) do this?
+    (authorization.k8s.io/v1 SelfSubjectAccessReview; `kpyctl auth can-i`.)
+    """
+    SelfSubjectRulesReview: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.RulesReviewRequest, _apiserver_pb2.RulesReviewResponse]
+    """What may the caller (or the user it impersonates) do in a namespace?
+    (authorization.k8s.io/v1 SelfSubjectRulesReview; `kpyctl auth can-i --list`.)
+    """
 
 @_typing.type_check_only
 class APIAsyncStub(APIStub):
@@ -103,6 +111,14 @@ class APIAsyncStub(APIStub):
     SelfSubjectReview: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.SelfSubjectReviewRequest, _apiserver_pb2.SelfSubjectReviewResponse]  # type: ignore[assignment]
     """Who the server takes the caller to be, as its authenticators saw it
     (authentication.k8s.io/v1 SelfSubjectReview; `kpyctl auth whoami`).
+    """
+    SelfSubjectAccessReview: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.AccessReviewRequest, _apiserver_pb2.AccessReviewResponse]  # type: ignore[assignment]
+    """May the caller (or the user it impersonates) do this?
+    (authorization.k8s.io/v1 SelfSubjectAccessReview; `kpyctl auth can-i`.)
+    """
+    SelfSubjectRulesReview: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.RulesReviewRequest, _apiserver_pb2.RulesReviewResponse]  # type: ignore[assignment]
+    """What may the caller (or the user it impersonates) do in a namespace?
+    (authorization.k8s.io/v1 SelfSubjectRulesReview; `kpyctl auth can-i --list`.)
     """
 
 class APIServicer(metaclass=_abc_1.ABCMeta):
@@ -218,6 +234,26 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_apiserver_pb2.SelfSubjectReviewResponse, _abc.Awaitable[_apiserver_pb2.SelfSubjectReviewResponse]]:
         """Who the server takes the caller to be, as its authenticators saw it
         (authentication.k8s.io/v1 SelfSubjectReview; `kpyctl auth whoami`).
+        """
+
+    @_abc_1.abstractmethod
+    def SelfSubjectAccessReview(
+        self,
+        request: _apiserver_pb2.AccessReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apiserver_pb2.AccessReviewResponse, _abc.Awaitable[_apiserver_pb2.AccessReviewResponse]]:
+        """May the caller (or the user it impersonates) do this?
+        (authorization.k8s.io/v1 SelfSubjectAccessReview; `kpyctl auth can-i`.)
+        """
+
+    @_abc_1.abstractmethod
+    def SelfSubjectRulesReview(
+        self,
+        request: _apiserver_pb2.RulesReviewRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apiserver_pb2.RulesReviewResponse, _abc.Awaitable[_apiserver_pb2.RulesReviewResponse]]:
+        """What may the caller (or the user it impersonates) do in a namespace?
+        (authorization.k8s.io/v1 SelfSubjectRulesReview; `kpyctl auth can-i --list`.)
         """
 
 def add_APIServicer_to_server(servicer: APIServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
