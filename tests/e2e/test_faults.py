@@ -54,7 +54,7 @@ NAMESPACE = "faults"
 CREATES = 400
 DEPLOYMENTS = 3
 
-pytestmark = pytest.mark.timeout(480)
+pytestmark = [pytest.mark.timeout(480), pytest.mark.cluster]
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from tests.e2e._ports import two_free_ports
 ROOT = Path(__file__).resolve().parents[2]
 KPYCTL = str(Path(sys.executable).parent / "kpyctl")
 
-pytestmark = pytest.mark.timeout(400)
+pytestmark = [pytest.mark.timeout(400), pytest.mark.cluster]
 
 
 def make(target: str, directory: Path, port: int) -> None:

@@ -46,7 +46,7 @@ from kpy.controllers.job.controller import JOB_TRACKING_FINALIZER
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.cluster]
 
 CONTAINER = "work"
 #: Lease timings of the controller managers: a dead leader's Lease expires

@@ -38,7 +38,7 @@ from kpy.cluster.local import ClusterState, running
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.timeout(420), pytest.mark.cluster]
 
 GRACE = 12.0  # --node-monitor-grace-period; agents renew their Lease every 2 s
 UNREACHABLE = "node.kubernetes.io/unreachable"

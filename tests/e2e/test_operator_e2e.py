@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 CRD = str(ROOT / "examples" / "webapp" / "crd.yaml")
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.cluster]
 
 #: short Lease timings so that a killed leader's Lease expires in 4 s
 ELECTION = (

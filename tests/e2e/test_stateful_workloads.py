@@ -51,7 +51,7 @@ SEEDS = ROOT / "tests" / "data" / "seed-manifests"
 LOOP = "        command: [sh, -c, 'while true; do sleep 1; done']\n"
 MOUNT = "/usr/share/nginx/html"  # the seed's mountPath of claim `www`
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.cluster]
 
 
 def with_command(seed: str, image: str) -> str:

@@ -347,6 +347,7 @@ def two_free_ports() -> int:
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.cluster
 def test_kpy_up_encrypts_secrets_and_rotate_encryption_key_rewrites_them(tmp_path: Path) -> None:
     """As a user: `kpy up` (two API servers) writes the key file and Secrets
     are sealed in etcd; `kpy rotate-encryption-key` puts a new key first,

@@ -22,6 +22,8 @@ from kpy.cluster.local import ClusterState, Member, running
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+pytestmark = pytest.mark.cluster
+
 KPY = str(Path(sys.executable).parent / "kpy")
 KPYCTL = str(Path(sys.executable).parent / "kpyctl")
 

@@ -146,6 +146,7 @@ async def test_simulated_nodes_run_their_own_pods_and_keep_them_across_a_restart
                 await client.delete(Node, name)
 
 
+@pytest.mark.cluster
 def test_kpy_up_runs_many_simulated_nodes_in_one_agent(tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
