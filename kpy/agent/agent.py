@@ -4,8 +4,10 @@
 
 - registers the Node and keeps its Lease and status (`node.NodeAgent`);
 - watches only the pods bound to it (field selector spec.nodeName=<node>),
-  plus ConfigMaps, Secrets, volume claims and volumes for what containers
-  consume, and Services for their link variables (`env.service_env`);
+  each ConfigMap, Secret and volume claim those pods use, one watch per
+  object by name, and the volumes of those claims (`objects`: nothing
+  cluster-wide, which the node authorizer would refuse), and Services for
+  their link variables (`env.service_env`);
 - gives every pod a resolv.conf naming the cluster DNS (`dns`, from
   `--cluster-dns` and `--cluster-domain`);
 - reads static pods from `pod_manifest_path` and publishes a mirror pod for
@@ -26,8 +28,9 @@ On start it first lets the runtime recover what a previous agent left
 running; pods still wanted keep their containers, and sandboxes of pods
 that went meanwhile are stopped once the sources have synced.
 
-`PodReferences` and `object_informers` are shared with
-`simulated_nodes`, which runs many simulated nodes in one process.
+The objects pods use are watched one by one (`objects.ObjectManager`),
+the same way in `simulated_nodes`, which runs many simulated nodes in one
+process.
 """
 
 from __future__ import annotations
@@ -45,11 +48,11 @@ import grpc.aio
 from kpy.agent import static_pods
 from kpy.agent.backoff import Backoff
 from kpy.agent.dns import DNSSettings, PodDNS
-from kpy.agent.env import references
 from kpy.agent.eviction import EvictionConfig, EvictionManager
 from kpy.agent.eviction.monitor import EvictionMonitor
 from kpy.agent.eviction.observe import observe_node
 from kpy.agent.node import NodeAgent, NodeConfig
+from kpy.agent.objects import ObjectManager
 from kpy.agent.pods import NodeView, PodWorkers
 from kpy.agent.probes import ProbeDecider, ProbeManager
 from kpy.agent.runtime import LABEL_POD_UID
@@ -57,14 +60,7 @@ from kpy.agent.runtime.simulated import SimulatedRuntime
 from kpy.agent.server import AgentService, add_to_server
 from kpy.agent.volumes import VolumeManager
 from kpy.api import errors
-from kpy.api.core.v1 import (
-    ConfigMap,
-    PersistentVolume,
-    PersistentVolumeClaim,
-    Pod,
-    Secret,
-    Service,
-)
+from kpy.api.core.v1 import Pod, Service
 from kpy.api.meta.v1 import Preconditions
 from kpy.api.quantity import Quantity
 from kpy.cache import EventHandler, SharedInformer
@@ -72,7 +68,7 @@ from kpy.cache.events import EventBroadcaster
 from kpy.cache.informer import deleted_object
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from pathlib import Path
 
     from kpy.agent.runtime import Runtime
@@ -123,109 +119,6 @@ def _reachable_dns(settings: DNSSettings, runtime: Runtime) -> DNSSettings:
     return replace(settings, cluster_dns=reachable)
 
 
-class _Objects:
-    """ConfigMaps, Secrets and claims from the agent's informers."""
-
-    def __init__(self, informers: dict[type[Any], SharedInformer[Any]]) -> None:
-        self._informers = informers
-
-    def _get(self, kind: type[Any], namespace: str, name: str) -> Any:
-        key = f"{namespace}/{name}" if namespace else name
-        return self._informers[kind].indexer.get_by_key(key)
-
-    def config_map(self, namespace: str, name: str) -> ConfigMap | None:
-        found: ConfigMap | None = self._get(ConfigMap, namespace, name)
-        return found
-
-    def secret(self, namespace: str, name: str) -> Secret | None:
-        found: Secret | None = self._get(Secret, namespace, name)
-        return found
-
-    def persistent_volume_claim(self, namespace: str, name: str) -> PersistentVolumeClaim | None:
-        found: PersistentVolumeClaim | None = self._get(PersistentVolumeClaim, namespace, name)
-        return found
-
-    def persistent_volume(self, name: str) -> PersistentVolume | None:
-        found: PersistentVolume | None = self._get(PersistentVolume, "", name)
-        return found
-
-
-class PodReferences:
-    """Which pods use which ConfigMaps, Secrets and claims, so that a change
-    to one of those wakes exactly the pods that use it (`wake(uid)`). Shared
-    by the single agent and the simulated nodes of one process."""
-
-    def __init__(self, wake: Callable[[str], None]) -> None:
-        self._wake = wake
-        self._references: dict[tuple[str, str, str], set[str]] = {}  # object -> pod uids
-        self._refs_of: dict[str, set[tuple[str, str, str]]] = {}  # pod uid -> objects
-
-    def track(self, pod: Pod) -> None:
-        """Indexes the ConfigMaps and Secrets a pod uses, once: they come from
-        its spec, which does not change (status updates pass by cheaply). A
-        spec it cannot read is logged; the pod still runs (its sync reports
-        what is wrong), only without waking on those objects."""
-        uid = pod.metadata.uid
-        if uid in self._refs_of:
-            return
-        try:
-            self._refs_of[uid] = references(pod)
-        except Exception:
-            log.exception(
-                "cannot list the objects a pod uses",
-                extra={"pod": f"{pod.metadata.namespace}/{pod.metadata.name}"},
-            )
-            self._refs_of[uid] = set()
-        for ref in self._refs_of[uid]:
-            self._references.setdefault(ref, set()).add(uid)
-
-    def untrack(self, uid: str) -> None:
-        for ref in self._refs_of.pop(uid, ()):
-            uids = self._references.get(ref, set())
-            uids.discard(uid)
-            if not uids:
-                self._references.pop(ref, None)
-
-    def volume_changed(self, pv: PersistentVolume) -> None:
-        """A volume names its claim: the pods using that claim wake."""
-        ref = pv.spec.claim_ref
-        if pv.spec.HasField("claim_ref"):
-            claim = PersistentVolumeClaim()
-            claim.metadata.namespace, claim.metadata.name = ref.namespace, ref.name
-            self.object_changed(claim)
-
-    def object_changed(self, obj: Any) -> None:
-        kind = type(obj).__name__
-        uids = self._references.get((kind, obj.metadata.namespace, obj.metadata.name), set())
-        for uid in list(uids):
-            self._wake(uid)
-
-
-def object_informers(client: Client, refs: PodReferences) -> dict[type[Any], SharedInformer[Any]]:
-    """Informers of the ConfigMaps, Secrets, claims and volumes containers
-    consume, each change waking the pods that use the object (`refs`)."""
-    out: dict[type[Any], SharedInformer[Any]] = {}
-    for kind in (ConfigMap, Secret, PersistentVolumeClaim, PersistentVolume):
-        informer: SharedInformer[Any] = SharedInformer(client, kind)
-        if kind is PersistentVolume:
-            informer.add_event_handler(
-                EventHandler(
-                    on_add=lambda pv, _: refs.volume_changed(pv),
-                    on_update=lambda _, pv: refs.volume_changed(pv),
-                )
-            )
-        else:
-            informer.add_event_handler(
-                EventHandler(
-                    on_add=lambda obj, _: refs.object_changed(obj),
-                    on_update=lambda _, obj: refs.object_changed(obj),
-                    on_delete=lambda obj: refs.object_changed(deleted_object(obj)),
-                )
-            )
-        out[kind] = informer
-    return out
-
-
 class Agent:
     def __init__(self, client: Client, config: AgentConfig, runtime: Runtime) -> None:
         self._client = client
@@ -236,7 +129,7 @@ class Agent:
         self._workers: PodWorkers | None = None
         self._static: dict[str, Pod] = {}  # full name -> static pod
         self._mirrors: dict[str, Pod] = {}  # full name -> mirror pod in the API
-        self._references = PodReferences(self._wake_for_object)
+        self._objects = ObjectManager(client, self._wake_for_object)
         self._tg: anyio.abc.TaskGroup | None = None
 
     @property
@@ -267,7 +160,7 @@ class Agent:
                 await node_agent.register()
                 broadcaster = EventBroadcaster(self._client, host=self.node_name)
                 tg.start_soon(broadcaster.run)
-                informers = self._informers()
+                pods = self._pod_informer()
                 probes = ProbeManager(
                     self.runtime,
                     time_scale=cfg.probe_time_scale,
@@ -289,12 +182,13 @@ class Agent:
                     node=NodeView(self.node_name, cfg.node.address, self._allocatable),
                     volumes=volumes,
                     probes=probes,
-                    objects=_Objects(informers),
+                    objects=self._objects,
                     events=recorder,
                     backoff=Backoff(cfg.backoff_base, cfg.backoff_max, 2 * cfg.backoff_max),
                     dns=dns,
                 )
                 await tg.start(workers.run)
+                await tg.start(self._objects.run)
                 tg.start_soon(probes.run)
                 service = AgentService(workers, self.runtime, lambda: node_agent.node)
                 add_to_server(service, server)
@@ -305,8 +199,7 @@ class Agent:
                     # As the kubelet: no container starts before the Services
                     # are known, or its service link variables would miss some.
                     await services.wait_for_sync()
-                    for informer in informers.values():
-                        tg.start_soon(informer.run)
+                    tg.start_soon(pods.run)
                     if cfg.pod_manifest_path is not None:
                         source = static_pods.ManifestSource(
                             cfg.pod_manifest_path,
@@ -315,8 +208,7 @@ class Agent:
                             on_error=self._static_error,
                         )
                         tg.start_soon(source.run)
-                    for informer in informers.values():
-                        await informer.wait_for_sync()
+                    await pods.wait_for_sync()
                     await workers.adopt_orphans()
                     tg.start_soon(node_agent.run)
                     monitor = EvictionMonitor(
@@ -348,7 +240,7 @@ class Agent:
 
     # -- API sources -----------------------------------------------------------------
 
-    def _informers(self) -> dict[type[Any], SharedInformer[Any]]:
+    def _pod_informer(self) -> SharedInformer[Pod]:
         pods: SharedInformer[Pod] = SharedInformer(
             self._client, Pod, field_selector=f"spec.nodeName={self.node_name}"
         )
@@ -359,14 +251,14 @@ class Agent:
                 on_delete=self._pod_deleted,
             )
         )
-        return {Pod: pods, **object_informers(self._client, self._references)}
+        return pods
 
     def _pod_changed(self, pod: Pod) -> None:
         assert self._workers is not None
         if static_pods.is_mirror_pod(pod):
             self._mirror_changed(pod)
             return
-        self._references.track(pod)
+        self._objects.track(pod)
         self._workers.update(pod)
 
     def _pod_deleted(self, obj: Any) -> None:
@@ -380,7 +272,7 @@ class Agent:
                 self._workers.mirror_changed(static.metadata.uid, None)
                 self._ensure_mirror(static)
             return
-        self._references.untrack(pod.metadata.uid)
+        self._objects.untrack(pod.metadata.uid)
         self._workers.remove(pod.metadata.uid)
 
     def _wake_for_object(self, uid: str) -> None:
@@ -401,10 +293,10 @@ class Agent:
         before, self._static = self._static, dict(pods)
         for full, pod in before.items():
             if pods.get(full) is None or pods[full].metadata.uid != pod.metadata.uid:
-                self._references.untrack(pod.metadata.uid)
+                self._objects.untrack(pod.metadata.uid)
                 self._workers.remove(pod.metadata.uid)
         for pod in pods.values():
-            self._references.track(pod)
+            self._objects.track(pod)
             self._workers.update(pod, static=True)
             self._ensure_mirror(pod)
 

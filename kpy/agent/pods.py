@@ -35,7 +35,10 @@ pod, nor the agent, is affected.
 Starting a container pulls its image, resolves its env and mounts (a
 missing ConfigMap or Secret holds it in CreateContainerConfigError until the
 object appears), creates and starts it, then runs postStart; the container
-is not Running until the hook completes, and a failed hook kills it.
+is not Running until the hook completes, and a failed hook kills it. Before
+a pod's volumes are first set up, its sync waits (a bounded time) until the
+objects it uses are loaded (`PodObjects.wait_for_pod`), so that what is
+only not loaded yet is not reported missing.
 
 Termination (the pod deleted, removed from its source, or finished) runs
 preStop and stops every container within the grace period (the delete
@@ -57,11 +60,11 @@ import math
 import shutil
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import anyio
 
-from kpy.agent.env import ConfigError, PodContext, container_env, expand
+from kpy.agent.env import ConfigError, Objects, PodContext, container_env, expand
 from kpy.agent.probes import ProbeResult, run_action
 from kpy.agent.runtime import (
     LABEL_CONTAINER_ATTEMPT,
@@ -94,7 +97,6 @@ if TYPE_CHECKING:
 
     from kpy.agent.backoff import Backoff
     from kpy.agent.dns import PodDNS
-    from kpy.agent.env import Objects
     from kpy.agent.probes import ProbeManager
     from kpy.agent.runtime import ContainerStatus, PodSandbox, Runtime, SecurityConfig
     from kpy.agent.volumes import VolumeManager
@@ -154,6 +156,17 @@ class PodRecord:
         return self.gone or self.pod.metadata.HasField("deletion_timestamp")
 
 
+class PodObjects(Objects, Protocol):
+    """What the workers need of the caches of the objects pods use (the
+    agent's `objects.ObjectManager`): env's and volumes' lookups, and a
+    wait until a pod's objects are loaded."""
+
+    async def wait_for_pod(self, uid: str) -> None:
+        """Returns once the objects pod `uid` uses are known (found or
+        not), or after a bounded wait."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class NodeView:
     """What pods need to know of their node."""
@@ -174,7 +187,7 @@ class PodWorkers:
         node: NodeView,
         volumes: VolumeManager,
         probes: ProbeManager,
-        objects: Objects,
+        objects: PodObjects,
         events: EventRecorder,
         backoff: Backoff,
         clock: Callable[[], float] = time.time,
@@ -453,6 +466,10 @@ class PodWorkers:
             if status is not None and status.phase in ("Succeeded", "Failed"):
                 await self._finish(rec)
             return None
+        if rec.volumes is None:
+            # Before its first start: not "not found" for what is only not
+            # loaded yet (a pod's objects are watched from when it arrives).
+            await self._objects.wait_for_pod(rec.uid)
         sandbox = await self._ensure_sandbox(rec)
         if sandbox is None:
             await self._write_status(rec, [])

@@ -16,9 +16,11 @@ objects rather than a process:
 - the nodes share one client connection, one event loop and one informer
   of each kind: a single pod watch (`spec.nodeName!=`, every bound pod)
   whose handler hands each pod to its node's workers and ignores pods of
-  other nodes, and the ConfigMap, Secret, claim, volume and Service
-  informers an agent has. One watch costs the API server one watcher
-  rather than N filtered ones, and the process decodes each pod event once.
+  other nodes, and the Service informer an agent has. One watch costs the
+  API server one watcher rather than N filtered ones, and the process
+  decodes each pod event once. The ConfigMaps, Secrets, claims and volumes
+  the pods use come from one `objects.ObjectManager` for all the nodes:
+  one watch per object by name, however many nodes' pods use it.
 - the pods' writes (status, events) go at most `API_IN_FLIGHT` at once,
   the role client-go's QPS and burst play for the kubelet: thousands of
   pod workers writing together would otherwise queue thousands of calls in
@@ -43,17 +45,11 @@ from typing import TYPE_CHECKING, Any, cast
 import anyio
 import anyio.abc
 
-from kpy.agent.agent import (
-    COMPONENT,
-    AgentConfig,
-    PodReferences,
-    _Objects,
-    _probe_decider,
-    object_informers,
-)
+from kpy.agent.agent import COMPONENT, AgentConfig, _probe_decider
 from kpy.agent.backoff import Backoff
 from kpy.agent.dns import PodDNS
 from kpy.agent.node import NodeAgent
+from kpy.agent.objects import ObjectManager
 from kpy.agent.pods import NodeView, PodWorkers
 from kpy.agent.probes import ProbeManager
 from kpy.agent.runtime import LABEL_POD_UID
@@ -143,7 +139,7 @@ class SimulatedNode:
         self,
         client: Client,
         config: AgentConfig,
-        objects: _Objects,
+        objects: ObjectManager,
         services: Callable[[], Iterable[Service]],
     ) -> PodWorkers:
         recorder = self.broadcaster.new_recorder(COMPONENT)
@@ -201,7 +197,7 @@ class SimulatedNodes:
             for name in node_names(config.node.name, count)
         }
         self._node_of: dict[str, SimulatedNode] = {}  # pod uid -> its node
-        self._references = PodReferences(self._wake_for_object)
+        self._objects = ObjectManager(client, self._wake_for_object)
 
     async def run(
         self, *, task_status: anyio.abc.TaskStatus[list[str]] = anyio.TASK_STATUS_IGNORED
@@ -217,8 +213,8 @@ class SimulatedNodes:
                 await _bounded(REGISTER_IN_FLIGHT, [n.node_agent.register for n in nodes])
                 log.info("registered simulated nodes", extra={"nodes": len(nodes)})
                 services: SharedInformer[Service] = SharedInformer(self._client, Service)
-                informers = object_informers(self._client, self._references)
-                objects = _Objects(informers)
+                objects = self._objects
+                await tg.start(objects.run)
                 lister = services.indexer.list
                 for node in nodes:
                     tg.start_soon(node.broadcaster.run)
@@ -232,7 +228,7 @@ class SimulatedNodes:
                 # are known, or its service link variables would miss some.
                 await services.wait_for_sync()
                 pods = self._pod_informer()
-                every: list[SharedInformer[Any]] = [pods, self._node_informer, *informers.values()]
+                every: list[SharedInformer[Any]] = [pods, self._node_informer]
                 for informer in every:
                     tg.start_soon(informer.run)
                 for informer in every:
@@ -270,7 +266,7 @@ class SimulatedNodes:
         if node is None or node.workers is None:
             return  # bound to a node of another process
         self._node_of[pod.metadata.uid] = node
-        self._references.track(pod)
+        self._objects.track(pod)
         node.workers.update(pod)
 
     def _pod_deleted(self, obj: Any) -> None:
@@ -278,7 +274,7 @@ class SimulatedNodes:
         node = self._node_of.pop(pod.metadata.uid, None)
         if node is None or node.workers is None:
             return
-        self._references.untrack(pod.metadata.uid)
+        self._objects.untrack(pod.metadata.uid)
         node.workers.remove(pod.metadata.uid)
 
     def _wake_for_object(self, uid: str) -> None:

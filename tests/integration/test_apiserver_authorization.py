@@ -5,6 +5,7 @@ namespace, and two nodes."""
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import TYPE_CHECKING
 
@@ -12,15 +13,18 @@ import anyio
 import pytest
 
 from kpy import pki
-from kpy.api import errors
-from kpy.api.core.v1 import Namespace, Pod, Secret
+from kpy.agent.runtime import LABEL_POD_UID
+from kpy.api import codec, errors
+from kpy.api.core.v1 import ConfigMap, Event, Namespace, Pod, Secret
 from kpy.api.rbac.v1 import RoleBinding
 from kpy.cli import main as kpyctl
 from kpy.client import Client, load_config
 from kpy.rpc.apiserver import v1 as api
+from tests.integration._agent import AgentHandle, stop_everything
 from tests.integration.test_apiserver_tls import ADMIN, CA, kpy_config, mtls_server
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Awaitable, Callable
     from pathlib import Path
 
     from kpy.storage import EtcdServer
@@ -213,3 +217,133 @@ async def _kpyctl(
     code = await anyio.to_thread.run_sync(kpyctl.main, argv)
     captured = capsys.readouterr()
     return code, captured.out, captured.err
+
+
+@contextlib.asynccontextmanager
+async def _agent_of(client: Client, node: str, root: Path) -> AsyncIterator[AgentHandle]:
+    """A process-runtime agent of `node` in the test's loop, calling the API
+    as `client` (whose certificate says which node it is)."""
+    manifests = root / f"{node}-manifests"
+    manifests.mkdir(parents=True)
+    handle = AgentHandle(client, "process", root / node, node, manifests)
+    try:
+        async with anyio.create_task_group() as tg:
+            handle._tg = tg
+            await handle.start()
+            try:
+                yield handle
+            finally:
+                await handle.stop()
+                tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await stop_everything("process", root / node, node)
+
+
+async def _log_of(handle: AgentHandle, pod_uid: str, text: str) -> str:
+    """The log of the pod's container (read from the agent's runtime), once
+    it holds `text`."""
+    assert handle.agent is not None
+    runtime = handle.agent.runtime
+    out = ""
+    with anyio.fail_after(60):
+        while text not in out:
+            await anyio.sleep(0.1)
+            for container in await runtime.list_containers():
+                if container.labels.get(LABEL_POD_UID) == pod_uid:
+                    out = b"".join([c async for c in runtime.logs(container.id)]).decode()
+    return out
+
+
+MOUNTS = "/tmp/kpy-node-authorizer"
+
+
+async def _running(client: Client, namespace: str, name: str) -> None:
+    with anyio.fail_after(30):
+        selector = f"metadata.name={name}"
+        async with client.watch(Pod, namespace=namespace, field_selector=selector) as events:
+            async for event in events:
+                if event.object.status.phase == "Running":
+                    return
+
+
+def _pod_using_secret_and_config_map() -> Pod:
+    """A pod of node-a that prints `a-secret` (env and file) and
+    `a-config` (file), then sleeps."""
+    script = (
+        f'echo "env=$password"; echo "secret=$(cat {MOUNTS}/secret/password)"; '
+        f'echo "config=$(cat {MOUNTS}/config/greeting)"; sleep 3600'
+    )
+    container = {
+        "name": "c",
+        "image": "busybox",
+        "command": ["sh", "-c", script],
+        "envFrom": [{"secretRef": {"name": "a-secret"}}],
+        "volumeMounts": [
+            {"name": "secret", "mountPath": f"{MOUNTS}/secret"},
+            {"name": "config", "mountPath": f"{MOUNTS}/config"},
+        ],
+    }
+    volumes = [
+        {"name": "secret", "secret": {"secretName": "a-secret"}},
+        {"name": "config", "configMap": {"name": "a-config"}},
+    ]
+    spec = {
+        "nodeName": "node-a",
+        "terminationGracePeriodSeconds": 1,
+        "containers": [container],
+        "volumes": volumes,
+    }
+    return codec.from_dict(Pod, {"metadata": {"name": "uses-both"}, "spec": spec})
+
+
+@pytest.mark.timeout(120)
+async def test_an_agent_under_the_node_authorizer_reads_only_its_pods_objects(
+    etcd_server: EtcdServer, tmp_path: Path
+) -> None:
+    """An agent with node A's certificate runs A's pod, its Secret and
+    ConfigMap in its env and files (each watched by name: nothing
+    cluster-wide, which a node may not list), and cannot read the Secret of
+    node B's pod."""
+    dev = f"dev-{uuid.uuid4().hex[:6]}"
+    async with (
+        mtls_server(etcd_server) as server,
+        Client(load_config(config_for(tmp_path, server, ADMIN))) as admin,
+        Client(load_config(config_for(tmp_path, server, NODE_A))) as node_a,
+    ):
+        await _setup(admin, dev, f"prod-{uuid.uuid4().hex[:6]}")  # web-a, web-b, their Secrets
+        config = ConfigMap()
+        config.metadata.name = "a-config"
+        config.data["greeting"] = "hello"
+        await admin.create(config, namespace=dev)
+        pod = await admin.create(_pod_using_secret_and_config_map(), namespace=dev)
+        async with _agent_of(node_a, "node-a", tmp_path) as agent:
+            out = await _log_of(agent, pod.metadata.uid, "config=")
+            assert out.splitlines() == ["env=hunter2", "secret=hunter2", "config=hello"], out
+            await _running(admin, dev, "uses-both")  # its status, written as node A
+            events = (await admin.list(Event, namespace=dev)).items
+            warnings = [
+                e.message
+                for e in events
+                if e.type == "Warning" and e.involved_object.name == "uses-both"
+            ]
+            assert warnings == [], "its objects were there: nothing to wait for"
+
+        # What the agent's watches ask, allowed for node A's objects only,
+        # one at a time by name.
+        by_name = "metadata.name=a-secret"
+        mine = await node_a.list(Secret, namespace=dev, field_selector=by_name)
+        assert [s.metadata.name for s in mine.items] == ["a-secret"]
+        refusals: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+            ("get B's", lambda: node_a.get(Secret, "b-secret", namespace=dev)),
+            (
+                "list B's by name",
+                lambda: node_a.list(Secret, namespace=dev, field_selector="metadata.name=b-secret"),
+            ),
+            ("list all in the namespace", lambda: node_a.list(Secret, namespace=dev)),
+            ("list every ConfigMap", lambda: node_a.list(ConfigMap)),
+        ]
+        for case, call in refusals:
+            with pytest.raises(errors.Forbidden) as refused:
+                await call()
+            assert 'User "system:node:node-a"' in refused.value.message, case

@@ -363,12 +363,20 @@ def test_every_agent_call_allowed_for_its_own_node_only() -> None:
         assert other.allowed is (case in SHARED), f"{case}: node-b got {other}"
 
 
-def test_agent_object_informers_are_refused() -> None:
-    """kpy/agent/agent.py's `object_informers` list and watch every
-    ConfigMap, Secret, claim and volume of the cluster: no node may (that
-    would hand it every Secret). The agent must read them one by one, by
-    name, before it can run under the node authorizer (reported)."""
+def test_agent_object_watches_are_allowed_by_name_only() -> None:
+    """kpy/agent/objects.py lists and watches each ConfigMap, Secret and
+    claim of its pods alone (`metadata.name=<name>`, the name in the
+    attributes) and gets their volumes: allowed for its own pods' objects,
+    refused for another node's; a cluster-wide list or watch, which would
+    hand a node every Secret, is refused to every node."""
     authorizer = chain()
+    own = {"secrets": "a-secret", "configmaps": "a-config", "persistentvolumeclaims": "a-data"}
+    for resource, name in own.items():
+        for verb in ("list", "watch"):
+            by_name = call(f"{verb} core/{resource}", name=name)
+            selector = f"metadata.name={name}"
+            assert authorizer.decide(NODE_A, by_name, selector).allowed, f"{verb} {name}"
+            assert not authorizer.decide(NODE_B, by_name, selector).allowed, f"B: {verb} {name}"
     for resource in ("secrets", "configmaps", "persistentvolumeclaims", "persistentvolumes"):
         for verb in ("list", "watch"):
             decision = authorizer.decide(NODE_A, call(f"{verb} core/{resource}", ""))
