@@ -12,11 +12,20 @@ managers, schedulers, agents): they form one group, so one such cluster
 runs at a time while the other workers take everything else; several at
 once on a loaded machine starved each other past their deadlines. Every
 other test goes to whichever worker is free.
+
+pytest-xdist 3.8 tells its scheduler a test's group by appending
+`@<group>` to the nodeid it sends (`item._nodeid`), which pytest 9.2's
+structured node ids no longer read (pytest-dev/pytest-xdist#1386): every
+group was silently ignored, so a module's shared cluster was started once
+on each worker. `_send_groups` appends the suffix to the id pytest 9.2
+reads, after the groups are known; an xdist that does it itself leaves
+nothing to do.
 """
 
 from __future__ import annotations
 
 import pytest
+from _pytest.nodeid import NodeId
 
 _SHARED_SCOPES = frozenset({"module", "package"})
 
@@ -26,7 +35,22 @@ def _uses_docker(item: pytest.Item) -> bool:
     return "docker" in path.rsplit("/", 1)[-1] or "[docker" in name or "docker]" in name
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)  # after xdist's own attempt, see the docstring
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _group(items)
+    if config.getvalue("loadgroup"):  # set on xdist workers under --dist loadgroup
+        _send_groups(items)
+
+
+def _send_groups(items: list[pytest.Item]) -> None:
+    for item in items:
+        names = sorted({str(m.args[0]) for m in item.iter_markers("xdist_group") if m.args})
+        suffix = f"@{'_'.join(names)}"
+        if names and not item.nodeid.endswith(suffix):
+            item._id = NodeId.parse(item.nodeid + suffix)
+
+
+def _group(items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("cluster") is not None:
             item.add_marker(pytest.mark.xdist_group("whole-clusters"))
