@@ -38,7 +38,7 @@ def _uses_docker(item: pytest.Item) -> bool:
 @pytest.hookimpl(trylast=True)  # after xdist's own attempt, see the docstring
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _group(items)
-    if config.getvalue("loadgroup"):  # set on xdist workers under --dist loadgroup
+    if getattr(config.option, "loadgroup", False):  # set on xdist workers, --dist loadgroup
         _send_groups(items)
 
 
