@@ -26,7 +26,6 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import socket
 import subprocess
 import sys
 from typing import TYPE_CHECKING
@@ -42,6 +41,7 @@ from kpy.client import Client
 from kpy.cluster import local
 from kpy.cluster.local import ClusterState, running
 from kpy.controllers.job.controller import JOB_TRACKING_FINALIZER
+from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -59,12 +59,6 @@ CONTROLLER_MANAGER_ARGS = (
 )
 COMPLETIONS = 200
 KILL_AFTER = 50  # completions before the leader is killed
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 #: `kpy up` without kpy-supervisor, in a process of its own that exits once
@@ -88,7 +82,7 @@ local.up(
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
     """One cluster for the module's tests (starting one takes a while)."""
     directory = tmp_path_factory.mktemp("jobs")
-    argv = [sys.executable, "-c", STARTER, str(directory), str(free_port())]
+    argv = [sys.executable, "-c", STARTER, str(directory), str(cluster_port())]
     try:
         started = subprocess.run(
             [*argv, *CONTROLLER_MANAGER_ARGS],

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +33,7 @@ from kpy.api.core.v1 import Node, Pod
 from kpy.client import Client
 from kpy.cluster import local
 from kpy.cluster.local import ClusterState, running
+from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
@@ -43,12 +43,6 @@ pytestmark = [pytest.mark.timeout(420), pytest.mark.cluster]
 GRACE = 12.0  # --node-monitor-grace-period; agents renew their Lease every 2 s
 UNREACHABLE = "node.kubernetes.io/unreachable"
 LABELS = {"app": "survivor"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 CONTROLLER_MANAGER_ARGS = (
@@ -83,7 +77,7 @@ def kpy_up(directory: Path, port: int) -> list[str]:
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[ClusterState]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPY_")}
-    argv = kpy_up(tmp_path, free_port())
+    argv = kpy_up(tmp_path, cluster_port())
     try:
         started = subprocess.run(argv, capture_output=True, text=True, timeout=240, env=env)
         assert started.returncode == 0, started.stdout + started.stderr

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -102,9 +103,7 @@ def stop(process: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     directory = tmp_path_factory.mktemp("operator-cluster")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = cluster_port()
     env = {k: v for k, v in os.environ.items() if k != "KPY_CONFIG"}
     up = [str(BIN / "kpy"), "up", "--dir", str(directory), "--port", str(port)]
     up += ["--runtime", "simulated"]

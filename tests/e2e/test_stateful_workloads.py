@@ -30,7 +30,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -41,6 +40,7 @@ import pytest
 
 from kpy.cluster import local
 from kpy.cluster.local import ClusterState, running
+from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -100,19 +100,13 @@ class Cluster:
         return name
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     directory = tmp_path_factory.mktemp("cluster")
     env = {k: v for k, v in os.environ.items() if not k.startswith("KPY_")}
     up = [
         *(str(BIN / "kpy"), "up", "--dir", str(directory), "--nodes", "3"),
-        *("--runtime", "process", "--port", str(free_port())),
+        *("--runtime", "process", "--port", str(cluster_port())),
     ]
     try:
         started = subprocess.run(up, capture_output=True, text=True, timeout=180, env=env)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import stat
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from kpy.storage.encryption import (
     render_config,
     write_private,
 )
+from tests.e2e._ports import two_free_ports
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -331,19 +331,6 @@ async def raw_from(endpoint: str, key: bytes) -> bytes:
         return await raw(client, key)
     finally:
         await client.close()
-
-
-def two_free_ports() -> int:
-    """A port P such that P and P+1 are free now (two API servers)."""
-    while True:
-        with socket.socket() as a, socket.socket() as b:
-            a.bind(("127.0.0.1", 0))
-            port = int(a.getsockname()[1])
-            try:
-                b.bind(("127.0.0.1", port + 1))
-            except (OSError, OverflowError):
-                continue
-            return port
 
 
 @pytest.mark.timeout(300)

@@ -7,7 +7,6 @@ import functools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ import pytest
 
 from kpy.client.config import load_config
 from kpy.cluster.local import ClusterState, Member, running
+from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,12 +28,6 @@ KPY = str(Path(sys.executable).parent / "kpy")
 KPYCTL = str(Path(sys.executable).parent / "kpyctl")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def kpy(*words: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [KPY, *words], capture_output=True, text=True, timeout=180, check=False, env=env
@@ -41,7 +35,7 @@ def kpy(*words: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
 
 
 def test_up_status_down(tmp_path: Path) -> None:
-    port = str(free_port())
+    port = str(cluster_port())
     started = kpy("up", "--dir", str(tmp_path), "--nodes", "2", "--port", port)
     try:
         assert started.returncode == 0, started.stdout + started.stderr
@@ -160,7 +154,7 @@ def test_a_supervised_cluster_restarts_what_exits(tmp_path: Path) -> None:
     # Left from an earlier cluster, long gone: must not reach the components.
     stale = {**os.environ, "KPY_CONFIG": str(tmp_path / "gone" / "config")}
     started = kpy(
-        "up", "--dir", str(directory), "--port", str(free_port()), "--runtime", "process",
+        "up", "--dir", str(directory), "--port", str(cluster_port()), "--runtime", "process",
         "--pod-manifest-path", str(tmp_path / "manifests"), env=stale,
     )  # fmt: skip
     state = ClusterState.load(directory)

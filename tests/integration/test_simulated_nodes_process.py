@@ -7,7 +7,6 @@ nodes in one agent process."""
 from __future__ import annotations
 
 import contextlib
-import socket
 import subprocess
 import sys
 import uuid
@@ -24,6 +23,7 @@ from kpy.api.codec import from_dict
 from kpy.api.coordination.v1 import Lease
 from kpy.api.core.v1 import Namespace, Node, Pod
 from kpy.cluster.local import ClusterState, running
+from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -148,9 +148,7 @@ async def test_simulated_nodes_run_their_own_pods_and_keep_them_across_a_restart
 
 @pytest.mark.cluster
 def test_kpy_up_runs_many_simulated_nodes_in_one_agent(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
+    port = str(cluster_port())
     kpy = str(Path(sys.executable).parent / "kpy")
 
     def run(*words: str) -> subprocess.CompletedProcess[str]:
