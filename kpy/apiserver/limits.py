@@ -62,7 +62,19 @@ TOO_MANY_REQUESTS: Final = "too many requests, please try again later"
 
 # Calls that hold no seat: streams that live as long as their client wants.
 LONG_RUNNING: Final = frozenset({"Watch", "Logs", "Exec", "PortForward"})
-_READS: Final = frozenset({"Get", "List", "Resources", "Stats"})
+# Calls that change nothing: the reviews answer questions about the caller
+# (whoami, can-i), as reads do, though Kubernetes spells them as creates.
+_READS: Final = frozenset(
+    {
+        "Get",
+        "List",
+        "Resources",
+        "Stats",
+        "SelfSubjectReview",
+        "SelfSubjectAccessReview",
+        "SelfSubjectRulesReview",
+    }
+)
 _FLAGS: Final = {
     READ_ONLY: "--max-requests-inflight",
     MUTATING: "--max-mutating-requests-inflight",

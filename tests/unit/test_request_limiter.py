@@ -60,6 +60,8 @@ KIND_CASES = [
     KindCase("list is read-only", "List", ref("configmaps"), Kind(READ_ONLY)),
     KindCase("discovery is read-only", "Resources", None, Kind(READ_ONLY)),
     KindCase("stats are read-only", "Stats", None, Kind(READ_ONLY)),
+    KindCase("whoami is read-only", "SelfSubjectReview", None, Kind(READ_ONLY)),
+    KindCase("can-i is read-only", "SelfSubjectAccessReview", None, Kind(READ_ONLY)),
     KindCase("create is mutating", "Create", ref("pods"), Kind(MUTATING)),
     KindCase("delete collection is mutating", "DeleteCollection", ref("pods"), Kind(MUTATING)),
     KindCase("lease update is system", "Update", ref("leases", LEASES), Kind(SYSTEM, MUTATING)),
