@@ -88,6 +88,13 @@ class Metrics:
         """A gauge read from `source()` at scrape time, one sample per key."""
         self.registry.register(_GaugeSource(name, documentation, label, source))
 
+    def add_counter_source(
+        self, name: str, documentation: str, label: str, source: Callable[[], Mapping[str, float]]
+    ) -> None:
+        """A counter read from `source()` at scrape time, one sample per key
+        (exposed as `<name>_total`)."""
+        self.registry.register(_GaugeSource(name, documentation, label, source, counter=True))
+
     def add_queue(self, name: str, queue: _Measured) -> None:
         self._queues[name] = queue
 
@@ -101,17 +108,24 @@ class Metrics:
 
 class _GaugeSource:
     def __init__(
-        self, name: str, documentation: str, label: str, source: Callable[[], Mapping[str, float]]
+        self,
+        name: str,
+        documentation: str,
+        label: str,
+        source: Callable[[], Mapping[str, float]],
+        *,
+        counter: bool = False,
     ) -> None:
         self._args = (name, documentation)
         self._label = label
         self._source = source
+        self._family = CounterMetricFamily if counter else GaugeMetricFamily
 
     def describe(self) -> list[Metric]:
         return []
 
     def collect(self) -> Iterator[Metric]:
-        family = GaugeMetricFamily(*self._args, labels=[self._label])
+        family = self._family(*self._args, labels=[self._label])
         for key, value in sorted(self._source().items()):
             family.add_metric([key], value)
         yield family

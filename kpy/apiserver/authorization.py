@@ -27,6 +27,11 @@ Kubernetes' model (<https://kubernetes.io/docs/reference/access-authn-authz/auth
 - The RBAC policy and the node graph are read from the watch caches, never
   from etcd: a new binding, or a pod bound to a node, counts once the
   cache has it (its fan-out delay, milliseconds).
+- A batched create (`CreateEvents`) is not judged as a whole: its handler
+  asks `check_creates` about every item (`create` of the item's resource
+  in the item's namespace, then NodeRestriction), one decision per
+  namespace, and a refused item is refused alone. Its attributes, for the
+  audit log, are `create events` in no namespace.
 - Discovery (`Resources`) and the caller's own reviews (`SelfSubjectReview`,
   `SelfSubjectAccessReview`, `SelfSubjectRulesReview`) need no permission,
   as Kubernetes' `system:basic-user` and `system:discovery` grant every
@@ -94,6 +99,9 @@ _VERBS: Final = {
 # pods/log, pods/exec, pods/portforward: their verbs, as kubectl's requests have them.
 _POD_STREAMS: Final = {"Logs": ("get", "log"), "Exec": ("create", "exec")}
 _POD_STREAMS_PF: Final = ("create", "portforward")
+#: Batched creates: the resource they create; each item is authorised by the
+#: handler (`Authorization.check_creates`), the call as a whole is not.
+BATCHES: Final = {"CreateEvents": ("", "events")}
 
 
 def default_mode(authenticated: bool) -> str:
@@ -138,6 +146,9 @@ def attributes_for(
         return None
     if method == "Stats":
         return RequestAttributes(Attributes("get", "", "nodes", "stats", "", request.node))
+    if method in BATCHES:
+        group, resource = BATCHES[method]
+        return RequestAttributes(Attributes("create", group, resource, "", "", ""))
     ref = request.ref
     if method in _POD_STREAMS or method == "PortForward":
         verb, sub = _POD_STREAMS.get(method, _POD_STREAMS_PF)
@@ -332,6 +343,8 @@ class Authorization:
     def check(self, method: str, request: Any, user: UserInfo) -> None:
         """Raises Forbidden unless `user` may make this call (and, for a
         node's create, NodeRestriction admits the object)."""
+        if method in BATCHES:
+            return  # each item is authorised by the handler: `check_creates`
         found = attributes_for(method, request, self.namespaced)
         if found is None:
             return
@@ -342,15 +355,47 @@ class Authorization:
         if method == "Create" and not attributes.subresource and node_name_of(user):
             self._admit_node_create(user, attributes, request)
 
+    def check_creates(
+        self, user: UserInfo, registry: Registry, objs: Sequence[Any]
+    ) -> list[errors.Forbidden | None]:
+        """For each object of a batched create of `registry`'s kind, in
+        order: None when `user` may create it in its namespace (metadata,
+        "default" when none), else the Forbidden error a single create of
+        it would get (RBAC and the node authorizer, then NodeRestriction).
+        The chain is asked once per namespace."""
+        info = registry.info
+        decided: dict[str, errors.Forbidden | None] = {}
+        node = bool(node_name_of(user))
+        out: list[errors.Forbidden | None] = []
+        for obj in objs:
+            namespace = (obj.metadata.namespace or "default") if info.namespaced else ""
+            attributes = Attributes("create", info.group, info.plural, "", namespace, "")
+            if namespace not in decided:
+                decision = self.decide(user, attributes)
+                decided[namespace] = (
+                    None if decision.allowed else forbidden(attributes, decision.reason)
+                )
+            refused = decided[namespace]
+            if refused is None and node:
+                try:
+                    self._admit(user, attributes, registry, obj)
+                except errors.Forbidden as e:
+                    refused = e
+            out.append(refused)
+        return out
+
     def _admit_node_create(self, user: UserInfo, attributes: Attributes, request: Any) -> None:
         ref = request.ref
         registry = self._registries.get((ref.group, ref.version, ref.resource))
         if registry is None:
             return  # the handler answers NotFound
-        obj = registry.decode(request.object)
+        self._admit(user, attributes, registry, registry.decode(request.object))
+
+    def _admit(self, user: UserInfo, attributes: Attributes, registry: Registry, obj: Any) -> None:
+        """NodeRestriction: Forbidden unless the node `user` may create `obj`."""
         refusal = admit_create(user, attributes.resource, attributes.api_group, obj)
         if refusal:
-            name = obj.metadata.name  # type: ignore[attr-defined]
+            name = obj.metadata.name
             raise errors.Forbidden(
                 f'{registry.info.group_resource} "{name}" is forbidden: {refusal}',
                 kind=registry.info.group_resource,

@@ -30,6 +30,11 @@ The smallest faithful form of Kubernetes' `--max-requests-inflight`,
   FlowSchema/PriorityLevelConfiguration instead: `classify` is the one place
   that changes; the pools and their queues stay as they are.
 
+A batched create (`CreateEvents`) is one call: it takes one `MUTATING` seat
+however many events it carries, and carries at most `MAX_BATCH` of them
+(`check_batch`: more is refused with RequestEntityTooLarge before anything
+is written, naming the limit).
+
 Contract: `RequestLimiter.try_acquire` is the hot path (no await, a few
 comparisons); a caller that got a `Seat` from it or from `acquire` must
 `release` it when its handler ends, however it ends (a second `release` is
@@ -316,6 +321,21 @@ class WatchLimit:
 
     def leave(self) -> None:
         self.open -= 1
+
+
+#: Objects one batched create (`CreateEvents`) may carry: what one event
+#: recorder's tick gathers, with room; a bigger batch would hold its seat,
+#: and the etcd transactions it needs, for longer than a call should.
+MAX_BATCH: Final = 500
+
+
+def check_batch(method: str, count: int, limit: int = MAX_BATCH) -> None:
+    """Raises TooLarge (413) when a batch of `count` objects is over `limit`."""
+    if count > limit:
+        raise errors.TooLarge(
+            f"the {method} request holds {count} objects; the API server accepts at most "
+            f"{limit} per call: send them in batches of {limit} or fewer"
+        )
 
 
 def too_many_requests(why: str, retry_after: int) -> errors.TooManyRequests:

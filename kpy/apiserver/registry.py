@@ -14,6 +14,10 @@ as are the reads before a write and a delete (a read that turns out stale
 only costs a retry: the compare-and-swap refuses it, and the retry reads
 etcd). Objects from the cache are shared: callers never mutate what `get`
 and `list` return. Paged lists and lists at an exact version read etcd.
+`get_encoded` and `list_encoded` give the same answers encoded, as a reply
+carries them: from the cache, the bytes etcd stored (see
+`WatchCache.get_encoded`), so a read neither decodes nor encodes the objects
+it passes on.
 
 A subresource (`kpy.apiserver.subresources`) writes through the same
 `write`, with its own step that builds the new object.
@@ -38,7 +42,7 @@ import logging
 import math
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, TypeVar
 
@@ -50,6 +54,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kpy.api import codec, errors, patch
 from kpy.apiserver import admission
 from kpy.apiserver.consistent import CacheFreshness
+from kpy.apiserver.replies import list_item
 from kpy.apiserver.strategy import NamespacesBeingDeleted, strategy_for
 from kpy.clock import WallClock
 from kpy.storage import MAX_OBJECT_BYTES, ListResult, Store
@@ -71,7 +76,15 @@ NamespaceLookup = Callable[[str], Awaitable[Message | None]]
 Build = Callable[[Message, Message], Message]
 """Builds the object to store from the one a request sent and the stored one."""
 
-__all__ = ["Build", "Deleted", "NamespacesBeingDeleted", "Registry", "copy_message", "decode_body"]
+__all__ = [
+    "Build",
+    "Deleted",
+    "EncodedList",
+    "NamespacesBeingDeleted",
+    "Registry",
+    "copy_message",
+    "decode_body",
+]
 
 ORPHAN_FINALIZER: Final = "orphan"
 FOREGROUND_FINALIZER: Final = "foregroundDeletion"
@@ -89,6 +102,18 @@ def copy_message(obj: M) -> M:
     out = type(obj)()
     out.CopyFrom(obj)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedList:
+    """A list's answer as a reply carries it: `ListResult` with each item
+    encoded and framed as an element of the reply's items
+    (`replies.list_item`). Shared: never mutate the elements."""
+
+    elements: list[bytes]
+    resource_version: int
+    continue_token: str | None = None
+    remaining: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +240,58 @@ class Registry:
         object must not take over its identity). The registry takes `obj`
         over and fills it in: pass one made for this call (the request's
         decoded body), not one still in use."""
+        generate = await self._prepare_create(obj, namespace, uid)
+        m = _meta(obj)
+        if dry_run:
+            # A dry run answers what the create would: AlreadyExists included.
+            if await self._exists(m.namespace, m.name):
+                raise errors.already_exists(self.info.group_resource, m.name)
+            return obj
+        for _ in range(_RETRIES):
+            try:
+                if self.allocator is not None:
+                    return await self.allocator.create(obj)
+                return await self._store.create(self.info, obj)
+            except errors.AlreadyExists:
+                if not generate:
+                    raise
+                m.name = m.generate_name + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        raise errors.Timeout(f"could not generate a unique name from {m.generate_name!r}; retry")
+
+    async def create_many(
+        self, objs: Sequence[Message]
+    ) -> builtins.list[Message | errors.StatusError]:
+        """Creates every object of `objs` as `create` would (each in the
+        namespace its metadata names, "default" when none), written together
+        in as few etcd transactions as the store can (`Store.create_many`).
+        Returns, in order, each stored object or the error that refused it:
+        one refused object never keeps the others from being written. For
+        kinds whose create has no side effects beyond the object itself
+        (Events): a kind with an allocator's claims is refused here, and a
+        generated name found taken is AlreadyExists rather than tried again.
+        The registry takes the objects over, as `create` does."""
+        if self.allocator is not None:
+            raise errors.MethodNotAllowed(
+                f"{self.info.group_resource} cannot be created in a batch: create them one by one"
+            )
+        results: builtins.list[Message | errors.StatusError] = [*objs]
+        ready: builtins.list[int] = []
+        for i, obj in enumerate(objs):
+            try:
+                await self._prepare_create(obj, _meta(obj).namespace, "")
+            except errors.StatusError as e:
+                results[i] = e
+            else:
+                ready.append(i)
+        written = await self._store.create_many(self.info, [objs[i] for i in ready])
+        for i, outcome in zip(ready, written, strict=True):
+            results[i] = outcome
+        return results
+
+    async def _prepare_create(self, obj: Message, namespace: str, uid: str) -> bool:
+        """Makes `obj` what `create` stores: scope, name, uid, server-owned
+        metadata, admission, defaults, validation, and a live namespace.
+        Returns whether its name was generated."""
         self._scope(obj, namespace)
         m = _meta(obj)
         generate = not m.name and bool(m.generate_name)
@@ -241,21 +318,7 @@ class Registry:
                 raise
             raise self.invalid([_as_generate_name(c, m) for c in e.causes], m.name) from None
         await self._check_namespace(m.namespace)
-        if dry_run:
-            # A dry run answers what the create would: AlreadyExists included.
-            if await self._exists(m.namespace, m.name):
-                raise errors.already_exists(self.info.group_resource, m.name)
-            return obj
-        for _ in range(_RETRIES):
-            try:
-                if self.allocator is not None:
-                    return await self.allocator.create(obj)
-                return await self._store.create(self.info, obj)
-            except errors.AlreadyExists:
-                if not generate:
-                    raise
-                m.name = m.generate_name + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
-        raise errors.Timeout(f"could not generate a unique name from {m.generate_name!r}; retry")
+        return generate
 
     async def _exists(self, namespace: str, name: str) -> bool:
         try:
@@ -271,6 +334,20 @@ class Registry:
         cache); NotFound when absent. Shared: never mutate it."""
         await self._freshness.wait()
         return self._cached(namespace, name)
+
+    async def get_encoded(self, namespace: str, name: str) -> bytes:
+        """`get`'s answer in binary protobuf, as a reply carries it. For
+        kinds read as stored (no read hook: every built-in kind), the watch
+        cache's stored bytes with the version set, neither decoded nor
+        encoded (`WatchCache.get_encoded`); a custom kind's, whose read
+        defaults follow its CRD's current schema, are `get`'s object encoded."""
+        if self.info.on_read is not None:
+            return (await self.get(namespace, name)).SerializeToString()
+        await self._freshness.wait()
+        data = self.cache.get_encoded(namespace, name)
+        if data is None:
+            raise errors.not_found(self.info.group_resource, name)
+        return data
 
     def _cached(self, namespace: str, name: str) -> Message:
         obj = self.cache.get(namespace, name)
@@ -311,10 +388,7 @@ class Registry:
         and for "" (the latest state: a consistent read) without paging;
         else from etcd: a page of the latest state, or exactly the version
         asked. The objects are shared: never mutate them."""
-        latest = resource_version == "" and not limit
-        if (resource_version == "0" or latest) and not continue_token:
-            if latest:
-                await self._freshness.wait()
+        if await self._from_cache(resource_version, limit, continue_token):
             items, rv = self.cache.list(namespace, None if predicate.empty else predicate)
             if self.info.on_read is not None:
                 items = [self._as_read(obj) for obj in items]
@@ -329,6 +403,52 @@ class Registry:
                 resource_version=revision,
             )
         return await self._list_filtered(namespace, predicate, limit, continue_token, revision)
+
+    async def list_encoded(
+        self,
+        namespace: str | None,
+        predicate: Predicate,
+        *,
+        limit: int = 0,
+        continue_token: str | None = None,
+        resource_version: str = "",
+    ) -> EncodedList:
+        """`list`'s answer with every item encoded, as a reply carries it.
+        What `list` serves from the cache is, for kinds read as stored, the
+        stored bytes with their versions, framed already
+        (`WatchCache.list_items`: only selectors decode, and only to match);
+        pages, exact versions and custom kinds are `list`'s objects encoded."""
+        if self.info.on_read is None and await self._from_cache(
+            resource_version, limit, continue_token
+        ):
+            items, rv = self.cache.list_items(namespace, None if predicate.empty else predicate)
+            return EncodedList(items, rv)
+        result = await self.list(
+            namespace,
+            predicate,
+            limit=limit,
+            continue_token=continue_token,
+            resource_version=resource_version,
+        )
+        return EncodedList(
+            [list_item(obj.SerializeToString()) for obj in result.items],
+            result.resource_version,
+            result.continue_token,
+            result.remaining,
+        )
+
+    async def _from_cache(
+        self, resource_version: str, limit: int, continue_token: str | None
+    ) -> bool:
+        """Whether a list is served from the watch cache: at "0" (any recent
+        state) and at "" (the latest: once the cache has caught up, which
+        this waits for) without paging."""
+        latest = resource_version == "" and not limit
+        if (resource_version != "0" and not latest) or continue_token:
+            return False
+        if latest:
+            await self._freshness.wait()
+        return True
 
     async def _list_filtered(
         self,

@@ -15,6 +15,8 @@ Contract:
   and decodes it only when a filter or a reader needs it (`CacheEvent.object`,
   `get`, `list`); `CacheEvent.encoded()` is the object's encoding, made once
   and without decoding where the kind allows it (`kpy.storage.codec.versioned`).
+  `get_encoded` and `list_items` answer reads with that same encoding, so
+  a reply passes the stored bytes on as a watch does.
 - `watch(resource_version=R)` with R > 0 delivers every change with a
   version above R exactly once, in order, then live changes. R is servable
   while all events after it are still in the window (R >= the oldest
@@ -51,7 +53,8 @@ Contract:
   compacted the history it needed while the watch was down) and when `run`
   ends; the client watches again. A `CacheWatcher` yields batches: all that
   is queued when it is read (initial events: at most `watcher_queue_size`
-  at a time).
+  at a time, more only to keep the events of one etcd transaction, which
+  share its revision, in one batch).
 - Start-up lists the resource `history_revisions` revisions back and replays
   etcd's history from there, so a client can resume a watch from before an
   API server restart. etcd being unreachable re-opens the watch from the
@@ -80,6 +83,7 @@ from kpy.api.errors import (
     Unavailable,
 )
 from kpy.api.selection import Predicate
+from kpy.apiserver.replies import list_item
 from kpy.backoff import Backoff
 from kpy.rpc.apiserver import v1 as api
 from kpy.storage.codec import copy, decode, meta, versioned
@@ -116,7 +120,7 @@ class _Stored:
     """One state of one object: the bytes etcd stored (or, for objects that
     came decoded, the object), decoded and encoded each at most once."""
 
-    __slots__ = ("_encoded", "_info", "_object", "key", "resource_version", "value")
+    __slots__ = ("_info", "_item", "_object", "_skip", "key", "resource_version", "value")
 
     def __init__(
         self,
@@ -132,7 +136,8 @@ class _Stored:
         self.key = key
         self.value = value
         self._object = obj
-        self._encoded: bytes | None = None
+        self._item: bytes | None = None
+        self._skip = 0  # bytes of _item before the encoding
 
     @classmethod
     def of(cls, info: ResourceInfo, change: WatchEvent) -> _Stored:
@@ -153,14 +158,21 @@ class _Stored:
         return obj
 
     def encoded(self) -> bytes:
-        """The object's encoding with its resource_version, made once."""
-        data = self._encoded
+        """The object's encoding with its resource_version (out of `item`)."""
+        return self.item()[self._skip :]
+
+    def item(self) -> bytes:
+        """The object's encoding as an element of a list reply's items
+        (`replies.list_item`), made once and kept: the one encoded form the
+        cache holds, so that a list joins what it holds as it is."""
+        data = self._item
         if data is None:
             if self.value is not None:
-                data = versioned(self._info, self.key, self.value, self.resource_version)
+                encoding = versioned(self._info, self.key, self.value, self.resource_version)
             else:
-                data = self.object.SerializeToString()
-            self._encoded = data
+                encoding = self.object.SerializeToString()
+            data = self._item = list_item(encoding)
+            self._skip = len(data) - len(encoding)
         return data
 
     def at(self, resource_version: int) -> _Stored:
@@ -216,7 +228,7 @@ class CacheEvent:
 
     def encoded(self) -> bytes:
         """`object` in binary protobuf (JSON for custom kinds), made on the
-        first call only."""
+        first call only (later calls copy it out of the form kept)."""
         return self._state.encoded()
 
     def as_added(self) -> CacheEvent:
@@ -365,6 +377,11 @@ class CacheWatcher:
         initial = self._initial
         count = min(len(initial), self._size)
         batch = [initial.popleft() for _ in range(count)]
+        # The events of one etcd transaction (a batch of Events) share its
+        # revision: keep them in one batch, or a client resuming from the
+        # last version it saw would skip the rest of the transaction.
+        while initial and initial[0].resource_version == batch[-1].resource_version:
+            batch.append(initial.popleft())
         if self._initial_resumable:
             self._handed = batch[-1].resource_version
         if not initial:
@@ -562,14 +579,35 @@ class WatchCache:
         by (namespace, name), and the version they are current to.
         Unavailable before the first list from etcd has loaded. The objects
         are shared: never mutate them."""
-        if not self._ready.is_set():
-            raise Unavailable(
-                f"the watch cache of {self._gr} is not ready yet; retry shortly", kind=self._gr
-            )
+        self._check_ready()
         objects = [e.object for e in self._entries(namespace)]
         if matches is not None:
             objects = [o for o in objects if matches(o)]
         return objects, self._rv
+
+    def get_encoded(self, namespace: str, name: str) -> bytes | None:
+        """`get`'s object in binary protobuf, as a watch event carries it
+        (`CacheEvent.encoded()`): for kinds without a read hook, the stored
+        bytes and a metadata holding the version, neither decoded nor
+        encoded. None when absent; StatusError naming its key when the
+        stored value cannot be read (never the value itself: an
+        undecryptable one stays as etcd holds it)."""
+        names = self._objects.get(namespace)
+        entry = names.get(name) if names is not None else None
+        return entry._state.encoded() if entry is not None else None
+
+    def list_items(
+        self, namespace: str | None = None, matches: Filter | None = None
+    ) -> tuple[builtins.list[bytes], int]:
+        """`list`, each object encoded as `get_encoded` gives it and framed
+        as an element of a list reply's items (`replies.list_item`): joined,
+        they are the reply's items field. Only `matches` decodes (the
+        objects it reads)."""
+        self._check_ready()
+        entries: Iterable[CacheEvent] = self._entries(namespace)
+        if matches is not None:
+            entries = [e for e in entries if matches(e.object)]
+        return [e._state.item() for e in entries], self._rv
 
     def statistics(self) -> CacheStatistics:
         return CacheStatistics(
@@ -827,6 +865,12 @@ class WatchCache:
         self._end_all(reason)
         self._ready.set()  # wake waiters, who then see the cache stopped
         self._notify_advanced()
+
+    def _check_ready(self) -> None:
+        if not self._ready.is_set():
+            raise Unavailable(
+                f"the watch cache of {self._gr} is not ready yet; retry shortly", kind=self._gr
+            )
 
     def _check_serving(self) -> None:
         if self._stopped is not None:

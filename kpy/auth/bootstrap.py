@@ -268,6 +268,7 @@ def _components() -> list[ClusterRole]:
                 _rule(("create",), ("apps",), ("replicasets", "controllerrevisions")),
                 _rule(("create",), ("batch",), ("jobs",)),
                 _rule(("create",), ("discovery.k8s.io",), ("endpointslices",)),
+                _rule(("create",), ("",), ("events",)),  # kpy.events (update, patch: above)
                 *_leader_election(_CONTROLLER_MANAGER_LEASE),
             ],
         ),
@@ -294,6 +295,7 @@ def _components() -> list[ClusterRole]:
                 _rule(("patch", "update"), ("",), ("pods/status",)),
                 _rule(("patch",), ("",), ("persistentvolumeclaims",)),  # the selected node
                 _rule(("update",), ("",), ("persistentvolumes",)),  # binding a volume
+                _rule(("create", "update", "patch"), ("",), ("events",)),  # kpy.events
                 *_leader_election(_SCHEDULER_LEASE),
             ],
         ),

@@ -97,7 +97,7 @@ from google.protobuf.message import Message
 
 from kpy.api import errors
 from kpy.api.autoscaling.v1 import Scale
-from kpy.api.core.v1 import Binding
+from kpy.api.core.v1 import Binding, Event
 from kpy.api.meta.v1 import DeleteOptions, Preconditions
 from kpy.api.scheme import ResourceInfo, Scheme, scheme
 from kpy.backoff import Backoff
@@ -445,6 +445,23 @@ class Client:
             )
             if not await backoff.sleep():
                 raise _outcome_unknown(lost, f'create {info.group_resource} "{name}"') from None
+
+    async def create_events(
+        self, events: Sequence[Event]
+    ) -> builtins.list[Event | errors.StatusError]:
+        """Creates Events in one call (the API server's CreateEvents), each
+        in the namespace its metadata names: returns, in order, each Event
+        as stored or the error that refused it alone (one refused never
+        fails the others). Raises only when the call as a whole failed (the
+        server unreachable, the batch over its limit: TooLarge). A call
+        whose answer was lost is sent again: an Event it had written comes
+        back AlreadyExists."""
+        request = api.CreateEventsRequest(events=[e.SerializeToString() for e in events])
+        response = await self._call("CreateEvents", request)
+        return [
+            status.from_status(r.status) if r.HasField("status") else Event.FromString(r.object)
+            for r in response.results
+        ]
 
     async def get(self, kind: type[M], name: str, *, namespace: str | None = None) -> M:
         info = self.info(kind)

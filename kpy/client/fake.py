@@ -70,8 +70,10 @@ from kpy.rpc.apiserver import v1 as api
 
 if TYPE_CHECKING:
     import builtins
+    from collections.abc import Sequence
     from types import TracebackType
 
+    from kpy.api.core.v1 import Event
     from kpy.api.meta.v1 import ObjectMeta, Preconditions
 
 __all__ = ["READ_VERBS", "Action", "FakeClient", "Reaction"]
@@ -95,8 +97,8 @@ _POLICY_FINALIZERS: Final = {"Orphan": "orphan", "Foreground": "foregroundDeleti
 class Action:
     """One call made on a FakeClient (client-go's Action).
 
-    `verb` is the client's: get, list, watch, create, update, patch, delete,
-    delete-collection; a bind is a create of the pod's `binding`
+    `verb` is the client's: get, list, watch, create, create-events,
+    update, patch, delete, delete-collection; a bind is a create of the pod's `binding`
     subresource (its `object` the node's name), and update_status an update
     of `status`. `object` is a copy of what the caller sent (create,
     update), `patch` the parsed patch document."""
@@ -246,6 +248,24 @@ class FakeClient:
         m.resource_version = str(self._revision)
         self._put(new, "ADDED")
         return _copy(new)
+
+    async def create_events(
+        self, events: Sequence[Event]
+    ) -> builtins.list[Event | errors.StatusError]:
+        """As `Client.create_events`: one `create-events` action (its
+        `object` the list of Events sent; a reactor's answer, or exception,
+        is the whole call's), then each Event created as `create` does, its
+        own error in its place."""
+        answer = self._react(Action("create-events", "Event", object=[_copy(e) for e in events]))
+        if answer is not None:
+            return answer  # type: ignore[no-any-return]
+        out: builtins.list[Event | errors.StatusError] = []
+        for event in events:
+            try:
+                out.append(await self.create(event))
+            except errors.StatusError as e:
+                out.append(e)
+        return out
 
     async def get(self, kind: type[M], name: str, *, namespace: str | None = None) -> M:
         info = self._info(kind)

@@ -224,8 +224,10 @@ class Runtime:
             self.started.set()
 
     def busy(self) -> bool:
-        """Whether any informer or worker has work in hand (keys waiting
-        for a delay do not count)."""
+        """Whether any informer or worker has work in hand, or events wait
+        to be written (keys waiting for a delay do not count)."""
+        if self.events.queued:
+            return True
         for controller in self.controllers:
             s = controller.queue.statistics()
             if s.depth or s.processing:

@@ -174,6 +174,12 @@ class Scheduler:
         self.metrics.add_gauge_source(
             "scheduler_pending_pods", "Pending pods by queue.", "queue", self.queue.pending
         )
+        self.metrics.add_counter_source(
+            "kpy_events",
+            "Events recorded, by what became of them (kpy.cache.events.EventStatistics).",
+            "outcome",
+            self.events.counts,
+        )
         self._wire()
 
     # -- informers --------------------------------------------------------------------

@@ -9,7 +9,9 @@ manager, by one consumer, and iterated at most once.
 
 Guarantees, for a watch opened at resource version R:
 - every change to a key in range with revision > R is delivered exactly
-  once, in revision order; event resource versions strictly increase;
+  once, in revision order; event resource versions never decrease (the
+  changes of one transaction, such as `Store.create_many`'s, share its
+  revision and arrive together, from one response);
 - R == 0 means "from now": changes after the revision current at open;
 - BOOKMARK events (from etcd progress notifications) carry a revision that
   is at least that of every event before them and lower than that of every

@@ -5,12 +5,13 @@ A value is the object's binary protobuf encoding with
 object but the etcd revision that last wrote it. Decoding sets it again from
 the key's mod_revision. Encoding never mutates the caller's object.
 `versioned` gives the encoding of a decoded value without decoding it, for
-watches that pass stored objects on.
+watches and reads that pass stored objects on, and `delimited` puts such an
+encoding in a reply as it is.
 
-Both take the value as the store's transformer returned it (decrypted, see
-`kpy.storage.encryption`); a value it could not read is an `Unreadable`,
-on which both raise its error, so that a reader that never touches such an
-object (the watch cache holding it) is not stopped by it.
+`decode` and `versioned` take the value as the store's transformer returned
+it (decrypted, see `kpy.storage.encryption`); a value it could not read is
+an `Unreadable`, on which both raise its error, so that a reader that never
+touches such an object (the watch cache holding it) is not stopped by it.
 """
 
 from __future__ import annotations
@@ -115,11 +116,32 @@ def versioned(info: ResourceInfo, key: bytes, value: bytes, revision: int) -> by
     if tag is None or info.on_read is not None:
         return decode(info, key, value, revision).SerializeToString()
     version = str(revision).encode()
-    inner = _VERSION_TAG + _varint(len(version)) + version
-    return value + tag + _varint(len(inner)) + inner
+    return value + _with_length(tag, _with_length(_VERSION_TAG, version))
+
+
+def delimited(number: int, value: bytes) -> bytes:
+    """Field `number` (bytes, a string or a message) holding `value`, in
+    protobuf's wire format: tag, length, the bytes. Joined with the encoding
+    of a message's other fields, before or after them, it parses as that
+    message holding `value` there (one such piece per element of a repeated
+    field): how a reply carries objects encoded already without copying
+    each into a message first."""
+    return _with_length(_field_tag(number), value)
+
+
+def _with_length(tag: bytes, value: bytes) -> bytes:
+    return tag + _varint(len(value)) + value
+
+
+_ONE_BYTE = tuple(bytes((n,)) for n in range(0x80))
 
 
 def _varint(n: int) -> bytes:
+    # Most lengths here take one or two bytes: those are made without a loop.
+    if n < 0x80:
+        return _ONE_BYTE[n]
+    if n < 0x4000:
+        return bytes((n & 0x7F | 0x80, n >> 7))
     out = bytearray()
     while n > 0x7F:
         out.append(n & 0x7F | 0x80)

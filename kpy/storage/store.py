@@ -52,6 +52,8 @@ from kpy.storage.codec import Unreadable, copy, decode, encode, meta, with_versi
 from kpy.storage.encryption import DecryptError, EncryptionConfig, ProviderChain
 
 if TYPE_CHECKING:
+    import builtins  # `list` is a method here: annotations in the class say builtins.list
+
     from kpy.api.meta.v1 import Preconditions
     from kpy.api.scheme import ResourceInfo
 
@@ -64,6 +66,14 @@ to abort the update). May be called several times, once per conflict."""
 _MODIFIED = (
     "the object has been modified; please apply your changes to the latest version and try again"
 )
+
+# One create_many transaction at most: etcd refuses more than --max-txn-ops
+# (128 by default) operations, and more than --max-request-bytes (1.5 MiB by
+# default) in one request.
+_TXN_OPS = 100
+_TXN_BYTES = 1024 * 1024
+# A result slot create_many has not filled (never returned: every slot is filled).
+_NOT_WRITTEN = errors.Internal("create_many: not written")
 
 _KEEPALIVE_OPTIONS = {
     "grpc.max_receive_message_length": -1,  # lists of large objects; etcd bounds requests
@@ -372,6 +382,69 @@ class Store:
                 raise errors.already_exists(info.group_resource, m.name)
             raise ClaimTaken(self._taken(claimed, found[1:]))
         return with_version(obj, response.header.revision)
+
+    async def create_many(
+        self, info: ResourceInfo, objs: Sequence[M]
+    ) -> builtins.list[M | errors.StatusError]:
+        """Stores new objects of one kind, each only if its key is free, in
+        as few etcd transactions as etcd's limits allow (`_TXN_OPS` keys and
+        about `_TXN_BYTES` per transaction). Returns, in order, each object
+        with the resource_version of its write, or its own error
+        (AlreadyExists when its key was taken; a transaction etcd refused
+        fails only the objects it held). The objects of one transaction share
+        its revision: a watcher sees them at one resource version."""
+        results: builtins.list[M | errors.StatusError] = [_NOT_WRITTEN] * len(objs)
+        chunk: builtins.list[tuple[int, bytes, bytes]] = []
+        size = 0
+        for i, obj in enumerate(objs):
+            m = meta(obj)
+            key = self._keys.object_key(info, m.namespace, m.name)
+            value = self._seal(info, key, encode(info, obj))
+            if chunk and (len(chunk) >= _TXN_OPS or size + len(value) > _TXN_BYTES):
+                await self._create_chunk(info, objs, chunk, results)
+                chunk, size = [], 0
+            chunk.append((i, key, value))
+            size += len(key) + len(value)
+        if chunk:
+            await self._create_chunk(info, objs, chunk, results)
+        return results
+
+    async def _create_chunk(
+        self,
+        info: ResourceInfo,
+        objs: Sequence[M],
+        chunk: builtins.list[tuple[int, bytes, bytes]],
+        results: builtins.list[M | errors.StatusError],
+    ) -> None:
+        """One transaction putting every key of `chunk` that is absent; a key
+        found taken is AlreadyExists and the rest are tried again without it
+        (each round drops at least one, so this ends)."""
+        while chunk:
+            txn = rpc.TxnRequest(
+                compare=[_absent(key) for _, key, _ in chunk],
+                success=[_put(key, value) for _, key, value in chunk],
+                failure=[_keys_only(key) for _, key, _ in chunk],
+            )
+            what = f"create {len(chunk)} {info.group_resource}"
+            try:
+                response = await self._txn(txn, what)
+            except errors.StatusError as e:
+                for i, _, _ in chunk:
+                    results[i] = e
+                return
+            if response.succeeded:
+                for i, _, _ in chunk:
+                    results[i] = with_version(objs[i], response.header.revision)
+                return
+            free: builtins.list[tuple[int, bytes, bytes]] = []
+            for entry, found in zip(chunk, response.responses, strict=True):
+                if found.response_range.kvs:
+                    results[entry[0]] = errors.already_exists(
+                        info.group_resource, meta(objs[entry[0]]).name
+                    )
+                else:
+                    free.append(entry)
+            chunk = free
 
     async def update(
         self, info: ResourceInfo, obj: M, *, claims: Mapping[str, bytes] | None = None

@@ -251,6 +251,14 @@ EVENTS = [
             "subresource": "log",
         },
     ),
+    EventCase(
+        "a batch of events: one entry for the call",
+        "CreateEvents",
+        api.CreateEventsRequest(events=[b"", b""]),
+        "/api/v1/events",
+        "create",
+        {"resource": "events", "apiVersion": "v1"},
+    ),
     EventCase("discovery", "Resources", api.ResourcesRequest(), "/apis", "get", None),
     EventCase(
         "who am I",

@@ -186,6 +186,13 @@ CASES: list[tuple[str, str, Any, Attributes | None, str]] = [
         "",
     ),
     ("stats of all", "Stats", api.StatsRequest(), A("get", "nodes", "stats"), ""),
+    (
+        "a batch of events (each item is authorised by the handler)",
+        "CreateEvents",
+        api.CreateEventsRequest(),
+        A("create", "events"),
+        "",
+    ),
     ("discovery", "Resources", api.ResourcesRequest(), None, ""),
     ("whoami", "SelfSubjectReview", api.SelfSubjectReviewRequest(), None, ""),
     ("can-i", "SelfSubjectAccessReview", api.AccessReviewRequest(), None, ""),

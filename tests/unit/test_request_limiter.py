@@ -11,6 +11,7 @@ import pytest
 
 from kpy.api import errors
 from kpy.apiserver.limits import (
+    MAX_BATCH,
     MUTATING,
     READ_ONLY,
     SYSTEM,
@@ -20,6 +21,7 @@ from kpy.apiserver.limits import (
     RequestLimiter,
     Seat,
     WatchLimit,
+    check_batch,
     classify,
 )
 from kpy.clock import FakeClock
@@ -63,6 +65,7 @@ KIND_CASES = [
     KindCase("whoami is read-only", "SelfSubjectReview", None, Kind(READ_ONLY)),
     KindCase("can-i is read-only", "SelfSubjectAccessReview", None, Kind(READ_ONLY)),
     KindCase("create is mutating", "Create", ref("pods"), Kind(MUTATING)),
+    KindCase("a batch of events is one mutating call", "CreateEvents", None, Kind(MUTATING)),
     KindCase("delete collection is mutating", "DeleteCollection", ref("pods"), Kind(MUTATING)),
     KindCase("lease update is system", "Update", ref("leases", LEASES), Kind(SYSTEM, MUTATING)),
     KindCase("lease get is system", "Get", ref("leases", LEASES), Kind(SYSTEM, READ_ONLY)),
@@ -90,6 +93,17 @@ KIND_CASES = [
 @pytest.mark.parametrize("case", KIND_CASES, ids=lambda c: c.name)
 def test_classify(case: KindCase) -> None:
     assert classify(case.method, case.ref) == case.want, case.name
+
+
+@pytest.mark.parametrize(
+    ("count", "refused"), [(0, False), (MAX_BATCH, False), (MAX_BATCH + 1, True)]
+)
+def test_a_batch_over_the_limit_is_too_large(count: int, refused: bool) -> None:
+    if not refused:
+        check_batch("CreateEvents", count)
+        return
+    with pytest.raises(errors.TooLarge, match=f"at most {MAX_BATCH} per call"):
+        check_batch("CreateEvents", count)
 
 
 # --- RequestLimiter ----------------------------------------------------------------------

@@ -39,6 +39,11 @@ class APIStub:
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateRequest.SerializeToString,
                 response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ObjectResponse.FromString,
                 _registered_method=True)
+        self.CreateEvents = channel.unary_unary(
+                '/kpy.rpc.apiserver.v1.API/CreateEvents',
+                request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateEventsRequest.SerializeToString,
+                response_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateEventsResponse.FromString,
+                _registered_method=True)
         self.Get = channel.unary_unary(
                 '/kpy.rpc.apiserver.v1.API/Get',
                 request_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.GetRequest.SerializeToString,
@@ -121,6 +126,18 @@ class APIServicer:
 
     def Create(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateEvents(self, request, context):
+        """Creates many core/v1 Events in one call (what an event recorder
+        gathered in one tick): each is admitted, validated and authorised on
+        its own (`create events` in its namespace) and answered on its own in
+        `results`, in the order sent; one refused never fails the others.
+        The call fails as a whole only when it cannot be served at all (more
+        than the server's batch limit, a malformed request).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -239,6 +256,11 @@ def add_APIServicer_to_server(servicer, server):
                     request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateRequest.FromString,
                     response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ObjectResponse.SerializeToString,
             ),
+            'CreateEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateEvents,
+                    request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateEventsRequest.FromString,
+                    response_serializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateEventsResponse.SerializeToString,
+            ),
             'Get': grpc.unary_unary_rpc_method_handler(
                     servicer.Get,
                     request_deserializer=kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.GetRequest.FromString,
@@ -342,6 +364,33 @@ class API:
             '/kpy.rpc.apiserver.v1.API/Create',
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateRequest.SerializeToString,
             kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.ObjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kpy.rpc.apiserver.v1.API/CreateEvents',
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateEventsRequest.SerializeToString,
+            kpy_dot_rpc_dot_apiserver_dot_v1_dot_apiserver__pb2.CreateEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -41,6 +41,14 @@ class APIStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> APIAsyncStub: ...
     Create: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.CreateRequest, _apiserver_pb2.ObjectResponse]
+    CreateEvents: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.CreateEventsRequest, _apiserver_pb2.CreateEventsResponse]
+    """Creates many core/v1 Events in one call (what an event recorder
+    gathered in one tick): each is admitted, validated and authorised on
+    its own (`create events` in its namespace) and answered on its own in
+    `results`, in the order sent; one refused never fails the others.
+    The call fails as a whole only when it cannot be served at all (more
+    than the server's batch limit, a malformed request).
+    """
     Get: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.GetRequest, _apiserver_pb2.ObjectResponse]
     List: _grpc.UnaryUnaryMultiCallable[_apiserver_pb2.ListRequest, _apiserver_pb2.ListResponse]
     Watch: _grpc.UnaryStreamMultiCallable[_apiserver_pb2.WatchRequest, _apiserver_pb2.WatchResponse]
@@ -83,6 +91,14 @@ class APIStub:
 class APIAsyncStub(APIStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Create: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.CreateRequest, _apiserver_pb2.ObjectResponse]  # type: ignore[assignment]
+    CreateEvents: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.CreateEventsRequest, _apiserver_pb2.CreateEventsResponse]  # type: ignore[assignment]
+    """Creates many core/v1 Events in one call (what an event recorder
+    gathered in one tick): each is admitted, validated and authorised on
+    its own (`create events` in its namespace) and answered on its own in
+    `results`, in the order sent; one refused never fails the others.
+    The call fails as a whole only when it cannot be served at all (more
+    than the server's batch limit, a malformed request).
+    """
     Get: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.GetRequest, _apiserver_pb2.ObjectResponse]  # type: ignore[assignment]
     List: _aio.UnaryUnaryMultiCallable[_apiserver_pb2.ListRequest, _apiserver_pb2.ListResponse]  # type: ignore[assignment]
     Watch: _aio.UnaryStreamMultiCallable[_apiserver_pb2.WatchRequest, _apiserver_pb2.WatchResponse]  # type: ignore[assignment]
@@ -128,6 +144,20 @@ class APIServicer(metaclass=_abc_1.ABCMeta):
         request: _apiserver_pb2.CreateRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_apiserver_pb2.ObjectResponse, _abc.Awaitable[_apiserver_pb2.ObjectResponse]]: ...
+
+    @_abc_1.abstractmethod
+    def CreateEvents(
+        self,
+        request: _apiserver_pb2.CreateEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_apiserver_pb2.CreateEventsResponse, _abc.Awaitable[_apiserver_pb2.CreateEventsResponse]]:
+        """Creates many core/v1 Events in one call (what an event recorder
+        gathered in one tick): each is admitted, validated and authorised on
+        its own (`create events` in its namespace) and answered on its own in
+        `results`, in the order sent; one refused never fails the others.
+        The call fails as a whole only when it cannot be served at all (more
+        than the server's batch limit, a malformed request).
+        """
 
     @_abc_1.abstractmethod
     def Get(
