@@ -45,6 +45,15 @@ def _parser() -> argparse.ArgumentParser:
         help="how long a pod waits for its PersistentVolumeClaims to be bound before it "
         "is retried (VolumeBinding's bindTimeoutSeconds; default %(default)g)",
     )
+    p.add_argument(
+        "--percentage-of-nodes-to-score",
+        type=int,
+        default=0,
+        metavar="PERCENT",
+        help="share of the nodes to find feasible before scoring, 0..100 (kube-scheduler's "
+        "percentageOfNodesToScore; default 0: adaptive, 50%% minus 1%% per 125 nodes, at "
+        "least 5%% and 100 nodes; 100 scores every feasible node)",
+    )
     component.add_flags(p, lease_name=LEASE_NAME, metrics_port=10259)
     return p
 
@@ -58,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--bind-concurrency must be at least 1, got {args.bind_concurrency}")
     if not args.volume_bind_timeout > 0:
         parser.error(f"--volume-bind-timeout must be positive, got {args.volume_bind_timeout:g}")
+    if not 0 <= args.percentage_of_nodes_to_score <= 100:
+        parser.error(
+            "--percentage-of-nodes-to-score must be between 0 and 100, "
+            f"got {args.percentage_of_nodes_to_score}"
+        )
     opts = component.options(parser, args)
     return component.main(
         COMPONENT,
@@ -71,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             explain_address=(args.bind_address, args.port),
             bind_concurrency=args.bind_concurrency,
             volume_bind_timeout=args.volume_bind_timeout,
+            percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,
             announce=lambda line: print(line, flush=True),
         ),
     )

@@ -126,6 +126,7 @@ class Scheduler:
         bind_concurrency: int = 64,
         rng: random.Random | None = None,
         volume_bind_timeout: float = DEFAULT_BIND_TIMEOUT,
+        percentage_of_nodes_to_score: int = 0,
     ) -> None:
         self.client = client
         self.scheduler_name = scheduler_name
@@ -140,6 +141,7 @@ class Scheduler:
                 default_spread_selector=DefaultSpreadSelector(self.informers),
                 volumes=InformerVolumes(self.informers, client),
                 volume_bind_timeout=volume_bind_timeout,
+                percentage_of_nodes_to_score=percentage_of_nodes_to_score,
             )
         )
         self.election = election or ElectionOptions(name=LEASE_NAME)

@@ -22,13 +22,22 @@ Contract:
   nodes with an equal `key(node_info)` share a class id, and a plugin whose
   verdict depends on that key only decides once per class (`per_class`).
   Keys are computed from the Node object; they are recomputed when the
-  node is touched.
+  node is touched. `label_classes(label)` is the same for one label's
+  value (topology domains).
+- A plugin may keep columns of its own (`column`): one integer per row,
+  derived from the node alone (`of_node=True`: recomputed only for rows
+  whose Node object changed) or from the NodeInfo with its pods
+  (recomputed for rows whose NodeInfo changed since). They are looked up
+  by a key the plugin chooses, which must name everything the value
+  depends on besides the row; the least recently used are dropped beyond
+  `COLUMN_LIMIT`.
 - A table is not thread-safe, and its columns must not be written by
   readers: they are views the next `refresh()` rewrites.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -39,7 +48,7 @@ if TYPE_CHECKING:
 
     from kpy.scheduler.framework.types import NodeInfo
 
-__all__ = ["BoolArray", "IntArray", "NodeTable"]
+__all__ = ["COLUMN_LIMIT", "BoolArray", "Classes", "IntArray", "NodeTable"]
 
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
@@ -47,6 +56,11 @@ BoolArray = npt.NDArray[np.bool_]
 #: Quantities above this (about 7.2e16) could overflow int64 once a score
 #: multiplies them by 100: plugins fall back to Python's integers then.
 SAFE_QUANTITY: Final = 1 << 56
+#: How many plugin columns (`NodeTable.column`) a table keeps; 256 columns
+#: of 5,000 rows hold 20 MB.
+COLUMN_LIMIT: Final = 256
+#: How many label keys `NodeTable.label_classes` keeps classes for.
+_LABEL_LIMIT: Final = 64
 
 _INT_COLUMNS: Final = (
     "alloc_cpu",
@@ -61,6 +75,7 @@ _INT_COLUMNS: Final = (
     "nz_memory",
     "with_affinity",
     "with_anti_affinity",
+    "generation",
 )
 
 
@@ -79,20 +94,37 @@ def _row(info: NodeInfo) -> tuple[int, ...]:
         nz.memory,
         info.pods_with_affinity,
         info.pods_with_required_anti_affinity,
+        info.generation,
     )
 
 
-class _Classes:
-    """One key's class ids per row, and one representative node per class."""
+class Classes:
+    """One key's class id per row (`ids`), and per class id its key
+    (`keys`) and a representative node (`reps`); `index` maps a key to its
+    class id. Classes of keys no row holds any more may stay."""
 
-    __slots__ = ("ids", "index", "key", "keys", "reps")
+    __slots__ = ("_verdicts", "ids", "index", "key", "keys", "reps")
 
     def __init__(self, key: Callable[[NodeInfo], Hashable], infos: list[NodeInfo]) -> None:
         self.key = key
         self.index: dict[Hashable, int] = {}
         self.keys: list[Hashable] = []
         self.reps: list[NodeInfo] = []
+        self._verdicts: dict[Callable[[Hashable], bool], BoolArray] = {}
         self.ids: IntArray = np.fromiter((self.class_of(i) for i in infos), np.int64, len(infos))
+
+    def verdicts(self, predicate: Callable[[Hashable], bool]) -> BoolArray:
+        """`predicate(key)` per class id, each asked once and remembered
+        (pass the same function object every time; it must be pure).
+        `verdicts(p)[ids]` is then `p` per row."""
+        found = self._verdicts.get(predicate)
+        have, want = (0 if found is None else len(found)), len(self.keys)
+        if found is None or have < want:
+            more = np.fromiter((predicate(k) for k in self.keys[have:]), np.bool_, want - have)
+            found = self._verdicts[predicate] = (
+                more if found is None else np.concatenate((found, more))
+            )
+        return found
 
     def class_of(self, info: NodeInfo) -> int:
         k = self.key(info)
@@ -122,7 +154,13 @@ class NodeTable:
         self._rows: dict[str, int] = {}
         self._touched: set[str] = set()
         self._stale = True  # a node came or went: rebuild every column
-        self._classes: dict[Callable[[NodeInfo], Hashable], _Classes] = {}
+        self._classes: dict[Callable[[NodeInfo], Hashable], Classes] = {}
+        self._label_keys: dict[str, Callable[[NodeInfo], Hashable]] = {}
+        self._columns: OrderedDict[Hashable, _Column] = OrderedDict()
+        # Per row: the Node object last seen, and the NodeInfo generation
+        # at which it changed (what `column(of_node=True)` compares).
+        self._nodes: list[object] = []
+        self._node_stamps: IntArray = np.zeros(0, np.int64)
         self.alloc_cpu: IntArray
         self.alloc_memory: IntArray
         self.alloc_ephemeral: IntArray
@@ -135,8 +173,13 @@ class NodeTable:
         self.nz_memory: IntArray
         self.with_affinity: IntArray
         self.with_anti_affinity: IntArray
+        #: NodeInfo.generation as of the last refresh
+        self.generation: IntArray
         #: whether every quantity is below SAFE_QUANTITY (see there)
         self.safe = True
+        #: bumped whenever the rows are laid out anew (a node came or went):
+        #: a reader keeping arrays of its own by row rebuilds them then
+        self.epoch = 0
         # Every column in one (column, row) array, so a row is written in
         # one call; the named columns above are views of it.
         self._data: IntArray = np.zeros((len(_INT_COLUMNS), 0), np.int64)
@@ -184,10 +227,67 @@ class NodeTable:
         """Each row's class id under `key` (nodes with equal keys share one),
         and a representative node per class id. Pass the same function object
         every time: the table keeps a column per key function."""
+        found = self._classes_of(key)
+        return found.ids, found.reps
+
+    def label_classes(self, label: str) -> Classes:
+        """Rows classed by the value of node label `label` (the class key is
+        the value, None where the node lacks the label): a topology key's
+        domains."""
+        key = self._label_keys.get(label)
+        if key is None:
+            if len(self._label_keys) >= _LABEL_LIMIT:
+                for old in self._label_keys.values():
+                    self._classes.pop(old, None)
+                self._label_keys.clear()
+            key = self._label_keys[label] = _label_value(label)
+        return self._classes_of(key)
+
+    def column(
+        self,
+        key: Hashable,
+        value: Callable[[NodeInfo], int],
+        *,
+        of_node: bool = False,
+        zero: Callable[[], BoolArray] | None = None,
+    ) -> IntArray:
+        """`value(info)` for every row, kept between calls under `key` and
+        recomputed only for the rows that changed since: those whose Node
+        object changed when `of_node`, else those whose NodeInfo did (a pod
+        came or went). `key` must stand for `value`. `zero()`: the rows the
+        caller knows `value` is 0 on, spared the call when the column is
+        built. Read-only for callers."""
+        stamps = self._node_stamps if of_node else self.generation
+        found = self._columns.get(key)
+        if found is None:
+            infos = self.infos
+            if zero is None:
+                values = np.fromiter((value(i) for i in infos), np.int64, len(infos))
+            else:
+                values = np.zeros(len(infos), np.int64)
+                asked = np.flatnonzero(~zero())
+                values[asked] = np.fromiter(
+                    (value(infos[i]) for i in asked.tolist()), np.int64, len(asked)
+                )
+            found = _Column(values, stamps.copy())
+            if len(self._columns) >= COLUMN_LIMIT:
+                self._columns.popitem(last=False)
+            self._columns[key] = found
+            return values
+        self._columns.move_to_end(key)
+        changed = np.flatnonzero(found.stamps != stamps)
+        if len(changed):
+            infos, values = self.infos, found.values
+            for i in changed.tolist():
+                values[i] = value(infos[i])
+            found.stamps[changed] = stamps[changed]
+        return found.values
+
+    def _classes_of(self, key: Callable[[NodeInfo], Hashable]) -> Classes:
         found = self._classes.get(key)
         if found is None:
-            found = self._classes[key] = _Classes(key, self.infos)
-        return found.ids, found.reps
+            found = self._classes[key] = Classes(key, self.infos)
+        return found
 
     def everywhere(self) -> BoolArray:
         """True for every row: one shared, read-only array (a filter that
@@ -225,8 +325,12 @@ class NodeTable:
             setattr(self, column, self._data[c])
         self._everywhere = np.ones(len(infos), np.bool_)
         self._everywhere.setflags(write=False)
-        # Class keys are rebuilt lazily, on first use after a rebuild.
+        self._nodes = [i.node for i in infos]
+        self._node_stamps = self.generation.copy()
+        # Class keys and columns are rebuilt lazily, on first use after a rebuild.
         self._classes.clear()
+        self._columns.clear()
+        self.epoch += 1
         self._stale = False
 
     def _write_row(self, i: int, info: NodeInfo) -> None:
@@ -235,9 +339,27 @@ class NodeTable:
             self.safe = False
             return
         self._data[:, i] = values
+        if info.node is not self._nodes[i]:
+            self._nodes[i] = info.node
+            self._node_stamps[i] = info.generation
         for key, found in list(self._classes.items()):
             if not found.update(i, info):
                 del self._classes[key]  # rebuilt on its next use
+
+
+class _Column:
+    __slots__ = ("stamps", "values")
+
+    def __init__(self, values: IntArray, stamps: IntArray) -> None:
+        self.values = values
+        self.stamps = stamps
+
+
+def _label_value(label: str) -> Callable[[NodeInfo], Hashable]:
+    def value(info: NodeInfo) -> Hashable:
+        return info.labels.get(label)
+
+    return value
 
 
 def _fits_int64(value: int) -> bool:

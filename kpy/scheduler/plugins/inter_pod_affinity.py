@@ -39,6 +39,17 @@ lister); without it a namespace has no labels. Terms of existing pods are
 parsed once per pod version; an existing pod whose selector cannot be
 parsed is taken to have no terms (the incoming pod's own bad selector is an
 Error: the scheduler reports it on the pod).
+
+On a NodeTable the counting runs over columns, when no term of the
+incoming pod has a namespaceSelector (the common case; otherwise per node
+as above): the existing pods matching each of the incoming pod's terms
+are a table column per term, and the existing pods' own terms are indexed
+per node (`_TermIndex`, updated only on the nodes whose pods changed), so
+a term of theirs is matched against the incoming pod once, not once per
+pod that carries it. Per-domain sums are `bincount`s over the topology
+key's classes; `filter_table` and `score_table` give exactly `filter`'s
+verdicts and `score` + `normalize_score`'s scores, and the per-node forms
+read the same counts, as Counters built on first use.
 """
 
 from __future__ import annotations
@@ -46,6 +57,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+
+import numpy as np
 
 from kpy.api.labels import (
     Operator,
@@ -66,7 +79,15 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
 
     from kpy.api.core.v1 import Pod, PodAffinityTerm
-    from kpy.scheduler.framework import CycleState, NodeInfo, NodeScore, PreFilterResult
+    from kpy.scheduler.framework import (
+        BoolArray,
+        CycleState,
+        IntArray,
+        NodeInfo,
+        NodeScore,
+        NodeTable,
+        PreFilterResult,
+    )
 
 __all__ = [
     "ERR_REASON_AFFINITY_RULES_NOT_MATCH",
@@ -181,13 +202,218 @@ def _matches_all(terms: Iterable[AffinityTerm], pod: Pod, ns: Mapping[str, str] 
     return all(t.matches(pod, ns) for t in terms)
 
 
-@dataclass(frozen=True, slots=True)
 class _PreFilterState:
-    terms: PodTerms
-    existing_anti_affinity: Counter[TopologyPair]
-    affinity: Counter[TopologyPair]
-    anti_affinity: Counter[TopologyPair]
-    namespace_labels: Mapping[str, str] | None
+    """PreFilter's counts per topology pair, as Counters (counted per node,
+    or built on first use from `table`: the same counts over a table, which
+    filter_table reads)."""
+
+    __slots__ = ("_counters", "namespace_labels", "table", "terms")
+
+    def __init__(
+        self,
+        terms: PodTerms,
+        namespace_labels: Mapping[str, str] | None,
+        counters: tuple[Counter[TopologyPair], ...] | None = None,
+        table: _TableCounts | None = None,
+    ) -> None:
+        self.terms = terms
+        self.namespace_labels = namespace_labels
+        self._counters = counters
+        self.table = table
+
+    def _all(self) -> tuple[Counter[TopologyPair], ...]:
+        if self._counters is None:
+            t = self.table
+            assert t is not None  # one of the two is always given
+            self._counters = (
+                t.existing_anti_affinity.counter(),
+                t.affinity.counter(),
+                t.anti_affinity.counter(),
+            )
+        return self._counters
+
+    @property
+    def existing_anti_affinity(self) -> Counter[TopologyPair]:
+        return self._all()[0]
+
+    @property
+    def affinity(self) -> Counter[TopologyPair]:
+        return self._all()[1]
+
+    @property
+    def anti_affinity(self) -> Counter[TopologyPair]:
+        return self._all()[2]
+
+
+# -- the table forms ---------------------------------------------------------------------
+
+#: What an existing pod's term is to the incoming pod: (kind, term).
+_REQUIRED_ANTI: Final = "required anti-affinity"
+_REQUIRED: Final = "required affinity"
+_PREFERRED: Final = "preferred affinity"
+_PREFERRED_ANTI: Final = "preferred anti-affinity"
+_IndexKey = tuple[str, AffinityTerm]
+
+
+def _summary(terms: PodTerms) -> Counter[_IndexKey]:
+    found: Counter[_IndexKey] = Counter()
+    for kind, these in (
+        (_REQUIRED_ANTI, terms.required_anti_affinity),
+        (_REQUIRED, terms.required_affinity),
+        (_PREFERRED, terms.preferred_affinity),
+        (_PREFERRED_ANTI, terms.preferred_anti_affinity),
+    ):
+        for term in these:
+            found[kind, term] += 1
+    return found
+
+
+class _TermIndex:
+    """The terms of the pods on the table's nodes: per (kind, term), how
+    many pods of each row carry it. Brought up to date by `sync` from the
+    rows whose NodeInfo changed (the table's generation column), rebuilt
+    when the table lays its rows out anew."""
+
+    __slots__ = ("_epoch", "_stamps", "_summaries", "_table", "columns", "totals")
+
+    def __init__(self) -> None:
+        self._table: NodeTable | None = None
+        self._epoch = -1
+        self._stamps: IntArray = np.zeros(0, np.int64)
+        self._summaries: list[Counter[_IndexKey] | None] = []
+        self.columns: dict[_IndexKey, IntArray] = {}
+        self.totals: Counter[_IndexKey] = Counter()
+
+    def sync(self, table: NodeTable, terms_of: Callable[[Pod], PodTerms]) -> None:
+        infos = table.infos
+        if table is not self._table or table.epoch != self._epoch:
+            self._table, self._epoch = table, table.epoch
+            self._summaries = [None] * len(infos)
+            self.columns, self.totals = {}, Counter()
+            rows = np.flatnonzero(table.with_affinity > 0)
+        else:
+            rows = np.flatnonzero(self._stamps != table.generation)
+        self._stamps = table.generation.copy()
+        for i in rows.tolist():
+            info = infos[i]
+            summary: Counter[_IndexKey] = Counter()
+            if info.pods_with_affinity:
+                for pod in info.pods:
+                    summary.update(_summary(terms_of(pod)))
+            self._apply(i, len(infos), summary)
+
+    def _apply(self, row: int, rows: int, summary: Counter[_IndexKey]) -> None:
+        old = self._summaries[row] or Counter()
+        for key, count in old.items():
+            self.columns[key][row] -= count
+            self.totals[key] -= count
+            if not self.totals[key]:
+                del self.totals[key], self.columns[key]
+        for key, count in summary.items():
+            column = self.columns.get(key)
+            if column is None:
+                column = self.columns[key] = np.zeros(rows, np.int64)
+            column[row] += count
+            self.totals[key] += count
+        self._summaries[row] = summary or None
+
+
+def _labelled(value: object) -> bool:
+    # A class of label_classes: the node has the label.
+    return value is not None
+
+
+def _plain(terms: Iterable[AffinityTerm]) -> bool:
+    """No namespaceSelector: a term's matches do not depend on namespaces'
+    labels, which the table does not follow."""
+    return not any(t.namespace_selector.selectable for t in terms)
+
+
+def _matching_column(table: NodeTable, terms: tuple[AffinityTerm, ...]) -> IntArray:
+    """Per row: the pods that match every one of `terms` (plain ones)."""
+
+    def count(info: NodeInfo) -> int:
+        return sum(1 for p in info.pods if _matches_all(terms, p, None))
+
+    return table.column((NAME, terms), count, zero=lambda: table.pods == 0)
+
+
+class _Domains:
+    """Sums per topology pair, one array per topology key over its classes
+    (the class of nodes without the key never counts)."""
+
+    __slots__ = ("_table", "sums")
+
+    def __init__(self, table: NodeTable) -> None:
+        self._table = table
+        self.sums: dict[str, IntArray] = {}
+
+    def add(self, key: str, per_row: IntArray, weight: int = 1) -> None:
+        classes = self._table.label_classes(key)
+        where = np.flatnonzero(per_row)
+        if not len(where):
+            self.sums.setdefault(key, np.zeros(len(classes.keys), np.int64))
+            return
+        ids = classes.ids[where]
+        sums = np.bincount(ids, weights=per_row[where], minlength=len(classes.keys))
+        missing = classes.index.get(None)
+        if missing is not None:
+            sums[missing] = 0
+        found = self.sums.get(key)
+        added = sums.astype(np.int64) * weight
+        if found is None:
+            self.sums[key] = added
+        else:
+            if len(found) < len(added):
+                found = np.concatenate((found, np.zeros(len(added) - len(found), np.int64)))
+            found[: len(added)] += added
+            self.sums[key] = found
+
+    def per_row(self, key: str) -> IntArray:
+        """Each row's domain sum under `key` (0 where the node lacks it)."""
+        classes = self._table.label_classes(key)
+        sums = self.sums.get(key)
+        if sums is None:
+            return np.zeros(len(classes.ids), np.int64)
+        if len(sums) < len(classes.keys):
+            sums = np.concatenate((sums, np.zeros(len(classes.keys) - len(sums), np.int64)))
+        return sums[classes.ids]
+
+    def any(self) -> bool:
+        return any(bool(s.any()) for s in self.sums.values())
+
+    def counter(self) -> Counter[TopologyPair]:
+        out: Counter[TopologyPair] = Counter()
+        for key, sums in self.sums.items():
+            values = self._table.label_classes(key).keys
+            for k in np.flatnonzero(sums).tolist():
+                out[key, str(values[k])] += int(sums[k])
+        return out
+
+
+class _TableScores:
+    """PreScore's sums over a table; as per-node `score` reads them
+    (topology key -> value -> sum) on first use."""
+
+    __slots__ = ("_per_node", "domains")
+
+    def __init__(self, domains: _Domains) -> None:
+        self.domains = domains
+        self._per_node: dict[str, Counter[str]] | None = None
+
+    def per_node(self) -> dict[str, Counter[str]]:
+        if self._per_node is None:
+            self._per_node = {}
+            for (key, value), total in self.domains.counter().items():
+                self._per_node.setdefault(key, Counter())[value] += total
+        return self._per_node
+
+
+@dataclass(frozen=True, slots=True)
+class _TableCounts:
+    existing_anti_affinity: _Domains
+    affinity: _Domains
+    anti_affinity: _Domains
 
 
 class InterPodAffinity:
@@ -200,6 +426,7 @@ class InterPodAffinity:
     ) -> None:
         self._namespace_labels = namespace_labels
         self._terms: dict[tuple[str, str, str], PodTerms] = {}
+        self._index = _TermIndex()
 
     def _ns_labels(self, namespace: str) -> Mapping[str, str] | None:
         return self._namespace_labels(namespace) if self._namespace_labels is not None else None
@@ -233,6 +460,17 @@ class InterPodAffinity:
         anti: Counter[TopologyPair] = Counter()
         required = bool(terms.required_affinity or terms.required_anti_affinity)
         table = state.node_table
+        if (
+            table is not None
+            and nodes is table.infos
+            and _plain(terms.required_affinity)
+            and _plain(terms.required_anti_affinity)
+        ):
+            counts = self._table_counts(pod, terms, ns_labels, table)
+            if not required and not counts.existing_anti_affinity.any():
+                return None, new_status(Code.SKIP)
+            state.write(_PRE_FILTER_KEY, _PreFilterState(terms, ns_labels, table=counts))
+            return None, SUCCESS
         if table is not None and nodes is table.infos:
             # Only the nodes the loop below would look into, found in the
             # table's columns instead of one attribute read per node.
@@ -245,8 +483,29 @@ class InterPodAffinity:
                 self._count_matching(terms, node_info, affinity, anti)
         if not required and not existing:
             return None, new_status(Code.SKIP)
-        state.write(_PRE_FILTER_KEY, _PreFilterState(terms, existing, affinity, anti, ns_labels))
+        state.write(_PRE_FILTER_KEY, _PreFilterState(terms, ns_labels, (existing, affinity, anti)))
         return None, SUCCESS
+
+    def _table_counts(
+        self,
+        pod: Pod,
+        terms: PodTerms,
+        ns_labels: Mapping[str, str] | None,
+        table: NodeTable,
+    ) -> _TableCounts:
+        """PreFilter's three counts over the table's columns."""
+        self._index.sync(table, self._existing_terms)
+        existing, affinity, anti = _Domains(table), _Domains(table), _Domains(table)
+        for (kind, term), column in self._index.columns.items():
+            if kind == _REQUIRED_ANTI and term.matches(pod, ns_labels):
+                existing.add(term.topology_key, column)
+        if terms.required_affinity:
+            column = _matching_column(table, terms.required_affinity)
+            for term in terms.required_affinity:
+                affinity.add(term.topology_key, column)
+        for term in terms.required_anti_affinity:
+            anti.add(term.topology_key, _matching_column(table, (term,)))
+        return _TableCounts(existing, affinity, anti)
 
     def _count_existing_anti_affinity(
         self,
@@ -296,6 +555,30 @@ class InterPodAffinity:
             return new_status(Code.UNSCHEDULABLE, ERR_REASON_EXISTING_ANTI_AFFINITY_RULES_NOT_MATCH)
         return SUCCESS
 
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray | None:
+        s = state.get(_PRE_FILTER_KEY)
+        if not isinstance(s, _PreFilterState) or s.table is None:
+            return None  # counted per node: filter per node
+        t = s.table
+        passes = np.ones(len(table), np.bool_)
+        if s.terms.required_affinity:
+            # Every topology key present, and a matching pod in each domain
+            # unless this is the first pod of a group that likes itself.
+            first = not t.affinity.any() and _matches_all(
+                s.terms.required_affinity, pod, s.namespace_labels
+            )
+            for term in s.terms.required_affinity:
+                classes = table.label_classes(term.topology_key)
+                passes &= classes.verdicts(_labelled)[classes.ids]
+                if not first:
+                    passes &= t.affinity.per_row(term.topology_key) > 0
+        if t.anti_affinity.any():
+            for term in s.terms.required_anti_affinity:
+                passes &= t.anti_affinity.per_row(term.topology_key) <= 0
+        for key in t.existing_anti_affinity.sums:
+            passes &= t.existing_anti_affinity.per_row(key) <= 0
+        return passes
+
     # -- PreScore / Score ---------------------------------------------------------------
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status:
@@ -308,6 +591,17 @@ class InterPodAffinity:
         everywhere = terms.has_preferred()
         visit = state.all_nodes or nodes
         table = state.node_table
+        if (
+            table is not None
+            and visit is table.infos
+            and _plain(terms.preferred_affinity)
+            and _plain(terms.preferred_anti_affinity)
+        ):
+            domains = self._table_scores(pod, terms, ns_labels, table)
+            if not domains.any():
+                return new_status(Code.SKIP)
+            state.write(_PRE_SCORE_KEY, _TableScores(domains))
+            return SUCCESS
         if not everywhere and table is not None and visit is table.infos:
             visit = table.rows_where(table.with_affinity > 0)  # what the loop keeps
         for node_info in visit:
@@ -321,6 +615,30 @@ class InterPodAffinity:
             return new_status(Code.SKIP)
         state.write(_PRE_SCORE_KEY, scores)
         return SUCCESS
+
+    def _table_scores(
+        self,
+        pod: Pod,
+        terms: PodTerms,
+        ns_labels: Mapping[str, str] | None,
+        table: NodeTable,
+    ) -> _Domains:
+        """PreScore's sums per topology pair over the table's columns."""
+        self._index.sync(table, self._existing_terms)
+        domains = _Domains(table)
+        for term in terms.preferred_affinity:
+            domains.add(term.topology_key, _matching_column(table, (term,)), term.weight)
+        for term in terms.preferred_anti_affinity:
+            domains.add(term.topology_key, _matching_column(table, (term,)), -term.weight)
+        for (kind, term), column in self._index.columns.items():
+            if kind == _REQUIRED_ANTI or not term.matches(pod, ns_labels):
+                continue
+            if kind == _REQUIRED:
+                weight = HARD_POD_AFFINITY_WEIGHT
+            else:
+                weight = term.weight if kind == _PREFERRED else -term.weight
+            domains.add(term.topology_key, column, weight)
+        return domains
 
     def _score_existing(
         self,
@@ -356,6 +674,8 @@ class InterPodAffinity:
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
         scores = state.get(_PRE_SCORE_KEY)
+        if isinstance(scores, _TableScores):
+            scores = scores.per_node()
         if not isinstance(scores, dict):
             return 0, new_status(
                 Code.ERROR, f'reading "{_PRE_SCORE_KEY}" from cycleState: not found'
@@ -366,6 +686,23 @@ class InterPodAffinity:
             if value is not None:
                 total += values.get(value, 0)
         return total, SUCCESS
+
+    def score_table(
+        self, state: CycleState, pod: Pod, table: NodeTable, rows: IntArray
+    ) -> IntArray | None:
+        s = state.get(_PRE_SCORE_KEY)
+        if not isinstance(s, _TableScores):
+            return None
+        raw = np.zeros(len(rows), np.int64)
+        for key in s.domains.sums:
+            raw += s.domains.per_row(key)[rows]
+        if not len(raw):
+            return raw
+        low, high = int(raw.min()), int(raw.max())
+        if high == low:
+            return np.zeros(len(rows), np.int64)
+        # normalize_score's float arithmetic, element by element.
+        return (MAX_NODE_SCORE * ((raw - low) / (high - low))).astype(np.int64)
 
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status:
         if not scores:

@@ -16,6 +16,12 @@ component-helpers' and lives in `kpy.api.nodeaffinity`.
 - `added_affinity` is kube-scheduler's NodeAffinityArgs.addedAffinity: a
   profile-wide affinity every pod must also satisfy ("node(s) didn't match
   scheduler-enforced node affinity") and whose preferences add to the score.
+
+On a NodeTable, a distinct required affinity (nodeSelector included) and a
+distinct set of preferred terms each become a column of the table, worked
+out once per node and again only for nodes whose Node object changed
+(`required_mask`, which PodTopologySpread's nodeAffinityPolicy reads too),
+so `filter_table` and `score_table` are array operations.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from kpy.scheduler.framework import (
     Status,
     as_status,
     default_normalize_score,
+    default_normalize_table,
     new_status,
 )
 
@@ -50,7 +57,14 @@ if TYPE_CHECKING:
 
     from kpy.api.core import v1
     from kpy.api.core.v1 import Pod
-    from kpy.scheduler.framework import CycleState, NodeInfo, NodeScore
+    from kpy.scheduler.framework import (
+        BoolArray,
+        CycleState,
+        IntArray,
+        NodeInfo,
+        NodeScore,
+        NodeTable,
+    )
 
 __all__ = [
     "ERR_REASON_CONFLICT",
@@ -59,6 +73,7 @@ __all__ = [
     "NAME",
     "NodeAffinity",
     "RequiredNodeAffinity",
+    "required_mask",
     "required_node_affinity",
 ]
 
@@ -96,6 +111,26 @@ def _names_pinned(required: v1.NodeSelector) -> frozenset[str] | None:
             return None
         names = term_names if names is None else names | term_names
     return names
+
+
+def required_mask(table: NodeTable, required: RequiredNodeAffinity) -> BoolArray | None:
+    """`required.matches(labels, name)` per row of the table (None when it
+    holds everywhere: no nodeSelector and no required terms)."""
+    if not required.node_selector and required.terms is None:
+        return None
+    column = table.column(
+        (NAME, required), lambda i: required.matches(i.labels, i.name), of_node=True
+    )
+    mask: BoolArray = column != 0
+    return mask
+
+
+def _terms_mask(table: NodeTable, terms: tuple[Term, ...]) -> BoolArray:
+    column = table.column(
+        (NAME, "terms", terms), lambda i: any_term_matches(terms, i.labels, i.name), of_node=True
+    )
+    mask: BoolArray = column != 0
+    return mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +186,18 @@ class NodeAffinity:
             required = required_node_affinity(pod)
         return SUCCESS if required.matches(labels, name) else _REJECTED
 
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray:
+        passes: BoolArray | None = None
+        if self._added_required is not None:
+            passes = _terms_mask(table, self._added_required)
+        required = state.get(_PRE_FILTER_KEY)
+        if not isinstance(required, RequiredNodeAffinity):
+            required = required_node_affinity(pod)
+        mask = required_mask(table, required)
+        if mask is not None:
+            passes = mask if passes is None else passes & mask
+        return table.everywhere() if passes is None else passes
+
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status:
         try:
             preferred = _pod_preferred(pod)
@@ -179,3 +226,19 @@ class NodeAffinity:
 
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status:
         return default_normalize_score(MAX_NODE_SCORE, False, scores)
+
+    def score_table(
+        self, state: CycleState, pod: Pod, table: NodeTable, rows: IntArray
+    ) -> IntArray | None:
+        s = state.get(_PRE_SCORE_KEY)
+        if not isinstance(s, _PreScoreState):
+            return None
+        terms = (*(self._added_preferred or ()), *s.preferred)
+        if any(weight < 0 for weight, _ in terms):
+            return None  # default_normalize_table wants scores that are not negative
+        raw = table.column(
+            (NAME, "preferred", terms),
+            lambda i: score_terms(terms, i.labels, i.name),
+            of_node=True,
+        )
+        return default_normalize_table(MAX_NODE_SCORE, False, raw[rows])

@@ -31,6 +31,17 @@ scoring.go):
 
 Counts per node are remembered in `NodeInfo.node_cache` against the
 node's generation, so a node that did not change is not recounted.
+
+On a NodeTable (`Framework.schedule_table`) the same rules run as array
+operations over every node at once: each constraint's matching pods per
+node are a table column (recounted only on the nodes whose pods changed),
+its topology key's values a class id per node (`label_classes`), the
+counts per domain one `bincount`, and the node inclusion policies masks
+(required node affinity per distinct affinity, taints per taint class).
+PreFilter and PreScore then keep the per-domain arrays; `filter_table`
+and `score_table` give exactly the verdicts and scores of `filter` and
+`score_nodes` + `normalize_score`, which still serve Explain and the
+per-node path (their dict forms are built from the arrays on first use).
 """
 
 from __future__ import annotations
@@ -39,16 +50,31 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+import numpy as np
+
 from kpy.api.labels import Operator, Selector, new_requirement, selector_from_label_selector
 from kpy.scheduler.framework import MAX_NODE_SCORE, SUCCESS, Code, Status, new_status
-from kpy.scheduler.plugins.node_affinity import RequiredNodeAffinity, required_node_affinity
-from kpy.scheduler.plugins.taint_toleration import TaintKey, TolerationKey, tolerates
+from kpy.scheduler.plugins.node_affinity import (
+    RequiredNodeAffinity,
+    required_mask,
+    required_node_affinity,
+)
+from kpy.scheduler.plugins.taint_toleration import TaintKey, TolerationKey, hard_taints, tolerates
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Hashable, Sequence
 
     from kpy.api.core.v1 import Pod, TopologySpreadConstraint
-    from kpy.scheduler.framework import CycleState, NodeInfo, NodeScore, PreFilterResult
+    from kpy.scheduler.framework import (
+        BoolArray,
+        CycleState,
+        IntArray,
+        NodeInfo,
+        NodeScore,
+        NodeTable,
+        PreFilterResult,
+    )
+    from kpy.scheduler.framework.node_table import Classes
 
 __all__ = [
     "ERR_REASON_CONSTRAINTS_NOT_MATCH",
@@ -75,6 +101,7 @@ SYSTEM_DEFAULT_CONSTRAINTS: Final = ((LABEL_HOSTNAME, 3), (LABEL_ZONE, 5))
 
 _PRE_FILTER_KEY: Final = "PreFilter" + NAME
 _PRE_SCORE_KEY: Final = "PreScore" + NAME
+_DEFAULTS_LIMIT: Final = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,19 +188,179 @@ def _has_all_keys(node_info: NodeInfo, constraints: Sequence[Constraint]) -> boo
     return all(c.topology_key in labels for c in constraints)
 
 
+# -- the table forms ---------------------------------------------------------------------
+
+
+def _labelled(value: Hashable) -> bool:
+    # A class of label_classes: the node has the label.
+    return value is not None
+
+
+def _valued(value: Hashable) -> bool:
+    # A class of label_classes: the node has the label with a non-empty value.
+    return bool(value)
+
+
+def _count_column(table: NodeTable, c: Constraint, namespace: str) -> IntArray:
+    """`_count` for every row, recounted only on rows whose pods changed."""
+    return table.column(
+        (NAME, c.count_key, namespace),
+        lambda info: _count(info, c, namespace),
+        zero=lambda: table.pods == 0,
+    )
+
+
+def _included(table: NodeTable, pod: Pod, c: Constraint) -> BoolArray | None:
+    """`c.includes(pod, node, required_node_affinity(pod))` per row; None
+    when every row is."""
+    mask: BoolArray | None = None
+    spec = pod.spec
+    if c.node_affinity_policy == HONOR and (
+        spec.node_selector
+        or (spec.HasField("affinity") and spec.affinity.HasField("node_affinity"))
+    ):
+        mask = required_mask(table, required_node_affinity(pod))
+    if c.node_taints_policy == HONOR:
+        tolerated = table.per_class(hard_taints, lambda rep: not _untolerated_taint(pod, rep))
+        if tolerated is not table.everywhere():
+            mask = tolerated if mask is None else mask & tolerated
+    return mask
+
+
+def _has_all(classes: Sequence[Classes]) -> BoolArray:
+    """Per row: the node has every one of these topology keys."""
+    has = classes[0].verdicts(_labelled)[classes[0].ids]
+    for cl in classes[1:]:
+        has = has & cl.verdicts(_labelled)[cl.ids]
+    return has
+
+
 @dataclass(frozen=True, slots=True)
+class _Domains:
+    """One DoNotSchedule constraint over the table: its topology key's
+    classes, and per class id the matching pods of the included nodes and
+    whether the class is one of the constraint's domains."""
+
+    classes: Classes
+    counts: IntArray
+    present: BoolArray
+
+    def as_dict(self) -> dict[str, int]:
+        keys, counts = self.classes.keys, self.counts.tolist()
+        return {str(keys[k]): counts[k] for k in np.flatnonzero(self.present).tolist()}
+
+
+def _filter_domains(
+    table: NodeTable, pod: Pod, constraints: Sequence[Constraint]
+) -> tuple[_Domains, ...]:
+    """PreFilter's counting loop over the table's columns."""
+    namespace = pod.metadata.namespace
+    classes = [table.label_classes(c.topology_key) for c in constraints]
+    has_all = _has_all(classes)
+    out: list[_Domains] = []
+    for c, cl in zip(constraints, classes, strict=True):
+        included = _included(table, pod, c)
+        rows = has_all if included is None else has_all & included
+        ids, k = cl.ids[rows], len(cl.keys)
+        counts = np.bincount(ids, weights=_count_column(table, c, namespace)[rows], minlength=k)
+        present = np.bincount(ids, minlength=k) > 0
+        out.append(_Domains(cl, counts.astype(np.int64), present))
+    return tuple(out)
+
+
 class _PreFilterState:
-    constraints: tuple[Constraint, ...]
-    # Per constraint: domain value -> matching pods.
-    counts: tuple[dict[str, int], ...]
+    """The DoNotSchedule constraints and, per constraint, domain value ->
+    matching pods: counted per node, or over a table (`domains`) and
+    turned into dicts only when a node is filtered one by one."""
+
+    __slots__ = ("_counts", "constraints", "domains")
+
+    def __init__(
+        self,
+        constraints: tuple[Constraint, ...],
+        counts: tuple[dict[str, int], ...] | None = None,
+        domains: tuple[_Domains, ...] | None = None,
+    ) -> None:
+        self.constraints = constraints
+        self._counts = counts
+        self.domains = domains
+
+    def counts(self) -> tuple[dict[str, int], ...]:
+        if self._counts is None:
+            self._counts = tuple(d.as_dict() for d in self.domains or ())
+        return self._counts
 
 
 @dataclass(frozen=True, slots=True)
-class _PreScoreState:
-    constraints: tuple[Constraint, ...]
+class _ScoreCounts:
     counts: tuple[dict[str, int], ...]
     weights: tuple[float, ...]
     ignored: frozenset[str]
+
+
+class _PreScoreState:
+    """The ScheduleAnyway (or default) constraints; their per-node counts
+    are worked out on first use (a cycle on a table scores with arrays and
+    never needs them)."""
+
+    __slots__ = ("_args", "_counts", "constraints", "require_all")
+
+    def __init__(
+        self,
+        constraints: tuple[Constraint, ...],
+        require_all: bool,
+        args: tuple[Pod, Sequence[NodeInfo], Sequence[NodeInfo]],
+    ) -> None:
+        self.constraints = constraints
+        self.require_all = require_all
+        self._args = args
+        self._counts: _ScoreCounts | None = None
+
+    def per_node(self) -> _ScoreCounts:
+        if self._counts is None:
+            self._counts = _score_counts(self.constraints, self.require_all, *self._args)
+        return self._counts
+
+
+def _score_counts(
+    constraints: tuple[Constraint, ...],
+    require_all: bool,
+    pod: Pod,
+    nodes: Sequence[NodeInfo],
+    all_nodes: Sequence[NodeInfo],
+) -> _ScoreCounts:
+    """PreScore's counting, node by node."""
+    ignored: set[str] = set()
+    counts: tuple[dict[str, int], ...] = tuple({} for _ in constraints)
+    for node_info in nodes:
+        if require_all and not _has_all_keys(node_info, constraints):
+            ignored.add(node_info.name)
+            continue
+        for c, by_value in zip(constraints, counts, strict=True):
+            if c.topology_key != LABEL_HOSTNAME:
+                by_value.setdefault(node_info.labels.get(c.topology_key, ""), 0)
+    weights = tuple(
+        math.log(
+            (len(nodes) - len(ignored) if c.topology_key == LABEL_HOSTNAME else len(by_value)) + 2
+        )
+        for c, by_value in zip(constraints, counts, strict=True)
+    )
+    required = required_node_affinity(pod)
+    namespace = pod.metadata.namespace
+    # The hostname domain is the node itself: Score counts it there.
+    domains = [
+        (c, by_value)
+        for c, by_value in zip(constraints, counts, strict=True)
+        if c.topology_key != LABEL_HOSTNAME
+    ]
+    for node_info in all_nodes if domains else ():
+        if require_all and not _has_all_keys(node_info, constraints):
+            continue
+        for c, by_value in domains:
+            value = node_info.labels.get(c.topology_key, "")
+            if value and value in by_value and c.includes(pod, node_info, required):
+                by_value[value] += _count(node_info, c, namespace)
+    return _ScoreCounts(counts, weights, frozenset(ignored))
 
 
 class PodTopologySpread:
@@ -183,6 +370,8 @@ class PodTopologySpread:
 
     def __init__(self, default_selector: Callable[[Pod], Selector | None] | None = None) -> None:
         self._default_selector = default_selector
+        # The default constraints per workload selector, made once each.
+        self._defaults: dict[Selector, tuple[Constraint, ...]] = {}
 
     def _constraints(self, pod: Pod, action: str) -> tuple[tuple[Constraint, ...], bool]:
         """The pod's constraints for `action`, and whether they are the
@@ -201,9 +390,14 @@ class PodTopologySpread:
         selector = self._default_selector(pod)
         if selector is None or selector.empty():
             return (), True
-        return tuple(
-            Constraint(skew, key, selector) for key, skew in SYSTEM_DEFAULT_CONSTRAINTS
-        ), True
+        found = self._defaults.get(selector)
+        if found is None:
+            if len(self._defaults) >= _DEFAULTS_LIMIT:
+                self._defaults.clear()
+            found = self._defaults[selector] = tuple(
+                Constraint(skew, key, selector) for key, skew in SYSTEM_DEFAULT_CONSTRAINTS
+            )
+        return found, True
 
     # -- PreFilter / Filter -------------------------------------------------------------
 
@@ -216,6 +410,11 @@ class PodTopologySpread:
             return None, new_status(Code.ERROR, f"parsing topology spread constraints: {e}")
         if not constraints:
             return None, new_status(Code.SKIP)
+        table = state.node_table
+        if table is not None and nodes is table.infos:
+            domains = _filter_domains(table, pod, constraints)
+            state.write(_PRE_FILTER_KEY, _PreFilterState(constraints, domains=domains))
+            return None, SUCCESS
         required = required_node_affinity(pod)
         namespace = pod.metadata.namespace
         counts: tuple[dict[str, int], ...] = tuple({} for _ in constraints)
@@ -235,7 +434,7 @@ class PodTopologySpread:
         if not isinstance(s, _PreFilterState):
             return new_status(Code.ERROR, f'reading "{_PRE_FILTER_KEY}" from cycleState: not found')
         labels = pod.metadata.labels
-        for c, by_value in zip(s.constraints, s.counts, strict=True):
+        for c, by_value in zip(s.constraints, s.counts(), strict=True):
             value = node_info.labels.get(c.topology_key)
             if value is None:
                 return new_status(
@@ -250,6 +449,26 @@ class PodTopologySpread:
                 return new_status(Code.UNSCHEDULABLE, ERR_REASON_CONSTRAINTS_NOT_MATCH)
         return SUCCESS
 
+    def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray | None:
+        s = state.get(_PRE_FILTER_KEY)
+        if not isinstance(s, _PreFilterState) or s.domains is None:
+            return None  # PreFilter counted per node: filter per node
+        labels = pod.metadata.labels
+        passes: BoolArray | None = None
+        for c, d in zip(s.constraints, s.domains, strict=True):
+            domains = int(d.present.sum())
+            if domains < c.min_domains:
+                least = 0
+            else:
+                least = int(d.counts[d.present].min()) if domains else 2**31 - 1
+            self_match = 1 if c.selector.matches(labels) else 0
+            ids = d.classes.ids
+            ok = d.classes.verdicts(_labelled)[ids] & (
+                d.counts[ids] + (self_match - least) <= c.max_skew
+            )
+            passes = ok if passes is None else passes & ok
+        return passes
+
     # -- PreScore / Score ---------------------------------------------------------------
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status:
@@ -259,41 +478,11 @@ class PodTopologySpread:
             return new_status(Code.ERROR, f"parsing topology spread constraints: {e}")
         if not constraints or not nodes:
             return new_status(Code.SKIP)
-        require_all = not defaulted
-        ignored: set[str] = set()
-        counts: tuple[dict[str, int], ...] = tuple({} for _ in constraints)
-        for node_info in nodes:
-            if require_all and not _has_all_keys(node_info, constraints):
-                ignored.add(node_info.name)
-                continue
-            for c, by_value in zip(constraints, counts, strict=True):
-                if c.topology_key != LABEL_HOSTNAME:
-                    by_value.setdefault(node_info.labels.get(c.topology_key, ""), 0)
-        weights = tuple(
-            math.log(
-                (len(nodes) - len(ignored) if c.topology_key == LABEL_HOSTNAME else len(by_value))
-                + 2
-            )
-            for c, by_value in zip(constraints, counts, strict=True)
-        )
-        required = required_node_affinity(pod)
-        namespace = pod.metadata.namespace
-        # The hostname domain is the node itself: Score counts it there.
-        domains = [
-            (c, by_value)
-            for c, by_value in zip(constraints, counts, strict=True)
-            if c.topology_key != LABEL_HOSTNAME
-        ]
-        for node_info in (state.all_nodes or nodes) if domains else ():
-            if require_all and not _has_all_keys(node_info, constraints):
-                continue
-            for c, by_value in domains:
-                value = node_info.labels.get(c.topology_key, "")
-                if value and value in by_value and c.includes(pod, node_info, required):
-                    by_value[value] += _count(node_info, c, namespace)
-        state.write(
-            _PRE_SCORE_KEY, _PreScoreState(constraints, counts, weights, frozenset(ignored))
-        )
+        s = _PreScoreState(constraints, not defaulted, (pod, nodes, state.all_nodes or nodes))
+        table = state.node_table
+        if table is None or state.all_nodes is not table.infos:
+            s.per_node()  # counted now, as Kubernetes does, not at the first Score
+        state.write(_PRE_SCORE_KEY, s)
         return SUCCESS
 
     def score(self, state: CycleState, pod: Pod, node_info: NodeInfo) -> tuple[int, Status]:
@@ -308,17 +497,19 @@ class PodTopologySpread:
             message = f'reading "{_PRE_SCORE_KEY}" from cycleState: not found'
             return [], new_status(Code.ERROR, message)
         namespace = pod.metadata.namespace
-        return [_node_score(s, n, namespace) for n in nodes], SUCCESS
+        counts = s.per_node()
+        return [_node_score(s.constraints, counts, n, namespace) for n in nodes], SUCCESS
 
     def normalize_score(self, state: CycleState, pod: Pod, scores: list[NodeScore]) -> Status:
         s = state.get(_PRE_SCORE_KEY)
         if not isinstance(s, _PreScoreState):
             return SUCCESS
-        counted = [x.score for x in scores if x.name not in s.ignored]
+        ignored = s.per_node().ignored
+        counted = [x.score for x in scores if x.name not in ignored]
         low = min(counted, default=0)
         high = max(counted, default=0)
         for x in scores:
-            if x.name in s.ignored:
+            if x.name in ignored:
                 x.score = 0
             elif high == 0:
                 x.score = MAX_NODE_SCORE
@@ -326,13 +517,92 @@ class PodTopologySpread:
                 x.score = MAX_NODE_SCORE * (high + low - x.score) // high
         return SUCCESS
 
+    def score_table(
+        self, state: CycleState, pod: Pod, table: NodeTable, rows: IntArray
+    ) -> IntArray | None:
+        s = state.get(_PRE_SCORE_KEY)
+        if not isinstance(s, _PreScoreState) or state.all_nodes is not table.infos:
+            return None
+        raw, ignored = _table_scores(s, pod, table, rows)
+        counted = raw if ignored is None else raw[~ignored]
+        low = int(counted.min()) if len(counted) else 0
+        high = int(counted.max()) if len(counted) else 0
+        if high == 0:
+            scores = np.full(len(rows), MAX_NODE_SCORE, np.int64)
+        else:
+            scores = MAX_NODE_SCORE * (high + low - raw) // high
+        if ignored is not None:
+            scores[ignored] = 0
+        return scores
 
-def _node_score(s: _PreScoreState, node_info: NodeInfo, namespace: str) -> int:
+
+def _table_scores(
+    s: _PreScoreState, pod: Pod, table: NodeTable, rows: IntArray
+) -> tuple[IntArray, BoolArray | None]:
+    """`score_nodes` for the nodes at `rows` (raw, before normalising), and
+    which of them PreScore ignores (None: none), with `_score_counts`'
+    rules over the table's columns. The float arithmetic is the per-node
+    path's, operation for operation, so the rounding is too."""
+    namespace = pod.metadata.namespace
+    classes = [table.label_classes(c.topology_key) for c in s.constraints]
+    all_keys = _has_all(classes) if s.require_all else None
+    ignored = None if all_keys is None else ~all_keys[rows]
+    kept = rows if ignored is None else rows[~ignored]
+    # Constraints with one selector (the defaults' two) share one column.
+    columns: dict[str, IntArray] = {}
+    score = np.zeros(len(rows), np.float64)
+    for c, cl in zip(s.constraints, classes, strict=True):
+        ids = cl.ids
+        column = columns.get(c.count_key)
+        if column is None:
+            column = columns[c.count_key] = _count_column(table, c, namespace)
+        if c.topology_key == LABEL_HOSTNAME:
+            weight = math.log(len(kept) + 2)
+            counts = column[rows]
+        else:
+            k = len(cl.keys)
+            seen = np.zeros(k, np.bool_)
+            seen[ids[kept]] = True
+            domains = int(seen.sum())
+            # A node without the key and one with an empty value share the
+            # domain "" (labels.get(key, "")).
+            missing, empty = cl.index.get(None), cl.index.get("")
+            if missing is not None and empty is not None and seen[missing] and seen[empty]:
+                domains -= 1
+            weight = math.log(domains + 2)
+            # Only rows with matching pods add to a domain's count.
+            matching = np.flatnonzero(column)
+            domain = ids[matching]
+            counting = cl.verdicts(_valued)[domain]
+            if all_keys is not None:
+                counting &= all_keys[matching]
+            included = _included(table, pod, c)
+            if included is not None:
+                counting &= included[matching]
+            per_domain = np.bincount(
+                domain[counting], weights=column[matching[counting]], minlength=k
+            )
+            counts = per_domain[ids[rows]]
+        contribution = counts * weight + float(c.max_skew - 1)
+        labelled = cl.verdicts(_labelled)
+        if labelled.all():  # every node has the key (hostname, say)
+            score = score + contribution
+        else:
+            score = np.where(labelled[ids[rows]], score + contribution, score)
+    raw = np.floor(score + 0.5).astype(np.int64)
+    if ignored is not None:
+        raw[ignored] = 0
+    return raw, ignored
+
+
+def _node_score(
+    constraints: Sequence[Constraint], s: _ScoreCounts, node_info: NodeInfo, namespace: str
+) -> int:
     if node_info.name in s.ignored:
         return 0
     score = 0.0
     labels = node_info.labels
-    for c, by_value, weight in zip(s.constraints, s.counts, s.weights, strict=True):
+    for c, by_value, weight in zip(constraints, s.counts, s.weights, strict=True):
         value = labels.get(c.topology_key)
         if value is None:
             continue

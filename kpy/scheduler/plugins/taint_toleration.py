@@ -61,6 +61,7 @@ __all__ = [
     "TaintKey",
     "TaintToleration",
     "TolerationKey",
+    "hard_taints",
     "pod_tolerations",
     "tolerates",
     "untolerated_taint_reason",
@@ -114,8 +115,9 @@ def _node_taints(node_info: NodeInfo) -> _NodeTaints:
     return parsed
 
 
-def _hard_taints(node_info: NodeInfo) -> tuple[TaintKey, ...]:
-    # What Filter reads of a node: the table's class key for it.
+def hard_taints(node_info: NodeInfo) -> tuple[TaintKey, ...]:
+    """The node's NoSchedule and NoExecute taints, in its order: what Filter
+    reads of a node (a NodeTable class key; PodTopologySpread's too)."""
     return _node_taints(node_info).hard
 
 
@@ -167,7 +169,7 @@ class TaintToleration:
         return SUCCESS
 
     def filter_table(self, state: CycleState, pod: Pod, table: NodeTable) -> BoolArray:
-        return table.per_class(_hard_taints, lambda rep: not self.filter(state, pod, rep).code)
+        return table.per_class(hard_taints, lambda rep: not self.filter(state, pod, rep).code)
 
     def pre_score(self, state: CycleState, pod: Pod, nodes: Sequence[NodeInfo]) -> Status:
         state.write(_PRE_SCORE_KEY, _prefer_no_schedule_tolerations(state, pod))

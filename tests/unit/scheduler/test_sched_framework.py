@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Final
 
 import pytest
 
+from kpy.scheduler import main as scheduler_main
 from kpy.scheduler.framework import (
     SUCCESS,
     Code,
@@ -33,6 +34,7 @@ from kpy.scheduler.framework import (
     new_status,
 )
 from kpy.scheduler.profiles import default_profile
+from kpy.scheduler.scheduler import Scheduler
 from tests.unit.scheduler.sched_builders import (
     container,
     node,
@@ -322,6 +324,37 @@ def test_disjoint_pre_filter_results_reject_the_pod(
 def test_num_feasible_nodes_to_find(num_nodes: int, percentage: int, want: int) -> None:
     fw = Framework(Profile(percentage_of_nodes_to_score=percentage))
     assert fw.num_feasible_nodes_to_find(num_nodes) == want
+
+
+PERCENTAGE_FLAG_CASES = [
+    ("default: adaptive", [], 420, ""),
+    ("fixed share", ["--percentage-of-nodes-to-score", "30"], 300, ""),
+    ("every node", ["--percentage-of-nodes-to-score", "100"], 1000, ""),
+    ("over 100 refused", ["--percentage-of-nodes-to-score", "101"], None,
+     "--percentage-of-nodes-to-score must be between 0 and 100, got 101"),
+    ("negative refused", ["--percentage-of-nodes-to-score", "-1"], None,
+     "--percentage-of-nodes-to-score must be between 0 and 100, got -1"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "argv", "want", "error"),
+    PERCENTAGE_FLAG_CASES,
+    ids=[c[0] for c in PERCENTAGE_FLAG_CASES],
+)
+def test_percentage_of_nodes_to_score_flag(
+    name: str, argv: list[str], want: int | None, error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """kpy-scheduler's --percentage-of-nodes-to-score reaches the profile:
+    how many feasible nodes of 1,000 are found before scoring."""
+    if want is not None:
+        percentage = scheduler_main._parser().parse_args(argv).percentage_of_nodes_to_score
+        scheduler = Scheduler(object(), percentage_of_nodes_to_score=percentage)  # type: ignore[arg-type]
+        assert scheduler.framework.num_feasible_nodes_to_find(1000) == want, name
+        return
+    with pytest.raises(SystemExit):
+        scheduler_main.main([*argv, "--server", "127.0.0.1:1"])
+    assert error in capsys.readouterr().err, name
 
 
 def test_the_search_stops_early_and_resumes_where_it_stopped() -> None:
