@@ -2,7 +2,7 @@
 the scheduler): its common flags, its metrics endpoint, leader election
 and the process's life.
 
-- `add_flags(parser, ...)` adds `--server`, `--leader-elect*`, `--identity`,
+- `add_flags(parser, ...)` adds `--server`, `--kubeconfig`, `--leader-elect*`, `--identity`,
   `--metrics-bind-address` and `--log-level` with Kubernetes' names and
   defaults; `options(parser, args)` checks them (exit 2 naming the flag).
 - `run_elected(...)` serves metrics at once (so a standby can be watched
@@ -87,6 +87,14 @@ def add_flags(parser: argparse.ArgumentParser, *, lease_name: str, metrics_port:
         help="comma-separated API servers host:port (default: ~/.kpy/config, else 127.0.0.1:6443)",
     )
     parser.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="the kpy client config (servers, certificate-authority, client-certificate, "
+        "client-key) to call the API with; --server overrides its servers "
+        "(default: KPY_CONFIG, else ~/.kpy/config)",
+    )
+    parser.add_argument(
         "--leader-elect",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -132,7 +140,7 @@ def options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Option
         )
     servers = [s.strip() for s in args.server.split(",") if s.strip()] if args.server else None
     try:
-        client = load_config(servers=servers) if servers else load_config()
+        client = load_config(args.kubeconfig, servers=servers)
     except ConfigError as e:
         parser.error(str(e))
     election = ElectionOptions(

@@ -161,7 +161,7 @@ def _ca_parts(ca: CertKey) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey
 def _leaf(
     ca: CertKey,
     subject: x509.Name,
-    usage: x509.ObjectIdentifier,
+    usages: list[x509.ObjectIdentifier],
     sans: list[x509.GeneralName],
     days: int,
     now: datetime.datetime | None,
@@ -194,7 +194,7 @@ def _leaf(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -211,11 +211,15 @@ def issue_server(
     common_name: str = "kpy-apiserver",
     *,
     hosts: tuple[str, ...] = (),
+    client_auth: bool = False,
     days: int = LEAF_DAYS,
     now: datetime.datetime | None = None,
 ) -> CertKey:
     """A serving certificate signed by `ca` for `localhost`, `127.0.0.1` and
-    `hosts` (each an IP address or a DNS name). Never outlives the CA."""
+    `hosts` (each an IP address or a DNS name). Never outlives the CA.
+    `client_auth` also lets its holder present it as a client certificate
+    (clientAuth): etcd's server and peer certificates are both, as
+    kubeadm's, since members dial each other with them."""
     sans: list[x509.GeneralName] = []
     for host in dict.fromkeys((*_DEFAULT_SANS, *hosts)):  # in order, once each
         try:
@@ -224,7 +228,10 @@ def issue_server(
             if not host or any(c.isspace() for c in host):
                 raise PKIError(f"{host!r} is neither an IP address nor a DNS name") from None
             sans.append(x509.DNSName(host))
-    return _leaf(ca, _name(common_name), ExtendedKeyUsageOID.SERVER_AUTH, sans, days, now)
+    usages = [ExtendedKeyUsageOID.SERVER_AUTH]
+    if client_auth:
+        usages.append(ExtendedKeyUsageOID.CLIENT_AUTH)
+    return _leaf(ca, _name(common_name), usages, sans, days, now)
 
 
 def issue_client(
@@ -240,7 +247,7 @@ def issue_client(
     if not user:
         raise PKIError("a client certificate needs a user name (its CN)")
     subject = _name(user, groups)
-    return _leaf(ca, subject, ExtendedKeyUsageOID.CLIENT_AUTH, [], days, now)
+    return _leaf(ca, subject, [ExtendedKeyUsageOID.CLIENT_AUTH], [], days, now)
 
 
 def _load_cert(pem: bytes, what: str) -> x509.Certificate:

@@ -19,7 +19,9 @@
   probe result, a ConfigMap, Secret or claim it uses (or the volume bound
   to that claim);
 - serves logs, exec and usage to the API server (`server.AgentService`) on
-  the address the Node publishes;
+  the address the Node publishes: with `config.tls`, over TLS behind a door
+  (`kpy.door`) that answers only `config.authorized_clients` and members of
+  system:masters, else in plaintext to anyone;
 - measures the node every housekeeping interval against its eviction
   thresholds (`eviction`): the Node's MemoryPressure, DiskPressure and
   PIDPressure conditions, and one pod evicted at a time under pressure.
@@ -45,6 +47,7 @@ import anyio
 import grpc
 import grpc.aio
 
+from kpy import door
 from kpy.agent import static_pods
 from kpy.agent.backoff import Backoff
 from kpy.agent.dns import DNSSettings, PodDNS
@@ -73,10 +76,14 @@ if TYPE_CHECKING:
 
     from kpy.agent.runtime import Runtime
     from kpy.client import Client
+    from kpy.door import ServingTLS
 
 log = logging.getLogger("kpy.agent")
 
 COMPONENT = "kpy-agent"
+#: Who the agent's TLS door answers by default: the API server's
+#: --kubelet-client-certificate, by kubeadm's name for it.
+DEFAULT_AUTHORIZED_CLIENTS = "kube-apiserver-kubelet-client"
 
 
 def _probe_decider(runtime: Runtime) -> ProbeDecider | None:
@@ -98,6 +105,10 @@ class AgentConfig:
     eviction: EvictionConfig = field(default_factory=EvictionConfig.default)
     # --cluster-dns / --cluster-domain: what pods' resolv.conf names.
     dns: DNSSettings = field(default_factory=DNSSettings)
+    #: --tls-cert-file, --tls-private-key-file, --client-ca-file (None: plaintext to anyone)
+    tls: ServingTLS | None = None
+    #: --authorized-clients: the users the TLS door answers (and system:masters)
+    authorized_clients: frozenset[str] = frozenset({DEFAULT_AUTHORIZED_CLIENTS})
 
 
 def _reachable_dns(settings: DNSSettings, runtime: Runtime) -> DNSSettings:
@@ -144,8 +155,8 @@ class Agent:
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                server = grpc.aio.server()
-                self.port = server.add_insecure_port(f"{cfg.address}:{cfg.port}")
+                server = self._grpc_server()
+                self.port = door.listen(server, cfg.address, cfg.port, cfg.tls)
                 if not self.port:
                     raise OSError(f"cannot listen on {cfg.address}:{cfg.port}; is the port taken?")
                 node_config = replace(
@@ -231,6 +242,15 @@ class Agent:
         finally:
             with anyio.CancelScope(shield=True):
                 await self.runtime.close()
+
+    def _grpc_server(self) -> grpc.aio.Server:
+        """The server of the agent's service: behind its door (`kpy.door`)
+        when it serves TLS, open to anyone in plaintext otherwise."""
+        cfg = self.config
+        if cfg.tls is None:
+            return grpc.aio.server()
+        guard = door.Door(f'the agent of node "{self.node_name}"', cfg.authorized_clients)
+        return grpc.aio.server(interceptors=[door.DoorInterceptor(guard)])
 
     def _allocatable(self) -> Mapping[str, Quantity]:
         node = self._node_agent.node if self._node_agent else None

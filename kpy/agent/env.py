@@ -57,6 +57,7 @@ if TYPE_CHECKING:
         Pod,
         Secret,
         Service,
+        ServiceAccountTokenProjection,
     )
 
 __all__ = [
@@ -89,8 +90,11 @@ _RESOURCES: Final = frozenset({"cpu", "memory", "ephemeral-storage"})
 
 
 class Objects(Protocol):
-    """What env and volumes need of the agent's informer caches. Each returns
-    None when the object does not exist (or is not in the cache yet)."""
+    """What env and volumes need of the agent's caches. Each object lookup
+    returns None when the object does not exist (or is not in the cache
+    yet); `service_account_token` gives the token a pod's
+    serviceAccountToken projection holds (`kpy.agent.tokens`), raising
+    `volumes.VolumeError` while there is none."""
 
     def config_map(self, namespace: str, name: str) -> ConfigMap | None: ...
 
@@ -101,6 +105,10 @@ class Objects(Protocol):
     ) -> PersistentVolumeClaim | None: ...
 
     def persistent_volume(self, name: str) -> PersistentVolume | None: ...
+
+    def service_account_token(
+        self, pod: Pod, projection: ServiceAccountTokenProjection
+    ) -> bytes: ...
 
 
 class ConfigError(Exception):

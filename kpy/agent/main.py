@@ -9,6 +9,11 @@ the flags' long names (`node-name: n1`, `node-labels: {zone: a}`,
 `register-with-taints: ["dedicated=db:NoSchedule"]`); flags given on the
 command line win over the file.
 
+`--tls-cert-file`, `--tls-private-key-file` and `--client-ca-file` put the
+agent's service (logs, exec, port-forward, stats) behind TLS and a client
+certificate check; it then answers only `--authorized-clients` (default
+kube-apiserver-kubelet-client) and members of system:masters (`kpy.door`).
+
 `--cluster-uid` names the cluster the agent belongs to (`kpy up` passes the
 uid it made): its containers and pod IP claims carry it, and the agent
 touches nothing of another cluster that shares the Docker engine or the
@@ -32,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import yaml
 
-from kpy import logs
+from kpy import door, logs
 from kpy._process import cancel_on_signal, exit_with_parent
-from kpy.agent.agent import COMPONENT, Agent, AgentConfig
+from kpy.agent.agent import COMPONENT, DEFAULT_AUTHORIZED_CLIENTS, Agent, AgentConfig
 from kpy.agent.dns import DEFAULT_DOMAIN, DNSSettings
 from kpy.agent.eviction import parse_eviction_config
 from kpy.agent.node import NodeConfig
@@ -43,7 +48,7 @@ from kpy.agent.runtime.base import check_cluster_uid
 from kpy.agent.simulated_nodes import SimulatedNodes
 from kpy.api import errors
 from kpy.client import Client
-from kpy.client.config import load_config
+from kpy.client.config import ConfigError, load_config
 
 if TYPE_CHECKING:
     from kpy.agent.runtime import Runtime
@@ -60,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, help="YAML file of settings (keys: the long flag names)")
     p.add_argument(
         "--server", help="API server address(es), comma-separated (default: client config)"
+    )
+    p.add_argument(
+        "--kubeconfig",
+        help="the kpy client config (servers, certificate-authority, client-certificate, "
+        "client-key) to call the API with; --server overrides its servers "
+        "(default: KPY_CONFIG, else ~/.kpy/config)",
     )
     p.add_argument("--node-name", help="the Node's name (default: the host name)")
     p.add_argument(
@@ -150,6 +161,26 @@ def _parser() -> argparse.ArgumentParser:
         "with its state under ROOT-DIR/<node> (the simulated runtime only; no static pods, "
         "no logs or exec)",
     )
+    p.add_argument(
+        "--tls-cert-file",
+        metavar="FILE",
+        help="serve the agent's service (logs, exec, port-forward, stats) over TLS with this "
+        "PEM certificate, whose SANs hold --node-ip; needs --tls-private-key-file and "
+        "--client-ca-file. Without them the service speaks plaintext to anyone",
+    )
+    p.add_argument("--tls-private-key-file", metavar="FILE", help="the PEM key of --tls-cert-file")
+    p.add_argument(
+        "--client-ca-file",
+        metavar="FILE",
+        help="with --tls-cert-file: callers must present a client certificate this CA signed",
+    )
+    p.add_argument(
+        "--authorized-clients",
+        metavar="USERS",
+        help="with --tls-cert-file: the users (client certificate CN) the service answers, "
+        f"comma-separated (default {DEFAULT_AUTHORIZED_CLIENTS}, the API server's "
+        "--kubelet-client-certificate); members of group system:masters are answered too",
+    )
     p.add_argument("--log-level", default="info", help="debug, info, warning or error")
     return p
 
@@ -220,6 +251,7 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
             parser.error(f"--cluster-uid: {e}")
     manifests = s.get("pod_manifest_path")
     dns = _dns_settings(s, parser)
+    tls = _serving_tls(s, parser)
     try:
         eviction = parse_eviction_config(s)
     except ValueError as e:
@@ -234,8 +266,22 @@ def config_from(argv: list[str] | None) -> tuple[AgentConfig, dict[str, Any]]:
         backoff_max=float(s.get("crashloop_backoff_max", 300.0)),
         eviction=eviction,
         dns=dns,
+        tls=tls,
+        authorized_clients=frozenset(
+            _list(s.get("authorized_clients", DEFAULT_AUTHORIZED_CLIENTS))
+        ),
     )
     return config, s
+
+
+def _serving_tls(s: dict[str, Any], parser: argparse.ArgumentParser) -> door.ServingTLS | None:
+    """The agent's door (`kpy.door`): all three TLS files, or none."""
+    try:
+        return door.ServingTLS.from_flags(
+            s.get("tls_cert_file"), s.get("tls_private_key_file"), s.get("client_ca_file")
+        )
+    except door.TLSFileError as e:
+        parser.error(str(e))
 
 
 def _dns_settings(s: dict[str, Any], parser: argparse.ArgumentParser) -> DNSSettings:
@@ -355,6 +401,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"kpy-agent: --simulated-nodes: {problem}", file=sys.stderr)
             return 2
         kind = "simulated"
+        if config.tls is not None:
+            log.info(
+                "simulated nodes serve no logs, exec, port-forward or stats (their Nodes "
+                "publish port 0): --tls-cert-file and --client-ca-file have no door to guard"
+            )
     if kind not in RUNTIMES:
         print(
             f"kpy-agent: unknown runtime {kind!r}; use one of {', '.join(RUNTIMES)}",
@@ -370,7 +421,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     servers = settings.get("server")
-    client_config = load_config(servers=servers) if servers else load_config()
+    kubeconfig = settings.get("kubeconfig")
+    try:
+        client_config = load_config(kubeconfig, servers=servers or None)
+    except ConfigError as e:
+        print(f"kpy-agent: --kubeconfig: {e}", file=sys.stderr)
+        return 2
 
     async def serve() -> None:
         async with Client(client_config) as client, anyio.create_task_group() as tg:

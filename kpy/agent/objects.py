@@ -41,6 +41,11 @@ Contract:
 - `wait_for_pod(uid)` returns once every object the pod uses has answered
   (its claims' volumes included), or after `sync_timeout` seconds, so a
   pod's first sync does not report as missing what is only not loaded yet.
+- The service account tokens of the pods' projected volumes come from the
+  manager's `tokens.TokenManager` (run by `run`, tracked and untracked with
+  the pods, waited for by `wait_for_pod`): `service_account_token` is their
+  lookup, so env and volumes find tokens where they find every other
+  object a pod uses.
 - Handlers and lookups run on the event loop without awaiting; `track` and
   `untrack` need `run` to be running (it owns every watch's task).
 """
@@ -61,6 +66,7 @@ from kpy.agent.env import (
     ConfigError,
     references,
 )
+from kpy.agent.tokens import TokenManager
 from kpy.api import errors
 from kpy.api.core.v1 import ConfigMap, PersistentVolume, PersistentVolumeClaim, Secret
 from kpy.backoff import Backoff
@@ -69,8 +75,9 @@ from kpy.cache import EventHandler, SharedInformer
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kpy.api.core.v1 import Pod
+    from kpy.api.core.v1 import Pod, ServiceAccountTokenProjection
     from kpy.client import ClientProtocol
+    from kpy.clock import Clock
 
 __all__ = ["ObjectManager", "ObjectStatistics"]
 
@@ -133,8 +140,11 @@ class ObjectManager:
         *,
         sync_timeout: float = SYNC_TIMEOUT,
         volume_backoff: tuple[float, float] = (1.0, 30.0),
+        clock: Clock | None = None,
     ) -> None:
+        """`clock` (a wall clock by default) times the tokens' refreshes."""
         self._client = client
+        self.tokens = TokenManager(client, wake, clock=clock, sync_timeout=sync_timeout)
         self._wake = wake
         self._sync_timeout = sync_timeout
         self._volume_backoff = volume_backoff
@@ -148,6 +158,7 @@ class ObjectManager:
     ) -> None:
         """Hosts every watch and volume read until cancelled."""
         async with anyio.create_task_group() as tg:
+            await tg.start(self.tokens.run)
             self._tg = tg
             task_status.started()
             try:
@@ -174,6 +185,7 @@ class ObjectManager:
         uid = pod.metadata.uid
         if uid in self._refs_of:
             return
+        self.tokens.track(pod)
         try:
             refs = references(pod)
         except Exception:
@@ -190,7 +202,9 @@ class ObjectManager:
             watch.users.add(uid)
 
     def untrack(self, uid: str) -> None:
-        """The pod is gone: stops the watches nobody else uses."""
+        """The pod is gone: stops the watches nobody else uses, and its
+        tokens' refreshes."""
+        self.tokens.untrack(uid)
         for key in self._refs_of.pop(uid, ()):
             watch = self._watches.get(key)
             if watch is None:
@@ -203,9 +217,11 @@ class ObjectManager:
 
     async def wait_for_pod(self, uid: str) -> None:
         """Returns once every object pod `uid` uses has answered its first
-        list (and its claims' volumes their first read), or after the sync
-        timeout; at once for a pod that uses none."""
+        list (and its claims' volumes their first read, and its tokens their
+        first answer), or after the sync timeout; at once for a pod that uses
+        none."""
         with anyio.move_on_after(self._sync_timeout):
+            await self.tokens.wait_for_pod(uid)
             for key in sorted(self._refs_of.get(uid, ())):
                 watch = self._watches.get(key)
                 if watch is None:
@@ -239,6 +255,9 @@ class ObjectManager:
                 "(if this lasts, the agent's log says why it cannot read it)"
             )
         return volume.found
+
+    def service_account_token(self, pod: Pod, projection: ServiceAccountTokenProjection) -> bytes:
+        return self.tokens.token(pod, projection)
 
     def _cached(self, kind: str, namespace: str, name: str) -> Any:
         watch = self._watches.get((kind, namespace, name))

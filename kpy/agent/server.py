@@ -2,7 +2,8 @@
 API server asks.
 
 The API server forwards its own LogRequest / ExecRequest / StatsRequest
-messages here (see `kpy.apiserver.proxy`). A pod is found among the pods
+messages here (see `kpy.apiserver.proxy`); who may call is settled before a
+handler runs (`kpy.door`, when the agent serves TLS). A pod is found among the pods
 this agent runs by namespace and name; its container by name (the API
 server has already applied Kubernetes' rules for which one is meant).
 `--previous` means the instance before the newest. A port forward

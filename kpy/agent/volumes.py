@@ -20,6 +20,12 @@ Contract:
   place, so a reader that resolved `..data` once (or holds files open)
   sees one whole version, never a mix. Old versions are removed after the
   swap; content (and modes) equal to what is on disk writes nothing.
+- A projected `serviceAccountToken` source holds the pod's token as the
+  agent's token manager got it from the API server
+  (`Objects.service_account_token`, `kpy.agent.tokens`); a refreshed token
+  is written by the next `refresh`, atomically as any other file. While
+  there is no token (the request failed, or has no answer yet) the volume
+  fails with VolumeError ("failed to fetch token: ..."), so the pod waits.
 - API data volumes are always mounted read-only, as Kubernetes mounts them,
   so that no container can corrupt the writer's state.
 - Failures raise `VolumeError` (or env's `ConfigError` for a missing
@@ -88,7 +94,6 @@ __all__ = [
     "EMPTY_DIR_PLUGIN",
     "PROJECTED_PLUGIN",
     "SECRET_PLUGIN",
-    "TOKEN_PLACEHOLDER",
     "FileProjection",
     "VolumeError",
     "VolumeManager",
@@ -109,10 +114,6 @@ _API_DATA_PLUGINS: Final = {
     "projected": PROJECTED_PLUGIN,
 }
 _SUPPORTED: Final = ("empty_dir", "host_path", "persistent_volume_claim", *_API_DATA_PLUGINS)
-
-#: What a serviceAccountToken projection holds: kpy has no token issuer
-#: (no TokenRequest API), so a container gets this fixed text, not a JWT.
-TOKEN_PLACEHOLDER: Final = b"kpy-has-no-service-account-token-issuer"
 
 _DEFAULT_MODE: Final = 0o644
 _DATA_LINK: Final = "..data"
@@ -552,8 +553,11 @@ def _projected_files(
         elif source.HasField("downward_api"):
             files |= _downward_files(pod, source.downward_api.items, mode, ctx)
         elif source.HasField("service_account_token"):
-            path = source.service_account_token.path or "token"
-            files[path] = FileProjection(TOKEN_PLACEHOLDER, mode)
+            # The token the agent's token manager holds for this pod (got
+            # from the API server and refreshed: `kpy.agent.tokens`).
+            projection = source.service_account_token
+            token = objects.service_account_token(pod, projection)
+            files[projection.path or "token"] = FileProjection(token, mode)
         else:
             raise VolumeError(
                 "a projected source other than configMap, secret, downwardAPI and "

@@ -7,7 +7,7 @@ the defaults of its API types (`kpy.api.defaults`).
   `--default-not-ready-toleration-seconds` and
   `--default-unreachable-toleration-seconds` set the times), so a pod is
   evicted five minutes after its node stops answering; they run as the `default` service
-  account unless they name one.
+  account unless they name one (mirror pods excepted).
 - A Job without `manualSelector` gets a selector generated from its uid, and
   its template the matching labels (`controller-uid`, `job-name`, and their
   `batch.kubernetes.io/` forms), so two Jobs never adopt each other's pods.
@@ -38,6 +38,21 @@ the defaults of its API types (`kpy.api.defaults`).
   newest, should several be), as Kubernetes' DefaultIngressClass does
   (`admit_default_ingress_class`).
 
+- ServiceAccount admission (Kubernetes' plugin/pkg/admission/serviceaccount,
+  `admit_service_account`), when the API server issues tokens
+  (`--service-account-signing-key-file`): a pod naming a ServiceAccount
+  that does not exist is Forbidden (`error looking up service account
+  NS/NAME: serviceaccount "NAME" not found`; `default` is looked for a few
+  times over about a second, since the ServiceAccount controller makes it
+  just after its namespace). Unless `automountServiceAccountToken` is false
+  (the pod's, else the account's), the pod gets the projected volume
+  `kube-api-access-<5 random characters>` (a serviceAccountToken at `token`
+  for 3607 s, `ca.crt` from ConfigMap kube-root-ca.crt, `namespace` from
+  the Downward API) mounted read-only at
+  /var/run/secrets/kubernetes.io/serviceaccount in every container and init
+  container that has no mount of its own there. A pod without
+  imagePullSecrets gets the account's. Mirror pods are left alone.
+
 Admission runs after the server has set uid and creationTimestamp, before
 defaulting and validation.
 """
@@ -45,12 +60,24 @@ defaulting and validation.
 from __future__ import annotations
 
 import contextlib
+import random
+import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+import anyio
+
 from kpy.api import errors
-from kpy.api.core.v1 import PersistentVolumeClaim, Pod, Toleration
+from kpy.api.core.v1 import (
+    PersistentVolumeClaim,
+    Pod,
+    ServiceAccount,
+    Toleration,
+    Volume,
+    VolumeMount,
+    VolumeProjection,
+)
 from kpy.api.networking import is_default_class as is_default_ingress_class
 from kpy.api.networking.v1 import Ingress, IngressClass
 from kpy.api.quantity import Quantity
@@ -64,6 +91,7 @@ from kpy.api.scheduling import (
 from kpy.api.scheduling.v1 import PriorityClass
 from kpy.api.storage import PV_PROTECTION_FINALIZER, PVC_PROTECTION_FINALIZER, is_default_class
 from kpy.api.storage.v1 import StorageClass
+from kpy.auth.node import MIRROR_ANNOTATION
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -74,6 +102,7 @@ if TYPE_CHECKING:
     from kpy.apiserver.watch_cache import WatchCache
     from kpy.storage import Store
 
+DEFAULT_SERVICE_ACCOUNT: Final = "default"
 NOT_READY_TAINT: Final = "node.kubernetes.io/not-ready"
 UNREACHABLE_TAINT: Final = "node.kubernetes.io/unreachable"
 DEFAULT_TOLERATION_SECONDS: Final = 300
@@ -123,8 +152,10 @@ def _pod(pod: Any, options: AdmissionOptions) -> None:
                     key=key, operator="Exists", effect="NoExecute", toleration_seconds=seconds
                 )
             )
-    if not spec.service_account_name:
-        spec.service_account_name = "default"
+    # A mirror pod is the agent's copy of a static pod: its spec is left as
+    # the node wrote it (Kubernetes' ServiceAccount admission skips it too).
+    if not spec.service_account_name and MIRROR_ANNOTATION not in pod.metadata.annotations:
+        spec.service_account_name = DEFAULT_SERVICE_ACCOUNT
 
 
 def _job(job: Any, _options: AdmissionOptions) -> None:
@@ -408,3 +439,139 @@ async def admit_default_ingress_class(obj: Message, classes: IngressClasses) -> 
             key=lambda c: (c.metadata.creation_timestamp.ToNanoseconds(), c.metadata.name),
         )
         obj.spec.ingress_class_name = newest.metadata.name
+
+
+# -- ServiceAccount -------------------------------------------------------------------
+
+#: Where the kube-api-access volume is mounted in every container.
+SERVICE_ACCOUNT_MOUNT_PATH: Final = "/var/run/secrets/kubernetes.io/serviceaccount"
+#: The projected volume's name prefix (Kubernetes' ServiceAccountVolumeName).
+API_ACCESS_VOLUME_PREFIX: Final = "kube-api-access-"
+#: Kubernetes' WarnOnlyBoundTokenExpirationSeconds: 1 h and 7 s, so that a
+#: token of this exact lifetime is recognisable as the one admission asked for.
+API_ACCESS_TOKEN_SECONDS: Final = 3607
+ROOT_CA_CONFIG_MAP: Final = "kube-root-ca.crt"
+#: How often a missing `default` account is looked for (made by the
+#: ServiceAccount controller just after its namespace), as Kubernetes' 10.
+DEFAULT_ACCOUNT_ATTEMPTS: Final = 10
+_SUFFIX_CHARS: Final = "bcdfghjklmnpqrstvwxz2456789"
+
+
+class ServiceAccounts(Protocol):
+    """Where ServiceAccount admission reads accounts (the API server's
+    watch cache, falling back to storage for one just created)."""
+
+    async def get(self, namespace: str, name: str) -> ServiceAccount | None: ...
+
+
+class StoredServiceAccounts:
+    """ServiceAccounts as the API server holds them (see `StoredPriorityClasses`)."""
+
+    def __init__(self, store: Store, info: ResourceInfo, cache: WatchCache) -> None:
+        self._store, self._info, self._cache = store, info, cache
+
+    async def get(self, namespace: str, name: str) -> ServiceAccount | None:
+        found = self._cache.get(namespace, name)
+        if found is None:
+            try:
+                found = await self._store.get(self._info, namespace, name)
+            except errors.NotFound:
+                return None
+        return found if isinstance(found, ServiceAccount) else None
+
+
+async def admit_service_account(
+    obj: Message,
+    accounts: ServiceAccounts,
+    *,
+    retry_interval: Callable[[], float] = lambda: random.uniform(0.1, 0.2),
+    suffix: Callable[[], str] = lambda: "".join(secrets.choice(_SUFFIX_CHARS) for _ in range(5)),
+) -> None:
+    """Kubernetes' ServiceAccount admission of a new Pod, in place (see the
+    module docstring); other kinds and mirror pods pass untouched. Raises
+    Forbidden for an account that does not exist. Called only by a server
+    that issues tokens: without them a pod could never use its account's
+    token, and refusing pods for a missing account would change what every
+    cluster without a signing key accepts today."""
+    if not isinstance(obj, Pod) or MIRROR_ANNOTATION in obj.metadata.annotations:
+        return
+    spec = obj.spec
+    if not spec.service_account_name:
+        spec.service_account_name = DEFAULT_SERVICE_ACCOUNT
+    namespace, name = obj.metadata.namespace, spec.service_account_name
+    account = await _find_account(accounts, namespace, name, retry_interval)
+    if account is None:
+        raise _forbidden(
+            obj,
+            f"error looking up service account {namespace}/{name}: "
+            f'serviceaccount "{name}" not found',
+        )
+    if _automount(obj, account):
+        mount_api_access(obj, suffix())
+    if not spec.image_pull_secrets:
+        for ref in account.image_pull_secrets:
+            spec.image_pull_secrets.add(name=ref.name)
+
+
+async def _find_account(
+    accounts: ServiceAccounts, namespace: str, name: str, interval: Callable[[], float]
+) -> ServiceAccount | None:
+    attempts = DEFAULT_ACCOUNT_ATTEMPTS if name == DEFAULT_SERVICE_ACCOUNT else 1
+    for attempt in range(attempts):
+        if attempt:
+            await anyio.sleep(interval())
+        found = await accounts.get(namespace, name)
+        if found is not None:
+            return found
+    return None
+
+
+def _automount(pod: Pod, account: ServiceAccount) -> bool:
+    """The pod's preference wins, then the account's; true when neither says."""
+    if pod.spec.HasField("automount_service_account_token"):
+        return pod.spec.automount_service_account_token
+    if account.HasField("automount_service_account_token"):
+        return account.automount_service_account_token
+    return True
+
+
+def api_access_volume(name: str) -> Volume:
+    """The projected volume Kubernetes gives a pod for its account: a
+    token, the cluster CA and the namespace (its TokenVolumeSource)."""
+    volume = Volume(name=name)
+    projected = volume.projected
+    projected.default_mode = 0o644
+    token = VolumeProjection()
+    token.service_account_token.path = "token"
+    token.service_account_token.expiration_seconds = API_ACCESS_TOKEN_SECONDS
+    ca = VolumeProjection()
+    ca.config_map.name = ROOT_CA_CONFIG_MAP
+    ca.config_map.items.add(key="ca.crt", path="ca.crt")
+    namespace = VolumeProjection()
+    item = namespace.downward_api.items.add(path="namespace")
+    item.field_ref.api_version = "v1"
+    item.field_ref.field_path = "metadata.namespace"
+    projected.sources.extend([token, ca, namespace])
+    return volume
+
+
+def mount_api_access(pod: Pod, suffix: str) -> None:
+    """Mounts the kube-api-access volume (one the pod has already, by its
+    prefix, else a new one named with `suffix`) read-only at
+    SERVICE_ACCOUNT_MOUNT_PATH in every container and init container with
+    no mount there; the volume is added only if some container mounts it."""
+    spec = pod.spec
+    existing = next(
+        (v.name for v in spec.volumes if v.name.startswith(API_ACCESS_VOLUME_PREFIX)), None
+    )
+    name = existing or API_ACCESS_VOLUME_PREFIX + suffix
+    mounted = False
+    for container in (*spec.init_containers, *spec.containers):
+        if any(m.mount_path == SERVICE_ACCOUNT_MOUNT_PATH for m in container.volume_mounts):
+            continue
+        container.volume_mounts.append(
+            VolumeMount(name=name, read_only=True, mount_path=SERVICE_ACCOUNT_MOUNT_PATH)
+        )
+        mounted = True
+    if mounted and existing is None:
+        spec.volumes.append(api_access_volume(name))

@@ -23,7 +23,8 @@ Kubernetes' model (<https://kubernetes.io/docs/reference/access-authn-authz/auth
   handler.
 - Creates by a node pass NodeRestriction (`kpy.auth.node.admit_create`)
   before their handler: a node creates only its own Node and Lease, and
-  mirror pods bound to itself.
+  mirror pods bound to itself; its `serviceaccounts/token` requests must be
+  bound to a pod bound to itself (`kpy.auth.node.admit_token_request`).
 - The RBAC policy and the node graph are read from the watch caches, never
   from etcd: a new binding, or a pod bound to a node, counts once the
   cache has it (its fan-out delay, milliseconds).
@@ -44,9 +45,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, cast
 
 from kpy.api import errors
+from kpy.api.authentication.v1 import TokenRequest
 from kpy.api.rbac.v1 import ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding
+from kpy.apiserver.registry import decode_body
 from kpy.auth.attributes import Attributes, Decision, UserInfo
-from kpy.auth.node import NodeAuthorizer, References, admit_create, node_name_of, references_of
+from kpy.auth.node import (
+    NodeAuthorizer,
+    References,
+    admit_create,
+    admit_token_request,
+    node_name_of,
+    references_of,
+)
 from kpy.auth.rbac import RBACAuthorizer, RuleSet
 from kpy.rpc.apiserver import v1 as api
 
@@ -181,6 +191,14 @@ def _named(field_selector: str) -> str:
     return ""
 
 
+def _token_request(attributes: Attributes) -> bool:
+    return (attributes.api_group, attributes.resource, attributes.subresource) == (
+        "",
+        "serviceaccounts",
+        "token",
+    )
+
+
 def forbidden(attributes: Attributes, reason: str) -> errors.Forbidden:
     """Kubernetes' Forbidden error: `<resource>[.<group>] ["<name>"] is
     forbidden: <reason>`."""
@@ -291,6 +309,7 @@ class Authorization:
         self._registries = registries
         self._rbac = RBACAuthorizer(policy)
         self._node = NodeAuthorizer(graph) if mode == NODE_RBAC else None
+        self._graph = graph
         self._namespaced: dict[tuple[str, str], bool] = {
             (group, resource): registry.info.namespaced
             for (group, _, resource), registry in registries.items()
@@ -354,6 +373,13 @@ class Authorization:
             raise forbidden(attributes, decision.reason)
         if method == "Create" and not attributes.subresource and node_name_of(user):
             self._admit_node_create(user, attributes, request)
+        if method == "Create" and _token_request(attributes) and node_name_of(user):
+            body = decode_body(
+                TokenRequest, request.object, "authentication.k8s.io/v1 TokenRequest"
+            )
+            refusal = admit_token_request(user, attributes.namespace, body, self._graph)
+            if refusal:
+                raise forbidden(attributes, refusal)
 
     def check_creates(
         self, user: UserInfo, registry: Registry, objs: Sequence[Any]

@@ -1,8 +1,8 @@
 """`kpy-apiserver`: the API server as a process.
 
 Prints `kpy-apiserver serving on HOST:PORT` on stdout once it accepts calls
-(so a launcher can wait for that line), and stops cleanly on SIGTERM or
-SIGINT.
+(so a launcher can wait for that line; with `--token-port` it ends with
+` (token port: PORT)`), and stops cleanly on SIGTERM or SIGINT.
 
 `--workers N` (N > 1) runs N API servers as child processes of this one,
 on `--port`, `--port`+1, ... (with `--port 0` each picks a free port), so
@@ -43,7 +43,9 @@ from kpy.apiserver.audit import AuditOptions, PolicyError, load_policy
 from kpy.apiserver.authentication import TLSConfig, TLSConfigError
 from kpy.apiserver.compaction import parse_interval
 from kpy.apiserver.limits import DEFAULT_LIMITS, Limits
+from kpy.apiserver.proxy import KubeletClientTLS
 from kpy.apiserver.server import APIServer, ServerConfig
+from kpy.apiserver.serviceaccounts import TokenOptions
 from kpy.auth.authentication import (
     Authenticator,
     Chain,
@@ -53,6 +55,8 @@ from kpy.auth.authentication import (
     load_token_file,
 )
 from kpy.backoff import Backoff
+from kpy.door import TLSFileError
+from kpy.storage import ClientTLS, EtcdTLSError, etcd_tls
 from kpy.storage.encryption import ConfigError, EncryptionConfig, load_config
 
 log = logging.getLogger("kpy.apiserver")
@@ -77,6 +81,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--bind-address", default="127.0.0.1", help="address to listen on")
     p.add_argument("--port", type=int, default=6443, help="port to listen on; 0 picks a free one")
     p.add_argument(
+        "--token-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve TLS on this port (same address, certificate, handlers and limits) "
+        "without asking for a client certificate: callers there authenticate with bearer "
+        "tokens (ServiceAccount tokens, --token-auth-file), as pods do; one without a token "
+        "is Unauthorized. Also keeps the Service default/kubernetes pointing here. 0 picks a "
+        "free one; with --workers N, PORT, PORT+1, ... Needs TLS and a token authenticator",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -85,6 +100,14 @@ def _parser() -> argparse.ArgumentParser:
         "about one per core the API may use)",
     )
     p.add_argument("--etcd-prefix", default="/registry", help="key prefix of every object")
+    for flag, text in (
+        ("--etcd-cafile", "reach etcd over TLS, trusting the etcd serving certificates this "
+         "CA signed (PEM)"),
+        ("--etcd-certfile", "the PEM client certificate presented to etcd (signed by the CA "
+         "of etcd's --trusted-ca-file); needs --etcd-keyfile"),
+        ("--etcd-keyfile", "the PEM key of --etcd-certfile"),
+    ):  # fmt: skip
+        p.add_argument(flag, type=Path, metavar="FILE", help=text)
     p.add_argument(
         "--encryption-provider-config",
         type=Path,
@@ -115,6 +138,58 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="authenticate callers by bearer tokens listed in this CSV file, one "
         'token,user,uid,"group1,group2" per line',
+    )
+    p.add_argument(
+        "--service-account-issuer",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="the iss of the service account tokens this server issues (the first given) "
+        "and accepts (every one given); default https://kubernetes.default.svc.cluster.local",
+    )
+    p.add_argument(
+        "--service-account-key-file",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="FILE",
+        help="PEM public (or private) keys, EC or RSA, that verify service account tokens; "
+        "repeatable. Default: the --service-account-signing-key-file's public key. Needs TLS",
+    )
+    p.add_argument(
+        "--service-account-signing-key-file",
+        type=Path,
+        metavar="FILE",
+        help="the PEM private key (EC: ES256; RSA: RS256) that signs service account tokens "
+        "(serviceaccounts/token, kpyctl create token). Needs TLS",
+    )
+    p.add_argument(
+        "--api-audiences",
+        default="",
+        metavar="AUD,...",
+        help="comma-separated audiences a service account token must name one of to be "
+        "accepted, the first also the default of a token request's; default: the issuer",
+    )
+    p.add_argument(
+        "--kubelet-client-certificate",
+        type=Path,
+        metavar="FILE",
+        help="the PEM client certificate presented to node agents (logs, exec, port-forward, "
+        "stats; its CN is in the agents' --authorized-clients). Needs --kubelet-client-key "
+        "and --kubelet-certificate-authority",
+    )
+    p.add_argument(
+        "--kubelet-client-key",
+        type=Path,
+        metavar="FILE",
+        help="the PEM key of --kubelet-client-certificate",
+    )
+    p.add_argument(
+        "--kubelet-certificate-authority",
+        type=Path,
+        metavar="FILE",
+        help="dial node agents over TLS, checking their serving certificates (SAN: the node's "
+        "address) against this CA. Without it agents are dialled in plaintext",
     )
     p.add_argument(
         "--authorization-mode",
@@ -231,7 +306,37 @@ async def _serve(config: ServerConfig) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(cancel_on_signal, tg.cancel_scope)
         port = await tg.start(server.run)
-        print(f"kpy-apiserver serving on {config.address}:{port}", flush=True)
+        tokens = f" (token port: {server.token_port})" if server.token_port else ""
+        print(f"kpy-apiserver serving on {config.address}:{port}{tokens}", flush=True)
+
+
+def _check_token_port(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--token-port needs TLS and a token authenticator (else it would
+    serve anonymous callers), and ports apart from --port's (exit 2)."""
+    port = args.token_port
+    if port is None:
+        return
+    if not 0 <= port <= 65535 or (port and port + args.workers - 1 > 65535):
+        parser.error(f"--token-port must be between 0 and 65535 (for every worker), got {port}")
+    if args.tls_cert_file is None:
+        parser.error(
+            "--token-port needs TLS (tokens must not cross the network in plaintext): give "
+            "--tls-cert-file and --tls-private-key-file"
+        )
+    if (
+        args.token_auth_file is None
+        and not args.service_account_key_file
+        and args.service_account_signing_key_file is None
+    ):
+        parser.error(
+            "--token-port serves bearer-token callers: give --service-account-key-file (or "
+            "--service-account-signing-key-file) or --token-auth-file"
+        )
+    if port and args.port and abs(port - args.port) < args.workers:
+        parser.error(
+            f"--token-port {port} overlaps the ports of --port {args.port} "
+            f"(with --workers {args.workers}); choose ports apart"
+        )
 
 
 def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -321,6 +426,63 @@ def _security(
     return tls, Chain(authenticators) if authenticators else None
 
 
+def _kubelet_tls(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> KubeletClientTLS | None:
+    """How agents are dialled (`kpy.apiserver.proxy`), refused at start
+    (exit 2) naming the flag and file when unusable."""
+    try:
+        return KubeletClientTLS.from_flags(
+            args.kubelet_certificate_authority,
+            args.kubelet_client_certificate,
+            args.kubelet_client_key,
+        )
+    except TLSFileError as e:
+        parser.error(str(e))
+
+
+def _service_accounts(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> TokenOptions | None:
+    """The service account token flags, loaded (None when none is given);
+    refused at start (exit 2) naming the flag and the file."""
+    given = args.service_account_key_file or args.service_account_signing_key_file is not None
+    if not given:
+        if args.service_account_issuer or args.api_audiences:
+            parser.error(
+                "--service-account-issuer and --api-audiences need --service-account-key-file "
+                "or --service-account-signing-key-file"
+            )
+        return None
+    if args.tls_cert_file is None:
+        parser.error(
+            "service account tokens need TLS (tokens must not cross the network in plaintext): "
+            "give --tls-cert-file and --tls-private-key-file"
+        )
+    try:
+        return TokenOptions.load(
+            issuers=args.service_account_issuer,
+            key_files=args.service_account_key_file,
+            signing_key_file=args.service_account_signing_key_file,
+            audiences=[a.strip() for a in args.api_audiences.split(",")],
+        )
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def _etcd_tls(parser: argparse.ArgumentParser, args: argparse.Namespace) -> ClientTLS | None:
+    """--etcd-cafile, --etcd-certfile and --etcd-keyfile, read at start; and
+    a handshake with each etcd endpoint, so that a server and an etcd that
+    disagree about TLS stop here (exit 2, naming the flag to fix) rather
+    than retry forever. An etcd not answering yet is waited for as ever."""
+    try:
+        tls = ClientTLS.load(args.etcd_cafile, args.etcd_certfile, args.etcd_keyfile)
+        etcd_tls.check([e.strip() for e in args.etcd_servers.split(",") if e.strip()], tls)
+    except EtcdTLSError as e:
+        parser.error(str(e))
+    return tls
+
+
 def _audit(parser: argparse.ArgumentParser, args: argparse.Namespace) -> AuditOptions | None:
     """The audit policy and log the flags ask for (None: no audit log),
     refused at start (exit 2) naming the flag, and the policy's field."""
@@ -365,13 +527,18 @@ def main(argv: list[str] | None = None) -> int:
     _check(parser, args)
     encryption = _encryption(parser, args)
     tls, authenticators = _security(parser, args)
+    service_accounts = _service_accounts(parser, args)
+    _check_token_port(parser, args)
+    kubelet_tls = _kubelet_tls(parser, args)
     audit_options = _audit(parser, args)
+    etcd_client_tls = _etcd_tls(parser, args)
     logs.configure(args.log_level)
     if args.workers > 1:
         return _supervise(sys.argv[1:] if argv is None else argv, args)
     endpoints = tuple(e.strip() for e in args.etcd_servers.split(",") if e.strip())
     config = ServerConfig(
         etcd_endpoints=endpoints,
+        etcd_tls=etcd_client_tls,
         address=args.bind_address,
         port=args.port,
         prefix=args.etcd_prefix,
@@ -382,7 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         etcd_request_timeout=args.etcd_request_timeout,
         encryption=encryption,
         tls=tls,
+        token_port=args.token_port,
+        kubelet_tls=kubelet_tls,
         authenticators=authenticators,
+        service_accounts=service_accounts,
         authorization_mode=args.authorization_mode,
         audit=audit_options,
         limits=Limits(
@@ -414,7 +584,7 @@ def _supervise(argv: list[str], args: argparse.Namespace) -> int:
     docstring); 1 when one could not start."""
     failed: list[OSError] = []
     try:
-        anyio.run(_run_workers, argv, args.port, args.workers)
+        anyio.run(_run_workers, argv, args.port, args.workers, args.token_port or 0)
     except* WorkerFailed as group:
         failed = _leaves(group)
     for e in failed:
@@ -422,13 +592,15 @@ def _supervise(argv: list[str], args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-async def _run_workers(argv: list[str], port: int, workers: int) -> None:
+async def _run_workers(argv: list[str], port: int, workers: int, token_port: int = 0) -> None:
     started: list[tuple[str, int]] = [("", 0)] * workers  # (address, pid) of each worker
     async with anyio.create_task_group() as tg:
         tg.start_soon(cancel_on_signal, tg.cancel_scope)
 
         async def start(i: int) -> None:
-            started[i] = await tg.start(_worker, i + 1, argv, port + i if port else 0)
+            started[i] = await tg.start(
+                _worker, i + 1, argv, port + i if port else 0, token_port + i if token_port else 0
+            )
 
         async with anyio.create_task_group() as starting:  # all at once: each takes seconds
             for i in range(workers):
@@ -446,6 +618,7 @@ async def _worker(
     number: int,
     argv: list[str],
     port: int,
+    token_port: int = 0,
     *,
     task_status: anyio.abc.TaskStatus[tuple[str, int]] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -459,6 +632,8 @@ async def _worker(
         # argparse keeps the last of a repeated flag: these override the parent's
         command = [sys.executable, "-m", "kpy.apiserver.main", *argv]
         command += ["--workers", "1", "--port", str(port)]
+        if "--token-port" in argv or any(a.startswith("--token-port=") for a in argv):
+            command += ["--token-port", str(token_port)]
         env = {**os.environ, PARENT_PID_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
         began = time.monotonic()
         process = await anyio.open_process(

@@ -8,22 +8,35 @@ its first address, and `status.daemonEndpoints.kubeletEndpoint.Port`) and
 forwards the request unchanged: the agent's service takes the API server's
 own messages. `resolve_container` applies Kubernetes' rules for which
 container is meant.
+
+With `KubeletClientTLS` (`--kubelet-certificate-authority`,
+`--kubelet-client-certificate`, `--kubelet-client-key`) every agent is
+dialled over TLS: its serving certificate must chain to the CA and name the
+address dialled (an IP: the certificate's SAN holds it), and the API server
+presents its client certificate, which the agent's door (kpy.door) checks.
+A handshake that fails for a reason retrying cannot fix (a plaintext agent,
+a certificate from another CA, the agent refusing ours) is an Internal
+error at once, as kube-apiserver's "error dialing backend", naming the
+node, the address and the flag to check.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import grpc
 import grpc.aio
 
+from kpy import door
 from kpy.api import errors
 from kpy.rpc import status
 from kpy.rpc.agent import v1 as agent
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
     from kpy.api.core.v1 import Node, Pod
     from kpy.rpc.apiserver import v1 as api
@@ -81,17 +94,76 @@ class NoAgents:
         pass
 
 
-class AgentConnector:
-    """Talks to node agents over gRPC, one cached channel per address."""
+@dataclass(frozen=True, slots=True)
+class KubeletClientTLS:
+    """How the API server dials agents over TLS (PEM): the CA their serving
+    certificates chain to and, optionally, the client certificate it
+    presents. `ca_file` and `cert_file` name the files, for messages."""
 
-    def __init__(self) -> None:
+    ca_pem: bytes
+    ca_file: str = ""
+    cert_pem: bytes | None = None
+    key_pem: bytes | None = field(default=None, repr=False)
+    cert_file: str = ""
+
+    @classmethod
+    def from_flags(
+        cls,
+        certificate_authority: str | Path | None,
+        client_certificate: str | Path | None = None,
+        client_key: str | Path | None = None,
+    ) -> KubeletClientTLS | None:
+        """The files of `--kubelet-certificate-authority`,
+        `--kubelet-client-certificate` and `--kubelet-client-key`; None
+        without any. door.TLSFileError naming the flag when a file is
+        unusable, or when a client certificate comes without its key or
+        without the CA (it is presented only over TLS)."""
+        if (client_certificate is None) != (client_key is None):
+            raise door.TLSFileError(
+                "--kubelet-client-certificate and --kubelet-client-key go together: give both"
+            )
+        if certificate_authority is None:
+            if client_certificate is not None:
+                raise door.TLSFileError(
+                    "--kubelet-client-certificate needs --kubelet-certificate-authority (the "
+                    "CA that signed the agents' serving certificates): it is presented only "
+                    "over TLS"
+                )
+            return None
+        ca = door.read_pem("--kubelet-certificate-authority", certificate_authority, b"CERTIFICATE")
+        if client_certificate is None or client_key is None:
+            return cls(ca, str(certificate_authority))
+        return cls(
+            ca,
+            str(certificate_authority),
+            door.read_pem("--kubelet-client-certificate", client_certificate, b"CERTIFICATE"),
+            door.read_pem("--kubelet-client-key", client_key, b"PRIVATE KEY"),
+            str(client_certificate),
+        )
+
+
+class AgentConnector:
+    """Talks to node agents over gRPC, one cached channel per address;
+    over TLS with `tls` (see the module docstring), else in plaintext."""
+
+    def __init__(self, tls: KubeletClientTLS | None = None) -> None:
         self._channels: dict[str, grpc.aio.Channel] = {}
+        self._tls = tls
+        self._credentials = (
+            None
+            if tls is None
+            else grpc.ssl_channel_credentials(tls.ca_pem, tls.key_pem, tls.cert_pem)
+        )
 
     def _stub(self, node: Node) -> agent.AgentAsyncStub:
         address = agent_address(node)
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            if self._credentials is None:
+                channel = grpc.aio.insecure_channel(address)
+            else:
+                channel = grpc.aio.secure_channel(address, self._credentials)
+            self._channels[address] = channel
         return agent.AgentStub(channel)
 
     async def logs(self, node: Node, pod: Pod, request: api.LogRequest) -> AsyncIterator[bytes]:
@@ -100,7 +172,7 @@ class AgentConnector:
             async for chunk in call:
                 yield chunk.data
         except grpc.aio.AioRpcError as e:
-            raise _agent_error(e, node, pod, "logs") from None
+            raise self._error(e, node, pod, "logs") from None
         finally:
             call.cancel()
 
@@ -117,7 +189,7 @@ class AgentConnector:
             async for response in call:
                 yield response
         except grpc.aio.AioRpcError as e:
-            raise _agent_error(e, node, pod, "exec") from None
+            raise self._error(e, node, pod, "exec") from None
         finally:
             call.cancel()
 
@@ -138,7 +210,7 @@ class AgentConnector:
             async for response in call:
                 yield response
         except grpc.aio.AioRpcError as e:
-            raise _agent_error(e, node, pod, "port-forward") from None
+            raise self._error(e, node, pod, "port-forward") from None
         finally:
             call.cancel()
 
@@ -149,7 +221,26 @@ class AgentConnector:
             )
             return response
         except grpc.aio.AioRpcError as e:
-            raise _agent_error(e, node, None, "stats") from None
+            raise self._error(e, node, None, "stats") from None
+
+    def _error(self, e: grpc.aio.AioRpcError, node: Node, pod: Pod | None, what: str) -> Exception:
+        if e.code() == grpc.StatusCode.UNAVAILABLE:
+            problem = door.handshake_problem(e.details() or "")
+            if problem is not None:
+                return _handshake_error(problem, self._tls, node, pod, what)
+        if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            return _unreachable(node, pod, what, f"{e.details()}")
+        error = status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
+        if isinstance(error, errors.Forbidden | errors.Unauthorized):
+            # The agent's door refused the API server itself, not the user.
+            return errors.Internal(
+                f"{_prefix(node, pod, what)} refused the API server: {error.message}; check "
+                "kpy-apiserver's --kubelet-client-certificate and the agent's "
+                "--authorized-clients",
+                kind="nodes",
+                name=node.metadata.name,
+            )
+        return error
 
     async def close(self) -> None:
         channels, self._channels = list(self._channels.values()), {}
@@ -172,17 +263,70 @@ def agent_address(node: Node) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def _agent_error(e: grpc.aio.AioRpcError, node: Node, pod: Pod | None, what: str) -> Exception:
-    if e.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
-        return _unreachable(node, pod, what, f"{e.details()}")
-    return status.from_grpc(e.code(), e.details(), e.trailing_metadata() or ())
+def _prefix(node: Node, pod: Pod | None, what: str) -> str:
+    target = f' of pod "{pod.metadata.namespace}/{pod.metadata.name}"' if pod else ""
+    try:
+        at = f" at {agent_address(node)}"
+    except errors.Unavailable:
+        at = ""
+    return f'cannot get {what}{target}: the agent of node "{node.metadata.name}"{at}'
+
+
+def _handshake_error(
+    problem: door.HandshakeProblem,
+    tls: KubeletClientTLS | None,
+    node: Node,
+    pod: Pod | None,
+    what: str,
+) -> errors.StatusError:
+    """What a failed TLS handshake with an agent means, and what to check."""
+    head = _prefix(node, pod, what)
+    if tls is None:
+        # Without TLS only a closed connection is a sign: the agent may want TLS.
+        return _unreachable(
+            node,
+            pod,
+            what,
+            "it closed the connection before answering; if it serves TLS, start kpy-apiserver "
+            "with --kubelet-certificate-authority, --kubelet-client-certificate and "
+            "--kubelet-client-key",
+        )
+    if problem == "plaintext":
+        why = (
+            "does not speak TLS; start kpy-agent with --tls-cert-file, --tls-private-key-file "
+            "and --client-ca-file, or drop --kubelet-certificate-authority from kpy-apiserver"
+        )
+    elif problem == "untrusted":
+        why = (
+            f"presented a certificate not signed by the CA in {tls.ca_file}: certificate "
+            "verify failed; check --kubelet-certificate-authority (it must be the CA that "
+            "signed the agents' --tls-cert-file)"
+        )
+    elif problem == "expired":
+        why = (
+            "presented an expired certificate: certificate verify failed; issue the agent "
+            "a new --tls-cert-file"
+        )
+    elif problem == "hostname":
+        why = (
+            "presented a certificate that does not name the address it was dialled at: "
+            "certificate verify failed; issue the agent a serving certificate whose SANs hold "
+            "the node's address (kpy.pki.issue_server(ca, hosts=(ip,)))"
+        )
+    else:
+        presented = tls.cert_file or "none: no --kubelet-client-certificate"
+        why = (
+            "closed the connection during the TLS handshake: it refused the API server's "
+            f"client certificate ({presented}); check --kubelet-client-certificate (it must "
+            "be signed by the agent's --client-ca-file)"
+        )
+    return errors.Internal(f"{head} {why}", kind="nodes", name=node.metadata.name)
 
 
 def _unreachable(node: Node, pod: Pod | None, what: str, why: str) -> errors.Unavailable:
-    target = f' of pod "{pod.metadata.namespace}/{pod.metadata.name}"' if pod else ""
     return errors.Unavailable(
-        f'cannot get {what}{target}: the agent of node "{node.metadata.name}" is not '
-        f"reachable ({why}); check that kpy-agent runs on that node",
+        f"{_prefix(node, pod, what)} is not reachable ({why}); check that kpy-agent runs "
+        "on that node",
         kind="nodes",
         name=node.metadata.name,
     )

@@ -66,6 +66,7 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo
     from kpy.api.selection import Predicate
     from kpy.apiserver.service_alloc import ServiceAllocator
+    from kpy.apiserver.serviceaccounts import TokenRequests
     from kpy.apiserver.watch_cache import CacheWatcher, WatchCache
     from kpy.clock import Clock
 
@@ -153,6 +154,11 @@ class Registry:
         self.ingress_classes: admission.IngressClasses | None = None
         #: where pods/eviction finds PodDisruptionBudgets (set by the server)
         self.disruption_budgets: Registry | None = None
+        #: issues serviceaccounts/token (set by the server when it has a signing key)
+        self.token_requests: TokenRequests | None = None
+        #: where Pod creation finds its ServiceAccount (set by the server only
+        #: when it issues tokens: see `admission.admit_service_account`)
+        self.service_accounts: admission.ServiceAccounts | None = None
         #: the admission flags (set by the server)
         self.admission_options = admission.DEFAULT_OPTIONS
         #: writes Services with their cluster IP and node port claims (set by the server)
@@ -304,6 +310,8 @@ class Registry:
             m.ClearField(name)
         self.strategy.prepare_for_create(obj)
         admission.admit(obj, self.admission_options)
+        if self.service_accounts is not None:
+            await admission.admit_service_account(obj, self.service_accounts)
         if self.priority_classes is not None:
             await admission.admit_priority(obj, self.priority_classes)
         if self.storage_classes is not None:

@@ -13,6 +13,7 @@ one etcd: they share nothing but etcd.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from kpy.api import errors
 from kpy.api.core.v1 import Namespace
 from kpy.api.scheme import Scheme, scheme
 from kpy.api.unstructured import is_custom
-from kpy.apiserver import admission, authentication, authorization
+from kpy.apiserver import admission, authentication, authorization, master_endpoints
 from kpy.apiserver.audit import AuditLog, Auditor
 from kpy.apiserver.compaction import DEFAULT_INTERVAL, Compactor
 from kpy.apiserver.customresources import CustomResources
@@ -33,8 +34,11 @@ from kpy.apiserver.proxy import AgentConnector, NodeConnector
 from kpy.apiserver.registry import NamespacesBeingDeleted, Registry
 from kpy.apiserver.service import APIService, Gate, serve_on
 from kpy.apiserver.service_alloc import DEFAULT_RANGES, ServiceAllocator, ServiceRanges
+from kpy.apiserver.serviceaccounts import CacheLookup, TokenOptions, TokenRequests
 from kpy.apiserver.watch_cache import WatchCache
 from kpy.auth import bootstrap
+from kpy.auth.authentication import Chain
+from kpy.auth.serviceaccount import TokenIssuer
 from kpy.storage import MAX_OBJECT_BYTES, Store, new_client
 
 if TYPE_CHECKING:
@@ -43,7 +47,8 @@ if TYPE_CHECKING:
     from kpy.api.scheme import ResourceInfo
     from kpy.apiserver.audit import AuditOptions
     from kpy.apiserver.authentication import TLSConfig
-    from kpy.auth.authentication import Chain
+    from kpy.apiserver.proxy import KubeletClientTLS
+    from kpy.storage import ClientTLS
     from kpy.storage.encryption import EncryptionConfig
 
 log = logging.getLogger("kpy.apiserver")
@@ -62,6 +67,8 @@ def _rbac_key(obj: Message) -> tuple[str, str, str]:
 @dataclass(frozen=True, slots=True)
 class ServerConfig:
     etcd_endpoints: tuple[str, ...] = ("127.0.0.1:2379",)
+    #: --etcd-cafile, --etcd-certfile, --etcd-keyfile (None: etcd in plaintext)
+    etcd_tls: ClientTLS | None = None
     address: str = "127.0.0.1"
     port: int = 6443  # 0: any free port
     prefix: str = "/registry"
@@ -98,6 +105,18 @@ class ServerConfig:
     #: --audit-policy-file and --audit-log-*: the policy and where events go
     #: (None: no audit log, as Kubernetes without a policy)
     audit: AuditOptions | None = None
+    #: --service-account-issuer, --service-account-key-file,
+    #: --service-account-signing-key-file, --api-audiences (None: no
+    #: service account tokens issued or authenticated)
+    service_accounts: TokenOptions | None = None
+    #: --kubelet-certificate-authority, --kubelet-client-certificate and
+    #: --kubelet-client-key: how agents are dialled (None: plaintext)
+    kubelet_tls: KubeletClientTLS | None = None
+    #: --token-port: a second TLS port, same handlers, that asks for no client
+    #: certificate (callers bring bearer tokens); 0: any free port; None: none.
+    #: With it the server also keeps the `kubernetes` Service of `default`
+    #: pointing at this port (`kpy.apiserver.master_endpoints`).
+    token_port: int | None = None
 
 
 class APIServer:
@@ -110,8 +129,10 @@ class APIServer:
     ) -> None:
         self.config = config
         self._scheme = using
-        self._connector = connector or AgentConnector()
+        self._connector = connector or AgentConnector(config.kubelet_tls)
         self.port = 0
+        #: the token port bound (`ServerConfig.token_port`), once serving; 0: none
+        self.token_port = 0
         #: the limits every call passes (`kpy.apiserver.limits`), once serving
         self.gate: Gate | None = None
         #: the audit log's writer (`kpy.apiserver.audit`), run by `run` with the server
@@ -121,7 +142,9 @@ class APIServer:
         self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED
     ) -> None:
         cfg = self.config
-        client = new_client(",".join(cfg.etcd_endpoints))
+        if cfg.token_port is not None and cfg.tls is None:
+            raise ValueError("token_port needs tls: tokens must not cross the network in plaintext")
+        client = new_client(",".join(cfg.etcd_endpoints), tls=cfg.etcd_tls)
         try:
             store = Store(
                 client,
@@ -151,13 +174,35 @@ class APIServer:
                     await tg.start(self.audit_log.run)
                 server = self._grpc_server(registries)
                 self.port = _listen(server, cfg.address, cfg.port, cfg.tls)
+                if cfg.token_port is not None and cfg.tls is not None:
+                    # The same serving certificate, no client CA: gRPC then
+                    # does not ask for a certificate on this port.
+                    tokens_only = dataclasses.replace(cfg.tls, client_ca_pem=None)
+                    self.token_port = _listen(
+                        server, cfg.address, cfg.token_port, tokens_only, flag="--token-port"
+                    )
                 await server.start()
                 log.info("serving", extra={"address": f"{cfg.address}:{self.port}"})
+                reconciler = None
+                if self.token_port:
+                    log.info(
+                        "serving bearer-token callers",
+                        extra={"address": f"{cfg.address}:{self.token_port}"},
+                    )
+                    reconciler = master_endpoints.Reconciler(
+                        registries,
+                        master_endpoints.advertised(cfg.address),
+                        self.token_port,
+                        cfg.service_ranges,
+                    )
+                    tg.start_soon(reconciler.run)
                 task_status.started(self.port)
                 try:
                     await anyio.sleep_forever()
                 finally:
                     with anyio.CancelScope(shield=True):
+                        if reconciler is not None:  # pods stop being sent here
+                            await reconciler.withdraw(store)
                         await server.stop(grace=1.0)
                         await self._connector.close()
                     tg.cancel_scope.cancel()
@@ -225,6 +270,20 @@ class APIServer:
         if pods is not None:
             pods.admission_options = cfg.admission_options
             pods.disruption_budgets = registries.get(("policy", "v1", "poddisruptionbudgets"))
+        accounts = registries.get(("", "v1", "serviceaccounts"))
+        tokens = cfg.service_accounts
+        if accounts is not None and tokens is not None and tokens.signing_key is not None:
+            accounts.token_requests = TokenRequests(
+                TokenIssuer(tokens.issuers[0], tokens.signing_key),
+                tokens.audiences,
+                lambda resource: registries.get(("", "v1", resource)),
+                max_expiration_seconds=tokens.max_expiration_seconds,
+            )
+        if pods is not None and accounts is not None and accounts.token_requests is not None:
+            # ServiceAccount admission only where pods can get their tokens.
+            pods.service_accounts = admission.StoredServiceAccounts(
+                store, accounts.info, accounts.cache
+            )
         async with anyio.create_task_group() as starting:
             for registry in registries.values():
                 starting.start_soon(tg.start, registry.cache.run)
@@ -260,7 +319,8 @@ class APIServer:
             *cfg.extra_grpc_options,
         ]
         server = grpc.aio.server(options=options)
-        mode = cfg.authorization_mode or authorization.default_mode(cfg.authenticators is not None)
+        authenticators = self._authenticators(registries)
+        mode = cfg.authorization_mode or authorization.default_mode(authenticators is not None)
         authorizer = (
             None
             if mode == authorization.ALWAYS_ALLOW
@@ -277,21 +337,47 @@ class APIServer:
             requests=RequestLimiter(cfg.limits),
             watches=WatchLimit(cfg.limits.max_watches, retry_after=cfg.limits.retry_after),
             max_request_bytes=limit,
-            authenticators=cfg.authenticators,
+            authenticators=authenticators,
             authorizer=authorizer,
             auditor=None if self.audit_log is None else self._auditor(self.audit_log),
         )
         serve_on(server, service, gate)
         return server
 
+    def _authenticators(self, registries: dict[tuple[str, str, str], Registry]) -> Chain | None:
+        """The configured chain (x509, static tokens), then, with
+        verification keys, the service account tokens' authenticator over
+        the watch caches."""
+        cfg = self.config
+        tokens = cfg.service_accounts
+        if tokens is None:
+            return cfg.authenticators
+
+        def cache(resource: str) -> WatchCache:
+            return registries[("", "v1", resource)].cache
+
+        lookup = CacheLookup(cache("serviceaccounts"), cache("pods"), cache("secrets"))
+        found = tokens.authenticator(lookup)
+        if found is None:
+            return cfg.authenticators
+        earlier = cfg.authenticators.authenticators if cfg.authenticators is not None else ()
+        return Chain((*earlier, found))
+
     def _auditor(self, audit_log: AuditLog) -> Auditor:
         return Auditor(audit_log.options.policy, audit_log.record, using=self._scheme)
 
 
-def _listen(server: grpc.aio.Server, address: str, port: int, tls: TLSConfig | None) -> int:
+def _listen(
+    server: grpc.aio.Server,
+    address: str,
+    port: int,
+    tls: TLSConfig | None,
+    *,
+    flag: str = "--port",
+) -> int:
     """Binds `server` to address:port (with TLS when `tls` is set) and
-    returns the port bound; OSError when it cannot (the port is taken, the
-    address is not local)."""
+    returns the port bound; OSError naming `flag` when it cannot (the port
+    is taken, the address is not local)."""
     try:
         if tls is None:
             bound = server.add_insecure_port(f"{address}:{port}")
@@ -303,6 +389,6 @@ def _listen(server: grpc.aio.Server, address: str, port: int, tls: TLSConfig | N
     if not bound:
         raise OSError(
             f"cannot listen on {address}:{port}; is another server using the port? "
-            "pick another with --port (0: any free port)"
+            f"pick another with {flag} (0: any free port)"
         )
     return bound

@@ -397,7 +397,10 @@ class ServiceAllocator:
         """A free value of `values`: a random guess first (a large range is
         mostly free), else one read from the claims stored; Invalid on
         `path` of `svc` when none is left."""
-        guess = self._rng.choice(values)
+        # The range's first IP is the `kubernetes` Service's (kpy.apiserver.
+        # master_endpoints): given out only when nothing else is left.
+        reserved = values[0] if prefix == IP_CLAIMS and len(values) > 1 else None
+        guess = self._rng.choice(values[1:] if reserved is not None else values)
         name = str(ipaddress.IPv4Address(guess)) if prefix == IP_CLAIMS else str(guess)
         if f"{prefix}/{name}" not in taken:
             return guess
@@ -414,7 +417,7 @@ class ServiceAllocator:
                 f"longer serve, or widen --service-{flag}-range"
             )
             raise _invalid(svc, [errors.FieldError(path, errors.INVALID, detail)])
-        return self._rng.choice(free)
+        return self._rng.choice([v for v in free if v != reserved] or free)
 
     async def _release(self, before: dict[str, bytes], after: dict[str, bytes]) -> None:
         """Releases what `before` held and `after` does not. The write they

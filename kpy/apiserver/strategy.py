@@ -324,11 +324,18 @@ class ServiceStrategy(Strategy):
         service_alloc.prepare_for_update(new, old)
 
 
+class ServiceAccountStrategy(Strategy):
+    """A ServiceAccount serves the `token` subresource (TokenRequest)."""
+
+    extra_subresources = ("token",)
+
+
 STRATEGIES: Final[dict[str, type[Strategy]]] = {
     "Pod": PodStrategy,
     "Node": NodeStrategy,
     "Namespace": NamespaceStrategy,
     "Secret": SecretStrategy,
+    "ServiceAccount": ServiceAccountStrategy,
     "PersistentVolume": PersistentVolumeStrategy,
     "PersistentVolumeClaim": PersistentVolumeClaimStrategy,
     "Deployment": ScalableStrategy,

@@ -18,6 +18,8 @@ and the stored object, and what the subresource shows of it.
   scheduled;
 - eviction (create): deletes a pod unless that would break its
   PodDisruptionBudget (`kpy.apiserver.eviction`);
+- token (create): a ServiceAccount's TokenRequest, answered with a signed
+  token (`kpy.apiserver.serviceaccounts`);
 - log and exec: listed for discovery; the streaming Logs and Exec RPCs
   serve them, so no verb here does.
 """
@@ -31,6 +33,7 @@ from kpy.api.autoscaling.v1 import Scale
 from kpy.api.core.v1 import Binding, PodCondition
 from kpy.apiserver.eviction import evict
 from kpy.apiserver.registry import copy_message, decode_body, no_subresource
+from kpy.apiserver.serviceaccounts import request_token
 from kpy.apiserver.strategy import ScalableStrategy
 
 if TYPE_CHECKING:
@@ -279,6 +282,17 @@ class EvictionSubresource(Subresource):
         return await evict(registry, body, namespace=namespace, name=name, dry_run=dry_run)
 
 
+class TokenSubresource(Subresource):
+    """serviceaccounts/token: a TokenRequest, answered with a signed token."""
+
+    name = "token"
+
+    async def create(
+        self, registry: Registry, body: bytes, *, namespace: str, name: str, dry_run: bool
+    ) -> Message:
+        return await request_token(registry, body, namespace=namespace, name=name, dry_run=dry_run)
+
+
 class Log(Subresource):
     """pods/log: served by the streaming Logs RPC; listed here so that
     discovery and routing know it."""
@@ -301,6 +315,7 @@ SUBRESOURCES: Final[dict[str, Subresource]] = {
         Finalize(),
         BindingSubresource(),
         EvictionSubresource(),
+        TokenSubresource(),
         Log(),
         Exec(),
     )

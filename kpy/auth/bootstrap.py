@@ -17,7 +17,9 @@ which stores those that are missing when the API server starts.
   `system:kube-controller-manager`, `system:kube-scheduler`, `system:node`
   (the `system:nodes` group; only services and events: the node
   authorizer grants the rest, per node), `system:node-proxier` (`system:kube-proxy`)
-  and `system:kube-dns` (the ServiceAccount kube-system/kube-dns).
+  and `system:kube-dns` (the ServiceAccount kube-system/kube-dns);
+  `system:kpy-ingress` (kpy-ingress) and `system:kpy-simulated-nodes` (the
+  one agent of many simulated nodes, see its role for why it is not a node).
 
 Every object carries the label `kubernetes.io/bootstrapping:
 rbac-defaults`. `ensure_policy` only creates: a role an operator changed
@@ -265,6 +267,8 @@ def _components() -> list[ClusterRole]:
                     ("",),
                     ("pods", "persistentvolumeclaims", "persistentvolumes", "endpoints"),
                 ),
+                # Each namespace's `default` ServiceAccount and kube-root-ca.crt ConfigMap.
+                _rule(("create",), ("",), ("serviceaccounts", "configmaps")),
                 _rule(("create",), ("apps",), ("replicasets", "controllerrevisions")),
                 _rule(("create",), ("batch",), ("jobs",)),
                 _rule(("create",), ("discovery.k8s.io",), ("endpointslices",)),
@@ -327,6 +331,42 @@ def _components() -> list[ClusterRole]:
                 _rule(("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)),
             ],
         ),
+        # kpy-ingress (as ingress-nginx's ClusterRole): the Ingresses of its
+        # class, the Services and endpoints they route to, the TLS Secrets
+        # they name, and the Ingresses' status (their address).
+        _role(
+            "system:kpy-ingress",
+            [
+                _rule(("list", "watch"), ("",), ("services", "secrets")),
+                _rule(("list", "watch"), ("discovery.k8s.io",), ("endpointslices",)),
+                _rule(("list", "watch"), ("networking.k8s.io",), ("ingresses", "ingressclasses")),
+                _rule(("update",), ("networking.k8s.io",), ("ingresses/status",)),
+                _rule(("create", "update", "patch"), ("",), ("events",)),
+            ],
+        ),
+        # The agent of many simulated nodes (`kpy-agent --simulated-nodes`,
+        # what `kpy up` starts for more than a few simulated nodes): one
+        # process calls the API for all its nodes over one connection with
+        # one client certificate. The node authorizer reads a single node
+        # from the user name (`system:node:<name>`), so no node identity fits
+        # it; it gets, cluster-wide, what each node gets for itself. Its pods
+        # run nothing (no container reads a Secret it is given), and the
+        # certificate never leaves the cluster directory.
+        _role(
+            "system:kpy-simulated-nodes",
+            [
+                _rule((*_READ, "create", "update", "patch"), ("",), ("nodes",)),
+                _rule(("get", "update", "patch"), ("",), ("nodes/status",)),
+                _rule((*_READ, "create", "delete"), ("",), ("pods",)),
+                _rule(("update", "patch"), ("",), ("pods/status",)),
+                _rule(_READ, ("",), ("secrets", "configmaps", "persistentvolumeclaims")),
+                _rule(("get",), ("",), ("persistentvolumes",)),
+                _rule(_READ, ("",), ("services",)),
+                _rule(("create", "update", "patch"), ("",), ("events",)),
+                _rule(("create",), ("",), ("serviceaccounts/token",)),
+                _rule(("get", "create", "update", "patch"), ("coordination.k8s.io",), ("leases",)),
+            ],
+        ),
     ]
 
 
@@ -371,6 +411,13 @@ def cluster_role_bindings() -> list[ClusterRoleBinding]:
         _binding("system:node-proxier", "system:node-proxier", USER_KIND, "system:kube-proxy"),
         _binding(
             "system:kube-dns", "system:kube-dns", SERVICE_ACCOUNT_KIND, "kube-dns", "kube-system"
+        ),
+        _binding("system:kpy-ingress", "system:kpy-ingress", USER_KIND, "system:kpy-ingress"),
+        _binding(
+            "system:kpy-simulated-nodes",
+            "system:kpy-simulated-nodes",
+            USER_KIND,
+            "system:kpy-simulated-nodes",
         ),
     ]
 

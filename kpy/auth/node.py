@@ -20,7 +20,10 @@ Contract of `NodeAuthorizer.authorize(user, attributes, field_selector)`:
     (`admit_create` checks the name), `update`/`patch` of it and its
     `status`;
   - leases (coordination.k8s.io) in `kube-node-lease`: every verb on the
-    Lease named after the node, `create` (`admit_create` checks the name).
+    Lease named after the node, `create` (`admit_create` checks the name);
+  - serviceaccounts: only `create` of `serviceaccounts/token` for a
+    ServiceAccount a pod bound to the node runs as
+    (`admit_token_request` then requires the token bound to such a pod).
   Anything else on these kinds is denied with Kubernetes' Forbidden wording
   and the node authorizer's reason.
 - `NodeGraph` is read afresh on every call: a pod bound a moment ago, or a
@@ -48,6 +51,7 @@ __all__ = [
     "NodeGraph",
     "References",
     "admit_create",
+    "admit_token_request",
     "node_name_of",
     "pod_references",
     "references_of",
@@ -77,6 +81,8 @@ class References:
     secrets: frozenset[tuple[str, str]] = frozenset()
     config_maps: frozenset[tuple[str, str]] = frozenset()
     claims: frozenset[tuple[str, str]] = frozenset()
+    #: the ServiceAccounts the pods run as (spec.serviceAccountName)
+    service_accounts: frozenset[tuple[str, str]] = frozenset()
 
 
 class NodeGraph(Protocol):
@@ -136,14 +142,18 @@ def references_of(pods: Iterable[Pod]) -> References:
         "configmaps": set(),
         "persistentvolumeclaims": set(),
     }
+    accounts: set[tuple[str, str]] = set()
     for pod in pods:
         for kind, name in pod_references(pod):
             if name:
                 found[kind].add((pod.metadata.namespace, name))
+        if pod.spec.service_account_name:
+            accounts.add((pod.metadata.namespace, pod.spec.service_account_name))
     return References(
         frozenset(found["secrets"]),
         frozenset(found["configmaps"]),
         frozenset(found["persistentvolumeclaims"]),
+        frozenset(accounts),
     )
 
 
@@ -170,6 +180,8 @@ class NodeAuthorizer:
             return self._node(node, user, attributes)
         if group == _COORDINATION and resource == "leases":
             return self._lease(node, user, attributes)
+        if group == "" and resource == "serviceaccounts":
+            return self._token(node, user, attributes)
         return None
 
     # -- pods --------------------------------------------------------------------
@@ -243,6 +255,49 @@ class NodeAuthorizer:
         if a.verb == "create" or a.name == node:
             return _allow(f"the Lease of node {node!r}")
         return _deny(user, a, f'node "{node}" may only use its own Lease')
+
+    # -- tokens of its pods' service accounts --------------------------------------------
+
+    def _token(self, node: str, user: UserInfo, a: Attributes) -> Decision:
+        if a.verb != "create" or not a.name:
+            return _deny(user, a, "can only create tokens for individual service accounts")
+        if a.subresource != "token":
+            return _deny(user, a, "can only create token subresource of serviceaccount")
+        if (a.namespace, a.name) in self._graph.references_on(node).service_accounts:
+            return _allow(f"serviceaccount {a.namespace}/{a.name} is used by a pod on {node!r}")
+        return _deny(user, a, _no_relationship(node, a))
+
+
+def admit_token_request(user: UserInfo, namespace: str, request: Any, graph: NodeGraph) -> str:
+    """NodeRestriction for a node's `create serviceaccounts/token` in
+    `namespace`: "" to admit the TokenRequest `request`, else why it is
+    refused (Kubernetes' words). A node's token must be bound to a pod (by
+    name and uid) that is bound to that node."""
+    node = node_name_of(user)
+    if not node:
+        return ""
+    spec = request.spec
+    ref = spec.bound_object_ref
+    if (
+        not spec.HasField("bound_object_ref")
+        or ref.api_version not in ("", "v1")
+        or ref.kind != "Pod"
+        or not ref.name
+    ):
+        return "node requested token not bound to a pod"
+    if not ref.uid:
+        return "node requested token with a pod binding without a uid"
+    pod = graph.pod(namespace, ref.name)
+    if pod is None:
+        return f'pod "{ref.name}" not found'
+    if pod.metadata.uid != ref.uid:
+        return (
+            f"the UID in the bound object reference ({ref.uid}) does not match the UID in "
+            "record. The object might have been deleted and then recreated"
+        )
+    if pod.spec.node_name != node:
+        return "node requested token bound to a pod scheduled on a different node"
+    return ""
 
 
 def admit_create(user: UserInfo, resource: str, api_group: str, obj: Any) -> str:

@@ -283,7 +283,9 @@ def with_credential_flags(config: ClientConfig, args: argparse.Namespace) -> Cli
             "--token is sent only over TLS: give --certificate-authority too (or "
             "certificate-authority in the kpy config)"
         )
-    return dataclasses.replace(config, tls=tls, token=config.token if token is None else token)
+    if token is None:
+        return dataclasses.replace(config, tls=tls)
+    return dataclasses.replace(config, tls=tls, token=token, token_file="")
 
 
 def unauthorized_message(config: ClientConfig) -> str:

@@ -7,6 +7,8 @@
     kpyctl create job NAME --image=IMAGE [-- COMMAND...] | --from=cronjob/NAME   (_create_job)
     kpyctl create role|clusterrole|rolebinding|clusterrolebinding|serviceaccount NAME ...
                                                                               (_create_rbac)
+    kpyctl create token SA [--audience=A] [--duration=1h] [--bound-object-kind=Pod ...]
+                                                                              (_create_token)
 
 Each prints kubectl's `configmap/NAME created`; with `--dry-run=client` the
 object is only built (`-o yaml|json` prints it, as users pipe it into a
@@ -25,7 +27,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from kpy.api import codec, errors
 from kpy.api.scheme import scheme
-from kpy.cli import _client, _create_job, _create_rbac
+from kpy.cli import _client, _create_job, _create_rbac, _create_token
 from kpy.cli._create_object import create_object
 from kpy.cli._kustomize import parse_env_file
 from kpy.cli._manifests import UsageError, load_objects, read_sources
@@ -44,7 +46,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     what = p.add_subparsers(
         dest="create_what",
         metavar="namespace|configmap|secret|job|role|clusterrole|rolebinding|"
-        "clusterrolebinding|serviceaccount",
+        "clusterrolebinding|serviceaccount|token",
     )
 
     ns = what.add_parser("namespace", aliases=["ns"], help="create a namespace")
@@ -69,6 +71,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     _create_job.add_parser(what)
     _create_rbac.add_parsers(what)
+    _create_token.add_parser(what)
 
 
 def _source_flags(p: argparse.ArgumentParser) -> None:

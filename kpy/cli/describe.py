@@ -40,11 +40,12 @@
 from __future__ import annotations
 
 import datetime
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
 import grpc
 import grpc.aio
 
+from kpy import door
 from kpy.api import codec, errors
 from kpy.api.apps.v1 import ReplicaSet
 from kpy.api.core.v1 import Endpoints, Event, Pod
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
 
     from kpy.api.scheme import ResourceInfo
     from kpy.client import Client
+    from kpy.client.config import TLSCredentials
 
 __all__ = ["DEFAULT_SCHEDULER", "add_parser", "run"]
 
@@ -120,12 +122,23 @@ async def _describe(client: Client, args: argparse.Namespace, out: TextIO, err: 
         if i:
             out.write("\n\n")
         scheduler = args.scheduler or (*client.config.schedulers, DEFAULT_SCHEDULER)[0]
-        out.write(await describe(client, info, obj, scheduler=scheduler))
+        out.write(
+            await describe(client, info, obj, scheduler=scheduler, scheduler_tls=client.config.tls)
+        )
     return code
 
 
-async def describe(client: Client, info: ResourceInfo, obj: Any, *, scheduler: str) -> str:
-    """The whole description of one object (see the module docstring)."""
+async def describe(
+    client: Client,
+    info: ResourceInfo,
+    obj: Any,
+    *,
+    scheduler: str,
+    scheduler_tls: TLSCredentials | None = None,
+) -> str:
+    """The whole description of one object (see the module docstring); a
+    pending pod's adds the scheduler's verdicts, asked over TLS with
+    `scheduler_tls` (the kpy config's CA and client certificate)."""
     # a custom kind may share a built-in kind's name; its describer never
     kind = "" if is_custom(info.message) else info.kind
     describer = _DESCRIBERS.get(kind)
@@ -137,7 +150,7 @@ async def describe(client: Client, info: ResourceInfo, obj: Any, *, scheduler: s
         rows += await _events(client, obj)
     text = _printers.tabulate(rows, padding=2, min_width=0)
     if kind == "Pod" and not obj.spec.node_name and not obj.metadata.HasField("deletion_timestamp"):
-        text += await explain(obj, scheduler)
+        text += await explain(obj, scheduler, scheduler_tls)
     return text
 
 
@@ -647,22 +660,69 @@ def _now() -> float:
 # ------------------------------------------------------------------ scheduler
 
 
-async def explain(pod: Any, address: str) -> str:
+async def explain(pod: Any, address: str, tls: TLSCredentials | None = None) -> str:
     """The scheduler's per-node verdicts for a pending pod, or one line
-    saying why they are not available."""
+    saying why they are not available. With `tls` the scheduler is asked
+    over TLS, presenting the client certificate (as the API servers are)."""
     try:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with _scheduler_channel(address, tls) as channel:
             stub = sched_rpc.SchedulerStub(channel)
             request = sched_rpc.ExplainRequest(
                 namespace=pod.metadata.namespace, name=pod.metadata.name
             )
             answer = await stub.Explain(request, timeout=EXPLAIN_TIMEOUT)
     except grpc.aio.AioRpcError as e:
+        why = _explain_failure(e, tls) or f"{e.code().name}: {e.details()}"
         return (
             f"Scheduler:  could not ask the scheduler at {address} "
-            f"({e.code().name}: {e.details()}); pass --scheduler HOST:PORT to ask another\n"
+            f"({why}); pass --scheduler HOST:PORT to ask another\n"
         )
     return format_explain(answer, address)
+
+
+def _scheduler_channel(address: str, tls: TLSCredentials | None) -> grpc.aio.Channel:
+    if tls is None:
+        return grpc.aio.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(tls.ca_pem, tls.key_pem, tls.cert_pem)
+    return grpc.aio.secure_channel(address, credentials)
+
+
+def _explain_failure(e: grpc.aio.AioRpcError, tls: TLSCredentials | None) -> str:
+    """What a refused Explain call means, in words ("" when it is no
+    refusal: the scheduler is down, say)."""
+    if e.code() in (grpc.StatusCode.PERMISSION_DENIED, grpc.StatusCode.UNAUTHENTICATED):
+        return f"{e.details()}; use a config whose client certificate it answers"
+    if e.code() != grpc.StatusCode.UNAVAILABLE:
+        return ""
+    problem = door.handshake_problem(e.details() or "")
+    if tls is None:
+        if problem == "closed":
+            return (
+                "it closed the connection before answering: if it serves TLS, set "
+                "certificate-authority, client-certificate and client-key in the kpy config"
+            )
+        return ""
+    if problem == "plaintext":
+        return "it does not speak TLS; start kpy-scheduler with --tls-cert-file"
+    if problem in ("untrusted", "expired", "hostname"):
+        return (
+            f"certificate verify failed: its certificate is {_VERIFY_WORDS[problem]}; check "
+            f"the certificate-authority of the kpy config ({tls.ca_source})"
+        )
+    if problem == "closed":
+        presented = tls.cert_source or "none: the kpy config has no client-certificate"
+        return (
+            "it closed the connection during the TLS handshake: it refused the client "
+            f"certificate ({presented}); use one signed by its --client-ca-file"
+        )
+    return ""
+
+
+_VERIFY_WORDS: Final = {
+    "untrusted": "not signed by the configured CA",
+    "expired": "expired",
+    "hostname": "not for this address",
+}
 
 
 def format_explain(answer: Any, address: str) -> str:

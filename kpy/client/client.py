@@ -84,8 +84,10 @@ import asyncio
 import ipaddress
 import json
 import logging
+import os
 import random
 import secrets
+import threading
 import uuid
 from collections import deque
 from dataclasses import dataclass
@@ -96,6 +98,7 @@ import grpc.aio
 from google.protobuf.message import Message
 
 from kpy.api import errors
+from kpy.api.authentication.v1 import TokenRequest
 from kpy.api.autoscaling.v1 import Scale
 from kpy.api.core.v1 import Binding, Event
 from kpy.api.meta.v1 import DeleteOptions, Preconditions
@@ -110,6 +113,8 @@ if TYPE_CHECKING:
     import builtins
     from collections.abc import AsyncIterator, Callable, Sequence
     from types import TracebackType
+
+    from kpy.api.core.v1 import Pod
 
 # Metadata naming the node a node agent speaks for (the API server's name for it).
 NODE_METADATA: Final = "kpy-node"
@@ -730,6 +735,46 @@ class Client:
             if not await backoff.sleep():
                 raise _outcome_unknown(lost, f'evict pod "{name}"') from None
 
+    async def request_token(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        audiences: Sequence[str] = (),
+        expiration_seconds: int | None = None,
+        bound_pod: Pod | None = None,
+    ) -> TokenRequest:
+        """A token of ServiceAccount `namespace/name` (`create
+        serviceaccounts/NAME/token`, Kubernetes' TokenRequest): for
+        `audiences` (empty: the server's --api-audiences), valid
+        `expiration_seconds` (None: the server's default, an hour; at least
+        600; the server may shorten it), bound to `bound_pod` (by name and
+        uid: the token stops working when that pod goes). The token is in
+        `status.token`, its end in `status.expirationTimestamp`. NotFound
+        when the ServiceAccount (or the pod) does not exist."""
+        request = TokenRequest()
+        request.spec.audiences.extend(audiences)
+        if expiration_seconds is not None:
+            request.spec.expiration_seconds = expiration_seconds
+        if bound_pod is not None:
+            ref = request.spec.bound_object_ref
+            ref.kind, ref.api_version = "Pod", "v1"
+            ref.name, ref.uid = bound_pod.metadata.name, bound_pod.metadata.uid
+        return await self.create_token(namespace, name, request)
+
+    async def create_token(self, namespace: str, name: str, request: TokenRequest) -> TokenRequest:
+        """Sends `request` as it is to serviceaccounts/NAME/token (any
+        bound object: a Pod or a Secret) and returns the answered
+        TokenRequest. A lost answer is asked again: each call only issues
+        a new token."""
+        from kpy.api.core.v1 import ServiceAccount
+
+        call = api.CreateRequest(
+            ref=_ref(self.info(ServiceAccount), namespace, name, "token"),
+            object=request.SerializeToString(),
+        )
+        return TokenRequest.FromString((await self._call("Create", call)).object)
+
     async def whoami(self) -> api.SelfSubjectReviewResponse:
         """Who the server takes this client to be: user name, uid and
         groups (Kubernetes' SelfSubjectReview; `kpyctl auth whoami`)."""
@@ -1040,10 +1085,53 @@ def _channel_credentials(config: ClientConfig) -> grpc.ChannelCredentials | None
     if tls is None:
         return None
     credentials = grpc.ssl_channel_credentials(tls.ca_pem, tls.key_pem, tls.cert_pem)
-    if config.token:
+    if config.token_file:
+        reader = TokenFile(config.token_file, config.token)
+        token = grpc.metadata_call_credentials(reader, name="token-file")
+        credentials = grpc.composite_channel_credentials(credentials, token)
+    elif config.token:
         token = grpc.access_token_call_credentials(config.token)  # authorization: Bearer
         credentials = grpc.composite_channel_credentials(credentials, token)
     return credentials
+
+
+class TokenFile(grpc.AuthMetadataPlugin):
+    """`authorization: Bearer <token>` from a token file, read again when
+    the file changes (its inode, size or modification time: a projected
+    ServiceAccount token is replaced by a rename before it expires). A file
+    that cannot be read, or holds no token, keeps the last token sent:
+    the server's Unauthorized then says it is stale. gRPC calls it from
+    its own thread before every call; a stat is all it costs."""
+
+    def __init__(self, path: str, token: str) -> None:
+        self._path = path
+        self._token = token
+        self._seen: tuple[int, int, int] | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> str:
+        """The token to send now."""
+        with self._lock:
+            try:
+                st = os.stat(self._path)
+                seen = (st.st_ino, st.st_size, st.st_mtime_ns)
+                if seen != self._seen:
+                    with open(self._path, encoding="utf-8", errors="replace") as f:
+                        text = f.read().strip()
+                    if text and not any(c.isspace() for c in text):
+                        self._token = text
+                    self._seen = seen
+            except OSError as e:
+                log.warning(
+                    "cannot read the token file; sending the last token",
+                    extra={"path": self._path, "error": e.strerror},
+                )
+            return self._token
+
+    def __call__(
+        self, context: grpc.AuthMetadataContext, callback: grpc.AuthMetadataPluginCallback
+    ) -> None:
+        callback((("authorization", f"Bearer {self.current()}"),), None)
 
 
 def _with_tls_name(
@@ -1112,7 +1200,7 @@ def _closed_hint(
         hint = (
             f"the API server at {servers} closed the connection during the TLS handshake: "
             f"it may require a client certificate; set client-certificate and client-key in "
-            f"{where}"
+            f"{where}, or, to authenticate with a token, use the server's --token-port"
         )
     else:
         hint = (

@@ -21,7 +21,9 @@ each file field has a `-data` twin holding the base64 of the PEM
 `client-key-data`); relative paths are read from the config file's
 directory. With a CA the client speaks TLS to every server, presents the
 client certificate if one is given, and sends the token as
-`authorization: Bearer <token>`. A client certificate or a token without a
+`authorization: Bearer <token>`; a `token-file` is read again whenever it
+changes (a pod's projected ServiceAccount token is replaced before it
+expires), as client-go re-reads it. A client certificate or a token without a
 CA is refused: credentials never cross the network in plaintext. Without
 any of them the client speaks plaintext gRPC, as before.
 
@@ -31,7 +33,19 @@ the next one when one fails (see kpy.client.client).
 
 `KPY_CONFIG` names another file; servers given as flags (or to
 `load_config(servers=...)`) win over both. Without any file the client talks
-to 127.0.0.1:6443, where `kpy up` puts the first API server.
+to 127.0.0.1:6443, where `kpy up` puts the first API server, unless it runs
+in a pod:
+
+In a pod (client-go's in-cluster config), `load_incluster_config()` reads
+the ServiceAccount's files the pod's kube-api-access volume holds at
+`/var/run/secrets/kubernetes.io/serviceaccount/`: the server is
+`$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT` (the `kubernetes`
+Service, whose variables every container gets), the CA is `ca.crt`, the
+token is read from `token` (again whenever it changes) and the namespace is
+`$POD_NAMESPACE` or the `namespace` file. `load_config()` falls back to it,
+as client-go's default loading does, when KPY_CONFIG is unset, no
+~/.kpy/config exists, `KUBERNETES_SERVICE_HOST` is set and the directory
+holds a `token`.
 """
 
 from __future__ import annotations
@@ -42,12 +56,17 @@ import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import yaml
 
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
 DEFAULT_SERVER: Final = "127.0.0.1:6443"
 DEFAULT_PATH: Final = Path("~/.kpy/config")
+#: Where a pod's ServiceAccount token, CA and namespace are (the kube-api-access volume).
+SERVICE_ACCOUNT_DIR: Final = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 _FIELDS = (
@@ -126,6 +145,8 @@ class ClientConfig:
     cluster_uid: str = ""  # the cluster's identity, as `kpy up` made it
     tls: TLSCredentials | None = None  # None: plaintext gRPC
     token: str = field(default="", repr=False)  # a bearer token, sent only over TLS
+    #: where `token` came from (token-file), read again when it changes ("": none)
+    token_file: str = ""
 
 
 def config_path() -> Path:
@@ -138,10 +159,13 @@ def load_config(
     *,
     servers: str | list[str] | tuple[str, ...] | None = None,
     namespace: str | None = None,
+    service_account_dir: str | Path = SERVICE_ACCOUNT_DIR,
 ) -> ClientConfig:
     """The configuration from `path` (default: `config_path()`; a missing
     default file is fine, a missing named file is an error), with `servers`
-    ("a:1,b:2" or a list) and `namespace` overriding it."""
+    ("a:1,b:2" or a list) and `namespace` overriding it. With no `path`, no
+    KPY_CONFIG and no default file, in a pod (`in_cluster`), the in-cluster
+    config of `service_account_dir`."""
     explicit = path is not None or bool(os.environ.get("KPY_CONFIG"))
     file = Path(path).expanduser() if path is not None else config_path()
     data: dict[str, Any] = {}
@@ -149,13 +173,65 @@ def load_config(
         data = _read(file)
     elif explicit:
         raise ConfigError(f"kpy config file {file} does not exist; create it or unset KPY_CONFIG")
-    config = _from_data(data, str(file) if file.exists() else "")
+    if not file.exists() and in_cluster(service_account_dir):
+        config = load_incluster_config(service_account_dir)
+    else:
+        config = _from_data(data, str(file) if file.exists() else "")
     if servers:
         listed = servers.split(",") if isinstance(servers, str) else list(servers)
         config = replace(config, servers=_check_servers(listed, "--server"))
     if namespace:
         config = replace(config, namespace=namespace)
     return config
+
+
+def in_cluster(
+    service_account_dir: str | Path = SERVICE_ACCOUNT_DIR,
+    environ: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether this process runs in a pod with a ServiceAccount token:
+    `KUBERNETES_SERVICE_HOST` is set and the directory holds a `token`."""
+    env = os.environ if environ is None else environ
+    return (
+        bool(env.get("KUBERNETES_SERVICE_HOST")) and (Path(service_account_dir) / "token").is_file()
+    )
+
+
+def load_incluster_config(
+    service_account_dir: str | Path = SERVICE_ACCOUNT_DIR,
+    environ: Mapping[str, str] | None = None,
+) -> ClientConfig:
+    """The config of a process in a pod (client-go's InClusterConfig; see
+    the module docstring): ConfigError saying what is missing when this is
+    not a pod with a ServiceAccount token."""
+    env = os.environ if environ is None else environ
+    host, port = env.get("KUBERNETES_SERVICE_HOST", ""), env.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        raise ConfigError(
+            "unable to load in-cluster configuration, KUBERNETES_SERVICE_HOST and "
+            "KUBERNETES_SERVICE_PORT must be defined (they are in a pod's containers, from "
+            "the Service default/kubernetes); outside a pod, use a kpy config file"
+        )
+    directory = Path(service_account_dir)
+    where = f"in-cluster config ({directory})"
+    token_file = directory / "token"
+    token = _token({"token-file": str(token_file)}, where, directory)
+    tls = TLSCredentials.from_files(directory / "ca.crt")
+    namespace = env.get("POD_NAMESPACE", "")
+    if not namespace:
+        try:
+            namespace = (directory / "namespace").read_text().strip()
+        except OSError:
+            namespace = ""
+    server = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return ClientConfig(
+        servers=_check_servers([server], f"{where}: KUBERNETES_SERVICE_HOST/PORT"),
+        namespace=namespace or "default",
+        source=where,
+        tls=tls,
+        token=token,
+        token_file=str(token_file),
+    )
 
 
 def _read(file: Path) -> dict[str, Any]:
@@ -203,6 +279,8 @@ def _from_data(data: dict[str, Any], source: str) -> ClientConfig:
     base = Path(source).parent if source else Path.cwd()
     tls = _tls(data, where, base)
     token = _token(data, where, base)
+    file = data.get("token-file")
+    token_file = str(base / Path(file).expanduser()) if token and isinstance(file, str) else ""
     if token and tls is None:
         raise ConfigError(
             f"{where}: token: a token is sent only over TLS; add certificate-authority "
@@ -217,6 +295,7 @@ def _from_data(data: dict[str, Any], source: str) -> ClientConfig:
         cluster_uid,
         tls,
         token,
+        token_file,
     )
 
 

@@ -25,6 +25,9 @@ What it keeps of the API server, because controllers depend on it:
   server's own `kpy.api.selection`; a watch replays every change after its
   resourceVersion (from "": ADDED for each current object first), so
   informers run on a FakeClient;
+- request_token answers a TokenRequest with a fake token
+  (`fake-token-<n>-<namespace>-<name>`) once the ServiceAccount (and a
+  bound pod, same uid) is stored, with the server's expiration rules;
 - patch: merge patches (RFC 7386), JSON patches and strategic merge patches
   through the same pure functions as the server (`kpy.api.patch`), with
   its bounds and its errors.
@@ -60,7 +63,8 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from kpy.api import codec, defaults, errors, names, validation
-from kpy.api.core.v1 import Pod, PodCondition
+from kpy.api.authentication.v1 import TokenRequest
+from kpy.api.core.v1 import Pod, PodCondition, ServiceAccount
 from kpy.api.patch import apply_patch, read_patch
 from kpy.api.scheme import ResourceInfo, Scheme, scheme
 from kpy.api.selection import Predicate, parse_predicate
@@ -158,6 +162,7 @@ class FakeClient:
     _revision: int = 0
     _names: int = 0
     _uids: int = 0
+    _tokens: int = 0
     _changed: anyio.Event | None = None
 
     # -- for tests ----------------------------------------------------------------------
@@ -479,6 +484,71 @@ class FakeClient:
         if answer is not None:
             return
         self._delete(info, ns, name, grace_period_seconds, None, None, dry_run)
+
+    async def request_token(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        audiences: Sequence[str] = (),
+        expiration_seconds: int | None = None,
+        bound_pod: Pod | None = None,
+    ) -> TokenRequest:
+        """As `Client.request_token`, answered here: one action, a create
+        of ServiceAccount `token` (its `object` the TokenRequest sent; a
+        reactor may answer with another TokenRequest, or raise). The
+        ServiceAccount must be stored (NotFound otherwise), a bound pod too,
+        with the same uid (Conflict otherwise); expiration_seconds below 600
+        is Invalid, unset is 3600, above 48 hours is cut to 48 hours, as the
+        server does. `status.token` is `fake-token-<n>-<namespace>-<name>`
+        (a new n for every call; audiences default to `kpy-fake`), expiring
+        `expiration_seconds` after `now()`."""
+        request = TokenRequest()
+        request.metadata.name, request.metadata.namespace = name, namespace
+        request.spec.audiences.extend(audiences)
+        if expiration_seconds is not None:
+            request.spec.expiration_seconds = expiration_seconds
+        if bound_pod is not None:
+            ref = request.spec.bound_object_ref
+            ref.kind, ref.api_version = "Pod", "v1"
+            ref.name, ref.uid = bound_pod.metadata.name, bound_pod.metadata.uid
+        action = Action("create", "ServiceAccount", namespace, name, "token", object=_copy(request))
+        answer = self._react(action)
+        if answer is not None:
+            return answer  # type: ignore[no-any-return]
+        self._current(self._info(ServiceAccount), namespace, name)
+        if bound_pod is not None:
+            pod = self._current(self._info(Pod), namespace, bound_pod.metadata.name)
+            if pod.metadata.uid != bound_pod.metadata.uid:
+                raise errors.conflict(
+                    "pods",
+                    bound_pod.metadata.name,
+                    "the UID in the bound object reference "
+                    f"({bound_pod.metadata.uid}) does not match the UID in record",
+                )
+        seconds = 3600 if expiration_seconds is None else expiration_seconds
+        if seconds < 600:
+            raise errors.Invalid(
+                [
+                    errors.FieldError(
+                        "spec.expirationSeconds",
+                        errors.INVALID,
+                        f"Invalid value: {seconds}: may not specify a duration less than 10 "
+                        "minutes",
+                    )
+                ],
+                kind="TokenRequest.authentication.k8s.io",
+                name=name,
+            )
+        seconds = min(seconds, 48 * 3600)
+        self._tokens += 1
+        out = _copy(request)
+        if not out.spec.audiences:
+            out.spec.audiences.append("kpy-fake")
+        out.spec.expiration_seconds = seconds
+        out.status.token = f"fake-token-{self._tokens}-{namespace}-{name}"
+        out.status.expiration_timestamp.seconds = int(self.now()) + seconds
+        return out
 
     async def resources(self) -> builtins.list[api.APIResource]:
         """Discovery: every kind of the fake's scheme, custom ones included

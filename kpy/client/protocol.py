@@ -25,9 +25,11 @@ from google.protobuf.message import Message
 
 if TYPE_CHECKING:
     import builtins
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Sequence
     from types import TracebackType
 
+    from kpy.api.authentication.v1 import TokenRequest
+    from kpy.api.core.v1 import Pod
     from kpy.api.meta.v1 import Preconditions
     from kpy.client.client import Deleted, ObjectList, PatchType, WatchEvent
     from kpy.rpc.apiserver import v1 as api
@@ -141,5 +143,15 @@ class ClientProtocol(Protocol):
         grace_period_seconds: int | None = None,
         dry_run: bool = False,
     ) -> None: ...
+
+    async def request_token(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        audiences: Sequence[str] = (),
+        expiration_seconds: int | None = None,
+        bound_pod: Pod | None = None,
+    ) -> TokenRequest: ...
 
     async def resources(self) -> builtins.list[api.APIResource]: ...

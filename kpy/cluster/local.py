@@ -25,6 +25,15 @@ The components get their configuration from `up` alone (flags): the
 caller's KPY_* environment (say, a KPY_CONFIG left from another cluster)
 is not passed on to them.
 
+Security is on unless `up(insecure=True)` (`kpy up --insecure`, recorded
+in cluster.json): the CA and every certificate under `pki/` (see
+kpy.cluster.certs), the API server with TLS, client certificates and
+Node,RBAC, each component with its own client config under
+`kubeconfigs/` (`--kubeconfig`), and `config` with the CA and the admin's
+certificate, which every client `up` opens itself uses (`client_config`).
+For the default directory, `config` is also written to ~/.kpy/config
+unless the user has their own there.
+
 `down` stops the supervisor first (so nothing is restarted meanwhile), then
 exactly the recorded processes, by pid, after checking each one's start
 time against the record (a pid the system reused is never signalled), and
@@ -76,11 +85,13 @@ from kpy.api.networking import DEFAULT_CLASS_ANNOTATION as INGRESS_DEFAULT_CLASS
 from kpy.api.networking.v1 import IngressClass
 from kpy.api.storage import ANN_DEFAULT_CLASS, LOCAL_PATH_PROVISIONER
 from kpy.api.storage.v1 import StorageClass
+from kpy.apiserver.master_endpoints import kubernetes_service_ip
 from kpy.apiserver.process import APIServerProcess
 from kpy.apiserver.service_alloc import DOCKER_BRIDGE
 from kpy.client import Client
-from kpy.client.config import ClientConfig
-from kpy.cluster import keys, service_range
+from kpy.client.config import DEFAULT_PATH as DEFAULT_CONFIG
+from kpy.client.config import ClientConfig, ConfigError, load_config
+from kpy.cluster import certs, etcd_certs, keys, service_range
 from kpy.controllers.process import ControllerManagerProcess
 from kpy.dns import process as dns_process
 from kpy.ingress.process import IngressProcess
@@ -95,6 +106,7 @@ if TYPE_CHECKING:
 DEFAULT_DIR = Path("~/.kpy/cluster").expanduser()
 CLUSTER_DOMAIN = "cluster.local"  # kpy-dns's and the agents' --cluster-domain
 STATE = "cluster.json"
+WRITTEN_BY_UP = "# written by `kpy up`"  # the first line of the configs `up` writes
 SUPERVISOR = "kpy-supervisor"
 # Up to this many simulated nodes each get an agent process and a kpy-proxy
 # of their own, so that one can be stopped, killed or added alone (the fault
@@ -141,6 +153,9 @@ class ClusterState:
     uid: str = ""
     supervisor: Member | None = None
     service_range: str = ""  # the Service cluster IPs (kpy.cluster.service_range)
+    # `kpy up --insecure`: plaintext, no authentication (kept so that add-node
+    # and the supervisor's restarts start nodes the same way)
+    insecure: bool = False
 
     def member(self, name: str) -> Member:
         """The member called `name`; KeyError if there is none."""
@@ -261,6 +276,7 @@ def up(
     progress: Progress = print,
     ready_timeout: float = 120.0,
     extra_args: Mapping[str, tuple[str, ...]] | None = None,
+    insecure: bool = False,
 ) -> ClusterState:
     """Starts a cluster (see the module docstring); ClusterError if one runs.
     API servers listen on `port`, `port + 1`, ...; each agent runs the static
@@ -268,7 +284,9 @@ def up(
     `extra_args` adds flags by component (`kpy-controller-manager`,
     `kpy-agent`), say a shorter --node-monitor-grace-period for a test.
     `supervisor` is the pid of the kpy-supervisor that adopts the processes
-    once this returns (recorded, so that `down` stops it first)."""
+    once this returns (recorded, so that `down` stops it first).
+    Secure unless `insecure` (see kpy.cluster.certs): ClusterError naming
+    the file if a certificate has expired."""
     existing = ClusterState.load(directory)
     if existing is not None and (existing.alive() or _alive(existing.supervisor)):
         raise ClusterError(
@@ -276,7 +294,10 @@ def up(
             "use it, or stop it first with `kpy down`"
         )
     _fresh(directory)
-    state = ClusterState(str(directory), "", runtime, uid=new_cluster_uid())
+    state = ClusterState(str(directory), "", runtime, uid=new_cluster_uid(), insecure=insecure)
+    if insecure:
+        progress(insecure_warning(port))
+    credentials = None if insecure else _open_pki(directory, progress)
     try:
         state.service_range = service_range.claim(
             state.uid, directory, docker=_docker_pods(runtime)
@@ -291,14 +312,16 @@ def up(
                 pod_manifest_path,
                 progress,
                 extra_args or {},
+                credentials,
             )
         progress(f"waiting for {topology.nodes} node(s) to be Ready")
-        anyio.run(_wait_ready, state.api, state.nodes, ready_timeout)
-        anyio.run(_create_default_storage_class, state.api)
-        anyio.run(_create_default_ingress_class, state.api)
+        admin = client_config(directory, state.api)
+        anyio.run(_wait_ready, admin, state.nodes, ready_timeout)
+        anyio.run(_create_default_storage_class, admin)
+        anyio.run(_create_default_ingress_class, admin)
         if any(m.name == "kpy-dns" for m in state.members):
             dns_ip = dns_process.service_ip(state.service_range)
-            anyio.run(_create_dns_service, state.api, dns_ip, state.member("kpy-dns").address)
+            anyio.run(_create_dns_service, admin, dns_ip, state.member("kpy-dns").address)
     except BaseException:
         progress("start failed; stopping what was started")
         down(directory, progress=lambda _: None)
@@ -309,6 +332,51 @@ def up(
         )
         state.save()
     return state
+
+
+def insecure_warning(port: int) -> str:
+    """What `kpy up --insecure` prints, loudly."""
+    return (
+        f"INSECURE: the API server on 127.0.0.1:{port} serves plaintext and asks no one "
+        f"who they are: anyone who can reach 127.0.0.1:{port} can read every Secret and "
+        "change anything. For benchmarks only; `kpy up` without --insecure is secure."
+    )
+
+
+def _open_pki(directory: Path, progress: Progress) -> certs.ClusterPKI:
+    """The cluster's CA (made the first time); ClusterError if a
+    certificate has expired, a warning per one that expires soon."""
+    try:
+        credentials = certs.ClusterPKI.open(directory)
+        for lifetime in certs.expiring(directory):
+            when = (
+                f"expired {lifetime.not_after:%Y-%m-%d} UTC"
+                if lifetime.days_left < 0
+                else f"expires {lifetime.not_after:%Y-%m-%d} UTC, in {lifetime.days_left} day(s)"
+            )
+            progress(
+                f"WARNING: {lifetime.path} ({lifetime.subject}) {when}; it is not renewed "
+                f"by itself: run `kpy renew-certs --dir {directory}`, then `kpy down` and "
+                "`kpy up`"
+            )
+    except certs.CertError as e:
+        raise ClusterError(str(e)) from None
+    if credentials.fresh_ca:
+        progress(f"made the cluster CA and certificates under {directory / certs.PKI_DIR}")
+    return credentials
+
+
+def client_config(directory: Path, servers: str) -> ClientConfig:
+    """How `kpy` itself calls the cluster in `directory` at `servers`: its
+    admin config (`<directory>/config`: the CA and the admin's certificate),
+    whatever the caller's KPY_CONFIG names; plaintext if there is none."""
+    path = directory / "config"
+    if not path.exists():
+        return ClientConfig(servers=tuple(servers.split(",")))
+    try:
+        return load_config(path, servers=servers)
+    except ConfigError as e:
+        raise ClusterError(f"{e}; `kpy up` writes {path} again") from None
 
 
 def _docker_pods(runtime: str) -> bool:
@@ -339,26 +407,46 @@ def _start_all_members(
     manifests: Path | None,
     progress: Progress,
     extra_args: Mapping[str, tuple[str, ...]],
+    credentials: certs.ClusterPKI | None,
 ) -> None:
-    endpoints = _start_etcd(directory, topology.etcd_members, state, progress)
-    apis = _start_apiservers(directory, topology.apiservers, port, endpoints, state, progress)
+    """Every process, in order; with `credentials` each gets its own
+    certificate and client config (see kpy.cluster.certs), else all speak
+    plaintext with no identity."""
+    endpoints = _start_etcd(
+        directory, topology.etcd_members, state, progress, tls=not state.insecure
+    )
+    kubernetes_ip = kubernetes_service_ip(ipaddress.IPv4Network(state.service_range))
+    security = credentials.apiserver_flags(kubernetes_ip) if credentials else ()
+    apis = _start_apiservers(
+        directory, topology.apiservers, port, endpoints, state, progress, security
+    )
     servers = ",".join(apis)
     state.api = servers
-    schedulers = _start_elected(directory, topology.replicas, servers, state, progress, extra_args)
-    _start_ingress(directory, servers, state, progress)
-    dns_ip = _start_dns(directory, servers, state, progress, extra_args.get("kpy-dns", ()))
+    # The admin's config first: every client `up` opens itself uses it.
+    _write_client_config(directory, apis, [], state.uid, credentials)
+    schedulers = _start_elected(
+        directory, topology.replicas, servers, state, progress, extra_args, credentials
+    )
+    _start_ingress(directory, servers, state, progress, credentials)
+    dns_args = extra_args.get("kpy-dns", ())
+    dns_ip = _start_dns(directory, servers, state, progress, dns_args, credentials)
     dns_flags = ["--cluster-dns", dns_ip] if dns_ip else []
     if runtime == "simulated" and topology.nodes > SEPARATE_SIMULATED_NODES:
         flags = ("--cluster-uid", state.uid, *dns_flags, "--cluster-domain", CLUSTER_DOMAIN)
         flags += extra_args.get("kpy-agent", ())
+        if credentials:
+            flags += credentials.simulated_nodes_flags(servers)
         _start_simulated_nodes(directory, topology.nodes, servers, state, progress, flags)
-        _write_client_config(directory, apis, schedulers, state.uid)
+        _write_client_config(directory, apis, schedulers, state.uid, credentials)
         return
     for i in range(1, topology.nodes + 1):
         name = f"kpy-node-{i}"
         progress(f"starting agent {name} ({runtime} runtime)")
+        proxy_flags = credentials.component_flags(certs.KUBE_PROXY, servers) if credentials else ()
         extra = ["--cluster-uid", state.uid, *dns_flags, "--cluster-domain", CLUSTER_DOMAIN]
         extra += extra_args.get("kpy-agent", ())
+        if credentials:
+            extra += credentials.agent_flags(name, servers)
         if manifests is not None:
             (manifests / name).mkdir(parents=True, exist_ok=True)
             extra += ["--pod-manifest-path", str((manifests / name).absolute())]
@@ -379,10 +467,11 @@ def _start_all_members(
             cluster_uid=state.uid,
             status_file=(directory / "nodes" / name / PROXY_STATUS).absolute(),
             log_path=directory / "logs" / f"kpy-proxy-{name}.log",
+            extra_args=proxy_flags,
             detached=True,
         )
         _start(proxy, state, f"kpy-proxy-{name}")
-    _write_client_config(directory, apis, schedulers, state.uid)
+    _write_client_config(directory, apis, schedulers, state.uid, credentials)
 
 
 def _start_simulated_nodes(
@@ -411,15 +500,27 @@ def _start_simulated_nodes(
     state.save()
 
 
-def _start_etcd(directory: Path, count: int, state: ClusterState, progress: Progress) -> str:
+def _start_etcd(
+    directory: Path, count: int, state: ClusterState, progress: Progress, *, tls: bool = True
+) -> str:
     """Starts `count` etcd members (together: a member waits for quorum);
     returns the client endpoints, comma-separated. A cluster's members need
     fixed ports, picked free beforehand; if another process takes one
-    meanwhile, the members are stopped and started again on new ports."""
-    progress(f"starting etcd ({count} member{'s' if count > 1 else ''})")
+    meanwhile, the members are stopped and started again on new ports.
+    With `tls` (all but `kpy up --insecure`) etcd serves TLS only and wants
+    a client certificate of its own CA, as do its members from each other
+    (see kpy.cluster.etcd_certs)."""
+    files = None
+    if tls:
+        try:
+            files = etcd_certs.ensure(directory, peers=count > 1)
+        except etcd_certs.EtcdCertError as e:
+            raise ClusterError(str(e)) from None
+    how = "; TLS, client certificates of pki/etcd/ca.crt" if tls else "; plaintext"
+    progress(f"starting etcd ({count} member{'s' if count > 1 else ''}{how})")
     names = [_numbered("etcd", i, count) for i in range(1, count + 1)]
     for attempt in range(3):
-        members = _etcd_members(directory, names)
+        members = _etcd_members(directory, names, files)
         failures: list[Exception] = []
         try:
             anyio.run(_start_all, members)
@@ -441,13 +542,20 @@ def _start_etcd(directory: Path, count: int, state: ClusterState, progress: Prog
     raise AssertionError("unreachable")
 
 
-def _etcd_members(directory: Path, names: list[str]) -> list[EtcdServer]:
+def _etcd_members(
+    directory: Path, names: list[str], tls: etcd_certs.EtcdPKI | None = None
+) -> list[EtcdServer]:
+    """The members `names`; with `tls`, serving clients (and, several, each
+    other) TLS with client-certificate authentication."""
+    client_tls = tls.serving() if tls else None
     if len(names) == 1:
         return [EtcdServer(directory / names[0], name=names[0], progress_notify_interval=1.0,
-                           detached=True)]  # fmt: skip
+                           detached=True, client_tls=client_tls)]  # fmt: skip
+    peer_tls = tls.peering() if tls else None
+    scheme = "https" if peer_tls else "http"
     ports = [(_free_port(), _free_port()) for _ in names]
     initial = ",".join(
-        f"{n}=http://127.0.0.1:{peer}" for n, (_, peer) in zip(names, ports, strict=True)
+        f"{n}={scheme}://127.0.0.1:{peer}" for n, (_, peer) in zip(names, ports, strict=True)
     )
     return [
         EtcdServer(
@@ -458,6 +566,8 @@ def _etcd_members(directory: Path, names: list[str]) -> list[EtcdServer]:
             progress_notify_interval=1.0,
             detached=True,
             initial_cluster=initial,
+            client_tls=client_tls,
+            peer_tls=peer_tls,
         )
         for name, (client_port, peer_port) in zip(names, ports, strict=True)
     ]
@@ -470,8 +580,16 @@ async def _start_all(members: list[EtcdServer]) -> None:
 
 
 def _start_apiservers(
-    directory: Path, count: int, port: int, etcd: str, state: ClusterState, progress: Progress
+    directory: Path,
+    count: int,
+    port: int,
+    etcd: str,
+    state: ClusterState,
+    progress: Progress,
+    security: tuple[str, ...] = (),
 ) -> list[str]:
+    """`security`: the TLS, authentication and authorization flags (none:
+    `kpy up --insecure`)."""
     addresses = []
     try:
         encryption = keys.ensure_config(directory)
@@ -489,12 +607,25 @@ def _start_apiservers(
                 state.service_range,
                 "--encryption-provider-config",
                 str(encryption.absolute()),
+                *security,
+                # Pods, with a ServiceAccount token and no certificate, call
+                # here (the `kubernetes` Service's endpoint): see docs/security.md.
+                *(("--token-port", str(_free_port())) if security else ()),
+                *_etcd_client_flags(directory, state),
             ),
             detached=True,
         )
         _start(api, state, name, hint=f"is port {port + i - 1} taken? pass --port")
         addresses.append(api.address)
     return addresses
+
+
+def _etcd_client_flags(directory: Path, state: ClusterState) -> tuple[str, ...]:
+    """kpy-apiserver's --etcd-cafile, --etcd-certfile and --etcd-keyfile
+    (none with `kpy up --insecure`, whose etcd is plaintext)."""
+    if state.insecure:
+        return ()
+    return etcd_certs.EtcdPKI(directory.absolute() / etcd_certs.ETCD_DIR).apiserver_flags()
 
 
 def _start_elected(
@@ -504,6 +635,7 @@ def _start_elected(
     state: ClusterState,
     progress: Progress,
     extra_args: Mapping[str, tuple[str, ...]],
+    credentials: certs.ClusterPKI | None = None,
 ) -> list[str]:
     """Starts the controller managers and the schedulers; returns the
     schedulers' Explain addresses. Each scheduler gets a port of its own,
@@ -517,11 +649,16 @@ def _start_elected(
     for i in range(1, count + 1):
         name = _numbered(ControllerManagerProcess.component, i, count)
         local_path = ("--local-path-dir", str(_local_path_dir(directory)))
+        security = credentials.controller_manager_flags(servers) if credentials else ()
         cm = ControllerManagerProcess(
             servers,
             identity=name,
             log_path=directory / "logs" / f"{name}.log",
-            extra_args=(*local_path, *extra_args.get(ControllerManagerProcess.component, ())),
+            extra_args=(
+                *local_path,
+                *security,
+                *extra_args.get(ControllerManagerProcess.component, ()),
+            ),
             detached=True,
         )
         _start(cm, state, name)
@@ -534,6 +671,7 @@ def _start_elected(
             port=port,
             identity=name,
             log_path=directory / "logs" / f"{name}.log",
+            extra_args=credentials.scheduler_flags(servers) if credentials else (),
             detached=True,
         )
         address = f"127.0.0.1:{port}"
@@ -572,21 +710,53 @@ def _start(
     state.save()
 
 
-def _write_client_config(directory: Path, apis: list[str], schedulers: list[str], uid: str) -> None:
-    servers = "".join(f"  - {a}\n" for a in apis)
-    explain = "".join(f"  - {a}\n" for a in schedulers)
-    (directory / "config").write_text(
-        "# written by `kpy up`\n"
+def _write_client_config(
+    directory: Path,
+    apis: list[str],
+    schedulers: list[str],
+    uid: str,
+    credentials: certs.ClusterPKI | None = None,
+) -> None:
+    """`<directory>/config`, for kpyctl and the SDK: the API servers, the
+    schedulers and, unless insecure, the CA and the admin's certificate."""
+    explain = "".join(f"  - {a}\n" for a in schedulers) or "  []\n"
+    if credentials is None:
+        servers = "".join(f"  - {a}\n" for a in apis)
+        access = f"# INSECURE (kpy up --insecure): plaintext, no credentials\nservers:\n{servers}"
+    else:
+        cert, key = credentials.client(certs.ADMIN)
+        access = (
+            f"# as {certs.ADMIN.user} (group system:masters): keep this file and "
+            f"{key.name} private\n" + certs.render_config(apis, credentials.ca_file(), cert, key)
+        )
+    text = (
+        f"{WRITTEN_BY_UP}\n"
         f"cluster-uid: {uid}\n"
         "# the schedulers' Explain service (kpyctl describe of a pending pod)\n"
         f"schedulers:\n{explain}"
-        f"servers:\n{servers}"
+        f"{access}"
     )
+    (directory / "config").write_text(text)
+    if directory.absolute() == DEFAULT_DIR.absolute():
+        _write_default_config(text)
 
 
-async def _wait_ready(address: str, nodes: list[str], seconds: float) -> None:
-    # The cluster's own servers, whatever the caller's KPY_CONFIG names.
-    config = ClientConfig(servers=tuple(address.split(",")))
+def _write_default_config(text: str) -> None:
+    """The default cluster's config also as kpyctl's default (~/.kpy/config),
+    so that kpyctl works after `kpy up` with no KPY_CONFIG (it holds the CA
+    and the admin's certificate now, as kind writes ~/.kube/config); a
+    file there that `kpy up` did not write is the user's, and is kept."""
+    path = DEFAULT_CONFIG.expanduser()
+    try:
+        if path.exists() and not path.read_text().startswith(WRITTEN_BY_UP):
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    except OSError:
+        pass  # KPY_CONFIG=<dir>/config still works, as `kpy up` prints
+
+
+async def _wait_ready(config: ClientConfig, nodes: list[str], seconds: float) -> None:
     async with Client(config, retry_timeout=10.0) as client:
         with anyio.move_on_after(seconds) as scope:
             while True:
@@ -611,7 +781,7 @@ def _local_path_dir(directory: Path) -> Path:
     return directory.absolute() / "local-path"
 
 
-async def _create_default_storage_class(address: str) -> None:
+async def _create_default_storage_class(config: ClientConfig) -> None:
     """The StorageClass `local-path`, default, for kpy's local-path
     provisioner, as k3s and kind ship theirs; kept if it exists."""
     sc = StorageClass(
@@ -621,13 +791,18 @@ async def _create_default_storage_class(address: str) -> None:
     )
     sc.metadata.name = "local-path"
     sc.metadata.annotations[ANN_DEFAULT_CLASS] = "true"
-    config = ClientConfig(servers=tuple(address.split(",")))
     async with Client(config, retry_timeout=10.0) as client:
         with contextlib.suppress(errors.AlreadyExists):
             await client.create(sc)
 
 
-def _start_ingress(directory: Path, servers: str, state: ClusterState, progress: Progress) -> None:
+def _start_ingress(
+    directory: Path,
+    servers: str,
+    state: ClusterState,
+    progress: Progress,
+    credentials: certs.ClusterPKI | None = None,
+) -> None:
     """kpy-ingress on two free ports, fixed so that a restart serves there again."""
     http, https = _free_port(), _free_port()
     ingress = IngressProcess(
@@ -635,6 +810,7 @@ def _start_ingress(directory: Path, servers: str, state: ClusterState, progress:
         http_port=http,
         https_port=https,
         log_path=directory / "logs" / "kpy-ingress.log",
+        extra_args=credentials.component_flags(certs.INGRESS, servers) if credentials else (),
         detached=True,
     )
     hint = f"are ports {http} and {https} taken? run kpy up again"
@@ -642,13 +818,12 @@ def _start_ingress(directory: Path, servers: str, state: ClusterState, progress:
     progress(f"kpy-ingress serves http on 127.0.0.1:{http} and https on 127.0.0.1:{https}")
 
 
-async def _create_default_ingress_class(address: str) -> None:
+async def _create_default_ingress_class(config: ClientConfig) -> None:
     """The IngressClass `kpy` of kpy-ingress, default; kept if it exists."""
     ic = IngressClass()
     ic.metadata.name = "kpy"
     ic.metadata.annotations[INGRESS_DEFAULT_CLASS] = "true"
     ic.spec.controller = "kpy.io/ingress"
-    config = ClientConfig(servers=tuple(address.split(",")))
     async with Client(config, retry_timeout=10.0) as client:
         with contextlib.suppress(errors.AlreadyExists):
             await client.create(ic)
@@ -660,6 +835,7 @@ def _start_dns(
     state: ClusterState,
     progress: Progress,
     extra_args: tuple[str, ...] = (),
+    credentials: certs.ClusterPKI | None = None,
 ) -> str:
     """kpy-dns for the cluster's DNS address (the 10th of its Service
     range: its own per cluster); returns that address. A loopback one
@@ -684,7 +860,10 @@ def _start_dns(
         [listen],
         domain=CLUSTER_DOMAIN,
         log_path=directory / "logs" / "kpy-dns.log",
-        extra_args=extra_args,
+        extra_args=(
+            *(credentials.component_flags(certs.DNS, servers) if credentials else ()),
+            *extra_args,
+        ),
         detached=True,
     )
     hint = f"is {listen} taken, or may this user not bind it? (port 53 needs root)"
@@ -701,7 +880,7 @@ def _may_bind_port_53() -> bool:
     return os.geteuid() == 0 or lowest <= 53
 
 
-async def _create_dns_service(address: str, ip: str, listen: str) -> None:
+async def _create_dns_service(config: ClientConfig, ip: str, listen: str) -> None:
     """The Service kube-system/kube-dns on the DNS address `ip`, as
     Kubernetes has it, with kpy-dns (at `listen`, HOST:PORT) as its endpoint:
     it is not a pod, and without an endpoint kpy-proxy would refuse the
@@ -737,7 +916,6 @@ async def _create_dns_service(address: str, ip: str, listen: str) -> None:
             "ports": endpoint_ports,
         },
     )
-    config = ClientConfig(servers=tuple(address.split(",")))
     async with Client(config, retry_timeout=10.0) as client:
         for obj in (service, endpoints):
             with contextlib.suppress(errors.AlreadyExists):

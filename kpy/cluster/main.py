@@ -2,9 +2,10 @@
 
     kpy up [--nodes N] [--runtime auto|process|simulated] [--port 6443] [--dir D]
            [--ha | --etcd-members N --apiservers N --replicas N]
-           [--pod-manifest-path DIR]
+           [--pod-manifest-path DIR] [--insecure]
            [--controller-manager-arg=ARG ...] [--agent-arg=ARG ...] [--dns-arg=ARG ...]
     kpy status [--dir D]
+    kpy renew-certs [--dir D]
     kpy add-node [--dir D] [--name NAME]
     kpy stop-node NAME [--dir D]
     kpy start-node NAME [--dir D]
@@ -18,7 +19,15 @@ cluster is supervised: `up` starts kpy-supervisor, which runs the starting
 process whenever it exits, and a node's only when it failed on its own (see
 kpy.cluster.supervisor): a node whose agent was killed is lost until `kpy
 start-node`. `status` shows each process's pid, state, restarts and last
-exit, and each node that is down, with what to do next.
+exit, each node that is down, with what to do next, and each certificate's
+subject and days left.
+
+`up` is secure by default (see kpy.cluster.certs): TLS, client
+certificates, Node,RBAC authorization, a certificate per component, and
+`<dir>/config` holding the CA and the admin's certificate. `up --insecure`
+is the plaintext, unauthenticated cluster of before, for benchmarks, and
+says so loudly. `renew-certs` issues every certificate again (same CA);
+nothing else renews one.
 """
 
 from __future__ import annotations
@@ -30,13 +39,14 @@ import subprocess
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import anyio
 
 from kpy.api import errors
 from kpy.api.core.v1 import Node
 from kpy.client import Client
-from kpy.client.config import ClientConfig
+from kpy.cluster import certs
 from kpy.cluster.keys import KEY_FILE
 from kpy.cluster.local import (
     DEFAULT_DIR,
@@ -48,13 +58,18 @@ from kpy.cluster.local import (
     ClusterState,
     Member,
     Topology,
+    client_config,
     down,
+    insecure_warning,
     running,
     up,
 )
 from kpy.cluster.nodes import add_node, start_node, stop_node
 from kpy.cluster.rotate import rotate
 from kpy.cluster.supervisor import LOST, describe_exit, node_of
+
+if TYPE_CHECKING:
+    from kpy.client.config import ClientConfig
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
             "rotate-encryption-key",
             "encrypt Secrets with a new key: add it first, restart the API servers, "
             "rewrite every Secret",
+        ),
+        (
+            "renew-certs",
+            "issue every certificate under DIR/pki again (same CA, one more year); "
+            "restart the cluster to use them",
         ),
     ):
         c = sub.add_parser(name, help=text)
@@ -115,6 +135,12 @@ def _parser() -> argparse.ArgumentParser:
                 help="the agents' container runtime (default auto)",
             )
             c.add_argument("--port", type=int, default=6443, help="API server port (default 6443)")
+            c.add_argument(
+                "--insecure",
+                action="store_true",
+                help="INSECURE, for benchmarks: plaintext, no authentication, no authorization "
+                "(anyone who reaches the port can read every Secret)",
+            )
             c.add_argument(
                 "--pod-manifest-path",
                 type=Path,
@@ -177,6 +203,7 @@ def _up(args: argparse.Namespace) -> int:
         supervisor=os.getppid(),
         progress=_say,
         extra_args=_extra_args(args),
+        insecure=args.insecure,
     )
     config = Path(state.directory) / "config"
     kpyctl = Path(sys.executable).parent / "kpyctl"
@@ -187,9 +214,11 @@ def _up(args: argparse.Namespace) -> int:
         f"  export KPY_CONFIG={config}\n"
         f"  {kpyctl} apply -f examples/demo.yaml\n"
         f"  {kpyctl} get pods -o wide\n"
-        "  kpy status        # processes, restarts and nodes\n"
+        "  kpy status        # processes, restarts, nodes and certificates\n"
         "  kpy down          # stop everything"
     )
+    if state.insecure:
+        print(f"\n{insecure_warning(args.port)}")
     return 0
 
 
@@ -244,6 +273,7 @@ def _up_words(args: argparse.Namespace) -> list[str]:
     words += [f"--controller-manager-arg={a}" for a in args.controller_manager_arg]
     words += [f"--agent-arg={a}" for a in args.agent_arg]
     words += [f"--dns-arg={a}" for a in args.dns_arg]
+    words += ["--insecure"] if args.insecure else []
     return [*words, "--ha"] if args.ha else words
 
 
@@ -272,9 +302,31 @@ def _status(args: argparse.Namespace) -> int:
         )
     _print_held(state)
     _print_proxies(state)
+    _print_certificates(state)
     if state.alive():
-        anyio.run(_print_nodes, state.api.split(",")[0])
+        config = client_config(args.dir, state.api.split(",")[0])
+        anyio.run(_print_nodes, config)
     return 0 if len(state.alive()) == len(state.members) else 1
+
+
+def _print_certificates(state: ClusterState) -> None:
+    """Each certificate's subject, expiry and days left, with a warning
+    under 30 days; or the insecure banner."""
+    if state.insecure:
+        port = state.api.split(",")[0].rpartition(":")[2]
+        print(f"\n{insecure_warning(int(port) if port.isdigit() else 0)}")
+        return
+    lifetimes = certs.lifetimes(Path(state.directory))
+    if not lifetimes:
+        return
+    width = max(len(str(lt.path)) for lt in lifetimes)
+    print(f"\n{'CERTIFICATE':<{width}}  {'EXPIRES (UTC)':<16} {'DAYS LEFT':>9}  SUBJECT")
+    for lt in lifetimes:
+        warning = f"  WARNING: {lt.warning}" if lt.warning else ""
+        print(
+            f"{lt.path!s:<{width}}  {lt.not_after:%Y-%m-%d %H:%M} {lt.days_left:>9}  "
+            f"{lt.subject}{warning}"
+        )
 
 
 def _print_held(state: ClusterState) -> None:
@@ -331,13 +383,13 @@ def _last_exit(member: Member) -> str:
     return describe_exit(member.last_exit)
 
 
-async def _print_nodes(address: str) -> None:
+async def _print_nodes(config: ClientConfig) -> None:
     try:
-        # The cluster's own server, whatever the caller's KPY_CONFIG names.
-        async with Client(ClientConfig(servers=(address,)), retry_timeout=2.0) as client:
+        # The cluster's own server and admin, whatever the caller's KPY_CONFIG names.
+        async with Client(config, retry_timeout=2.0) as client:
             nodes = (await client.list(Node)).items
     except errors.StatusError as e:
-        print(f"\nthe API server at {address} does not answer: {e}")
+        print(f"\nthe API server at {config.servers[0]} does not answer: {e}")
         return
     print(f"\n{'NODE':<20} STATUS")
     for n in nodes:
@@ -383,6 +435,23 @@ def _rotate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _renew_certs(args: argparse.Namespace) -> int:
+    try:
+        renewed = certs.renew(args.dir)  # etcd's too, with etcd's CA
+    except certs.CertError as e:
+        raise ClusterError(str(e)) from None
+    for path in renewed:
+        _say(f"renewed {path.relative_to(args.dir)}")
+    running_now = ClusterState.load(args.dir)
+    restart = (
+        " The cluster's processes read them when they start: `kpy down` and `kpy up`."
+        if running_now is not None and running_now.alive()
+        else ""
+    )
+    print(f"{len(renewed)} certificate(s) renewed, valid one more year.{restart}")
+    return 0
+
+
 def _say(line: str) -> None:
     print(f"  {line}", flush=True)
 
@@ -402,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
             "stop-node": _stop_node,
             "start-node": _start_node,
             "rotate-encryption-key": _rotate,
+            "renew-certs": _renew_certs,
         }
         return commands[args.command](args)
     except ClusterError as e:

@@ -44,13 +44,14 @@ import anyio
 from kpy.api import errors
 from kpy.api.core.v1 import Node
 from kpy.client import Client
-from kpy.client.config import ClientConfig
+from kpy.cluster import certs
 from kpy.cluster.local import (
     ENV_PREFIX,
     SUPERVISOR,
     ClusterError,
     ClusterState,
     Member,
+    client_config,
     running,
     start_time,
 )
@@ -58,6 +59,8 @@ from kpy.cluster.supervisor import STOPPED, node_of, spawn, state_lock
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from kpy.client.config import ClientConfig
 
 TEMPLATE = "kpy-node-1"
 _NAME = re.compile(r"kpy-node-(\d+)")
@@ -98,6 +101,8 @@ def add_node(
             "to copy; start it again with `kpy up --nodes N`"
         )
     (directory / "nodes" / name).mkdir(parents=True, exist_ok=True)
+    if not state.insecure:
+        _node_credentials(directory, name, state.api)
     env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     supervised = state.supervisor is not None and running(state.supervisor)
     since = time.time()
@@ -120,7 +125,7 @@ def add_node(
         os.kill(state.supervisor.pid, signal.SIGHUP)
     progress(f"waiting for node {name} to be Ready")
     agent_log = next(m.log for m in added if m.name.startswith("kpy-agent-"))
-    if not anyio.run(_wait_ready, state.api, name, since, ready_timeout):
+    if not anyio.run(_wait_ready, client_config(directory, state.api), name, since, ready_timeout):
         raise ClusterError(
             f"node {name} is not Ready after {ready_timeout:.0f} s; see {agent_log} "
             "(it stays recorded: `kpy down` stops it)"
@@ -206,7 +211,7 @@ def start_node(
         )
     progress(f"waiting for node {name} to be Ready")
     agent_log = next(m.log for m in members if m.name.startswith("kpy-agent-"))
-    if not anyio.run(_wait_ready, state.api, name, since, ready_timeout):
+    if not anyio.run(_wait_ready, client_config(directory, state.api), name, since, ready_timeout):
         raise ClusterError(f"node {name} is not Ready after {ready_timeout:.0f} s; see {agent_log}")
 
 
@@ -237,12 +242,21 @@ def _tell_supervisor(state: ClusterState) -> None:
         os.kill(state.supervisor.pid, signal.SIGHUP)
 
 
-async def _wait_ready(api: str, name: str, since: float, seconds: float) -> bool:
+def _node_credentials(directory: Path, name: str, servers: str) -> None:
+    """Node `name`'s certificates and client config, which its copied
+    command line names (kpy-node-1's, renamed)."""
+    try:
+        certs.ClusterPKI.open(directory).agent_flags(name, servers)
+    except certs.CertError as e:
+        raise ClusterError(str(e)) from None
+
+
+async def _wait_ready(config: ClientConfig, name: str, since: float, seconds: float) -> bool:
     """Whether node `name` is Ready, by a heartbeat at or after `since`
     (seconds since the epoch; with a second of slack for clocks' rounding),
     within `seconds`."""
     deadline = time.monotonic() + seconds
-    async with Client(ClientConfig(servers=tuple(api.split(","))), retry_timeout=5.0) as client:
+    async with Client(config, retry_timeout=5.0) as client:
         while time.monotonic() < deadline:
             try:
                 node = await client.get(Node, name)

@@ -34,14 +34,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
+import anyio.to_thread
 
 from kpy.api.core.v1 import Namespace
 from kpy.api.errors import StatusError
 from kpy.api.scheme import scheme
 from kpy.client import Client
-from kpy.client.config import ClientConfig
-from kpy.cluster.local import ClusterError, ClusterState, Member, running
-from kpy.storage import Store, new_client
+from kpy.cluster.local import ClusterError, ClusterState, Member, client_config, running
+from kpy.storage import ClientTLS, EtcdTLSError, Store, etcd_tls, new_client
 from kpy.storage.codec import meta
 from kpy.storage.encryption import (
     ConfigError,
@@ -55,6 +55,7 @@ from kpy.storage.encryption import (
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from kpy.client.config import ClientConfig
     from kpy.cluster.local import Progress
 
 _PAGE = 500
@@ -64,12 +65,14 @@ _REPORT_EVERY = 100  # secrets between progress lines
 @dataclass(frozen=True, slots=True)
 class APIServers:
     """What the rotation needs of a cluster's API servers, read from their
-    command lines: the config file they share, etcd, the key prefix."""
+    command lines: the config file they share, etcd, the key prefix, and
+    the files they reach etcd over TLS with (--etcd-cafile, ...)."""
 
     members: tuple[Member, ...]
     config: Path
     etcd: str
     prefix: str = "/registry"
+    etcd_tls: ClientTLS | None = None
 
 
 def api_servers(state: ClusterState) -> APIServers:
@@ -85,8 +88,18 @@ def api_servers(state: ClusterState) -> APIServers:
             "the API servers run without --encryption-provider-config, so Secrets are not "
             "encrypted; restart the cluster (`kpy down && kpy up`) to start encrypting"
         )
+    try:
+        tls = ClientTLS.load(
+            *(flags.get(f) for f in ("--etcd-cafile", "--etcd-certfile", "--etcd-keyfile"))
+        )
+    except EtcdTLSError as e:
+        raise ClusterError(f"cannot reach etcd as {members[0].name} does: {e}") from None
     return APIServers(
-        members, Path(config), flags["--etcd-servers"], flags.get("--etcd-prefix", "/registry")
+        members,
+        Path(config),
+        flags["--etcd-servers"],
+        flags.get("--etcd-prefix", "/registry"),
+        tls,
     )
 
 
@@ -141,7 +154,11 @@ async def rewrite(servers: APIServers, progress: Progress) -> Rewritten:
         _, resources = config_keys(servers.config.read_text())
     except (OSError, ConfigError) as e:
         raise ClusterError(f"cannot rewrite with {servers.config}: {e}") from None
-    client = new_client(servers.etcd)
+    try:
+        await anyio.to_thread.run_sync(etcd_tls.check, servers.etcd.split(","), servers.etcd_tls)
+    except EtcdTLSError as e:
+        raise ClusterError(f"cannot rewrite: {e}") from None
+    client = new_client(servers.etcd, tls=servers.etcd_tls)
     total = rewritten = 0
     try:
         store = Store(client, prefix=servers.prefix, encryption=config)
@@ -241,7 +258,8 @@ def restart_api_server(directory: Path, name: str, timeout: float, progress: Pro
             raise _not_back(name, old, timeout)
         time.sleep(0.2)
     port = _flags(new.argv).get("--port", "6443")
-    if not anyio.run(_serves, f"127.0.0.1:{port}", deadline - time.monotonic()):
+    config = client_config(directory, f"127.0.0.1:{port}")
+    if not anyio.run(_serves, config, deadline - time.monotonic()):
         raise _not_back(name, old, timeout)
     progress(f"{name} serves again (pid {new.pid})")
 
@@ -253,9 +271,9 @@ def _not_back(name: str, member: Member, timeout: float) -> ClusterError:
     )
 
 
-async def _serves(address: str, seconds: float) -> bool:
+async def _serves(config: ClientConfig, seconds: float) -> bool:
     with anyio.move_on_after(max(seconds, 1.0)):
-        async with Client(ClientConfig(servers=(address,)), retry_timeout=seconds) as client:
+        async with Client(config, retry_timeout=seconds) as client:
             await client.list(Namespace, limit=1)
             return True
     return False

@@ -26,6 +26,7 @@ from kpy.controllers.manager import (
 )
 from kpy.controllers.node_lifecycle import NodeLifecycleOptions
 from kpy.controllers.podautoscaler import HPAOptions
+from kpy.controllers.root_ca_publisher import read_root_ca
 from kpy.controllers.volume import DEFAULT_LOCAL_PATH_DIR
 
 
@@ -58,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
         help="where the local-path provisioner puts volumes on nodes when their StorageClass "
         "names no path; it removes a released volume's directory only under it "
         "(default %(default)s)",
+    )
+    p.add_argument(
+        "--root-ca-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the cluster CA's certificate (PEM), published in every namespace as ConfigMap "
+        "kube-root-ca.crt (key ca.crt) for pods' kube-api-access volumes; without it nothing "
+        "is published",
     )
     component.add_flags(p, lease_name=LEASE_NAME, metrics_port=10257)
     return p
@@ -201,12 +211,19 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Manage
         if value < 1:
             parser.error(f"--concurrent-{name}-syncs must be at least 1, got {value}")
         workers[name] = value
+    root_ca_file = args.root_ca_file.absolute() if args.root_ca_file is not None else None
+    if root_ca_file is not None:
+        try:
+            read_root_ca(root_ca_file)
+        except ValueError as e:
+            parser.error(str(e))
     return ManagerConfig(
         controllers=tuple(chosen),
         workers=workers,
         node_monitor=_node_lifecycle_options(parser, args),
         hpa=_hpa_options(parser, args),
         local_path_dir=args.local_path_dir.absolute(),
+        root_ca_file=root_ca_file,
     )
 
 
@@ -221,6 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         node_monitor=config.node_monitor,
         hpa=config.hpa,
         local_path_dir=config.local_path_dir,
+        root_ca_file=config.root_ca_file,
         election=opts.election,
         metrics_host=opts.metrics_host,
         metrics_port=opts.metrics_port,

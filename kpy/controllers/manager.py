@@ -12,7 +12,8 @@ stale view after another replica took over.
 Controllers are named as Kubernetes names them (`replicaset`, `deployment`,
 `garbagecollector`, `namespace`, `nodelifecycle`, `taint-eviction-controller`,
 `daemonset`, `statefulset`, `job`, `cronjob`, `ttl-after-finished`,
-`persistentvolume-binder`, `pvc-protection`, ...; and
+`persistentvolume-binder`, `pvc-protection`, `serviceaccount`,
+`root-ca-cert-publisher`, ...; and
 `customresourcedefinition`, which Kubernetes runs in its API server);
 `select_controllers` reads `--controllers` the same way: `*` for all, `name`
 to add, `-name` to leave out.
@@ -41,6 +42,8 @@ from kpy.controllers import (
     namespace,
     node_lifecycle,
     replicaset,
+    root_ca_publisher,
+    serviceaccount,
     taint_eviction,
     ttl_after_finished,
 )
@@ -100,6 +103,7 @@ def known_controllers(
     node_lifecycle_options: NodeLifecycleOptions | None = None,
     hpa_options: HPAOptions | None = None,
     local_path_dir: Path = Path(DEFAULT_LOCAL_PATH_DIR),
+    root_ca_file: Path | None = None,
 ) -> dict[str, ControllerSpec]:
     """Every controller this manager can run, with Kubernetes' default
     worker counts (--concurrent-*-syncs)."""
@@ -140,6 +144,12 @@ def known_controllers(
             "ttl-after-finished", ttl_after_finished.new_ttl_after_finished_controller, 5
         ),
         ControllerSpec("customresourcedefinition", crd.new_crd_controller, 5),
+        ControllerSpec("serviceaccount", serviceaccount.new_serviceaccount_controller, 1),
+        ControllerSpec(
+            "root-ca-cert-publisher",
+            lambda ctx: root_ca_publisher.new_root_ca_cert_publisher(ctx, root_ca_file),
+            1,
+        ),
     ]
     return {s.name: s for s in specs}
 
@@ -186,6 +196,9 @@ class ManagerConfig:
     hpa: HPAOptions = field(default_factory=HPAOptions)
     #: --local-path-dir: where the local-path provisioner puts volumes on nodes.
     local_path_dir: Path = Path(DEFAULT_LOCAL_PATH_DIR)
+    #: --root-ca-file: the CA published as ConfigMap kube-root-ca.crt in every
+    #: namespace (None: nothing is published)
+    root_ca_file: Path | None = None
 
 
 class ControllerManager:
@@ -197,6 +210,7 @@ class ControllerManager:
             node_lifecycle_options=self.config.node_monitor,
             hpa_options=self.config.hpa,
             local_path_dir=self.config.local_path_dir,
+            root_ca_file=self.config.root_ca_file,
         )
         self.controllers = [
             known[n] for n in select_controllers(list(self.config.controllers), known)

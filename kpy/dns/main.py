@@ -156,6 +156,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--server", help="API server address(es), comma-separated (default: config)")
     p.add_argument(
+        "--kubeconfig",
+        metavar="FILE",
+        help="the kpy client config (servers, certificate-authority, client-certificate, "
+        "client-key) to call the API with; --server overrides its servers",
+    )
+    p.add_argument(
         "--listen",
         action="append",
         metavar="HOST:PORT",
@@ -190,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--cluster-domain must not be empty (Kubernetes' default: cluster.local)")
     logs.configure(args.log_level)
     try:
-        config = load_config(servers=args.server) if args.server else load_config()
+        config = load_config(args.kubeconfig, servers=args.server or None)
     except ConfigError as e:
         print(f"{COMPONENT}: {e}", file=sys.stderr)
         return 2

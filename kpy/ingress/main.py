@@ -38,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated API servers host:port (default: ~/.kpy/config, else 127.0.0.1:6443)",
     )
     p.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="the kpy client config (servers, certificate-authority, client-certificate, "
+        "client-key) to call the API with; --server overrides its servers",
+    )
+    p.add_argument(
         "--bind-address", default="127.0.0.1", help="where to listen (default %(default)s)"
     )
     p.add_argument("--http-port", type=int, default=80, metavar="PORT", help="0: a free port")
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"reading the default certificate: {e}")
     servers = [s.strip() for s in args.server.split(",") if s.strip()] if args.server else None
     try:
-        config = load_config(servers=servers) if servers else load_config()
+        config = load_config(args.kubeconfig, servers=servers)
     except ConfigError as e:
         parser.error(str(e))
     exit_with_parent()

@@ -15,7 +15,6 @@ its workers run.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import os
 import sys
@@ -25,7 +24,6 @@ import anyio
 import anyio.abc
 
 from kpy import component
-from kpy.client.config import ConfigError, load_config
 from kpy.metrics import Metrics
 from kpy.operator._operator import Operator, Runtime
 
@@ -39,7 +37,6 @@ def _parser() -> argparse.ArgumentParser:
         description="Run an operator written with kpy.operator (see docs/operators.md).",
     )
     p.add_argument("app", metavar="MODULE:APP", help="the Operator to run, e.g. pkg.mod:app")
-    p.add_argument("--kubeconfig", default=None, metavar="PATH", help="kpy config file to use")
     p.add_argument(
         "--namespace",
         default=None,
@@ -113,13 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     if not args.leader_elect_resource_name:
         args.leader_elect_resource_name = app.name
     opts = component.options(parser, args)
-    if args.kubeconfig:
-        servers = [s.strip() for s in args.server.split(",") if s.strip()] if args.server else None
-        try:
-            client = load_config(args.kubeconfig, servers=servers)
-        except ConfigError as e:
-            parser.error(str(e))
-        opts = dataclasses.replace(opts, client=client)
     return component.main(app.name, opts, lambda client: _Process(app, client, opts))
 
 

@@ -28,6 +28,13 @@ def _parser() -> argparse.ArgumentParser:
         prog=COMPONENT, description="Route Service addresses to ready endpoints (kube-proxy)."
     )
     p.add_argument("--server", default=None, help="API server address(es), comma-separated")
+    p.add_argument(
+        "--kubeconfig",
+        default=None,
+        metavar="FILE",
+        help="the kpy client config (servers, certificate-authority, client-certificate, "
+        "client-key) to call the API with; --server overrides its servers",
+    )
     p.add_argument("--node-name", default="", help="the node this proxy runs on (required)")
     p.add_argument(
         "--cluster-uid",
@@ -66,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     servers = [s.strip() for s in args.server.split(",") if s.strip()] if args.server else None
     try:
-        config = load_config(servers=servers) if servers else load_config()
+        config = load_config(args.kubeconfig, servers=servers)
     except ConfigError as e:
         parser.error(str(e))
     exit_with_parent()

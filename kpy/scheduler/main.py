@@ -5,14 +5,19 @@ service), then `kpy-scheduler serving metrics on HOST:PORT`, then
 `kpy-scheduler leading as IDENTITY` once it holds the Lease and schedules.
 Stops cleanly on SIGTERM or SIGINT; exits with code 1 if it loses the
 Lease (see kpy.component).
+
+With `--tls-cert-file`, `--tls-private-key-file` and `--client-ca-file` the
+explain service serves TLS and answers only client certificates of members
+of system:masters and of the users `--authorized-clients` names (kpy.door).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
-from kpy import component
+from kpy import component, door
 from kpy.scheduler.plugins.volume_binding import DEFAULT_BIND_TIMEOUT
 from kpy.scheduler.scheduler import COMPONENT, DEFAULT_SCHEDULER_NAME, LEASE_NAME, Scheduler
 
@@ -54,6 +59,31 @@ def _parser() -> argparse.ArgumentParser:
         "percentageOfNodesToScore; default 0: adaptive, 50%% minus 1%% per 125 nodes, at "
         "least 5%% and 100 nodes; 100 scores every feasible node)",
     )
+    p.add_argument(
+        "--tls-cert-file",
+        type=Path,
+        metavar="FILE",
+        help="serve the explain service over TLS with this PEM certificate; needs "
+        "--tls-private-key-file and --client-ca-file. Without them it speaks plaintext to anyone",
+    )
+    p.add_argument(
+        "--tls-private-key-file", type=Path, metavar="FILE", help="the PEM key of --tls-cert-file"
+    )
+    p.add_argument(
+        "--client-ca-file",
+        type=Path,
+        metavar="FILE",
+        help="with --tls-cert-file: callers of the explain service must present a client "
+        "certificate this CA signed",
+    )
+    p.add_argument(
+        "--authorized-clients",
+        default="",
+        metavar="USERS",
+        help="with --tls-cert-file: users (client certificate CN) the explain service answers, "
+        "comma-separated, besides the members of group system:masters, who always are "
+        "(default: none besides them)",
+    )
     component.add_flags(p, lease_name=LEASE_NAME, metrics_port=10259)
     return p
 
@@ -72,6 +102,13 @@ def main(argv: list[str] | None = None) -> int:
             "--percentage-of-nodes-to-score must be between 0 and 100, "
             f"got {args.percentage_of_nodes_to_score}"
         )
+    try:
+        explain_tls = door.ServingTLS.from_flags(
+            args.tls_cert_file, args.tls_private_key_file, args.client_ca_file
+        )
+    except door.TLSFileError as e:
+        parser.error(str(e))
+    explain_clients = frozenset(u.strip() for u in args.authorized_clients.split(",") if u.strip())
     opts = component.options(parser, args)
     return component.main(
         COMPONENT,
@@ -83,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics_host=opts.metrics_host,
             metrics_port=opts.metrics_port,
             explain_address=(args.bind_address, args.port),
+            explain_tls=explain_tls,
+            explain_clients=explain_clients,
             bind_concurrency=args.bind_concurrency,
             volume_bind_timeout=args.volume_bind_timeout,
             percentage_of_nodes_to_score=args.percentage_of_nodes_to_score,

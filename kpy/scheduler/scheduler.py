@@ -52,6 +52,7 @@ too; only the leader schedules.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import time
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
     from kpy.client import Client
+    from kpy.door import ServingTLS
     from kpy.scheduler.framework import NodeInfo, Profile
 
 log = logging.getLogger("kpy.scheduler")
@@ -122,6 +124,8 @@ class Scheduler:
         metrics_host: str = "127.0.0.1",
         metrics_port: int | None = None,
         explain_address: tuple[str, int] | None = None,
+        explain_tls: ServingTLS | None = None,
+        explain_clients: frozenset[str] = frozenset(),
         announce: Callable[[str], None] | None = None,
         bind_concurrency: int = 64,
         rng: random.Random | None = None,
@@ -149,6 +153,8 @@ class Scheduler:
         self.metrics_host, self.metrics_port = metrics_host, metrics_port
         self.explain_address = explain_address
         self.explain_port = 0
+        # The explain service's door (kpy.door): TLS and who it answers.
+        self._explain_tls, self._explain_clients = explain_tls, explain_clients
         self._announce = announce or (lambda line: None)
         self.queue = SchedulingQueue()
         self.cache = Cache()
@@ -278,7 +284,16 @@ class Scheduler:
             tg.start_soon(self.events.run)
             if self.explain_address is not None:
                 host, port = self.explain_address
-                self.explain_port = await tg.start(service.serve, self, host, port)
+                self.explain_port = await tg.start(
+                    functools.partial(
+                        service.serve,
+                        tls=self._explain_tls,
+                        clients=self._explain_clients,
+                    ),
+                    self,
+                    host,
+                    port,
+                )
                 self._announce(f"{COMPONENT} serving explain on {host}:{self.explain_port}")
             await self.informers.wait_for_cache_sync()
             await run_elected(

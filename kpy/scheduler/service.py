@@ -4,6 +4,14 @@ fit, and why not the others?" from the scheduler's cache, binding nothing.
 `serve(scheduler, host, port)` runs a grpc.aio server until cancelled and
 reports the bound port. Errors travel as everywhere in kpy (kpy.rpc.status):
 a named pod that does not exist is NOT_FOUND with a Status naming it.
+
+With `tls` (kpy-scheduler's --tls-cert-file, --tls-private-key-file and
+--client-ca-file) the service is behind a door (kpy.door): TLS, a client
+certificate from the CA, and only members of system:masters (a cluster
+admin's kpyctl describe) and the users `clients` names
+(--authorized-clients). The answer shows the cluster's nodes and why pods do
+not fit them, which is the API's data (nodes, pods): it is not for anyone
+who can reach the port, and the admins are who read it.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ import anyio
 import anyio.abc
 import grpc
 
+from kpy import door
 from kpy.api import errors
 from kpy.api.core.v1 import Pod
 from kpy.rpc import status
@@ -74,20 +83,23 @@ async def serve(
     host: str,
     port: int,
     *,
+    tls: door.ServingTLS | None = None,
+    clients: frozenset[str] = frozenset(),
     task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    interceptors = []
+    if tls is not None:
+        guard = door.Door("the scheduler's explain service", clients)
+        interceptors.append(door.DoorInterceptor(guard))
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)], interceptors=interceptors)
     rpc.add_SchedulerServicer_to_server(SchedulerService(scheduler), server)
-    try:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError:
-        bound = 0
+    bound = door.listen(server, host, port, tls)
     if not bound:
         raise OSError(
             f"cannot listen on {host}:{port}; pick another with --port (0: any free port)"
         )
     await server.start()
-    log.info("serving explain", extra={"address": f"{host}:{bound}"})
+    log.info("serving explain", extra={"address": f"{host}:{bound}", "tls": tls is not None})
     task_status.started(bound)
     try:
         await anyio.sleep_forever()

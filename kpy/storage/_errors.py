@@ -16,6 +16,7 @@ from aetcd import exceptions as aetcd_exceptions
 from aetcd import rpc
 
 from kpy.api.errors import Expired, StatusError, Timeout, TooLarge, Unavailable
+from kpy.storage import etcd_tls
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -29,9 +30,15 @@ def translate(error: Any, what: str) -> StatusError:
     (`get configmaps "default/x"`) for the message."""
     code, details = error.code(), error.details() or ""
     if code in (rpc.StatusCode.UNAVAILABLE, rpc.StatusCode.CANCELLED):
+        fix = etcd_tls.hint(details)
         return Unavailable(
             f"etcd is unavailable ({what}): {details}. "
-            "Check that etcd is running and reachable at the configured endpoint, then retry."
+            + (
+                f"{fix[0].upper()}{fix[1:]}."
+                if fix
+                else "Check that etcd is running and reachable at the configured endpoint, "
+                "then retry."
+            )
         )
     if code == rpc.StatusCode.DEADLINE_EXCEEDED:
         return Timeout(f"etcd did not answer in time ({what}); retry, or check etcd's health")

@@ -7,6 +7,13 @@ its /health endpoint; after `stop()` returns, the process is gone (SIGTERM,
 then SIGKILL) and a temporary data directory is removed. etcd's own log goes
 to `etcd.log` in the data directory, and its data to `data/` beside it.
 
+With `client_tls` it serves its clients TLS only and requires a client
+certificate its CA signed (`--client-cert-auth`); with `peer_tls` the same
+between members (`--peer-client-cert-auth`), as kubeadm runs etcd. Its
+health is then read over TLS too, presenting its own serving certificate,
+which must therefore also allow client use (kubeadm's etcd/server.crt
+does; `kpy.pki.issue_server(..., client_auth=True)` makes one).
+
 Synchronous on purpose: it is called from command-line code and fixtures,
 before any event loop runs.
 """
@@ -19,11 +26,13 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
 
@@ -41,6 +50,25 @@ _LOG_HEAD, _LOG_TAIL = 5, 15  # etcd states a bad flag first, a fatal error last
 
 class EtcdStartError(RuntimeError):
     """etcd did not become healthy; the message carries its last log lines."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServingTLS:
+    """One side of etcd's TLS (clients, or peers): its certificate and key,
+    and the CA whose certificates it accepts from whoever dials it."""
+
+    cert_file: Path
+    key_file: Path
+    trusted_ca_file: Path
+
+    def flags(self, prefix: str) -> list[str]:
+        """etcd's flags for this side: `prefix` "" (clients) or "peer-"."""
+        return [
+            f"--{prefix}cert-file={self.cert_file}",
+            f"--{prefix}key-file={self.key_file}",
+            f"--{prefix}trusted-ca-file={self.trusted_ca_file}",
+            f"--{prefix}client-cert-auth=true",
+        ]
 
 
 def find_etcd_binary() -> str:
@@ -94,11 +122,15 @@ class EtcdServer:
         binary: str | None = None,
         detached: bool = False,
         initial_cluster: str = "",
+        client_tls: ServingTLS | None = None,
+        peer_tls: ServingTLS | None = None,
     ) -> None:
         self.host = HOST
+        self.client_tls = client_tls
+        self.peer_tls = peer_tls
         # Its own session: it outlives the launcher (`kpy up`), see release().
         self._detached = detached
-        # name=http://host:peer,... of every member: one member of a cluster
+        # name=http(s)://host:peer,... of every member: one member of a cluster
         # (give fixed ports); "" is a cluster of this member alone.
         self._initial_cluster = initial_cluster
         self.port = client_port
@@ -115,6 +147,10 @@ class EtcdServer:
             self._flags.append(f"--experimental-watch-progress-notify-interval={millis}ms")
         if unsafe_no_fsync:
             self._flags.append("--unsafe-no-fsync")
+        if client_tls is not None:
+            self._flags += client_tls.flags("")
+        if peer_tls is not None:
+            self._flags += peer_tls.flags("peer-")
         self._flags.extend(extra_args)
         self._start_timeout = start_timeout
         self._binary = binary
@@ -179,9 +215,17 @@ class EtcdServer:
                 self._terminate()
         raise EtcdStartError("etcd could not bind free loopback ports after 3 attempts")
 
+    @property
+    def client_url(self) -> str:
+        """https://127.0.0.1:PORT with client TLS, else http://127.0.0.1:PORT."""
+        return f"{'https' if self.client_tls else 'http'}://{self.host}:{self.port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"{'https' if self.peer_tls else 'http'}://{self.host}:{self.peer_port}"
+
     def _spawn(self) -> None:
-        client_url = f"http://{self.host}:{self.port}"
-        peer_url = f"http://{self.host}:{self.peer_port}"
+        client_url, peer_url = self.client_url, self.peer_url
         args = [
             self._binary or find_etcd_binary(),
             f"--name={self._name}",
@@ -206,8 +250,11 @@ class EtcdServer:
 
     def _wait_healthy(self) -> None:
         assert self._process is not None
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        url = f"http://{self.host}:{self.port}/health"
+        handlers: list[urllib.request.BaseHandler] = [urllib.request.ProxyHandler({})]
+        if self.client_tls is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=self._health_context()))
+        opener = urllib.request.build_opener(*handlers)
+        url = f"{self.client_url}/health"
         deadline = time.monotonic() + self._start_timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -220,6 +267,15 @@ class EtcdServer:
                 pass  # not listening yet, or not ready to answer
             time.sleep(0.05)
         raise self._error(f"etcd did not become healthy within {self._start_timeout:g} s")
+
+    def _health_context(self) -> ssl.SSLContext:
+        """TLS for the health check: etcd's CA, and its own certificate as
+        the client's (see the module docstring)."""
+        assert self.client_tls is not None
+        tls = self.client_tls
+        context = ssl.create_default_context(cafile=str(tls.trusted_ca_file))
+        context.load_cert_chain(tls.cert_file, tls.key_file)
+        return context
 
     def _error(self, what: str) -> EtcdStartError:
         """The start failure, with the first and last lines etcd logged this time."""

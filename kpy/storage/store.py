@@ -50,6 +50,7 @@ from kpy.storage._keys import ContinueToken, Keyspace, prefix_end
 from kpy.storage._watch import Watch, WatchEvent
 from kpy.storage.codec import Unreadable, copy, decode, encode, meta, with_version
 from kpy.storage.encryption import DecryptError, EncryptionConfig, ProviderChain
+from kpy.storage.etcd_tls import MEMBERS_NAME, ClientTLS, SecureClient
 
 if TYPE_CHECKING:
     import builtins  # `list` is a method here: annotations in the class say builtins.list
@@ -83,13 +84,16 @@ _KEEPALIVE_OPTIONS = {
 }
 
 
-def new_client(endpoints: str, *, timeout: float | None = None) -> aetcd.Client:
+def new_client(
+    endpoints: str, *, timeout: float | None = None, tls: ClientTLS | None = None
+) -> aetcd.Client:
     """An aetcd client for `endpoints` ("host:port", or several separated by
     commas: the members of one etcd cluster, tried in turn when one fails),
     with the channel options the store needs: no receive-size cap (a page of
     large objects exceeds gRPC's 4 MiB default) and keepalives that notice a
-    dead connection. Not yet connected; `Store` connects it on first use, the
-    caller closes it."""
+    dead connection. With `tls` (--etcd-cafile, --etcd-certfile,
+    --etcd-keyfile) its one channel is TLS (see `kpy.storage.etcd_tls`).
+    Not yet connected; `Store` connects it on first use, the caller closes it."""
     addresses = [e.strip() for e in endpoints.split(",") if e.strip()]
     if not addresses:
         raise ValueError("no etcd endpoint given; pass host:port")
@@ -102,7 +106,12 @@ def new_client(endpoints: str, *, timeout: float | None = None) -> aetcd.Client:
         # aetcd dials f"{host}:{port}"; gRPC's ipv4: scheme takes a list of
         # addresses and fails over between them (pick_first).
         host = "ipv4:" + ",".join([*addresses[:-1], host])
-    return aetcd.Client(host=host, port=int(port), timeout=timeout, options=_KEEPALIVE_OPTIONS)
+    if tls is None:
+        return aetcd.Client(host=host, port=int(port), timeout=timeout, options=_KEEPALIVE_OPTIONS)
+    options: dict[str, object] = dict(_KEEPALIVE_OPTIONS)
+    if len(addresses) > 1:  # one name for the channel's every member: see etcd_tls
+        options["grpc.ssl_target_name_override"] = MEMBERS_NAME
+    return SecureClient(tls, host=host, port=int(port), timeout=timeout, options=options)
 
 
 @dataclass(frozen=True, slots=True)

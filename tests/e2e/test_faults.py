@@ -40,7 +40,7 @@ from kpy.api.coordination.v1 import Lease
 from kpy.api.core.v1 import ConfigMap, Namespace, Pod
 from kpy.api.errors import StatusError
 from kpy.client import Client
-from kpy.cluster.local import ClusterState, Member, running
+from kpy.cluster.local import ClusterState, Member, client_config, running
 from tests.e2e._ports import two_free_ports
 
 if TYPE_CHECKING:
@@ -256,8 +256,9 @@ async def test_invariants_hold_through_random_faults(cluster: tuple[Path, int]) 
     rng = random.Random(seed)
     outcomes = Outcomes()
     follower = Follower()
-    servers = [f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"]
-    async with Client(servers, retry_timeout=60.0) as client:
+    servers = f"127.0.0.1:{port},127.0.0.1:{port + 1}"
+    # The cluster's admin config (its CA and certificate) for both API servers.
+    async with Client(client_config(directory, servers), retry_timeout=60.0) as client:
         await client.create(codec.from_dict(Namespace, {"metadata": {"name": NAMESPACE}}))
         for i in range(DEPLOYMENTS):
             await client.create(deployment(i))

@@ -28,6 +28,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import anyio
@@ -45,6 +46,8 @@ from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from kpy.client.config import ClientConfig
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.cluster]
 
@@ -100,6 +103,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterState]:
         after = ClusterState.load(directory)
         left = [] if after is None else after.members
         assert not any(running(m) for m in left), [m.name for m in left if running(m)]
+
+
+def admin(cluster: ClusterState) -> ClientConfig:
+    """The cluster's admin config (`kpy up` is secure: its CA and certificate)."""
+    return local.client_config(Path(cluster.directory), cluster.api)
 
 
 def job(name: str, *, completions: int, parallelism: int, exit_code: int, backoff: int) -> Job:
@@ -180,7 +188,7 @@ def counts(job: Job) -> str:
 async def test_a_leader_change_neither_loses_nor_double_counts_a_completion(
     cluster: ClusterState,
 ) -> None:
-    async with Client(cluster.api, retry_timeout=60.0) as client:
+    async with Client(admin(cluster), retry_timeout=60.0) as client:
         made = await client.create(
             job("tally", completions=COMPLETIONS, parallelism=10, exit_code=0, backoff=6)
         )
@@ -243,7 +251,7 @@ async def test_a_leader_change_neither_loses_nor_double_counts_a_completion(
 async def test_a_failing_job_stops_at_backoff_limit_with_growing_gaps(
     cluster: ClusterState,
 ) -> None:
-    async with Client(cluster.api, retry_timeout=60.0) as client:
+    async with Client(admin(cluster), retry_timeout=60.0) as client:
         made = await client.create(
             job("doomed", completions=1, parallelism=1, exit_code=1, backoff=2)
         )

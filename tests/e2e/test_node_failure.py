@@ -177,7 +177,8 @@ def runtime_records(directory: str, node: str) -> str:
 
 
 async def test_a_lost_node_s_pods_move_and_it_takes_pods_again(cluster: ClusterState) -> None:
-    async with Client(cluster.api, retry_timeout=60.0) as client:
+    admin = local.client_config(Path(cluster.directory), cluster.api)  # `kpy up` is secure
+    async with Client(admin, retry_timeout=60.0) as client:
         await client.create(deployment())
 
         async def three_running() -> list[Pod]:

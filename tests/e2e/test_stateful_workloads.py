@@ -173,7 +173,11 @@ def test_statefulset_waits_for_its_class_then_keeps_its_data(cluster: Cluster) -
         # OrderedReady: web-N is made only once web-(N-1) is Ready.
         assert after["metadata"]["creationTimestamp"] >= ready_at(before), (before, after)
     for n, pod in enumerate(pods):
-        claims = [v["persistentVolumeClaim"]["claimName"] for v in pod["spec"]["volumes"]]
+        # (ServiceAccount admission adds the kube-api-access projected volume too)
+        volumes = pod["spec"]["volumes"]
+        claims = [
+            v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v
+        ]
         assert claims == [f"www-web-{n}"]
         assert cluster.json("pvc", f"www-web-{n}", ns=ns)["status"]["phase"] == "Bound"
 

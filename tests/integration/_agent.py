@@ -67,6 +67,7 @@ class AgentHandle:
             backoff_max=self.options.get("backoff_max", 8.0),
             probe_time_scale=self.options.get("probe_time_scale", 1.0),
             dns=self.options.get("dns", DNSSettings()),
+            tls=self.options.get("tls"),
         )
 
     async def start(self) -> None:

@@ -5,6 +5,9 @@ as `kpy up` asks: at 0.2 s they cost an idle etcd and API server pair a
 twentieth of a core; no fsync), and is stopped by its pid at the end.
 Tests share it, so each one works in its own namespace (the `namespace`
 fixture) and never assumes an empty keyspace or a particular revision.
+A second etcd, serving TLS with client-certificate authentication
+(`tls_etcd_server`, its certificates in `etcd_pki`), starts only when a
+test asks for it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from kpy import pki
 from kpy.api.core.v1 import Namespace
 from kpy.apiserver.process import APIServerProcess
 from kpy.client import Client
-from kpy.storage import EtcdServer, Store, new_client
+from kpy.storage import ClientTLS, EtcdServer, ServingTLS, Store, new_client
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -90,3 +94,60 @@ async def api_namespace(client: Client, namespace: str) -> str:
     await client.create(ns)
     client.config = dataclasses.replace(client.config, namespace=namespace)
     return namespace
+
+
+# -- etcd over TLS, as kubeadm runs it (started only by the tests that ask) --------
+
+
+@dataclasses.dataclass(frozen=True)
+class EtcdPKI:
+    """An etcd CA of its own and what it signs, as kubeadm lays out
+    /etc/kubernetes/pki/etcd: `server` serves etcd and is also a client
+    certificate (etcd's health check), `client` is the API server's
+    (CN kube-apiserver-etcd-client); `other_ca` and `other_client` come from
+    another CA, for the refusals."""
+
+    root: Path
+
+    def path(self, stem: str) -> tuple[Path, Path]:
+        return self.root / f"{stem}.crt", self.root / f"{stem}.key"
+
+    def client_tls(self, ca: str = "ca", client: str | None = "client") -> ClientTLS:
+        cert, key = self.path(client) if client else (None, None)
+        tls = ClientTLS.load(self.path(ca)[0], cert, key)
+        assert tls is not None
+        return tls
+
+    def flags(self) -> tuple[str, ...]:
+        return self.client_tls().flags()
+
+
+@pytest.fixture(scope="session")
+def etcd_pki(tmp_path_factory: pytest.TempPathFactory) -> EtcdPKI:
+    out = EtcdPKI(tmp_path_factory.mktemp("etcd-pki"))
+    ca, other = pki.new_ca("etcd-ca"), pki.new_ca("another-ca")
+    for stem, pair in (
+        ("ca", ca),
+        ("server", pki.issue_server(ca, "kpy-etcd", client_auth=True)),
+        ("client", pki.issue_client(ca, "kube-apiserver-etcd-client")),
+        ("other_ca", other),
+        ("other_client", pki.issue_client(other, "kube-apiserver-etcd-client")),
+    ):
+        pki.write(pair, *out.path(stem))
+    return out
+
+
+@pytest.fixture(scope="session")
+def tls_etcd_server(etcd_pki: EtcdPKI) -> Iterator[EtcdServer]:
+    """An etcd serving its clients TLS only, with --client-cert-auth."""
+    cert, key = etcd_pki.path("server")
+    server = EtcdServer(
+        progress_notify_interval=PROGRESS_NOTIFY_INTERVAL,
+        unsafe_no_fsync=True,
+        client_tls=ServingTLS(cert, key, etcd_pki.path("ca")[0]),
+    )
+    server.start()
+    pid = server.pid
+    yield server
+    server.stop()
+    assert not Path(f"/proc/{pid}").exists(), f"etcd (pid {pid}) is still running after stop()"

@@ -24,9 +24,10 @@ from kpy.api.scheme import scheme
 from kpy.apiserver.process import APIServerProcess
 from kpy.apiserver.watch_cache import WatchCache
 from kpy.client import Client
+from kpy.cluster import etcd_certs
 from kpy.cluster.local import ClusterState
 from kpy.cluster.rotate import APIServers, add_key, rewrite
-from kpy.storage import Store, new_client
+from kpy.storage import ClientTLS, Store, new_client
 from kpy.storage.encryption import (
     Key,
     config_keys,
@@ -324,8 +325,8 @@ def kpy(*words: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
-async def raw_from(endpoint: str, key: bytes) -> bytes:
-    client = new_client(endpoint)
+async def raw_from(endpoint: str, key: bytes, tls: ClientTLS | None = None) -> bytes:
+    client = new_client(endpoint, tls=tls)
     try:
         await client.connect()
         return await raw(client, key)
@@ -357,7 +358,9 @@ def test_kpy_up_encrypts_secrets_and_rotate_encryption_key_rewrites_them(tmp_pat
             made = kpy("kpyctl", "create", "secret", "generic", f"s{i}",
                        f"--from-literal=password=plain-{i}-{port}", env=env)  # fmt: skip
             assert made.returncode == 0, made.stderr
-        stored = anyio.run(raw_from, etcd, etcd_key("/registry", "default", "s0"))
+        # etcd serves TLS to the API servers' client certificate (kpy.cluster.etcd_certs)
+        tls = etcd_certs.EtcdPKI(directory / etcd_certs.ETCD_DIR).client_tls()
+        stored = anyio.run(raw_from, etcd, etcd_key("/registry", "default", "s0"), tls)
         assert stored.startswith(b"k8s:enc:aesgcm:v1:key1:"), stored[:30]
         assert f"plain-0-{port}".encode() not in stored
 
@@ -368,7 +371,7 @@ def test_kpy_up_encrypts_secrets_and_rotate_encryption_key_rewrites_them(tmp_pat
         assert "kpy-apiserver-2 serves again" in out
         assert "rewrote 3/3 secrets (3 needed it)" in out
         for i in range(3):
-            stored = anyio.run(raw_from, etcd, etcd_key("/registry", "default", f"s{i}"))
+            stored = anyio.run(raw_from, etcd, etcd_key("/registry", "default", f"s{i}"), tls)
             assert stored.startswith(b"k8s:enc:aesgcm:v1:key2:"), f"s{i}: {stored[:30]!r}"
         got = kpy("kpyctl", "get", "secret", "s2", "-o", "jsonpath={.data.password}", env=env)
         assert base64.b64decode(got.stdout) == f"plain-2-{port}".encode(), got.stderr

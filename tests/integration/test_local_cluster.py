@@ -58,7 +58,10 @@ def test_up_status_down(tmp_path: Path) -> None:
             "kpy-proxy-kpy-node-2",
         ]
         assert all(running(m) for m in state.members)
-        assert (tmp_path / "config").read_text().endswith(f"127.0.0.1:{port}\n")
+        config = load_config(tmp_path / "config")
+        assert config.servers == (f"127.0.0.1:{port}",)
+        assert config.tls is not None, "the CA"
+        assert config.tls.cert_pem, "the admin's certificate"
 
         status = kpy("status", "--dir", str(tmp_path))
         assert status.returncode == 0, status.stderr

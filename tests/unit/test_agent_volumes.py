@@ -18,7 +18,6 @@ import pytest
 from kpy.agent.env import PERSISTENT_VOLUME_CLAIM, ConfigError, PodContext, references
 from kpy.agent.runtime.base import Mount
 from kpy.agent.volumes import (
-    TOKEN_PLACEHOLDER,
     FileProjection,
     VolumeError,
     VolumeManager,
@@ -31,6 +30,7 @@ from kpy.api.core.v1 import (
     PersistentVolumeClaim,
     Pod,
     Secret,
+    ServiceAccountTokenProjection,
 )
 
 if TYPE_CHECKING:
@@ -50,6 +50,8 @@ class Objects:
     secrets: dict[tuple[str, str], Secret] = field(default_factory=dict)
     claims: dict[tuple[str, str], PersistentVolumeClaim] = field(default_factory=dict)
     volumes: dict[str, PersistentVolume] = field(default_factory=dict)
+    #: (pod uid, audience) -> the token the token manager holds
+    tokens: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     def config_map(self, namespace: str, name: str) -> ConfigMap | None:
         return self.config_maps.get((namespace, name))
@@ -63,6 +65,12 @@ class Objects:
     def persistent_volume(self, name: str) -> PersistentVolume | None:
         return self.volumes.get(name)
 
+    def service_account_token(self, pod: Pod, projection: ServiceAccountTokenProjection) -> bytes:
+        token = self.tokens.get((pod.metadata.uid, projection.audience))
+        if token is None:
+            raise VolumeError('failed to fetch token: serviceaccounts "default" not found')
+        return token
+
     def set_config_map(self, name: str, data: dict[str, str], **more: Any) -> None:
         self.config_maps[("ns", name)] = from_dict(ConfigMap, {"data": data, **more})
 
@@ -72,6 +80,8 @@ def _objects() -> Objects:
     objects.set_config_map("app", {"app.yaml": "level: debug\n", "extra": "x"})
     objects.config_maps[("ns", "app")].binary_data["logo.png"] = b"\x89PNG"
     objects.secrets[("ns", "db")] = Secret(data={"password": b"s3cr3t", "user": b"admin"})
+    objects.tokens[(UID, "")] = b"eyJhbGciOiJFUzI1NiJ9.default.sig"
+    objects.tokens[(UID, "vault")] = b"eyJhbGciOiJFUzI1NiJ9.vault.sig"
     return objects
 
 
@@ -252,7 +262,7 @@ DATA_VOLUME_CASES = [
         {"labels": 0o644, "meta/name": 0o600},
     ),
     DataVolumeCase(
-        "projected: sources merged, token placeholder",
+        "projected: sources merged, the pod's tokens",
         {
             "projected": {
                 "defaultMode": 0o440,
@@ -267,11 +277,18 @@ DATA_VOLUME_CASES = [
                         }
                     },
                     {"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}},
+                    {"serviceAccountToken": {"path": "vault/token", "audience": "vault"}},
                 ],
             }
         },
         "kubernetes.io~projected",
-        {"extra": "x", "db/user": "admin", "ns": "ns", "token": TOKEN_PLACEHOLDER.decode()},
+        {
+            "extra": "x",
+            "db/user": "admin",
+            "ns": "ns",
+            "token": "eyJhbGciOiJFUzI1NiJ9.default.sig",
+            "vault/token": "eyJhbGciOiJFUzI1NiJ9.vault.sig",
+        },
         {"extra": 0o440, "token": 0o440},
     ),
 ]
@@ -316,6 +333,9 @@ ERROR_CASES = [
      VolumeError, "must be relative"),
     ("unsupported volume type", {"nfs": {"server": "nfs.local", "path": "/export"}}, VolumeError,
      "volume type nfs is not supported by kpy-agent"),
+    ("no token for the projection",
+     {"projected": {"sources": [{"serviceAccountToken": {"path": "t", "audience": "other"}}]}},
+     VolumeError, 'failed to fetch token: serviceaccounts "default" not found'),
 ]  # fmt: skip
 
 

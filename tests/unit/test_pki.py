@@ -184,3 +184,16 @@ def test_load_names_the_file_it_cannot_use(tmp_path: Path) -> None:
     (tmp_path / "bad.key").write_text("not pem")
     with pytest.raises(pki.PKIError, match=r"bad\.key holds no PEM private key"):
         pki.load(cert, tmp_path / "bad.key")
+
+
+def test_a_server_certificate_with_client_auth_may_also_dial() -> None:
+    """etcd's server and peer certificates, as kubeadm's: members and the
+    health check present them as client certificates too."""
+    both = pki.issue_server(CA, "kpy-etcd", client_auth=True, now=NOW)
+    usages = (
+        x509.load_pem_x509_certificate(both.cert_pem)
+        .extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+        .value
+    )
+    assert list(usages) == [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+    assert pki.describe(both.cert_pem).dns_names == ("localhost",)

@@ -23,6 +23,8 @@ SCHEDULER = UserInfo("system:kube-scheduler", ("system:authenticated",))
 NODE = UserInfo("system:node:kpy-node-1", ("system:nodes", "system:authenticated"))
 PROXY = UserInfo("system:kube-proxy", ("system:authenticated",))
 DNS = service_account_user("kube-system", "kube-dns")
+INGRESS = UserInfo("system:kpy-ingress", ("system:authenticated",))
+SIMULATED_NODES = UserInfo("system:kpy-simulated-nodes", ("system:authenticated",))
 ADMIN = UserInfo("root", ("system:masters", "system:authenticated"))
 NOBODY = UserInfo("alice", ("system:authenticated",))
 
@@ -61,6 +63,8 @@ NEEDED: list[tuple[str, UserInfo, list[Attributes]]] = [
                     "core/persistentvolumes",
                     "core/persistentvolumeclaims",
                     "core/replicationcontrollers",
+                    "core/serviceaccounts",
+                    "core/configmaps",
                     "apps/deployments",
                     "apps/replicasets",
                     "apps/statefulsets",
@@ -85,6 +89,9 @@ NEEDED: list[tuple[str, UserInfo, list[Attributes]]] = [
             call("create discovery.k8s.io/endpointslices"),
             call("create core/persistentvolumeclaims"),
             call("create core/persistentvolumes", ""),
+            call("create core/serviceaccounts"),  # the default ServiceAccount
+            call("create core/configmaps"),  # kube-root-ca.crt
+            call("update core/configmaps", name="kube-root-ca.crt"),
             call("update apps/deployments/status", name="d"),
             call("update apps/replicasets", name="r"),
             call("update core/nodes", "", "n"),
@@ -100,6 +107,8 @@ NEEDED: list[tuple[str, UserInfo, list[Attributes]]] = [
             call("create coordination.k8s.io/leases", "kube-system"),
             call("get coordination.k8s.io/leases", "kube-system", "kpy-controller-manager"),
             call("update coordination.k8s.io/leases", "kube-system", "kpy-controller-manager"),
+            call("create core/events"),  # kpy.events: SuccessfulCreate, ScalingReplicaSet, ...
+            call("patch core/events", name="e"),
         ],
     ),
     (
@@ -130,6 +139,8 @@ NEEDED: list[tuple[str, UserInfo, list[Attributes]]] = [
             call("create coordination.k8s.io/leases", "kube-system"),
             call("get coordination.k8s.io/leases", "kube-system", "kpy-scheduler"),
             call("update coordination.k8s.io/leases", "kube-system", "kpy-scheduler"),
+            call("create core/events"),  # Scheduled, FailedScheduling
+            call("patch core/events", name="e"),
         ],
     ),
     (
@@ -164,6 +175,48 @@ NEEDED: list[tuple[str, UserInfo, list[Attributes]]] = [
             for r in ("core/services", "core/pods", "discovery.k8s.io/endpointslices")
         ],
     ),
+    (
+        "ingress",
+        INGRESS,
+        [
+            *(
+                call(f"{v} {r}", "")
+                for v in ("list", "watch")
+                for r in (
+                    "core/services",
+                    "core/secrets",  # TLS certificates the Ingresses name
+                    "discovery.k8s.io/endpointslices",
+                    "networking.k8s.io/ingresses",
+                    "networking.k8s.io/ingressclasses",
+                )
+            ),
+            call("update networking.k8s.io/ingresses/status", name="i"),
+        ],
+    ),
+    (
+        # kpy/agent for many nodes at once (kpy.agent.simulated_nodes)
+        "simulated nodes agent",
+        SIMULATED_NODES,
+        [
+            call("create core/nodes", ""),
+            call("get core/nodes", "", "kpy-node-7"),
+            call("update core/nodes", "", "kpy-node-7"),
+            call("update core/nodes/status", "", "kpy-node-7"),
+            call("list core/pods", ""),
+            call("watch core/pods", ""),
+            call("delete core/pods", name="p"),
+            call("patch core/pods/status", name="p"),
+            call("list core/secrets", name="s"),
+            call("watch core/configmaps", name="c"),
+            call("list core/persistentvolumeclaims", name="c"),
+            call("get core/persistentvolumes", "", "v"),
+            call("list core/services", ""),
+            call("create coordination.k8s.io/leases", "kube-node-lease"),
+            call("get coordination.k8s.io/leases", "kube-node-lease", "kpy-node-7"),
+            call("update coordination.k8s.io/leases", "kube-node-lease", "kpy-node-7"),
+            call("create core/events"),
+        ],
+    ),
 ]
 
 # (case, user, a call it must not be allowed)
@@ -196,6 +249,16 @@ REFUSED = [
         call("list core/services", ""),
     ),
     ("an authenticated user reads nothing", NOBODY, call("list core/pods")),
+    ("ingress writes no services", INGRESS, call("update core/services", name="s")),
+    ("ingress reads no pods", INGRESS, call("list core/pods", "")),
+    ("simulated nodes create no secrets", SIMULATED_NODES, call("create core/secrets")),
+    ("simulated nodes write no pod specs", SIMULATED_NODES, call("update core/pods", name="p")),
+    ("simulated nodes delete no nodes", SIMULATED_NODES, call("delete core/nodes", "", "n")),
+    (
+        "simulated nodes bind no roles",
+        SIMULATED_NODES,
+        call("create rbac.authorization.k8s.io/rolebindings"),
+    ),
 ]
 
 
