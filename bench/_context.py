@@ -27,6 +27,7 @@ from kpy.api.core.v1 import Namespace, Pod
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from bench._security import Security
     from kpy._process import ElectedProcess
     from kpy.client import Client
 
@@ -114,6 +115,13 @@ class Progress:
 
 @dataclass(slots=True)
 class Context:
+    """`security`: the run's TLS and credentials. Every `Client` given only
+    addresses, here and in children, reads the run's admin config through
+    KPY_CONFIG (set by bench.run); a component a benchmark starts takes
+    `security.component_args(...)`, `security.node_args(...)` or
+    `security.simulated_nodes_args()` as extra args, to call as its own
+    user."""
+
     api_address: str
     api_pid: int
     etcd_endpoint: str
@@ -122,6 +130,7 @@ class Context:
     run_id: str
     progress: Progress
     children: Children
+    security: Security
 
     def namespace(self, benchmark: str) -> str:
         """A namespace name of this run for one benchmark."""

@@ -26,7 +26,8 @@ count and time, and a closed stdin ends a worker too.
   "latencies", "cpu"} (start and end: time.time(), so that the parent can
   add up several workers' rounds); "stop" or EOF ends it. Names it creates
   carry its pid, so that workers never collide. A failed call ends the
-  round with {"error": ...}.
+  round with {"error": ...}. Its client reads the config KPY_CONFIG names
+  (the run's), or `--config`'s (the floor's plaintext side in a TLS run).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from bench._load import concurrent
 from kpy.api.core.v1 import Namespace, Pod
 from kpy.api.scheme import scheme
 from kpy.client import Client
+from kpy.client.config import load_config
 from kpy.storage import Store, new_client
 
 if TYPE_CHECKING:
@@ -173,12 +175,16 @@ async def raw_watch(endpoint: str, namespace: str, seconds: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _load_op(op: str, servers: str, endpoint: str, namespace: str) -> AsyncIterator[Op]:
-    """The operation `op` of `LOAD_OPS`, ready to call (its connections open)."""
+async def _load_op(
+    op: str, servers: str, endpoint: str, namespace: str, config: str | None
+) -> AsyncIterator[Op]:
+    """The operation `op` of `LOAD_OPS`, ready to call (its connections open);
+    its client uses `config` (a kpy config file) if given, else KPY_CONFIG's."""
     numbers = itertools.count()
     prefix = f"load-{os.getpid()}"
     picks = random.Random(os.getpid())
-    async with Client(servers.split(","), retry_timeout=10.0) as client:
+    target = load_config(config, servers=servers) if config else servers.split(",")
+    async with Client(target, retry_timeout=10.0) as client:
         etcd = new_client(endpoint)
         try:
             if op == "create":
@@ -215,9 +221,11 @@ async def _load_op(op: str, servers: str, endpoint: str, namespace: str) -> Asyn
             await etcd.close()
 
 
-async def load(op: str, servers: str, endpoint: str, namespace: str, in_flight: int) -> None:
+async def load(
+    op: str, servers: str, endpoint: str, namespace: str, in_flight: int, config: str | None
+) -> None:
     stdin = await _stdin_reader()
-    async with _load_op(op, servers, endpoint, namespace) as run:
+    async with _load_op(op, servers, endpoint, namespace, config) as run:
         _say({"ready": True})
         while True:
             words = (await stdin.readline()).split()
@@ -261,10 +269,20 @@ def main(argv: list[str] | None = None) -> None:
     ld.add_argument("--endpoint", required=True, help="etcd")
     ld.add_argument("--namespace", required=True)
     ld.add_argument("--in-flight", type=int, required=True)
+    ld.add_argument("--config", help="kpy config file for the client (default: KPY_CONFIG's)")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         if args.role == "load":
-            asyncio.run(load(args.op, args.servers, args.endpoint, args.namespace, args.in_flight))
+            asyncio.run(
+                load(
+                    args.op,
+                    args.servers,
+                    args.endpoint,
+                    args.namespace,
+                    args.in_flight,
+                    args.config,
+                )
+            )
         elif args.role == "write":
             asyncio.run(
                 write(

@@ -76,14 +76,16 @@ async def run(ctx: Context) -> Result:
     sizes = QUICK if ctx.quick else NORMAL
     namespace = ctx.namespace(NAME)
     with tempfile.TemporaryDirectory(prefix="kpy-bench-agents-") as root:
+        names = [f"bench-{ctx.run_id}-agent-{i:02d}" for i in range(sizes.agents)]
         agents = [
             AgentProcess(
                 ctx.api_address,
-                f"bench-{ctx.run_id}-agent-{i:02d}",
-                Path(root) / f"agent-{i:02d}",
+                name,
+                Path(root) / name,
                 runtime="simulated",
+                extra_args=ctx.security.node_args(name),
             )
-            for i in range(sizes.agents)
+            for name in names
         ]
         async with Client(ctx.api_address, retry_timeout=10.0) as client:
             await create_namespace(client, namespace)

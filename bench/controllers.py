@@ -97,7 +97,11 @@ async def _through_controllers(ctx: Context, sizes: Sizes, client: Client) -> fl
     namespace = ctx.namespace(NAME)
     await create_namespace(client, namespace)
     manager = ControllerManagerProcess(
-        ctx.api_address, extra_args=("--controllers=replicaset,deployment",)
+        ctx.api_address,
+        extra_args=(
+            "--controllers=replicaset,deployment",
+            *ctx.security.component_args("controller-manager"),
+        ),
     )
     ctx.progress.phase(NAME, "starting kpy-controller-manager")
     async with leading(manager):

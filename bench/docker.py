@@ -99,7 +99,7 @@ async def run(ctx: Context) -> Result:
             node,
             Path(root) / "agent",
             runtime="docker",
-            extra_args=("--docker-host", host),
+            extra_args=("--docker-host", host, *ctx.security.node_args(node)),
         )
         async with (
             Client(ctx.api_address, retry_timeout=10.0) as client,

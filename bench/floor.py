@@ -8,6 +8,13 @@ KIND`) speaking kpy's API service on 127.0.0.1:
   (the one the SDK proposed), stores it in etcd in one Txn (only if the
   key is absent) and answers the stored Pod: the least a create can do.
 
+When the run has TLS on (the default), the floor servers serve TLS as kpy's
+API server does (the run's serving certificate, client certificates
+required, `--tls-cert-file --tls-private-key-file --client-ca-file`) and
+a fifth side is measured: the no-op server over plaintext beside the one
+over TLS, so that TLS's own cost in a gRPC call shows (row `no-op gRPC
+over TLS vs plaintext`). Its clients use the run's plaintext config.
+
 Measured, all from `_load.LoadWorkers` child processes (as many as each
 side needs to saturate, 1, 2 or 4: see `_pair`), `Sizes.in_flight` calls
 in flight in total, two alternating rounds of four sides: raw etcd puts
@@ -19,10 +26,11 @@ process's user+system time over its side's rounds, divided by its calls;
 etcd's for the put side) from which a machine with more cores can be
 estimated on paper.
 
-`python -m bench.floor curve [--workers 1,2,4]` is the scaling curve of
-`kpy-apiserver --workers N`: its own etcd, then for each N a fresh API
-server with N workers, creates and gets against it from saturating client
-processes, interleaved with raw puts; printed, not written to results.
+`python -m bench.floor curve [--workers 1,2,4] [--insecure]` is the
+scaling curve of `kpy-apiserver --workers N` (TLS on, as in `bench.run`):
+its own etcd, then for each N a fresh API server with N workers, creates
+and gets against it from saturating client processes, interleaved with
+raw puts; printed, not written to results.
 """
 
 from __future__ import annotations
@@ -58,6 +66,7 @@ from kpy.storage import new_client
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from bench._security import Security
     from kpy.storage import EtcdServer
 
 NAME = "floor"
@@ -81,7 +90,30 @@ QUICK = Sizes(total=600, seconds=2.0)
 # -- the floor servers ------------------------------------------------------------
 
 
-async def _serve(kind: str, endpoint: str) -> None:
+@dataclass(frozen=True, slots=True)
+class ServingTLS:
+    """The files a floor server serves TLS with (as kpy-apiserver's flags)."""
+
+    cert: str
+    key: str
+    client_ca: str
+
+    def args(self) -> list[str]:
+        return [
+            "--tls-cert-file", self.cert,
+            "--tls-private-key-file", self.key,
+            "--client-ca-file", self.client_ca,
+        ]  # fmt: skip
+
+    def credentials(self) -> grpc.ServerCredentials:
+        """Server credentials requiring a client certificate `client_ca` signed."""
+        with open(self.cert, "rb") as c, open(self.key, "rb") as k, open(self.client_ca, "rb") as a:
+            return grpc.ssl_server_credentials(
+                [(k.read(), c.read())], root_certificates=a.read(), require_client_auth=True
+            )
+
+
+async def _serve(kind: str, endpoint: str, tls: ServingTLS | None) -> None:
     etcd = new_client(endpoint)
     await etcd.connect()
 
@@ -119,7 +151,10 @@ async def _serve(kind: str, endpoint: str) -> None:
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(SERVICE, {"Create": handler}),)
     )
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", tls.credentials())
     await server.start()
     print(f"floor serving on 127.0.0.1:{port}", flush=True)
     try:
@@ -129,9 +164,13 @@ async def _serve(kind: str, endpoint: str) -> None:
         await etcd.close()
 
 
-async def _start_floor(children: Children, kind: str, endpoint: str) -> tuple[str, int]:
-    """Starts a floor server; its address and pid once it serves."""
-    process = children.spawn(["-m", "bench.floor", "serve", kind, "--endpoint", endpoint])
+async def _start_floor(
+    children: Children, kind: str, endpoint: str, tls: ServingTLS | None
+) -> tuple[str, int]:
+    """Starts a floor server (serving TLS with `tls`); its address and pid
+    once it serves."""
+    args = ["-m", "bench.floor", "serve", kind, "--endpoint", endpoint]
+    process = children.spawn([*args, *(tls.args() if tls else [])])
     assert process.stdout is not None
     line = await asyncio.to_thread(process.stdout.readline)
     if not line.startswith("floor serving on "):
@@ -191,8 +230,11 @@ async def measure(
     progress.done(", ".join(f"{s.label} {s.done.per_second:,.0f}/s" for s in sides if s.done))
 
 
-def _load_args(op: str, servers: str, ctx_endpoint: str, namespace: str) -> list[str]:
-    return ["--op", op, "--servers", servers, "--endpoint", ctx_endpoint, "--namespace", namespace]
+def _load_args(
+    op: str, servers: str, ctx_endpoint: str, namespace: str, config: str | None = None
+) -> list[str]:
+    args = ["--op", op, "--servers", servers, "--endpoint", ctx_endpoint, "--namespace", namespace]
+    return [*args, "--config", config] if config else args
 
 
 async def _seed(api_address: str, namespace: str) -> None:
@@ -207,33 +249,57 @@ async def run(ctx: Context) -> Result:
     sizes = QUICK if ctx.quick else NORMAL
     namespace = ctx.namespace(NAME)
     await _seed(ctx.api_address, namespace)
+    security = ctx.security
+    tls = (
+        ServingTLS(str(security.serving_cert), str(security.serving_key), str(security.ca_file))
+        if security.tls
+        else None
+    )
     ctx.progress.phase(NAME, "starting the floor servers and the load processes")
-    noop_address, noop_pid = await _start_floor(ctx.children, "noop", ctx.etcd_endpoint)
-    create_address, create_pid = await _start_floor(ctx.children, "create", ctx.etcd_endpoint)
+    floors = [await _start_floor(ctx.children, "noop", ctx.etcd_endpoint, None)]
+    if tls is not None:
+        floors.append(await _start_floor(ctx.children, "noop", ctx.etcd_endpoint, tls))
+    floors.append(await _start_floor(ctx.children, "create", ctx.etcd_endpoint, tls))
+    (noop_address, noop_pid), *_, (create_address, create_pid) = floors
+    plaintext = str(security.plaintext_config)
 
-    def side(label: str, op: str, servers: str, pids: Sequence[int]) -> Side:
-        args = _load_args(op, servers, ctx.etcd_endpoint, namespace)
+    def side(
+        label: str, op: str, servers: str, pids: Sequence[int], config: str | None = None
+    ) -> Side:
+        args = _load_args(op, servers, ctx.etcd_endpoint, namespace, config)
         return Side(label, LoadWorkers(ctx.children, args, MAX_CLIENT_PROCESSES), pids)
 
     sides = [
         side("raw put", "put", ctx.api_address, [ctx.etcd_pid]),
-        side("no-op gRPC", "create", noop_address, [noop_pid]),
+        side("no-op gRPC", "create", noop_address, [noop_pid], plaintext),
         side("minimal create", "create", create_address, [create_pid]),
         side("kpy create", "create", ctx.api_address, [ctx.api_pid]),
     ]
+    if tls is not None:
+        tls_address, tls_pid = floors[1]
+        sides.insert(2, side("no-op gRPC TLS", "create", tls_address, [tls_pid]))
     try:
         await measure(ctx.progress, sides, sizes, sizes.in_flight)
     finally:
         for s in sides:
             s.workers.stop()
+        floor_pids = {pid for _, pid in floors}
         for process in list(ctx.children.processes):
-            if process.pid in (noop_pid, create_pid):
+            if process.pid in floor_pids:
                 ctx.children.stop(process)
-    raw, noop, minimal, kpy = (s.done or Throughput(0, 0.0, ()) for s in sides)
+    done = {s.label: s.done or Throughput(0, 0.0, ()) for s in sides}
+    raw, noop = done["raw put"], done["no-op gRPC"]
+    minimal, kpy = done["minimal create"], done["kpy create"]
     label = f"x{sizes.in_flight}"
     result = Result()
+    result.rows.append(throughput_row(NAME, f"no-op gRPC create {label} vs raw put", noop, raw))
+    if tls is not None:
+        noop_tls = done["no-op gRPC TLS"]
+        result.rows += [
+            throughput_row(NAME, f"no-op gRPC over TLS {label} vs raw put", noop_tls, raw),
+            throughput_row(NAME, f"no-op gRPC over TLS {label} vs plaintext", noop_tls, noop),
+        ]
     result.rows += [
-        throughput_row(NAME, f"no-op gRPC create {label} vs raw put", noop, raw),
         throughput_row(NAME, f"minimal create {label} vs raw put", minimal, raw),
         throughput_row(NAME, f"kpy create {label} vs raw put", kpy, raw),
         throughput_row(NAME, f"kpy create {label} vs minimal create", kpy, minimal),
@@ -253,32 +319,46 @@ async def run(ctx: Context) -> Result:
 # -- the scaling curve of kpy-apiserver --workers ---------------------------------
 
 
-def _curve(workers: list[int], quick: bool) -> None:
+def _curve(workers: list[int], quick: bool, insecure: bool) -> None:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from bench._security import Security
     from kpy.storage import EtcdServer
 
     sizes = QUICK if quick else NORMAL
+    scratch = Path(tempfile.mkdtemp(prefix="kpy-bench-curve-"))
+    security = Security.create(scratch, tls=not insecure)
+    os.environ.update(security.environment())  # this process's clients and its children's
     children = Children()
     etcd = EtcdServer(unsafe_no_fsync=True)
     etcd.start()
     lines = []
     try:
         for n in workers:
-            lines.append(_curve_point(n, etcd, children, Progress(), sizes))
+            lines.append(_curve_point(n, etcd, children, Progress(), sizes, security))
     finally:
         children.stop_all()
         etcd.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     print("\n".join(lines))
 
 
 def _curve_point(
-    n: int, etcd: EtcdServer, children: Children, progress: Progress, sizes: Sizes
+    n: int,
+    etcd: EtcdServer,
+    children: Children,
+    progress: Progress,
+    sizes: Sizes,
+    security: Security,
 ) -> str:
     """One point of the curve: `n` workers, measured; its line of the table."""
     import secrets
 
     from kpy.apiserver.process import APIServerProcess
 
-    server = APIServerProcess(etcd.endpoint, workers=n)
+    server = APIServerProcess(etcd.endpoint, workers=n, extra_args=security.apiserver_args())
     server.start(timeout=120.0)
     try:
         servers = ",".join(server.addresses)
@@ -330,15 +410,25 @@ def main(argv: list[str] | None = None) -> None:
     serve = commands.add_parser("serve", help="run a floor server (for the benchmark)")
     serve.add_argument("kind", choices=["noop", "create"])
     serve.add_argument("--endpoint", required=True, help="etcd")
+    serve.add_argument("--tls-cert-file", help="serve TLS with this certificate (and the next two)")
+    serve.add_argument("--tls-private-key-file")
+    serve.add_argument("--client-ca-file", help="require client certificates this CA signed")
     curve = commands.add_parser("curve", help="the scaling curve of kpy-apiserver --workers")
     curve.add_argument("--workers", default="1,2,4", help="worker counts (default %(default)s)")
     curve.add_argument("--quick", action="store_true")
+    curve.add_argument("--insecure", action="store_true", help="plaintext, as bench.run's")
     args = parser.parse_args(argv)
     with contextlib.suppress(KeyboardInterrupt):
         if args.command == "serve":
-            asyncio.run(_serve(args.kind, args.endpoint))
+            files = (args.tls_cert_file, args.tls_private_key_file, args.client_ca_file)
+            if any(files) and not all(files):
+                parser.error(
+                    "--tls-cert-file, --tls-private-key-file and --client-ca-file go together"
+                )
+            tls = ServingTLS(*files) if all(files) else None
+            asyncio.run(_serve(args.kind, args.endpoint, tls))
         else:
-            _curve([int(n) for n in args.workers.split(",")], args.quick)
+            _curve([int(n) for n in args.workers.split(",")], args.quick, args.insecure)
 
 
 if __name__ == "__main__":

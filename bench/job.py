@@ -97,14 +97,16 @@ def template() -> dict[str, Any]:
 async def run(ctx: Context) -> Result:
     sizes = QUICK if ctx.quick else NORMAL
     with tempfile.TemporaryDirectory(prefix="kpy-bench-job-") as root:
+        names = [f"bench-{ctx.run_id}-job-agent-{i:02d}" for i in range(sizes.agents)]
         agents = [
             AgentProcess(
                 ctx.api_address,
-                f"bench-{ctx.run_id}-job-agent-{i:02d}",
-                Path(root) / f"agent-{i:02d}",
+                name,
+                Path(root) / name,
                 runtime="simulated",
+                extra_args=ctx.security.node_args(name),
             )
-            for i in range(sizes.agents)
+            for name in names
         ]
         ctx.progress.phase(NAME, f"starting {sizes.agents} agents")
         try:
@@ -116,10 +118,17 @@ async def run(ctx: Context) -> Result:
             async with Client(ctx.api_address, retry_timeout=10.0) as client:
                 await _nodes_ready(client, [a.node_name for a in agents])
                 manager = ControllerManagerProcess(
-                    ctx.api_address, extra_args=("--controllers=job",)
+                    ctx.api_address,
+                    extra_args=(
+                        "--controllers=job",
+                        *ctx.security.component_args("controller-manager"),
+                    ),
+                )
+                scheduler = SchedulerProcess(
+                    ctx.api_address, extra_args=ctx.security.component_args("scheduler")
                 )
                 ctx.progress.phase(NAME, "starting kpy-scheduler and kpy-controller-manager")
-                async with leading(SchedulerProcess(ctx.api_address)), leading(manager):
+                async with leading(scheduler), leading(manager):
                     directs: list[float] = []
                     jobs: list[float] = []
                     for round_ in range(sizes.rounds):

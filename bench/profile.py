@@ -9,7 +9,8 @@ own time and by cumulative time, and keeps both .prof files for
 
 cProfile slows Python code about 1.5-2x and not C code, so read the output
 as shares of the time, not as absolute figures. Use `--quick` for the
-smaller sizes.
+smaller sizes. TLS is on as in `bench.run` (`--insecure`: plaintext), so
+the TLS cost shows in both profiles.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pstats
 import re
 import secrets
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -36,6 +38,7 @@ import bench.list
 import bench.watch
 from bench._context import Children, Context, Progress, child_environment
 from bench._report import format_table
+from bench._security import Security
 from kpy.storage import EtcdServer
 
 BENCHMARKS = {
@@ -51,7 +54,9 @@ class ProfiledAPIServer:
     """kpy-apiserver under cProfile as a child process, stopped by its pid
     (SIGTERM, so that it writes its profile; SIGKILL after a grace)."""
 
-    def __init__(self, etcd_endpoint: str, profile: Path, log: Path) -> None:
+    def __init__(
+        self, etcd_endpoint: str, profile: Path, log: Path, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.profile = profile
         self._args = [
             sys.executable,
@@ -62,6 +67,7 @@ class ProfiledAPIServer:
             etcd_endpoint,
             "--port",
             "0",
+            *extra_args,
         ]
         self._log = log
         self._process: subprocess.Popen[str] | None = None
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     p.add_argument("name", choices=sorted(BENCHMARKS))
     p.add_argument("--quick", action="store_true")
+    p.add_argument("--insecure", action="store_true", help="plaintext, as bench.run --insecure")
     p.add_argument("--top", type=int, default=30, help="functions to show per listing")
     p.add_argument("--out", type=Path, help="directory for the .prof files (default: a temp dir)")
     args = p.parse_args(argv)
@@ -127,10 +134,15 @@ def main(argv: list[str] | None = None) -> int:
     etcd = EtcdServer(unsafe_no_fsync=True, progress_notify_interval=5.0)
     api: ProfiledAPIServer | None = None
     children = Children()
+    scratch = Path(tempfile.mkdtemp(prefix="kpy-profile-pki-"))
+    security = Security.create(scratch, tls=not args.insecure)
+    os.environ.update(security.environment())  # this process's clients, and its children's
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         etcd.start()
-        api = ProfiledAPIServer(etcd.endpoint, server_prof, out / "apiserver.log")
+        api = ProfiledAPIServer(
+            etcd.endpoint, server_prof, out / "apiserver.log", security.apiserver_args()
+        )
         api.start()
         ctx = Context(
             api_address=api.address,
@@ -141,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
             run_id=secrets.token_hex(3),
             progress=Progress(),
             children=children,
+            security=security,
         )
         profiler = cProfile.Profile()
         profiler.enable()
@@ -155,6 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         if api is not None:
             api.stop()
         etcd.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     print(format_table(result.rows))
     print(report("kpy-apiserver", server_prof, args.top))
     print(report("bench process (SDK)", client_prof, args.top))

@@ -7,6 +7,14 @@ with a baseline measured in the same run against the same etcd, and the
 table's ratio is kpy ÷ baseline. Results go to
 `bench/results/<UTC timestamp>.json` and `bench/results/latest.json`.
 
+By default the API server runs as a secure cluster's does (TLS, x509
+client certificates, Node,RBAC authorization) and every client and
+component calls it over TLS with a client certificate (`bench._security`:
+the PKI is made once per run in the run's temporary directory).
+`--insecure` runs it plaintext and open, as before, for comparison; the
+result's `setup.tls` says which. The baselines are the same either way:
+raw etcd calls over plaintext, so with TLS on the ratio includes its cost.
+
 Every process the run starts (etcd, the API server, the watch benchmark's
 workers) is stopped by its pid when the run ends, also on failure, Ctrl-C
 or SIGTERM. A benchmark that fails is reported and the others still run;
@@ -37,6 +45,7 @@ import bench.agent
 import bench.controllers
 import bench.create
 import bench.docker
+import bench.events
 import bench.floor
 import bench.get
 import bench.job
@@ -48,6 +57,7 @@ import bench.statefulset
 import bench.watch
 from bench._context import Children, Context, Progress
 from bench._report import Result, format_aims, format_table
+from bench._security import Security
 from kpy.apiserver.process import APIServerProcess
 from kpy.storage import EtcdServer
 
@@ -61,6 +71,7 @@ BENCHMARKS: dict[str, Benchmark] = {
     "watch": bench.watch.run,
     "controllers": bench.controllers.run,
     "scheduler": bench.scheduler.run,
+    "events": bench.events.run,
     "agent": bench.agent.run,
     "docker": bench.docker.run,
     "job": bench.job.run,
@@ -87,6 +98,11 @@ def _parser() -> argparse.ArgumentParser:
         help=f"run only this benchmark (repeatable): {', '.join(BENCHMARKS)}",
     )
     p.add_argument(
+        "--insecure",
+        action="store_true",
+        help="plaintext gRPC, no authentication or authorization (the comparison for TLS)",
+    )
+    p.add_argument(
         "--results", type=Path, default=RESULTS, help="directory for the JSON (%(default)s)"
     )
     return p
@@ -99,17 +115,23 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.datetime.now(datetime.UTC)
     clock = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="kpy-bench-"))
+    security = Security.create(scratch / "pki", tls=not args.insecure)
+    saved_environment = {name: os.environ.get(name) for name in security.environment()}
+    os.environ.update(security.environment())  # every client of the run, children too
     etcd = EtcdServer(unsafe_no_fsync=True, progress_notify_interval=ETCD_PROGRESS_NOTIFY)
     api: APIServerProcess | None = None
     children = Children()
     failed = True
     try:
-        print(f"kpy bench: {', '.join(names)}{' (quick)' if args.quick else ''}", file=sys.stderr)
+        quick = " (quick)" if args.quick else ""
+        mode = "TLS, client certificates, Node,RBAC" if security.tls else "INSECURE: plaintext"
+        print(f"kpy bench: {', '.join(names)}{quick}; {mode}", file=sys.stderr)
         etcd.start()
         api = APIServerProcess(
             etcd.endpoint,
             bookmark_interval=BOOKMARK_INTERVAL,
             log_path=scratch / "apiserver.log",
+            extra_args=security.apiserver_args(),
         )
         api.start()
         ctx = Context(
@@ -121,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             run_id=secrets.token_hex(3),
             progress=Progress(),
             children=children,
+            security=security,
         )
         servers = f"etcd {etcd.endpoint} (pid {etcd.pid}), API {api.address} (pid {api.pid})"
         print(f"  {servers}", file=sys.stderr)
@@ -129,9 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             signal.signal(signal.SIGTERM, _interrupt)  # the loop's handler is gone now
         duration = time.monotonic() - clock
-        report = _json(args, names, started, duration, results, errors)
+        report = _json(args, names, started, duration, results, errors, security)
         path = _write(args.results, started, report)
-        _print(results, errors, path, duration)
+        _print(results, errors, path, duration, security)
         failed = bool(errors)
         return 1 if errors else 0
     except (KeyboardInterrupt, asyncio.CancelledError):
@@ -142,6 +165,11 @@ def main(argv: list[str] | None = None) -> int:
         if api is not None:
             api.stop()
         etcd.stop()
+        for name, value in saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         if failed and api is not None:
             print(f"kpy bench: the API server's log is kept at {api.log_path}", file=sys.stderr)
         else:
@@ -176,18 +204,30 @@ async def _run_all(ctx: Context, names: list[str]) -> tuple[dict[str, Result], d
     return results, errors
 
 
-def _print(results: dict[str, Result], errors: dict[str, str], path: Path, duration: float) -> None:
+def _print(
+    results: dict[str, Result],
+    errors: dict[str, str],
+    path: Path,
+    duration: float,
+    security: Security,
+) -> None:
     rows = [row for result in results.values() for row in result.rows]
     aims = [aim for result in results.values() for aim in result.aims]
     print()
     print(format_table(rows))
     print()
     print("ratio = kpy / baseline, baselines measured in this run; latency: lower is better.")
+    if security.tls:
+        print("kpy over TLS with client certificates, Node,RBAC; baselines raw etcd, plaintext.")
+        for why in security.fallbacks.values():
+            print(f"  note: {why}")
+    else:
+        print("INSECURE run: kpy over plaintext gRPC, no authentication (AlwaysAllow).")
     if aims:
         print(format_aims(aims))
     for name, error in errors.items():
         print(f"[FAIL] {name}: {error}")
-    print(f"\nwrote {path} in {duration:.0f}s (latest.json only for full runs)")
+    print(f"\nwrote {path} in {duration:.0f}s (latest.json only for full runs with TLS)")
 
 
 def _json(
@@ -197,6 +237,7 @@ def _json(
     duration: float,
     results: dict[str, Result],
     errors: dict[str, str],
+    security: Security,
 ) -> dict[str, Any]:
     return {
         "started": started.isoformat(timespec="seconds"),
@@ -212,6 +253,9 @@ def _json(
         "setup": {
             "etcd": "one member on 127.0.0.1, --unsafe-no-fsync",
             "apiserver": "one kpy-apiserver process",
+            **security.setup(),
+            "baseline": "raw etcd calls (aetcd) over plaintext gRPC, also with TLS on: "
+            "the ratio then includes TLS's cost",
             "ratio": "kpy / baseline",
         },
         "rows": [row.as_json() for result in results.values() for row in result.rows],
@@ -231,8 +275,9 @@ def _write(directory: Path, started: datetime.datetime, report: dict[str, Any]) 
     path = directory / f"{started.strftime('%Y%m%dT%H%M%SZ')}.json"
     path.write_text(text)
     # latest.json is the figure quoted in notes: partial (--quick, --only)
-    # runs never replace it.
-    if not report["quick"] and len(report["benchmarks"]) == len(BENCHMARKS):
+    # and --insecure runs never replace it.
+    full = not report["quick"] and len(report["benchmarks"]) == len(BENCHMARKS)
+    if full and report["setup"]["tls"]:
         (directory / "latest.json").write_text(text)
     return path
 

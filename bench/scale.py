@@ -170,7 +170,8 @@ async def run(ctx: Context) -> Result:
             Path(root),
             log_path=Path(root) / "agent.log",
             extra_args=("--node-labels", f"{LABEL}={ctx.run_id}", "--cpu", "32",
-                        "--memory", "256Gi", "--max-pods", "110"),
+                        "--memory", "256Gi", "--max-pods", "110",
+                        *ctx.security.simulated_nodes_args()),
         )  # fmt: skip
         async with Client(ctx.api_address, retry_timeout=10.0) as client:
             await create_namespace(client, namespace)
@@ -180,9 +181,17 @@ async def run(ctx: Context) -> Result:
                 agent.start(timeout=sizes.ready_seconds)
                 await _nodes_ready(client, agent.node_names, sizes.ready_seconds)
                 manager = ControllerManagerProcess(
-                    ctx.api_address, extra_args=("--controllers=replicaset,deployment", *ELECTION)
+                    ctx.api_address,
+                    extra_args=(
+                        "--controllers=replicaset,deployment",
+                        *ELECTION,
+                        *ctx.security.component_args("controller-manager"),
+                    ),
                 )
-                scheduler = SchedulerProcess(ctx.api_address, extra_args=ELECTION)
+                scheduler = SchedulerProcess(
+                    ctx.api_address,
+                    extra_args=(*ELECTION, *ctx.security.component_args("scheduler")),
+                )
                 ctx.progress.phase(NAME, "starting kpy-scheduler and kpy-controller-manager")
                 async with leading(scheduler), leading(manager):
                     children = {

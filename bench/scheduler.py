@@ -9,9 +9,12 @@ bound by one `kpy-scheduler` process; and the scheduling decision alone.
   `Sizes.direct` pods of their own: what the API allows at most.
 - decision alone: kpy's framework with the default profile, in this
   process, over nodes held in a scheduler cache (1,000, as end to end, and
-  5,000); each pod is decided and then assumed on its node (as the
-  scheduler does), so nodes fill up as they would; decisions/s counts the
-  decision and the assume. The scheduler's path is
+  5,000, in three zones); each pod is decided and then assumed on its
+  node (as the scheduler does), so nodes fill up as they would;
+  decisions/s counts the decision and the assume. The pods are
+  Deployments' (100 replicas each, owned by a ReplicaSet), so
+  PodTopologySpread spreads them by the system default constraints
+  (hostname maxSkew 3, zone maxSkew 5), as the scheduler would. The scheduler's path is
   `Framework.schedule_table` over the cache's NodeTable (filters and
   scores over numpy columns); its same-run baseline is the per-node path
   (`Framework.schedule_pod` over `Cache.node_infos()`) on the same pods,
@@ -38,6 +41,7 @@ from bench._load import concurrent, percentile
 from bench._report import Aim, Result, Row
 from kpy.api.codec import from_dict
 from kpy.api.core.v1 import Node, Pod
+from kpy.api.labels import Selector, selector_from_set
 from kpy.client import Client
 from kpy.scheduler.cache import Cache
 from kpy.scheduler.framework import Framework
@@ -48,6 +52,8 @@ NAME = "scheduler"
 IN_FLIGHT = 32
 AIM_DECISIONS_PER_SECOND = 3_000.0  # at Sizes.decision_nodes (issue 22)
 AIM_END_TO_END_RATIO = 0.9  # of the direct binds through the API, same run
+ZONES = 3  # nodes' topology.kubernetes.io/zone values, round robin
+REPLICAS = 100  # the decision alone's pods come in Deployments of this many
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +84,12 @@ class Decisions:
 
 
 def node(name: str) -> Node:
+    zone = f"zone-{int(name.rsplit('-', 1)[1]) % ZONES}"
+    labels = {"kubernetes.io/hostname": name, "topology.kubernetes.io/zone": zone}
     return from_dict(
         Node,
         {
-            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "metadata": {"name": name, "labels": labels},
             "status": {
                 "capacity": {"cpu": "32", "memory": "64Gi", "pods": "110"},
                 "allocatable": {"cpu": "32", "memory": "64Gi", "pods": "110"},
@@ -90,11 +98,24 @@ def node(name: str) -> Node:
     )
 
 
-def pod(namespace: str, name: str, scheduler: str) -> Pod:
+def pod(namespace: str, name: str, scheduler: str, replica_set: str = "") -> Pod:
+    """A pod; with `replica_set`, one of that ReplicaSet's (a Deployment's)."""
+    meta: dict[str, object] = {"name": name, "namespace": namespace, "uid": name}
+    if replica_set:
+        meta["labels"] = {"app": replica_set}
+        meta["ownerReferences"] = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "name": replica_set,
+                "uid": replica_set,
+                "controller": True,
+            }
+        ]
     return from_dict(
         Pod,
         {
-            "metadata": {"name": name, "namespace": namespace, "uid": name},
+            "metadata": meta,
             "spec": {
                 "schedulerName": scheduler,
                 "containers": [
@@ -227,7 +248,13 @@ async def _end_to_end(
 ) -> float:
     ctx.progress.phase(NAME, f"creating {sizes.pods} pending pods")
     await _create_pods(client, namespace, "pod", sizes.pods, scheduler_name, sizes)
-    process = SchedulerProcess(ctx.api_address, extra_args=(f"--scheduler-name={scheduler_name}",))
+    process = SchedulerProcess(
+        ctx.api_address,
+        extra_args=(
+            f"--scheduler-name={scheduler_name}",
+            *ctx.security.component_args("scheduler"),
+        ),
+    )
     ctx.progress.phase(NAME, f"kpy-scheduler binding {sizes.pods} pods to {sizes.nodes} nodes")
     bound: set[str] = set()
     async with client.watch(Pod, namespace=namespace) as events, leading(process):
@@ -249,7 +276,10 @@ def _decisions(
     """The framework alone, both paths on the same pods: decide, then
     assume, pod after pod, each path on a cache of its own."""
     ctx.progress.phase(NAME, f"decision alone: {sizes.decisions} pods over {node_count} nodes")
-    pods = [pod(namespace, f"decide-{i:05d}", scheduler_name) for i in range(sizes.decisions)]
+    pods = [
+        pod(namespace, f"decide-{i:05d}", scheduler_name, f"deploy-{i // REPLICAS}")
+        for i in range(sizes.decisions)
+    ]
     names = [f"bench-{ctx.run_id}-node-{i:05d}" for i in range(node_count)]
     table_latencies, table_rate, table_cpu_rate = _decide_all(
         pods, names, scheduler_name, table=True
@@ -267,7 +297,9 @@ def _decide_all(
     for name in node_names:
         cache.add_node(node(name))
     cache.table()  # built once, as the scheduler's first cycle does
-    framework = Framework(default_profile(scheduler_name))
+    framework = Framework(
+        default_profile(scheduler_name, default_spread_selector=_replica_set_selector)
+    )
     rng = random.Random(7)
     latencies: list[float] = []
     begin, cpu_begin = time.perf_counter(), time.process_time()
@@ -285,3 +317,11 @@ def _decide_all(
         latencies.append(time.perf_counter() - started)
     elapsed, cpu = time.perf_counter() - begin, time.process_time() - cpu_begin
     return latencies, len(pods) / elapsed, len(pods) / cpu
+
+
+def _replica_set_selector(p: Pod) -> Selector | None:
+    """The default topology spread selector (kpy.scheduler.spreading) of a
+    pod whose ReplicaSet selects `app`: the scheduler's answer, without the
+    informers it reads the ReplicaSet from."""
+    app = p.metadata.labels.get("app")
+    return selector_from_set({"app": app}) if app else None
