@@ -1,6 +1,6 @@
 """Issue 23's checks on `kpy up`, as a user makes them: a cluster started
-with no security flag (simulated runtime) refuses a client without a
-certificate; a user bound only to `view` in one namespace lists pods there,
+with no security flag (simulated runtime, two nodes) refuses a client
+without a certificate; a user bound only to `view` in one namespace lists pods there,
 reads no Secret and nothing of another namespace, and `kpyctl auth can-i`
 says so; the components, each with its own identity, run the cluster
 (a Deployment's pods run); `kpy status` lists the certificates' lifetimes;
@@ -15,10 +15,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import grpc
 import pytest
 
 from kpy import pki
 from kpy.client.config import load_config
+from kpy.rpc.agent.v1 import agent_pb2_grpc
+from kpy.rpc.apiserver.v1 import apiserver_pb2
 from tests.e2e._ports import cluster_port
 
 if TYPE_CHECKING:
@@ -76,7 +79,7 @@ def up(directory: Path, *flags: str) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    yield from up(tmp_path_factory.mktemp("secure"))
+    yield from up(tmp_path_factory.mktemp("secure"), "--nodes", "2")
 
 
 def until(check: Callable[[], bool], what: str, seconds: float = 60.0) -> None:
@@ -208,3 +211,76 @@ def test_insecure_is_plaintext_and_says_so(tmp_path: Path) -> None:
         status = run("kpy", "status", "--dir", str(tmp_path / "insecure"))
         assert "INSECURE: " in status.stdout, status.stdout
         assert "can read every Secret" in status.stdout
+
+
+SECRET_ON_NODE_2 = """
+apiVersion: v1
+kind: Secret
+metadata: {name: two-only, namespace: default}
+stringData: {password: hunter2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: on-two, namespace: default}
+spec:
+  nodeName: kpy-node-2
+  containers: [{name: c, image: busybox, envFrom: [{secretRef: {name: two-only}}]}]
+"""
+
+
+def test_a_node_reads_and_writes_only_its_own(cluster: Path) -> None:
+    """The node authorizer on a real cluster: each agent calls the API as
+    system:node:<name> (its own kubeconfig), and node 1 may neither read
+    the Secret of a pod bound to node 2 nor write that pod's status."""
+    applied = run("kpyctl", "apply", "-f", "-", config=cluster, stdin=SECRET_ON_NODE_2)
+    assert applied.returncode == 0, applied.stderr
+    node = {n: cluster.parent / "kubeconfigs" / f"kpy-node-{n}.config" for n in (1, 2)}
+
+    def node_2_reads_it() -> bool:  # once the pod is in the API server's node graph
+        return run("kpyctl", "get", "secret", "two-only", config=node[2]).returncode == 0
+
+    until(node_2_reads_it, "node 2 reading the Secret its pod uses")
+    status = '{"status": {"message": "node 1 was here"}}'
+    cases = [
+        ("the Secret of a pod on node 2", ["get", "secret", "two-only"]),
+        ("the status of a pod on node 2",
+         ["patch", "pod", "on-two", "--subresource=status", "--type=merge", "-p", status]),
+        ("node 2's Node", ["label", "node", "kpy-node-2", "owned=by-node-1"]),
+    ]  # fmt: skip
+    for name, words in cases:
+        refused = run("kpyctl", *words, config=node[1])
+        assert refused.returncode != 0, name
+        assert "forbidden" in refused.stderr.lower(), f"{name}: {refused.stderr}"
+        assert 'User "system:node:kpy-node-1"' in refused.stderr, f"{name}: {refused.stderr}"
+    assert "node 1 was here" not in run("kpyctl", "get", "pod", "on-two", "-o", "yaml",
+                                         config=cluster).stdout  # fmt: skip
+
+
+def test_an_agent_answers_only_the_api_server(cluster: Path) -> None:
+    """Straight to an agent's port: no certificate fails the handshake, a
+    node's own certificate is refused; the API server's kubelet client
+    certificate is what `kpyctl top` goes through."""
+    # Port, capitalised: the JSON name Kubernetes gives the field.
+    port = "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}"
+    got = run("kpyctl", "get", "node", "kpy-node-1", "-o", port, config=cluster)
+    assert got.returncode == 0, got.stderr
+    assert got.stdout.strip().isdigit(), got.stdout
+    target = f"127.0.0.1:{got.stdout.strip()}"
+    pki_dir = cluster.parent / "pki"
+    ca = (pki_dir / "ca.crt").read_bytes()
+    node_cert = (pki_dir / "nodes" / "kpy-node-1.crt").read_bytes()
+    node_key = (pki_dir / "nodes" / "kpy-node-1.key").read_bytes()
+    callers = [
+        ("no certificate", grpc.ssl_channel_credentials(ca), grpc.StatusCode.UNAVAILABLE),
+        ("a node's certificate", grpc.ssl_channel_credentials(ca, node_key, node_cert),
+         grpc.StatusCode.PERMISSION_DENIED),
+    ]  # fmt: skip
+    for name, credentials, code in callers:
+        with grpc.secure_channel(target, credentials) as channel:
+            stub = agent_pb2_grpc.AgentStub(channel)
+            with pytest.raises(grpc.RpcError) as refused:
+                stub.Stats(apiserver_pb2.StatsRequest(node="kpy-node-1"), timeout=10)
+            assert refused.value.code() is code, f"{name}: {refused.value}"
+    top = run("kpyctl", "top", "node", config=cluster)
+    assert top.returncode == 0, top.stdout + top.stderr
+    assert "kpy-node-1" in top.stdout, top.stdout
