@@ -29,7 +29,6 @@ from kpy.api.core.v1 import Node, Pod
 from kpy.apiserver.authentication import TLSConfig
 from kpy.apiserver.process import APIServerProcess
 from kpy.apiserver.proxy import KubeletClientTLS
-from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.auth.authentication import Chain, X509Authenticator
 from kpy.cli import describe
 from kpy.client import Client, load_config
@@ -40,6 +39,7 @@ from kpy.rpc.agent import v1 as agent_rpc
 from kpy.rpc.apiserver import v1 as api
 from kpy.scheduler.scheduler import Scheduler
 from tests.integration._agent import running_agent, stop_everything
+from tests.integration._apiserver import serving
 from tests.integration._controllers import eventually
 from tests.integration._kpyctl import KPYCTL
 
@@ -97,22 +97,8 @@ async def api_server(
     etcd_server: EtcdServer, prefix: str, kubelet: KubeletClientTLS | None, **config: Any
 ) -> AsyncIterator[str]:
     """An API server on `prefix` dialling agents with `kubelet`; its address."""
-    server = APIServer(
-        ServerConfig(
-            etcd_endpoints=(etcd_server.endpoint,),
-            port=0,
-            prefix=prefix,
-            compaction_interval=0,
-            kubelet_tls=kubelet,
-            **config,
-        )
-    )
-    async with anyio.create_task_group() as tg:
-        await tg.start(server.run)
-        try:
-            yield f"127.0.0.1:{server.port}"
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(etcd_server, "door", prefix=prefix, kubelet_tls=kubelet, **config) as server:
+        yield f"127.0.0.1:{server.port}"
 
 
 def kubelet_client(p: PKI, cert: str | None = "kubelet-client", ca: str = "ca") -> KubeletClientTLS:

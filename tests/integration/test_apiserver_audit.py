@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
-import uuid
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -24,17 +23,18 @@ from kpy.api.core.v1 import ConfigMap, Namespace, Secret
 from kpy.apiserver import main as apiserver_main
 from kpy.apiserver.audit import AUDIT_ID_KEY, AuditOptions, load_policy
 from kpy.apiserver.authentication import TLSConfig
-from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.auth.attributes import UserInfo
 from kpy.auth.authentication import Chain, TokenAuthenticator
 from kpy.client import Client
 from kpy.client.config import load_config
 from kpy.rpc.apiserver import v1 as api
+from tests.integration._apiserver import serving
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    from kpy.apiserver.server import APIServer
     from kpy.storage import EtcdServer
 
 pytestmark = pytest.mark.etcd
@@ -66,24 +66,16 @@ async def audited_server(etcd_server: EtcdServer, tmp_path: Path) -> AsyncIterat
     """A TLS API server taking TOKEN as JANE, auditing by POLICY into
     tmp_path/audit.log; stopped (and its log flushed) on exit."""
     (tmp_path / "policy.yaml").write_text(POLICY)
-    config = ServerConfig(
-        etcd_endpoints=(etcd_server.endpoint,),
-        port=0,
-        prefix=f"/audit-{uuid.uuid4().hex[:8]}",
-        compaction_interval=0,
+    async with serving(
+        etcd_server,
+        "audit",
         tls=TLSConfig(SERVING.cert_pem, SERVING.key_pem),
         authenticators=Chain([TokenAuthenticator({TOKEN: JANE})]),
         audit=AuditOptions(
             policy=load_policy(tmp_path / "policy.yaml"), path=str(tmp_path / "audit.log")
         ),
-    )
-    server = APIServer(config)
-    async with anyio.create_task_group() as tg:
-        await tg.start(server.run)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
+    ) as server:
+        yield server
 
 
 def client_config(tmp_path: Path, port: int) -> Path:

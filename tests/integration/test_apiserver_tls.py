@@ -28,13 +28,13 @@ from kpy.api import errors
 from kpy.api.core.v1 import ConfigMap
 from kpy.apiserver import main as apiserver_main
 from kpy.apiserver.authentication import TLSConfig
-from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.auth.attributes import UserInfo
 from kpy.auth.authentication import Chain, TokenAuthenticator, X509Authenticator
 from kpy.cli import main as kpyctl
 from kpy.client import Client, load_config
 from kpy.client.client import TLSHandshakeFailed
 from kpy.rpc.apiserver import v1 as api
+from tests.integration._apiserver import serving
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -53,21 +53,8 @@ TOKENS = {"alice-token": UserInfo("alice", ("dev",), uid="u-alice")}
 
 @contextlib.asynccontextmanager
 async def _server(etcd_server: EtcdServer, tls: TLSConfig, chain: Chain) -> AsyncIterator[str]:
-    config = ServerConfig(
-        etcd_endpoints=(etcd_server.endpoint,),
-        port=0,
-        prefix=f"/tls-{uuid.uuid4().hex[:8]}",
-        compaction_interval=0,
-        tls=tls,
-        authenticators=chain,
-    )
-    server = APIServer(config)
-    async with anyio.create_task_group() as tg:
-        await tg.start(server.run)
-        try:
-            yield f"127.0.0.1:{server.port}"
-        finally:
-            tg.cancel_scope.cancel()
+    async with serving(etcd_server, "tls", tls=tls, authenticators=chain) as server:
+        yield f"127.0.0.1:{server.port}"
 
 
 def mtls_server(etcd_server: EtcdServer) -> contextlib.AbstractAsyncContextManager[str]:

@@ -30,18 +30,19 @@ from kpy.api.scheme import scheme
 from kpy.apiserver import main as apiserver_main
 from kpy.apiserver import master_endpoints
 from kpy.apiserver.authentication import TLSConfig
-from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.apiserver.service_alloc import PortRange, ServiceAllocator, ServiceRanges
 from kpy.auth.authentication import Chain, TokenAuthenticator, X509Authenticator
 from kpy.client import Client, load_config
 from kpy.client.client import TLSHandshakeFailed
 from kpy.storage import Store, new_client
+from tests.integration._apiserver import serving
 from tests.integration.test_apiserver_tls import ADMIN, CA, SERVING, TOKENS, kpy_config, whoami
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
 
+    from kpy.apiserver.server import APIServer
     from kpy.storage import EtcdServer
 
 
@@ -52,22 +53,15 @@ async def _server(
     """An API server requiring client certificates of CA on its port, and
     serving token callers on a token port (None: none); both take alice's
     token."""
-    config = ServerConfig(
-        etcd_endpoints=(etcd_server.endpoint,),
-        port=0,
+    async with serving(
+        etcd_server,
+        "token-port",
         token_port=token_port,
         prefix=prefix,
-        compaction_interval=0,
         tls=TLSConfig(SERVING.cert_pem, SERVING.key_pem, CA.cert_pem),
         authenticators=Chain([X509Authenticator(), TokenAuthenticator(TOKENS)]),
-    )
-    server = APIServer(config)
-    async with anyio.create_task_group() as tg:
-        await tg.start(server.run)
-        try:
-            yield server
-        finally:
-            tg.cancel_scope.cancel()
+    ) as server:
+        yield server
 
 
 def _admin(tmp_path: Path, server: APIServer) -> Client:

@@ -22,11 +22,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from kpy import pki
 from kpy.api import errors
 from kpy.api.core.v1 import ConfigMap, Event, Namespace, Pod, ServiceAccount
-from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.apiserver.serviceaccounts import TokenOptions
 from kpy.client import Client
 from kpy.controllers.manager import ControllerManager, ManagerConfig
 from tests.integration._agent import running_agent
+from tests.integration._apiserver import serving
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable
@@ -42,20 +42,9 @@ MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
 async def _token_issuing_server(etcd_server: EtcdServer) -> AsyncIterator[str]:
     """An API server with a signing key and no authenticators (anyone is
     let in, as anonymous): what matters here is that it issues tokens."""
-    config = ServerConfig(
-        etcd_endpoints=(etcd_server.endpoint,),
-        port=0,
-        prefix=f"/sa-admission-{uuid.uuid4().hex[:8]}",
-        compaction_interval=0,
-        service_accounts=TokenOptions(signing_key=SIGNING_KEY, audiences=("api",)),
-    )
-    server = APIServer(config)
-    async with anyio.create_task_group() as tg:
-        await tg.start(server.run)
-        try:
-            yield f"127.0.0.1:{server.port}"
-        finally:
-            tg.cancel_scope.cancel()
+    tokens = TokenOptions(signing_key=SIGNING_KEY, audiences=("api",))
+    async with serving(etcd_server, "sa-admission", service_accounts=tokens) as server:
+        yield f"127.0.0.1:{server.port}"
 
 
 def _pod(name: str, node: str = "") -> Pod:

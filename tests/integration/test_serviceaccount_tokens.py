@@ -24,12 +24,12 @@ from kpy.api.core.v1 import Namespace, Pod, Secret, ServiceAccount
 from kpy.api.rbac.v1 import Role, RoleBinding
 from kpy.apiserver import main as apiserver_main
 from kpy.apiserver.authentication import TLSConfig
-from kpy.apiserver.server import APIServer, ServerConfig
 from kpy.apiserver.serviceaccounts import TokenOptions
 from kpy.auth.attributes import UserInfo
 from kpy.auth.authentication import Chain, TokenAuthenticator
 from kpy.cli import main as kpyctl
 from kpy.client import Client, load_config
+from tests.integration._apiserver import serving
 from tests.integration.test_apiserver_tls import CA, SERVING, kpy_config
 
 if TYPE_CHECKING:
@@ -47,22 +47,14 @@ STATIC = {
 
 @contextlib.asynccontextmanager
 async def _server(etcd_server: EtcdServer, tokens: TokenOptions | None) -> AsyncIterator[str]:
-    config = ServerConfig(
-        etcd_endpoints=(etcd_server.endpoint,),
-        port=0,
-        prefix=f"/sa-{uuid.uuid4().hex[:8]}",
-        compaction_interval=0,
+    async with serving(
+        etcd_server,
+        "sa",
         tls=TLSConfig(SERVING.cert_pem, SERVING.key_pem),
         authenticators=Chain([TokenAuthenticator(STATIC)]),
         service_accounts=tokens,
-    )
-    server = APIServer(config)
-    async with anyio.create_task_group() as tg:
-        await tg.start(server.run)
-        try:
-            yield f"127.0.0.1:{server.port}"
-        finally:
-            tg.cancel_scope.cancel()
+    ) as server:
+        yield f"127.0.0.1:{server.port}"
 
 
 def _client(tmp_path: Path, server: str, token: str) -> Client:
