@@ -8,9 +8,13 @@ cache's state is at least as new as etcd's when the call began:
 1. It reads etcd's current revision R with one cheap request, shared by
    concurrent callers (`Store.fresh_revision`). A cache at or past R is
    current.
-2. Otherwise it waits up to `grace` seconds for the cache's etcd watch to
-   deliver the writes in between: under a write load on the resource that
-   is all it takes.
+2. Otherwise, when the cache applied a change in the last `BUSY` seconds
+   (its resource is being written), it waits up to `grace` seconds for the
+   cache's etcd watch to deliver the writes in between: under a write load
+   on the resource that is all it takes. A resource that has not changed
+   for longer skips this wait: R moved with writes to other resources
+   (Leases, Events: a cluster writes some all the time), which the cache
+   would wait for in vain, and a read would always take `grace`.
 3. A cache still behind R may be behind on nothing: R counts writes to
    every resource, and the cache only moves with its own resource's events
    (or etcd's progress notifications, seconds apart; etcd 3.5.1's
@@ -30,6 +34,7 @@ that watches from a list's version resumes from what the cache holds.
 
 from __future__ import annotations
 
+import time
 from contextlib import suppress
 from typing import TYPE_CHECKING, Final
 
@@ -42,12 +47,16 @@ if TYPE_CHECKING:
     from kpy.apiserver.watch_cache import WatchCache
     from kpy.storage import Store
 
-__all__ = ["CATCH_UP_GRACE", "CacheFreshness"]
+__all__ = ["BUSY", "CATCH_UP_GRACE", "CacheFreshness"]
 
 CATCH_UP_GRACE: Final = 0.02
 """Seconds a read waits for the cache's watch to deliver recent writes
 before it asks etcd whether the resource changed at all: longer than the
 watch's delivery under load, short against a read's deadline."""
+
+BUSY: Final = 0.25
+"""Seconds after the cache last moved during which its resource counts as
+being written, so that a read behind etcd first waits for the watch."""
 
 
 class CacheFreshness:
@@ -81,13 +90,15 @@ class CacheFreshness:
         cache = self._cache
         if not cache.resource_version:
             await cache.wait_until_fresh(0)  # not loaded yet (or stopped)
+        busy = time.monotonic() - cache.changed_at < BUSY
         revision = await self._store.fresh_revision()
         if self.current_to() >= revision:
             return
-        with anyio.move_on_after(self._grace), suppress(Timeout):
-            await cache.wait_until_fresh(revision)
-        if self.current_to() >= revision:
-            return
+        if busy:
+            with anyio.move_on_after(self._grace), suppress(Timeout):
+                await cache.wait_until_fresh(revision)
+            if self.current_to() >= revision:
+                return
         stat = await self._store.fresh_stat(self._info)
         while True:
             rv = cache.resource_version

@@ -65,6 +65,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -544,6 +545,7 @@ class WatchCache:
         self._window: deque[CacheEvent] = deque()
         self._oldest = 0
         self._rv = 0
+        self._changed_at = 0.0  # time.monotonic() of the last change applied
         self._ready = asyncio.Event()
         self._advanced: asyncio.Event | None = None  # set (and dropped) when _rv moves
         self._started = False
@@ -563,6 +565,12 @@ class WatchCache:
     def resource_version(self) -> int:
         """The etcd revision the cache is current to (0 before it is ready)."""
         return self._rv
+
+    @property
+    def changed_at(self) -> float:
+        """`time.monotonic()` when the cache last applied a change of its
+        resource (not a progress notification); 0.0 before any."""
+        return self._changed_at
 
     def get(self, namespace: str, name: str) -> Message | None:
         """The object's current state ("" as namespace if cluster-scoped),
@@ -932,6 +940,7 @@ class WatchCache:
             self._oldest = window.popleft().resource_version
         window.append(event)
         self._rv = rv
+        self._changed_at = time.monotonic()
         if self._watcher_count:
             self._undispatched.append(event)
             self._schedule_dispatch()

@@ -19,7 +19,7 @@ import pytest
 
 from kpy.api.core.v1 import ConfigMap, Secret
 from kpy.api.scheme import scheme
-from kpy.apiserver.consistent import CacheFreshness
+from kpy.apiserver.consistent import BUSY, CacheFreshness
 from kpy.apiserver.watch_cache import WatchCache
 from kpy.storage import EtcdServer, Store, new_client
 
@@ -123,3 +123,109 @@ async def test_an_idle_resource_is_read_without_waiting_for_etcd_progress(
         await quiet_store.create(CONFIGMAPS, configmap(namespace, "after"))
         await freshness.wait()
         assert cache.get(namespace, "after") is not None
+
+
+async def test_reads_sharing_spaced_revision_requests_see_another_servers_writes(
+    quiet_etcd: EtcdServer, quiet_store: Store, namespace: str
+) -> None:
+    # Under a steady load of reads, the revision requests are shared and
+    # spaced (kpy.storage.store.FRESH_READ_SPACING): a read arriving while
+    # one is in flight waits for the next. Each write here is made through
+    # another client (another API server, whose writes this one cannot
+    # know of) and finished before its read began: the read must see it.
+    other = new_client(quiet_etcd.endpoint)
+    await other.connect()
+    try:
+        writer = Store(other)
+        # The cache hears of each write 30 ms late, as a loaded server's
+        # would: a read that trusted a revision read before it began would
+        # find the write missing.
+        lagging = _LaggingWatches(quiet_store._client)
+        async with fresh_cache(lagging, CONFIGMAPS) as (cache, freshness):
+            done = anyio.Event()
+
+            async def background_reads() -> None:
+                while not done.is_set():
+                    await freshness.wait()
+
+            async with anyio.create_task_group() as tg:
+                for _ in range(16):
+                    tg.start_soon(background_reads)
+                for i in range(40):
+                    written = await writer.create(
+                        CONFIGMAPS, configmap(namespace, f"other-{i}", n=str(i))
+                    )
+                    await freshness.wait()
+                    got: Any = cache.get(namespace, f"other-{i}")
+                    assert got is not None, (
+                        f"other-{i}: written at {written.metadata.resource_version} by another "
+                        f"client before the read began, missing from the cache at "
+                        f"{cache.resource_version}"
+                    )
+                done.set()
+    finally:
+        await other.close()
+
+
+async def test_a_quiet_resource_is_read_without_waiting_for_its_watch(
+    quiet_store: Store, namespace: str
+) -> None:
+    # A cluster writes Leases and Events all the time: etcd's revision
+    # moves on while a quiet resource's cache does not. A read of it must
+    # not wait the catch-up grace for a watch that has nothing to deliver
+    # (a grace of 5 s here: a read that waited for it would take that
+    # long), and must still see a write to the resource made just before
+    # it (the cache hears of it 30 ms late).
+    lagging = _LaggingWatches(quiet_store._client)
+    async with fresh_cache(lagging, CONFIGMAPS) as (cache, _):
+        freshness = CacheFreshness(lagging, CONFIGMAPS, cache, grace=5.0)
+        await quiet_store.create(CONFIGMAPS, configmap(namespace, "quiet"))
+        await freshness.wait()
+        await anyio.sleep(BUSY + 0.1)
+        for i in range(3):
+            secret = Secret()
+            secret.metadata.namespace, secret.metadata.name = namespace, f"elsewhere-{i}"
+            await quiet_store.create(SECRETS, secret)
+            started = anyio.current_time()
+            await freshness.wait()
+            took = anyio.current_time() - started
+            assert took < 2.5, f"read {i} of a quiet resource waited {took:.2f}s for its watch"
+        await anyio.sleep(BUSY + 0.1)
+        written = await quiet_store.create(CONFIGMAPS, configmap(namespace, "late"))
+        await freshness.wait()
+        got: Any = cache.get(namespace, "late")
+        assert got is not None, (
+            f"late: written at {written.metadata.resource_version} before the read began, "
+            f"missing from the cache at {cache.resource_version}"
+        )
+
+
+class _LaggingWatches(Store):
+    """A Store whose watches deliver every event `lag` seconds late."""
+
+    def __init__(self, client: Any, lag: float = 0.03) -> None:
+        super().__init__(client)
+        self._lag = lag
+
+    def watch(self, *args: Any, **kwargs: Any) -> Any:
+        return _Lagging(super().watch(*args, **kwargs), self._lag)
+
+
+class _Lagging:
+    def __init__(self, watch: Any, lag: float) -> None:
+        self._watch, self._lag = watch, lag
+
+    async def __aenter__(self) -> _Lagging:
+        await self._watch.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> Any:
+        return await self._watch.__aexit__(*exc)
+
+    def __aiter__(self) -> _Lagging:
+        return self
+
+    async def __anext__(self) -> Any:
+        event = await self._watch.__anext__()
+        await anyio.sleep(self._lag)
+        return event

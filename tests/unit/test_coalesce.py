@@ -17,10 +17,12 @@ class Reads:
 
     def __init__(self) -> None:
         self.begun = 0
+        self.began_at: list[float] = []  # loop time each read began
         self.release: asyncio.Queue[BaseException | None] = asyncio.Queue()
 
     async def __call__(self) -> int:
         self.begun += 1
+        self.began_at.append(asyncio.get_running_loop().time())
         number = self.begun
         outcome = await self.release.get()
         if outcome is not None:
@@ -86,3 +88,62 @@ async def test_a_cancelled_caller_leaves_the_read_to_the_others() -> None:
         await leaving
     reads.release.put_nowait(None)
     assert await staying == 1
+
+
+async def test_a_queued_round_waits_for_the_spacing_and_gathers_the_callers_meanwhile() -> None:
+    # Under a steady load the reads are spaced: callers arriving during the
+    # read in flight, and during the spacing after it, share the next read,
+    # which still begins after every one of them asked.
+    reads = Reads()
+    spacing = 0.3
+    shared = Coalesced(reads, spacing=spacing)
+    first = asyncio.create_task(shared())
+    await settle()
+    assert reads.begun == 1, "a caller finding no read in flight waited for the spacing"
+    during = asyncio.create_task(shared())
+    await settle()
+    reads.release.put_nowait(None)
+    assert await first == 1
+    await settle()
+    after = asyncio.create_task(shared())  # arrives while the next round waits
+    await settle()
+    assert reads.begun == 1, "the queued round began before the spacing ran out"
+    await asyncio.sleep(spacing + 0.5)  # generous: a loaded machine
+    assert reads.begun == 2, "the queued round never began"
+    assert reads.began_at[1] - reads.began_at[0] >= spacing
+    reads.release.put_nowait(None)
+    assert list(await asyncio.gather(during, after)) == [2, 2]
+    assert reads.begun == 2
+
+
+async def test_a_lone_caller_after_a_quiet_spell_is_not_delayed() -> None:
+    reads = Reads()
+    shared = Coalesced(reads, spacing=60.0)
+    for expected in (1, 2, 3):
+        caller = asyncio.create_task(shared())
+        await settle()
+        assert reads.begun == expected, f"read {expected} waited for the spacing"
+        reads.release.put_nowait(None)
+        assert await caller == expected
+
+
+async def test_cancelling_a_queued_round_fails_its_callers_and_frees_the_next() -> None:
+    reads = Reads()
+    shared = Coalesced(reads, spacing=60.0)
+    first = asyncio.create_task(shared())
+    await settle()
+    queued = asyncio.create_task(shared())
+    await settle()
+    reads.release.put_nowait(None)
+    assert await first == 1
+    await settle()
+    round_task = shared._running
+    assert round_task is not None
+    round_task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await queued
+    later = asyncio.create_task(shared())
+    await settle()
+    assert reads.begun == 2, "a cancelled queued round left the next caller stuck"
+    reads.release.put_nowait(None)
+    assert await later == 2
