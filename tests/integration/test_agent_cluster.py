@@ -106,9 +106,15 @@ async def ready_pods(client: Client, count: int) -> list[Pod] | None:
 
 
 async def container_pid(client: Client, pod: str) -> int:
-    text = b"".join([chunk async for chunk in client.logs(pod)]).decode()
-    found = re.findall(r"pid (\d+)", text)
-    assert found, f"pod {pod} printed no pid: {text!r}"
+    """The pid the pod's container printed first thing. Running says the
+    container started, not that its shell has written yet: under load the
+    line lands a moment later, so the log is read until it holds one."""
+
+    async def printed() -> list[str]:
+        text = b"".join([chunk async for chunk in client.logs(pod)]).decode()
+        return re.findall(r"pid (\d+)", text)
+
+    found = await eventually(printed, 20, f"pod {pod} printing its pid")
     return int(found[-1])
 
 
