@@ -11,6 +11,7 @@ module's own, so the session's API server and controllers never see them."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import uuid
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ import grpc.aio
 import pytest
 
 from kpy.api import codec, errors
+from kpy.api.apiextensions.v1 import CustomResourceDefinition
 from kpy.api.core.v1 import ConfigMap, Namespace, Pod, Secret
 from kpy.api.meta.v1 import ObjectMeta
 from kpy.api.scheme import scheme
@@ -306,11 +308,11 @@ def gadget_crd(group: str) -> Any:
 apiVersion: apiextensions.k8s.io/v1
 kind: CustomResourceDefinition
 metadata:
-  name: gadgets.{group}
+  name: cachereadgadgets.{group}
 spec:
   group: {group}
   scope: Namespaced
-  names: {{kind: Gadget, plural: gadgets}}
+  names: {{kind: CacheReadGadget, plural: cachereadgadgets}}
   versions:
   - name: v1
     served: true
@@ -328,9 +330,15 @@ spec:
 
 
 @pytest.fixture
-def gadget_group() -> Iterator[str]:
+async def gadget_group(client: Client) -> AsyncIterator[str]:
+    """A group of its own, its kind named apart from every other test's
+    (the session's in-process API server registers a served CRD's kind in
+    the process's scheme, which unit tests on the same worker resolve
+    names in); the CRD is deleted afterwards."""
     group = f"t{uuid.uuid4().hex[:8]}.cachereads.example.com"
     yield group
+    with contextlib.suppress(errors.NotFound):
+        await client.delete(CustomResourceDefinition, f"cachereadgadgets.{group}")
     for info in scheme.all():
         if info.group == group:
             scheme.unregister(info.api_version, info.kind)
@@ -341,7 +349,7 @@ async def test_a_custom_kind_reads_with_the_crds_current_defaults(
 ) -> None:
     ns = api_namespace
     crd = await client.create(gadget_crd(gadget_group))
-    Gadget = custom_kind(f"{gadget_group}/v1", "Gadget", plural="gadgets")
+    Gadget = custom_kind(f"{gadget_group}/v1", "CacheReadGadget", plural="cachereadgadgets")
     with anyio.fail_after(30):
         while True:
             try:
