@@ -8,10 +8,12 @@ run. The tests that drive kpy's Docker engine directly are one group too:
 one engine serves them all, and several of them at once on a loaded
 machine starve it past its clients' timeouts. Tests marked `cluster`
 start a whole kpy cluster (`kpy up`: etcd, API servers, controller
-managers, schedulers, agents): they form one group, so one such cluster
-runs at a time while the other workers take everything else; several at
-once on a loaded machine starved each other past their deadlines. Every
-other test goes to whichever worker is free.
+managers, schedulers, agents): their modules take `CLUSTER_LANES` groups
+in turn (in the order of their paths), so at most that many such clusters
+run at once while the other workers take everything else. One lane made
+the cluster tests the suite's critical path (about 570 s of the 620 s of a
+loaded run); three or more at once on a loaded machine starved each other
+past their deadlines. Every other test goes to whichever worker is free.
 
 pytest-xdist 3.8 tells its scheduler a test's group by appending
 `@<group>` to the nodeid it sends (`item._nodeid`), which pytest 9.2's
@@ -28,6 +30,8 @@ import pytest
 from _pytest.nodeid import NodeId
 
 _SHARED_SCOPES = frozenset({"module", "package"})
+#: Whole clusters that may run at once (see the docstring).
+CLUSTER_LANES = 2
 
 
 def _uses_docker(item: pytest.Item) -> bool:
@@ -50,16 +54,23 @@ def _send_groups(items: list[pytest.Item]) -> None:
             item._id = NodeId.parse(item.nodeid + suffix)
 
 
+def _module(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
 def _group(items: list[pytest.Item]) -> None:
+    # Every worker collects every test, so each computes the same lanes.
+    clusters = sorted({_module(i) for i in items if i.get_closest_marker("cluster") is not None})
+    lane = {m: f"whole-clusters-{n % CLUSTER_LANES + 1}" for n, m in enumerate(clusters)}
     for item in items:
         if item.get_closest_marker("cluster") is not None:
-            item.add_marker(pytest.mark.xdist_group("whole-clusters"))
+            item.add_marker(pytest.mark.xdist_group(lane[_module(item)]))
             continue
         info = getattr(item, "_fixtureinfo", None)
         if info is None:
             continue
         scopes = {d.scope for defs in info.name2fixturedefs.values() for d in defs}
         if scopes & _SHARED_SCOPES:
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+            item.add_marker(pytest.mark.xdist_group(_module(item)))
         elif _uses_docker(item):
             item.add_marker(pytest.mark.xdist_group("docker-engine"))
