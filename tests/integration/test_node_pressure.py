@@ -22,7 +22,7 @@ import yaml
 from kpy.agent.agent import Agent, AgentConfig
 from kpy.agent.eviction import EvictionConfig, parse_thresholds
 from kpy.agent.node import NodeConfig
-from kpy.api import codec
+from kpy.api import codec, errors
 from kpy.api.core.v1 import Event, Node, Pod
 from tests.integration._agent import RUNTIMES, new_runtime, stop_everything
 from tests.integration._controllers import eventually
@@ -56,7 +56,12 @@ def static_manifest(namespace: str) -> dict[str, object]:
 
 
 async def phase_of(client: Client, name: str, namespace: str) -> Pod | None:
-    got = await client.get(Pod, name, namespace=namespace)
+    """The pod once it runs or ran; None before, including before it exists
+    (a static pod's mirror appears a moment after the agent starts)."""
+    try:
+        got = await client.get(Pod, name, namespace=namespace)
+    except errors.NotFound:
+        return None
     return got if got.status.phase in ("Running", "Failed", "Succeeded") else None
 
 
