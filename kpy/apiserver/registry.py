@@ -44,7 +44,7 @@ import secrets
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, Protocol, TypeVar
 
 import anyio
 import anyio.abc
@@ -54,7 +54,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from kpy.api import codec, errors, patch
 from kpy.apiserver import admission
 from kpy.apiserver.consistent import CacheFreshness
-from kpy.apiserver.replies import list_item
+from kpy.apiserver.replies import EncodedList, list_item
 from kpy.apiserver.strategy import NamespacesBeingDeleted, strategy_for
 from kpy.clock import WallClock
 from kpy.storage import MAX_OBJECT_BYTES, ListResult, Store
@@ -62,11 +62,11 @@ from kpy.storage import MAX_OBJECT_BYTES, ListResult, Store
 if TYPE_CHECKING:
     import builtins  # `list` is a verb here: annotations in the class say builtins.list
 
+    from kpy.api.authentication.v1 import TokenRequest
     from kpy.api.meta.v1 import DeleteOptions, ObjectMeta
     from kpy.api.scheme import ResourceInfo
     from kpy.api.selection import Predicate
     from kpy.apiserver.service_alloc import ServiceAllocator
-    from kpy.apiserver.serviceaccounts import TokenRequests
     from kpy.apiserver.watch_cache import CacheWatcher, WatchCache
     from kpy.clock import Clock
 
@@ -105,16 +105,14 @@ def copy_message(obj: M) -> M:
     return out
 
 
-@dataclass(frozen=True, slots=True)
-class EncodedList:
-    """A list's answer as a reply carries it: `ListResult` with each item
-    encoded and framed as an element of the reply's items
-    (`replies.list_item`). Shared: never mutate the elements."""
+class TokenIssuing(Protocol):
+    """What serves `serviceaccounts/token` on the ServiceAccounts registry
+    (`kpy.apiserver.serviceaccounts.TokenRequests`, set by the server when
+    it has a signing key)."""
 
-    elements: list[bytes]
-    resource_version: int
-    continue_token: str | None = None
-    remaining: int = 0
+    async def create(
+        self, accounts: Registry, body: bytes, *, namespace: str, name: str, dry_run: bool
+    ) -> TokenRequest: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +153,7 @@ class Registry:
         #: where pods/eviction finds PodDisruptionBudgets (set by the server)
         self.disruption_budgets: Registry | None = None
         #: issues serviceaccounts/token (set by the server when it has a signing key)
-        self.token_requests: TokenRequests | None = None
+        self.token_requests: TokenIssuing | None = None
         #: where Pod creation finds its ServiceAccount (set by the server only
         #: when it issues tokens: see `admission.admit_service_account`)
         self.service_accounts: admission.ServiceAccounts | None = None

@@ -15,6 +15,7 @@ what `serialise` makes of it, and code that reads responses on the way out
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kpy.rpc.apiserver import v1 as api
@@ -23,9 +24,8 @@ from kpy.storage.codec import delimited
 if TYPE_CHECKING:
     from google.protobuf.message import Message
 
-    from kpy.apiserver.registry import EncodedList
 
-__all__ = ["ListReply", "list_item", "serialise"]
+__all__ = ["EncodedList", "ListReply", "list_item", "serialise"]
 
 _ITEMS = api.ListResponse.DESCRIPTOR.fields_by_name["items"].number
 
@@ -33,6 +33,18 @@ _ITEMS = api.ListResponse.DESCRIPTOR.fields_by_name["items"].number
 def list_item(encoding: bytes) -> bytes:
     """An object's encoding framed as one element of a list reply's items."""
     return delimited(_ITEMS, encoding)
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedList:
+    """A list's answer as a reply carries it: `ListResult` with each item
+    encoded and framed as an element of the reply's items (`list_item`).
+    Shared: never mutate the elements."""
+
+    elements: list[bytes]
+    resource_version: int
+    continue_token: str | None = None
+    remaining: int = 0
 
 
 class ListReply:

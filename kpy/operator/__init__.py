@@ -22,12 +22,11 @@ queue per kind, leader election over a Lease, an event recorder
 """
 
 from kpy.component import ElectionOptions, LeadershipLost
-from kpy.operator._context import Context
+from kpy.operator._context import Context, PermanentError
 from kpy.operator._operator import Operator
 from kpy.operator._types import (
     DeleteHandler,
     Mapper,
-    PermanentError,
     ReconcileHandler,
     Result,
     set_condition,

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from google.protobuf.message import Message
 
@@ -36,16 +36,43 @@ from kpy.api.defaults import set_defaults
 from kpy.api.patch import merge_patch
 from kpy.api.scheme import scheme
 from kpy.api.unstructured import is_custom
-from kpy.operator._types import PermanentError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, MutableMapping
 
     from kpy.api.meta.v1 import OwnerReference
     from kpy.client import ClientProtocol
-    from kpy.operator._controller import KindController
 
-__all__ = ["Context"]
+__all__ = ["Context", "PermanentError"]
+
+
+class PermanentError(Exception):
+    """Raised by a handler when retrying cannot help until the object changes
+    (an image name the operator refuses, an object it may not own). The SDK
+    logs it, records a Warning event on the object, and does not retry; the
+    next change of the object (or of what it owns) reconciles it again.
+    Any other exception is retried with per-object exponential back-off."""
+
+
+class Owner(Protocol):
+    """What a Context asks of the controller that made it
+    (`kpy.operator._controller.KindController`): its client, logger,
+    operator and kind, its events, its owner references, its cache, and a
+    note of each write."""
+
+    client: ClientProtocol
+    logger: logging.Logger
+    operator: str
+    kind_name: str
+
+    def record(self, obj: Any, eventtype: str, reason: str, message: str) -> None: ...
+
+    def owner_ref(self, owner: Any) -> OwnerReference: ...
+
+    def cached(self, kind: type[Any], namespace: str, name: str) -> Any: ...
+
+    def wrote(self, obj: Any) -> None: ...
+
 
 M = TypeVar("M")
 
@@ -67,7 +94,7 @@ class Context:
 
     __slots__ = ("_controller", "client", "key", "log", "obj")
 
-    def __init__(self, controller: KindController, key: str, obj: Any) -> None:
+    def __init__(self, controller: Owner, key: str, obj: Any) -> None:
         self._controller = controller
         self.client: ClientProtocol = controller.client
         self.key = key

@@ -38,8 +38,7 @@ from kpy.cache.events import WARNING
 from kpy.cache.informer import EventHandler, deleted_object, deletion_key
 from kpy.cache.store import meta_namespace_key, split_key
 from kpy.controllers.base import Controller
-from kpy.operator._context import Context
-from kpy.operator._types import PermanentError
+from kpy.operator._context import Context, PermanentError
 
 if TYPE_CHECKING:
     from collections.abc import Iterable

@@ -1,7 +1,8 @@
 """The values an operator's handlers exchange with the SDK: what a reconcile
-returns (`Result`), what it raises to stop retrying (`PermanentError`), the
-handler signatures, and `set_condition`, the one helper for status
-conditions (apimachinery's meta.SetStatusCondition on plain JSON)."""
+returns (`Result`; `PermanentError`, what it raises to stop retrying, lives
+with `Context`, which raises it too), the handler signatures, and
+`set_condition`, the one helper for status conditions (apimachinery's
+meta.SetStatusCondition on plain JSON)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DeleteHandler",
     "Mapper",
-    "PermanentError",
     "ReconcileHandler",
     "Result",
     "set_condition",
@@ -35,14 +35,6 @@ class Result:
     def __post_init__(self) -> None:
         if self.requeue_after is not None and self.requeue_after < 0:
             raise ValueError(f"Result.requeue_after must be >= 0, got {self.requeue_after}")
-
-
-class PermanentError(Exception):
-    """Raised by a handler when retrying cannot help until the object changes
-    (an image name the operator refuses, an object it may not own). The SDK
-    logs it, records a Warning event on the object, and does not retry; the
-    next change of the object (or of what it owns) reconciles it again.
-    Any other exception is retried with per-object exponential back-off."""
 
 
 ReconcileHandler: TypeAlias = Callable[["Context", Any], Awaitable["Result | None"]]

@@ -14,8 +14,7 @@ from kpy.api.core.v1 import ConfigMap, Pod
 from kpy.api.errors import StatusError
 from kpy.api.meta.v1 import ObjectMeta
 from kpy.api.scheme import scheme
-from kpy.apiserver.registry import EncodedList
-from kpy.apiserver.replies import ListReply, list_item, serialise
+from kpy.apiserver.replies import EncodedList, ListReply, list_item, serialise
 from kpy.apiserver.watch_cache import _Stored
 from kpy.rpc.apiserver import v1 as api
 from kpy.storage.codec import Unreadable, decode, delimited, encode, versioned

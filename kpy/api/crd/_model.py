@@ -18,13 +18,32 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from kpy.api.crd.cel import Rule
-
 # The fields the server owns at the root of every object (and of every
 # embedded resource): never validated, defaulted or pruned by the schema.
 META_FIELDS = frozenset({"apiVersion", "kind", "metadata"})
 
 _ABSENT: Any = object()
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Rule:
+    """One compiled `x-kubernetes-validations` entry (compiled by
+    `kpy.api.crd.cel.compile_rules`; a node of the model keeps its own)."""
+
+    source: str
+    program: Any
+    message: str = ""
+    message_program: Any = None
+    reason: str = "FieldValueInvalid"
+    field_path: str = ""  # relative to the rule's node, e.g. "spec.replicas"
+    uses_old_self: bool = False
+    optional_old_self: bool = False
+    nesting: int = 0  # depth of nested comprehensions
+
+    @property
+    def name(self) -> str:
+        """How errors name the rule: its message, else its text."""
+        return self.message or self.source
 
 
 @dataclass(frozen=True, slots=True, eq=False)

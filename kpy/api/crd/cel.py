@@ -23,13 +23,12 @@ from __future__ import annotations
 import contextlib
 import itertools
 import re
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kpy.api import errors
 from kpy.api.crd._cellib import lib
 from kpy.api.crd._errors import duplicate, forbidden, invalid, invalid_raw, not_supported, required
-from kpy.api.crd._model import META_FIELDS, child_path, index_path, json_type
+from kpy.api.crd._model import META_FIELDS, Rule, child_path, index_path, json_type
 from kpy.api.errors import FieldError
 
 if TYPE_CHECKING:
@@ -65,26 +64,6 @@ _BLOCKED = (
 def compile_expression(source: str) -> Any:
     """Compile one CEL expression (the single place rules are compiled: tests count it)."""
     return lib().compile(source)
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class Rule:
-    """One compiled `x-kubernetes-validations` entry."""
-
-    source: str
-    program: Any
-    message: str = ""
-    message_program: Any = None
-    reason: str = "FieldValueInvalid"
-    field_path: str = ""  # relative to the rule's node, e.g. "spec.replicas"
-    uses_old_self: bool = False
-    optional_old_self: bool = False
-    nesting: int = 0  # depth of nested comprehensions
-
-    @property
-    def name(self) -> str:
-        """How errors name the rule: its message, else its text."""
-        return self.message or self.source
 
 
 def compile_rules(raw: list[Any]) -> tuple[Rule, ...]:
