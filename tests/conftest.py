@@ -26,6 +26,10 @@ nothing to do.
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 from _pytest.nodeid import NodeId
 
@@ -37,6 +41,18 @@ CLUSTER_LANES = 2
 def _uses_docker(item: pytest.Item) -> bool:
     path, _, name = item.nodeid.partition("::")
     return "docker" in path.rsplit("/", 1)[-1] or "[docker" in name or "docker]" in name
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite never reads the user's kpy config: `kpy up` writes
+    ~/.kpy/config (the CA and admin certificate of the user's own cluster),
+    and a client the tests build from a bare address would take that
+    cluster's credentials. KPY_CONFIG names an empty config instead (the
+    built-in defaults); tests that want a cluster's config say so."""
+    if "KPY_CONFIG" not in os.environ:
+        empty = Path(tempfile.mkdtemp(prefix="kpy-tests-")) / "config"
+        empty.write_text("# the test suite's: no cluster of the user's\n")
+        os.environ["KPY_CONFIG"] = str(empty)
 
 
 @pytest.hookimpl(trylast=True)  # after xdist's own attempt, see the docstring
