@@ -236,11 +236,16 @@ def _member(name: str, pid: int, log: Path, address: str = "") -> Member:
 @contextlib.contextmanager
 def _clean_environment() -> Iterator[None]:
     """Without the caller's KPY_* variables, for the children started
-    meanwhile (they inherit os.environ); restored afterwards."""
+    meanwhile (they inherit os.environ); restored afterwards. KPY_CONFIG
+    names an empty file, so that no child reads the user's ~/.kpy/config
+    (another cluster's CA and credentials, which `kpy up` itself may have
+    written): each gets its servers, and its credentials, from its flags."""
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith(ENV_PREFIX)}
+    os.environ["KPY_CONFIG"] = os.devnull
     try:
         yield
     finally:
+        del os.environ["KPY_CONFIG"]
         os.environ.update(saved)
 
 
